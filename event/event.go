@@ -1,0 +1,33 @@
+// Package event defines the analytics event, how collect bodies decode into
+// events, how they are validated and enriched with server-side fields, and how
+// they are encoded into stream records.
+package event
+
+// Event is one analytics event as it travels through Pulse: the fields a
+// client sends plus the fields the server derives at ingest. It is encoded as
+// JSON in stream records and in the archive, so other tools can read it.
+type Event struct {
+	// Client fields (DESIGN.md, "Event (JSON)").
+	ID    string         `json:"id"`
+	Site  string         `json:"site"`
+	Type  string         `json:"type"`
+	TS    int64          `json:"ts"` // event time, ms since epoch; receive time when the client sent none
+	URL   string         `json:"url,omitempty"`
+	Ref   string         `json:"ref,omitempty"`
+	UID   string         `json:"uid,omitempty"`
+	Props map[string]any `json:"props,omitempty"` // values are string, float64 or bool
+
+	// Server fields, set by ingest.
+	RT      int64  `json:"rt"`                 // receive time, ms since epoch
+	Path    string `json:"path,omitempty"`     // path of URL
+	RefHost string `json:"ref_host,omitempty"` // host of Ref
+	Device  string `json:"device,omitempty"`   // desktop, mobile, tablet, bot, unknown
+	Bot     bool   `json:"bot,omitempty"`
+}
+
+// PartitionKey is the stream partition key of the event. It is derived only
+// from fields a client retry keeps (site and id), so every duplicate of an
+// event lands on the same shard and deduplication stays local to one owner.
+func (e *Event) PartitionKey() string {
+	return e.Site + "/" + e.ID
+}

@@ -1,0 +1,145 @@
+// Package metric defines what Pulse aggregates: metric definitions (which
+// events a metric counts and by which dimensions), time steps with their
+// retention, and the combined update a batch of events produces for the
+// aggregate store.
+package metric
+
+import (
+	"fmt"
+	"time"
+)
+
+// Kind says how a metric aggregates.
+type Kind string
+
+const (
+	Count  Kind = "count"  // number of events, per bucket and per dimension value
+	Unique Kind = "unique" // distinct values of a field (HyperLogLog), per bucket
+)
+
+// Step is a bucket width with the retention of its buckets.
+type Step struct {
+	Name      string        `json:"name"` // "10s", "1m", "1h", "1d"
+	Width     time.Duration `json:"-"`
+	Retention time.Duration `json:"-"`
+}
+
+// Bucket returns the start (ms) of the bucket holding ts (ms).
+func (s Step) Bucket(ts int64) int64 {
+	w := s.Width.Milliseconds()
+	b := ts - ts%w
+	if ts < 0 && ts%w != 0 {
+		b -= w
+	}
+	return b
+}
+
+// ExpireAt returns when (ms) a bucket starting at b leaves retention. It is a
+// function of the bucket alone, so live aggregation and replay set the same
+// expiry.
+func (s Step) ExpireAt(b int64) int64 {
+	return b + s.Width.Milliseconds() + s.Retention.Milliseconds()
+}
+
+// DefaultSteps are the built-in steps and retentions.
+func DefaultSteps() []Step {
+	return []Step{
+		{Name: "10s", Width: 10 * time.Second, Retention: 6 * time.Hour},
+		{Name: "1m", Width: time.Minute, Retention: 3 * 24 * time.Hour},
+		{Name: "1h", Width: time.Hour, Retention: 35 * 24 * time.Hour},
+		{Name: "1d", Width: 24 * time.Hour, Retention: 400 * 24 * time.Hour},
+	}
+}
+
+// Def defines one metric.
+type Def struct {
+	Name string `json:"name"`
+	Kind Kind   `json:"kind"`
+	// Types limits the metric to events of these types; empty means all.
+	Types []string `json:"types,omitempty"`
+	// Dims are the dimensions a count is broken down by. Each is an event
+	// field: "type", "path", "referrer", "device", or "props.NAME".
+	Dims []string `json:"dimensions"`
+	// Field is what a unique metric counts distinct values of ("uid").
+	Field string `json:"field,omitempty"`
+}
+
+// Builtins are the metrics of DESIGN.md.
+func Builtins() []Def {
+	return []Def{
+		{Name: "events", Kind: Count, Dims: []string{"type"}},
+		{Name: "pageviews", Kind: Count, Types: []string{"pageview"}, Dims: []string{"path", "referrer", "device"}},
+		{Name: "clicks", Kind: Count, Types: []string{"click"}, Dims: []string{"path", "target"}},
+		{Name: "visitors", Kind: Unique, Field: "uid"},
+	}
+}
+
+// Catalog is a validated set of metric definitions and steps. It is safe for
+// concurrent use: it is never modified after New.
+type Catalog struct {
+	Steps   []Step
+	Metrics []Def
+	byName  map[string]int
+	stepIdx map[string]int
+}
+
+// NewCatalog validates defs and steps and indexes them.
+func NewCatalog(defs []Def, steps []Step) (*Catalog, error) {
+	c := &Catalog{Steps: steps, Metrics: defs, byName: map[string]int{}, stepIdx: map[string]int{}}
+	for i, s := range steps {
+		if s.Width <= 0 || s.Retention <= 0 {
+			return nil, fmt.Errorf("step %q: width and retention must be positive", s.Name)
+		}
+		if _, dup := c.stepIdx[s.Name]; dup {
+			return nil, fmt.Errorf("step %q defined twice", s.Name)
+		}
+		c.stepIdx[s.Name] = i
+	}
+	for i, d := range defs {
+		if d.Name == "" {
+			return nil, fmt.Errorf("metric %d: name is empty", i)
+		}
+		if _, dup := c.byName[d.Name]; dup {
+			return nil, fmt.Errorf("metric %q defined twice", d.Name)
+		}
+		switch d.Kind {
+		case Count:
+		case Unique:
+			if d.Field == "" {
+				return nil, fmt.Errorf("metric %q: unique metric needs a field", d.Name)
+			}
+		default:
+			return nil, fmt.Errorf("metric %q: kind %q is not count or unique", d.Name, d.Kind)
+		}
+		c.byName[d.Name] = i
+	}
+	return c, nil
+}
+
+// Metric returns the definition named name.
+func (c *Catalog) Metric(name string) (Def, bool) {
+	i, ok := c.byName[name]
+	if !ok {
+		return Def{}, false
+	}
+	return c.Metrics[i], true
+}
+
+// Step returns the step named name.
+func (c *Catalog) Step(name string) (Step, bool) {
+	i, ok := c.stepIdx[name]
+	if !ok {
+		return Step{}, false
+	}
+	return c.Steps[i], true
+}
+
+// HasDim reports whether d has dimension dim.
+func (d Def) HasDim(dim string) bool {
+	for _, x := range d.Dims {
+		if x == dim {
+			return true
+		}
+	}
+	return false
+}

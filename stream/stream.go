@@ -1,0 +1,62 @@
+// Package stream holds the types shared by the stream backends (the embedded
+// local log and Kinesis Data Streams) and their users. The interfaces over
+// these types are declared where they are used: ingest declares what it puts,
+// the aggregator and archiver declare what they read.
+package stream
+
+import "time"
+
+// Entry is one record to put: Key picks the shard (hash of the key, as
+// Kinesis does with partition keys), Data is the payload.
+type Entry struct {
+	Key  string
+	Data []byte
+}
+
+// Record is one record read back from a shard.
+type Record struct {
+	Seq     string    // sequence number, ordered within the shard; compare with CompareSeq
+	Key     string    // partition key it was put with
+	Data    []byte    // payload
+	Arrival time.Time // when the stream accepted it
+}
+
+// Shard describes one shard of a stream.
+type Shard struct {
+	ID      string
+	Parents []string // shards that must be read to their end before this one (after a reshard)
+	Closed  bool     // no new records will arrive; read to its end it is finished
+}
+
+// Batch is the answer to one read of a shard.
+type Batch struct {
+	Records []Record
+	// Behind is how far the reader is from the shard's tip: records not yet
+	// read (-1 when the backend cannot tell) and the age of the newest
+	// record returned.
+	BehindRecords int64
+	BehindMillis  int64
+	// Ended is true when the shard is closed and every record was read.
+	Ended bool
+	// Trimmed is true when the position asked for was older than retention,
+	// so the batch starts at the oldest retained record instead.
+	Trimmed bool
+}
+
+// CompareSeq orders two sequence numbers of the same shard. Sequence numbers
+// are decimal strings without leading zeros (Kinesis uses up to 56 digits,
+// the local log uses uint64), so the longer one is larger and equal lengths
+// compare as text. The empty string sorts before every sequence number.
+func CompareSeq(a, b string) int {
+	switch {
+	case len(a) < len(b):
+		return -1
+	case len(a) > len(b):
+		return 1
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
