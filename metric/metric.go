@@ -57,9 +57,14 @@ type Def struct {
 	Kind Kind   `json:"kind"`
 	// Types limits the metric to events of these types; empty means all.
 	Types []string `json:"types,omitempty"`
-	// Dims are the dimensions a count is broken down by. Each is an event
-	// field: "type", "path", "referrer", "device", or "props.NAME".
+	// Dims are the dimensions a count is broken down by: "type", "path",
+	// "referrer" (host of ref), "device", or else the name of a prop
+	// ("target" is props.target).
 	Dims []string `json:"dimensions"`
+	// BotsOnly makes the metric count bot events only; every other metric
+	// leaves bot events out, so bot traffic is visible but never inflates
+	// the numbers people read.
+	BotsOnly bool `json:"bots_only,omitempty"`
 	// Field is what a unique metric counts distinct values of ("uid").
 	Field string `json:"field,omitempty"`
 }
@@ -71,6 +76,7 @@ func Builtins() []Def {
 		{Name: "pageviews", Kind: Count, Types: []string{"pageview"}, Dims: []string{"path", "referrer", "device"}},
 		{Name: "clicks", Kind: Count, Types: []string{"click"}, Dims: []string{"path", "target"}},
 		{Name: "visitors", Kind: Unique, Field: "uid"},
+		{Name: "bots", Kind: Count, BotsOnly: true, Dims: []string{"type", "device"}},
 	}
 }
 
