@@ -1,0 +1,330 @@
+package local
+
+import (
+	"context"
+	"crypto/md5"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/bits"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/pulsehq/pulse/stream"
+)
+
+// ErrClosed is returned by calls on a closed Log.
+var ErrClosed = errors.New("local: log closed")
+
+// Log is the embedded durable stream. It is safe for concurrent use.
+type Log struct {
+	cfg    Config
+	dir    string
+	shards []*shard
+	byID   map[string]*shard
+	lock   *os.File
+
+	// closeMu orders Close after every Put that is queueing: Puts hold it
+	// shared while they queue, Close takes it to set closed.
+	closeMu sync.RWMutex
+	closed  bool
+	closing chan struct{} // closed by Close: wakes waiting readers
+	stop    chan struct{} // closed by Close once no Put can queue
+	writers sync.WaitGroup
+
+	retainMu sync.Mutex // one retention pass at a time
+}
+
+// PutResult says where one entry was stored.
+type PutResult struct{ Shard, Seq string }
+
+type meta struct {
+	Version int `json:"version"`
+	Shards  int `json:"shards"`
+}
+
+const (
+	metaFile    = "meta.json"
+	metaVersion = 1
+)
+
+// ShardID names shard i as the log does.
+func ShardID(i int) string { return fmt.Sprintf("shard-%06d", i) }
+
+// Open opens the log in dir, making it when it does not exist, and
+// recovers every shard: the active segment is scanned and its torn tail
+// cut, and the indexes are rebuilt from the segments. The Log owns one
+// writer goroutine per shard until Close.
+func Open(dir string, cfg Config) (*Log, error) {
+	cfg = cfg.withDefaults()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	lock, err := lockDir(filepath.Join(dir, "LOCK"))
+	if err != nil {
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	n, err := loadMeta(dir, cfg.Shards)
+	if err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
+	cfg.Shards = n
+	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
+		closing: make(chan struct{}), stop: make(chan struct{})}
+	for i := range n {
+		id := ShardID(i)
+		s, err := openShard(filepath.Join(dir, id), id, &l.cfg)
+		if err != nil {
+			for _, s := range l.shards {
+				s.closeFiles()
+			}
+			lock.Close()
+			return nil, fmt.Errorf("open log %s: shard %s: %w", dir, id, err)
+		}
+		l.shards = append(l.shards, s)
+		l.byID[id] = s
+	}
+	for _, s := range l.shards {
+		l.writers.Add(1)
+		go func() {
+			defer l.writers.Done()
+			s.run(l.stop)
+		}()
+	}
+	return l, nil
+}
+
+// loadMeta reads the shard count recorded in dir, recording want (or the
+// default) when there is none yet.
+func loadMeta(dir string, want int) (int, error) {
+	if want < 0 || want > maxShards {
+		return 0, fmt.Errorf("shard count %d out of range 1..%d", want, maxShards)
+	}
+	path := filepath.Join(dir, metaFile)
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		if want == 0 {
+			want = defaultShards
+		}
+		return want, writeMeta(dir, meta{Version: metaVersion, Shards: want})
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read %s: %w", metaFile, err)
+	}
+	var m meta
+	if err := json.Unmarshal(b, &m); err != nil {
+		return 0, fmt.Errorf("parse %s: %w", path, err)
+	}
+	if m.Version != metaVersion {
+		return 0, fmt.Errorf("%s: version %d, this build reads %d", path, m.Version, metaVersion)
+	}
+	if m.Shards < 1 || m.Shards > maxShards {
+		return 0, fmt.Errorf("%s: shard count %d out of range", path, m.Shards)
+	}
+	if want != 0 && want != m.Shards {
+		return 0, fmt.Errorf("configured with %d shards but the log was made with %d; the shard count is fixed at creation (use %d, or a new directory)", want, m.Shards, m.Shards)
+	}
+	return m.Shards, nil
+}
+
+// writeMeta writes the meta file atomically: a temp file, fsync'd, renamed
+// over, then the directory fsync'd.
+func writeMeta(dir string, m meta) error {
+	b, err := json.Marshal(m)
+	if err != nil {
+		return fmt.Errorf("encode meta: %w", err)
+	}
+	tmp := filepath.Join(dir, metaFile+".tmp")
+	f, err := os.Create(tmp)
+	if err != nil {
+		return fmt.Errorf("write meta: %w", err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		f.Close()
+		return fmt.Errorf("write meta: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync meta: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close meta: %w", err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, metaFile)); err != nil {
+		return fmt.Errorf("rename meta: %w", err)
+	}
+	return syncDir(dir)
+}
+
+// ShardFor returns the shard a partition key goes to: the 128-bit MD5 of
+// the key, as Kinesis hashes partition keys, over even hash ranges (shard
+// i holds hashes in [i*2^128/n, (i+1)*2^128/n)).
+func (l *Log) ShardFor(key string) string {
+	return l.shards[shardIndex(key, len(l.shards))].id
+}
+
+func shardIndex(key string, n int) int {
+	sum := md5.Sum([]byte(key))
+	hi := binary.BigEndian.Uint64(sum[:8])
+	lo := binary.BigEndian.Uint64(sum[8:])
+	// floor(h*n / 2^128) with h = hi*2^64 + lo, in 64-bit words.
+	topHi, topLo := bits.Mul64(hi, uint64(n))
+	carryHi, _ := bits.Mul64(lo, uint64(n))
+	_, carry := bits.Add64(topLo, carryHi, 0)
+	return int(topHi + carry)
+}
+
+// Shards lists the shards; they never close nor split.
+func (l *Log) Shards(ctx context.Context) ([]stream.Shard, error) {
+	out := make([]stream.Shard, len(l.shards))
+	for i, s := range l.shards {
+		out[i] = stream.Shard{ID: s.id}
+	}
+	return out, nil
+}
+
+// Tip returns the last durable sequence number of a shard, "" when the
+// shard has never had a record or does not exist.
+func (l *Log) Tip(shard string) string {
+	s, ok := l.byID[shard]
+	if !ok {
+		return ""
+	}
+	s.mu.RLock()
+	tip := s.tip
+	s.mu.RUnlock()
+	return formatSeq(tip)
+}
+
+// Put stores entries, each in the shard its key hashes to, and returns
+// where each went, in order, once every one of them is fsync'd. Concurrent
+// Puts share fsyncs. It blocks while a shard's queue is full, until ctx is
+// done. On error, some entries may have been stored: retry them all.
+func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, error) {
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	for i, e := range entries {
+		if len(e.Key) > maxKeyBytes {
+			return nil, fmt.Errorf("put entry %d: key of %d bytes, at most %d", i, len(e.Key), maxKeyBytes)
+		}
+		if len(e.Data) > maxDataSize {
+			return nil, fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
+		}
+	}
+	call := &putCall{done: make(chan struct{}), results: make([]PutResult, len(entries))}
+	reqs := l.split(call, entries)
+	call.pending.Store(int32(len(reqs)))
+
+	l.closeMu.RLock()
+	if l.closed {
+		l.closeMu.RUnlock()
+		return nil, ErrClosed
+	}
+	for i, r := range reqs {
+		select {
+		case l.shards[r.shard].queue <- r.req:
+		case <-ctx.Done():
+			l.closeMu.RUnlock()
+			return nil, l.abandon(ctx, call, reqs[:i])
+		}
+	}
+	l.closeMu.RUnlock()
+	select {
+	case <-call.done:
+	case <-ctx.Done():
+		return nil, l.abandon(ctx, call, reqs)
+	}
+	if call.err != nil {
+		return nil, fmt.Errorf("put: %w", call.err)
+	}
+	return call.results, nil
+}
+
+type shardReq struct {
+	shard int
+	req   *putReq
+}
+
+// split groups the entries by shard, one request per shard touched.
+func (l *Log) split(call *putCall, entries []stream.Entry) []shardReq {
+	n := len(l.shards)
+	if n == 1 {
+		idx := make([]int, len(entries))
+		for i := range idx {
+			idx[i] = i
+		}
+		return []shardReq{{0, &putReq{call: call, entries: entries, idx: idx}}}
+	}
+	which := make([]int, len(entries))
+	counts := make([]int, n)
+	for i, e := range entries {
+		which[i] = shardIndex(e.Key, n)
+		counts[which[i]]++
+	}
+	// One backing array for every request's indexes.
+	all := make([]int, len(entries))
+	byShard := make([]*putReq, n)
+	var reqs []shardReq
+	start := 0
+	for sh, c := range counts {
+		if c == 0 {
+			continue
+		}
+		r := &putReq{call: call, entries: entries, idx: all[start : start : start+c]}
+		start += c
+		byShard[sh] = r
+		reqs = append(reqs, shardReq{sh, r})
+	}
+	for i, sh := range which {
+		byShard[sh].idx = append(byShard[sh].idx, i)
+	}
+	return reqs
+}
+
+// abandon withdraws the queued requests of a Put whose context is done.
+func (l *Log) abandon(ctx context.Context, call *putCall, queued []shardReq) error {
+	partial := false
+	for _, r := range queued {
+		if !r.req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			partial = true
+		}
+	}
+	if partial {
+		return fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
+	}
+	return fmt.Errorf("put: %w", ctx.Err())
+}
+
+// Close stops accepting Puts, lets the writers finish what is queued,
+// wakes waiting readers and closes the files. It is safe to call twice.
+func (l *Log) Close() error {
+	l.closeMu.Lock()
+	if l.closed {
+		l.closeMu.Unlock()
+		return nil
+	}
+	l.closed = true
+	close(l.closing)
+	close(l.stop)
+	l.closeMu.Unlock()
+	l.writers.Wait()
+	var errs []error
+	for _, s := range l.shards {
+		s.mu.RLock()
+		segs := s.segs
+		s.mu.RUnlock()
+		for _, g := range segs {
+			if err := g.close(); err != nil {
+				errs = append(errs, fmt.Errorf("close %s: %w", g.path, err))
+			}
+		}
+	}
+	if err := l.lock.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("release lock: %w", err))
+	}
+	return errors.Join(errs...)
+}
