@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian/Ubuntu machine with Go: installs
+# what the tests need (redis-server, Chromium, Node.js and npm, the Kinesis
+# emulator), builds the dashboard bundle, checks formatting and vet, runs
+# every test with the race detector (tests start their own redis-server,
+# emulators and browsers on free ports), then runs each fuzz target for a
+# bounded time (FUZZTIME, default 10s).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/deps.sh test
+web/build.sh
+(cd web && npm test --silent)
+if [ -x scripts/kinesis-local.sh ]; then scripts/kinesis-local.sh install; fi
+
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
+if [ -n "$unformatted" ]; then
+	echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+go vet ./...
+
+export PULSE_ARTIFACTS=${PULSE_ARTIFACTS:-$PWD/artifacts}
+mkdir -p "$PULSE_ARTIFACTS"
+go test -race -count=1 -timeout 30m ./...
+
+fuzztime=${FUZZTIME:-10s}
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+	pkg=./$(dirname "${f#./}")
+	for name in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
+		echo "fuzz $pkg $name ($fuzztime)"
+		go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "$pkg"
+	done
+done
+echo "all tests passed"

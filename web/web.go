@@ -1,0 +1,131 @@
+// Package web serves the browser side of Pulse from files embedded in the
+// binary: the tracker script (/tracker.js), the live dashboard (/ and
+// /assets/), and a small single-page demo site that uses the tracker
+// (/demo/). The dashboard bundle in dist/ is built by build.sh (npm ci and
+// esbuild); without it the package still compiles and / says so.
+package web
+
+import (
+	"embed"
+	"io/fs"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+)
+
+// files holds everything served. dist/ always has its README.md, so the
+// embed pattern matches before the bundle is built.
+//
+//go:embed tracker.js demo dashboard dist
+var files embed.FS
+
+// bundle is the dashboard script esbuild writes; its absence means the
+// bundle was not built.
+const bundle = "dist/dashboard.js"
+
+// Handler returns the handler for the routes this package owns: GET and HEAD
+// of /, /tracker.js, /demo, /demo/... and /assets/...; any other path is 404.
+// Mount it on those paths (or under / as a fallback). It is safe for
+// concurrent use.
+func Handler() http.Handler {
+	return newHandler(files)
+}
+
+// newHandler serves the layout of files from fsys; tests give it other trees.
+func newHandler(fsys fs.FS) *handler {
+	// Sub cannot fail on these constant, valid names.
+	demo, _ := fs.Sub(fsys, "demo")
+	dash, _ := fs.Sub(fsys, "dashboard")
+	dist, _ := fs.Sub(fsys, "dist")
+	h := &handler{
+		tracker:   mustAsset(fsys, "tracker.js", "public, max-age=300"),
+		demoIndex: mustAsset(demo, "index.html", "no-cache"),
+		demo:      dirAssets(demo, "no-cache", "index.html"),
+		// The bundle and the dashboard's own CSS share /assets/; a name
+		// built into dist/ wins.
+		assets: dirAssets(dash, "no-cache", "index.html"),
+	}
+	for name, a := range dirAssets(dist, "no-cache", "README.md") {
+		h.assets[name] = a
+	}
+	if _, err := fs.Stat(fsys, bundle); err == nil {
+		h.dashboard = mustAsset(dash, "index.html", "no-cache")
+	}
+	return h
+}
+
+// Register adds the package's routes to a gin router: GET and HEAD of /,
+// /tracker.js, /demo, /demo/*path and /assets/*path.
+func Register(r gin.IRouter) {
+	h := gin.WrapH(Handler())
+	for _, p := range []string{"/", "/tracker.js", "/demo", "/demo/*path", "/assets/*path"} {
+		r.GET(p, h)
+		r.HEAD(p, h)
+	}
+}
+
+type handler struct {
+	tracker   *asset
+	dashboard *asset // nil when the bundle is not built
+	demoIndex *asset
+	demo      map[string]*asset // files of demo/ other than index.html
+	assets    map[string]*asset // /assets/NAME
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	p := r.URL.Path
+	switch {
+	case p == "/":
+		if h.dashboard == nil {
+			serveUnbuilt(w)
+			return
+		}
+		// The dashboard URL carries the read token: keep it out of Referer.
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
+		h.dashboard.serve(w, r)
+	case p == "/tracker.js":
+		h.tracker.serve(w, r)
+	case p == "/demo":
+		http.Redirect(w, r, "/demo/", http.StatusMovedPermanently)
+	case strings.HasPrefix(p, "/demo/"):
+		// A file of demo/ when one matches, else the single-page app, which
+		// renders the route client-side.
+		if a := h.demo[strings.TrimPrefix(path.Clean(p), "/demo/")]; a != nil {
+			a.serve(w, r)
+			return
+		}
+		h.demoIndex.serve(w, r)
+	case strings.HasPrefix(p, "/assets/"):
+		if a := h.assets[strings.TrimPrefix(p, "/assets/")]; a != nil {
+			a.serve(w, r)
+			return
+		}
+		http.NotFound(w, r)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+const unbuiltPage = `<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Pulse: bundle not built</title>
+<link rel="stylesheet" href="/assets/app.css"></head>
+<body><main class="unbuilt"><h1>Pulse dashboard</h1>
+<p id="bundle-missing">bundle not built: run <code>make web</code> (web/build.sh), then rebuild pulse.</p>
+<p>Ingest, queries and the tracker at <a href="/tracker.js">/tracker.js</a> work without it; see also the <a href="/demo/">demo site</a>.</p>
+</main></body></html>
+`
+
+func serveUnbuilt(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write([]byte(unbuiltPage))
+}
