@@ -1,0 +1,59 @@
+package kinesis
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	putSeconds      prometheus.Histogram
+	putRetries      prometheus.Counter
+	recordsPerPut   prometheus.Histogram
+	eventsPerRecord prometheus.Histogram
+	putFailures     *prometheus.CounterVec
+	backpressure    prometheus.Counter
+	millisBehind    *prometheus.GaugeVec
+	corrupt         prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		putSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pulse_kinesis_put_seconds",
+			Help:    "Duration of PutRecords calls.",
+			Buckets: prometheus.ExponentialBuckets(0.002, 2, 12),
+		}),
+		putRetries: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_kinesis_put_retries_total",
+			Help: "Kinesis records sent again after a retryable failure (throttling, internal failure).",
+		}),
+		recordsPerPut: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pulse_kinesis_records_per_put",
+			Help:    "Kinesis records per PutRecords call.",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500},
+		}),
+		eventsPerRecord: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pulse_kinesis_events_per_record",
+			Help:    "Entries packed into one Kinesis record (1 without aggregation).",
+			Buckets: []float64{1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000},
+		}),
+		putFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_kinesis_put_failed_entries_total",
+			Help: "Entries that Put reported as failed, by reason.",
+		}, []string{"reason"}),
+		backpressure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_kinesis_backpressure_total",
+			Help: "Puts refused with ErrBackpressure because the buffer was full.",
+		}),
+		millisBehind: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pulse_kinesis_millis_behind",
+			Help: "MillisBehindLatest of the last GetRecords on each shard.",
+		}, []string{"shard"}),
+		corrupt: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_kinesis_corrupt_aggregates_total",
+			Help: "Records with the KPL magic and checksum whose body did not decode; passed on as plain records.",
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.putSeconds, m.putRetries, m.recordsPerPut, m.eventsPerRecord,
+			m.putFailures, m.backpressure, m.millisBehind, m.corrupt)
+	}
+	return m
+}

@@ -1,0 +1,245 @@
+package kinesis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+	"github.com/aws/smithy-go"
+)
+
+// Run owns the producer: it sends buffered entries once they have lingered
+// Linger or fill a PutRecords call, with up to MaxInFlight calls at once,
+// and reloads the shard map. When ctx is done or Close is called it stops
+// accepting Puts, sends what is buffered within DrainTimeout, fails the
+// rest, and returns nil. Run must be called once.
+func (s *Stream) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("kinesis: Run called twice")
+	}
+	defer close(s.runDone)
+
+	// Calls in flight outlive ctx by up to DrainTimeout.
+	sendCtx, cancelSend := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelSend()
+	var wg sync.WaitGroup
+	slots := make(chan struct{}, s.cfg.MaxInFlight)
+	dispatch := func(recs []*record) {
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			s.send(sendCtx, recs)
+		})
+	}
+
+	refresh := time.NewTicker(s.cfg.ShardRefresh)
+	defer refresh.Stop()
+
+	for {
+		s.mu.Lock()
+		var calls [][]*record
+		for s.fullCall() {
+			calls = append(calls, s.takeCall())
+		}
+		wait := time.Duration(-1)
+		if !s.firstAt.IsZero() {
+			if wait = time.Until(s.firstAt.Add(s.cfg.Linger)); wait <= 0 {
+				s.takeAllInto(&calls)
+				wait = -1
+			}
+		}
+		s.mu.Unlock()
+		for _, c := range calls {
+			dispatch(c)
+		}
+		var lingerC <-chan time.Time
+		if wait > 0 {
+			lingerC = time.After(wait)
+		}
+		select {
+		case <-s.wake:
+		case <-lingerC:
+		case <-refresh.C:
+			s.reloadShards(ctx)
+		case <-s.refreshShard:
+			s.reloadShards(ctx)
+		case <-ctx.Done():
+			return s.drain(dispatch, &wg, cancelSend)
+		case <-s.stop:
+			return s.drain(dispatch, &wg, cancelSend)
+		}
+	}
+}
+
+// takeAllInto seals everything buffered and splits it into calls.
+// Callers hold mu.
+func (s *Stream) takeAllInto(calls *[][]*record) {
+	for shard := range s.open {
+		s.seal(shard)
+	}
+	for len(s.ready) > 0 {
+		*calls = append(*calls, s.takeCall())
+	}
+	s.firstAt = time.Time{}
+}
+
+func (s *Stream) reloadShards(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := s.refreshShards(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("kinesis reload shard map", "stream", s.cfg.Stream, "err", err)
+	}
+}
+
+// drain sends what is buffered and waits for calls in flight, at most
+// DrainTimeout, then cancels them: their entries fail.
+func (s *Stream) drain(dispatch func([]*record), wg *sync.WaitGroup, cancelSend context.CancelFunc) error {
+	s.mu.Lock()
+	s.closed = true
+	var calls [][]*record
+	s.takeAllInto(&calls)
+	s.mu.Unlock()
+	timer := time.AfterFunc(s.cfg.DrainTimeout, cancelSend)
+	defer timer.Stop()
+	for _, c := range calls {
+		dispatch(c)
+	}
+	wg.Wait()
+	return nil
+}
+
+// send puts recs with one PutRecords call, then again only the records
+// Kinesis refused with a retryable error, with exponential backoff and full
+// jitter, until all are stored, fail for good, or MaxRetries is spent.
+func (s *Stream) send(ctx context.Context, recs []*record) {
+	for _, r := range recs {
+		if err := r.encode(); err != nil {
+			s.fail(r, fmt.Errorf("kinesis: encode aggregated record: %w", err), "encode")
+			r.items = nil
+		}
+	}
+	for attempt := 0; ; attempt++ {
+		var retry []*record
+		var lastErr error
+		retry, lastErr = s.putRecords(ctx, recs)
+		if len(retry) == 0 {
+			return
+		}
+		if attempt >= s.cfg.MaxRetries || ctx.Err() != nil {
+			for _, r := range retry {
+				s.fail(r, fmt.Errorf("kinesis put after %d attempts: %w", attempt+1, lastErr), "retries")
+			}
+			return
+		}
+		backoff := min(s.cfg.RetryMax, s.cfg.RetryBase<<min(attempt, 30))
+		t := time.NewTimer(rand.N(backoff) + 1)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+		s.m.putRetries.Add(float64(len(retry)))
+		recs = retry
+	}
+}
+
+// putTimeout bounds one PutRecords call, SDK retries included.
+const putTimeout = 30 * time.Second
+
+// putRecords makes one PutRecords call and finishes the entries of records
+// stored or failed for good. It returns the records to retry and why.
+func (s *Stream) putRecords(ctx context.Context, recs []*record) ([]*record, error) {
+	in := &kinesis.PutRecordsInput{StreamName: aws.String(s.cfg.Stream), Records: make([]types.PutRecordsRequestEntry, 0, len(recs))}
+	live := recs[:0:0]
+	for _, r := range recs {
+		if len(r.items) == 0 {
+			continue
+		}
+		e := types.PutRecordsRequestEntry{Data: r.data, PartitionKey: aws.String(r.key)}
+		if r.ehk != "" {
+			e.ExplicitHashKey = aws.String(r.ehk)
+		}
+		in.Records = append(in.Records, e)
+		live = append(live, r)
+	}
+	if len(live) == 0 {
+		return nil, nil
+	}
+	start := time.Now()
+	// A hung connection must not hold entries forever: the SDK sets no
+	// response timeout of its own.
+	callCtx, cancel := context.WithTimeout(ctx, putTimeout)
+	out, err := s.client.PutRecords(callCtx, in)
+	cancel()
+	s.m.putSeconds.Observe(time.Since(start).Seconds())
+	s.m.recordsPerPut.Observe(float64(len(live)))
+	if err == nil && len(out.Records) != len(live) {
+		err = fmt.Errorf("PutRecords answered %d records for %d", len(out.Records), len(live))
+	}
+	if err != nil {
+		err = fmt.Errorf("put records to %s: %w", s.cfg.Stream, err)
+		if retryableCall(err) {
+			return live, err
+		}
+		for _, r := range live {
+			s.fail(r, err, "rejected")
+		}
+		return nil, nil
+	}
+	var retry []*record
+	var lastErr error
+	for i, res := range out.Records {
+		r := live[i]
+		if res.ErrorCode == nil {
+			shard := aws.ToString(res.ShardId)
+			if r.shard != "" && shard != r.shard {
+				// The shard map is stale (a reshard): reload it so later
+				// aggregates follow the new shards.
+				select {
+				case s.refreshShard <- struct{}{}:
+				default:
+				}
+			}
+			s.m.eventsPerRecord.Observe(float64(len(r.items)))
+			s.succeed(r, shard, aws.ToString(res.SequenceNumber))
+			continue
+		}
+		code := aws.ToString(res.ErrorCode)
+		rerr := fmt.Errorf("put record to %s: %s: %s", s.cfg.Stream, code, aws.ToString(res.ErrorMessage))
+		switch code {
+		case "ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException", "ServiceUnavailable":
+			retry = append(retry, r)
+			lastErr = rerr
+		default:
+			s.fail(r, rerr, "rejected")
+		}
+	}
+	return retry, lastErr
+}
+
+// retryableCall reports whether a failed PutRecords call may succeed when
+// sent again: the SDK already retried transient faults, but throttling and
+// outages longer than its few attempts still deserve our backoff. Requests
+// Kinesis refuses as wrong (validation, missing stream, access) do not.
+func retryableCall(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "ValidationException", "InvalidArgumentException", "ResourceNotFoundException",
+			"AccessDeniedException", "KMSAccessDeniedException", "KMSDisabledException",
+			"KMSInvalidStateException", "KMSNotFoundException", "KMSOptInRequired",
+			"UnrecognizedClientException", "IncompleteSignature", "MissingAuthenticationToken":
+			return false
+		}
+	}
+	return true
+}
