@@ -1,0 +1,231 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/stream"
+)
+
+// waitApplied runs until every shard's stored position reaches its last
+// record, failing after a generous deadline instead of hanging.
+func waitApplied(t *testing.T, pos func(shard string) string, want map[string]string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		done := true
+		for sh, seq := range want {
+			if pos(sh) != seq {
+				done = false
+			}
+		}
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			got := map[string]string{}
+			for sh := range want {
+				got[sh] = pos(sh)
+			}
+			t.Fatalf("positions %v, want %v", got, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func compareUpdate(t *testing.T, want *metric.Update, counts map[metric.CountKey]int64, uniques map[metric.UniqueKey]map[string]struct{}) {
+	t.Helper()
+	if !maps.Equal(counts, want.Counts) {
+		n := 0
+		for k, v := range want.Counts {
+			if counts[k] != v && n < 10 {
+				t.Errorf("%+v = %d, want %d", k, counts[k], v)
+				n++
+			}
+		}
+		for k, v := range counts {
+			if _, ok := want.Counts[k]; !ok && n < 10 {
+				t.Errorf("%+v = %d, want none", k, v)
+				n++
+			}
+		}
+		t.Fatalf("%d counters, want %d", len(counts), len(want.Counts))
+	}
+	if !maps.EqualFunc(uniques, want.Uniques, func(a, b map[string]struct{}) bool { return maps.Equal(a, b) }) {
+		t.Fatalf("uniques differ: %d keys, want %d", len(uniques), len(want.Uniques))
+	}
+}
+
+// TestExactlyOnceUnderFaults runs the aggregator over a stream with retries
+// and late events while reads fail, applies fail before and after landing,
+// and the aggregator itself is cancelled and replaced at random moments;
+// the store must end up with exactly the counts of the first sightings.
+func TestExactlyOnceUnderFaults(t *testing.T) {
+	cat := testCatalog(t)
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			base := time.Now().UnixMilli()
+			w := makeWorkload(seed, 2000, base)
+			src := newMemSource(seed, stream.Shard{ID: "a"}, stream.Shard{ID: "b"})
+			want := map[string]string{}
+			for i := range w.events {
+				sh := []string{"a", "b"}[shardOf(&w.events[i], 2)]
+				want[sh] = src.put(sh, mustMarshal(t, &w.events[i]))
+			}
+			src.put("a", []byte("not an event")) // undecodable: counted and skipped
+			want["a"] = fmt.Sprint(len(src.records["a"]))
+			src.failP = 0.05
+			st := newMemStore(seed)
+			st.failP, st.lostP = 0.1, 0.1
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var wg sync.WaitGroup
+			done := make(chan struct{})
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; ; i++ {
+					runCtx, stop := context.WithCancel(ctx)
+					a, err := New(src, st, Config{Catalog: cat, MaxBatch: 100, DiscoverEvery: 20 * time.Millisecond})
+					if err != nil {
+						t.Error(err)
+						stop()
+						return
+					}
+					a.backoffMin = time.Millisecond
+					go func() {
+						// Replace the aggregator now and then, mid-run.
+						select {
+						case <-time.After(time.Duration(50+i*37%200) * time.Millisecond):
+						case <-done:
+						}
+						stop()
+					}()
+					if err := a.Run(runCtx); err != nil {
+						t.Error(err)
+					}
+					stop()
+					select {
+					case <-done:
+						return
+					default:
+					}
+				}
+			}()
+			waitApplied(t, func(sh string) string { return mustPos(st, sh) }, want)
+			close(done)
+			wg.Wait()
+
+			st.mu.Lock()
+			defer st.mu.Unlock()
+			compareUpdate(t, truth(cat, w.unique), st.counts, st.uniques)
+			if st.overlaps > 0 {
+				t.Errorf("%d overlapping commits: a restart did not resume from the stored position", st.overlaps)
+			}
+			if st.lost == 0 || st.failed == 0 {
+				t.Errorf("%d lost replies, %d failed applies: faults not exercised", st.lost, st.failed)
+			}
+		})
+	}
+}
+
+func mustPos(st *memStore, shard string) string {
+	p, _ := st.Position(context.Background(), shard)
+	return p.Seq
+}
+
+func mustMarshal(t testing.TB, e *event.Event) []byte {
+	b, err := event.Marshal(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestReshard checks that children of a closed shard start only after the
+// parent was read to its end, so one key's events stay in order.
+func TestReshard(t *testing.T) {
+	cat := testCatalog(t)
+	base := time.Now().UnixMilli()
+	src := newMemSource(1,
+		stream.Shard{ID: "p", Closed: true},
+		stream.Shard{ID: "c1", Parents: []string{"p"}},
+		stream.Shard{ID: "c2", Parents: []string{"p", "gone"}})
+	e := event.Event{ID: "x", Site: "s", Type: "pageview", TS: base, RT: base}
+	for range 50 {
+		src.put("p", mustMarshal(t, &e)) // all duplicates of one event
+	}
+	src.put("c1", mustMarshal(t, &e)) // a retry that landed after the reshard
+	e.ID = "y"
+	src.put("c2", mustMarshal(t, &e))
+	st := newMemStore(1)
+	reg := prometheus.NewRegistry()
+	a, err := New(src, st, Config{Catalog: cat, MaxBatch: 7, DiscoverEvery: time.Hour, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitApplied(t, func(sh string) string { return mustPos(st, sh) }, map[string]string{"p": "50", "c1": "1", "c2": "1"})
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	k := metric.CountKey{Site: "s", Metric: "pageviews", Step: "1m", Bucket: metric.DefaultSteps()[1].Bucket(base)}
+	// The parent's dedup state is not carried over to the children, so the
+	// retry of x in c1 counts again (documented): x, x again, y.
+	if got := st.counts[k]; got != 3 {
+		t.Errorf("count %d, want 3", got)
+	}
+	lastParent, firstChild := -1, len(st.order)
+	for i, sh := range st.order {
+		if sh == "p" {
+			lastParent = i
+		} else {
+			firstChild = min(firstChild, i)
+		}
+	}
+	if firstChild < lastParent {
+		t.Errorf("commit order %v: a child was applied before its parent ended", st.order)
+	}
+	if got := gathered(t, reg, "pulse_aggregator_events_total", "duplicate"); got != 49 {
+		t.Errorf("duplicates counted %v, want 49", got)
+	}
+	if lag := a.Lag(); len(lag) != 3 {
+		t.Errorf("lag %v, want 3 shards", lag)
+	}
+}
+
+// gathered returns the value of the counter or gauge name whose one label
+// has value label.
+func gathered(t *testing.T, reg *prometheus.Registry, name, label string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == label {
+				if c := m.GetCounter(); c != nil {
+					return c.GetValue()
+				}
+				return m.GetGauge().GetValue()
+			}
+		}
+	}
+	return 0
+}

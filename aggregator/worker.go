@@ -1,0 +1,236 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/pulsehq/pulse/event"
+
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/stream"
+)
+
+// errEnded stops a session once a closed shard is applied to its end.
+var errEnded = errors.New("aggregator: shard ended")
+
+// runShard works one shard until it ended (closed and fully applied) or ctx
+// is done. Failures restart it from the store's position after a backoff:
+// the store is the truth, as an apply whose reply was lost may have landed.
+func (a *Aggregator) runShard(ctx context.Context, shard string) (ended bool) {
+	backoff := a.backoffMin
+	for {
+		progressed, err := a.session(ctx, shard)
+		if errors.Is(err, errEnded) {
+			a.log.Info("shard ended", "shard", shard)
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		if progressed {
+			backoff = a.backoffMin
+		}
+		a.log.Warn("shard worker failed, restarting from the stored position", "shard", shard, "err", err, "backoff", backoff)
+		t := time.NewTimer(backoff)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return false
+		case <-t.C:
+		}
+		backoff = min(backoff*2, backoffMax)
+	}
+}
+
+// pending is a step handed from the reader to the applier: a commit to
+// apply (nil when the read returned nothing) and the lag it leaves.
+type pending struct {
+	commit  *metric.Commit
+	records int
+	tally   *tally
+	lag     Lag
+	entries int
+	ended   bool
+}
+
+// session loads the position, rebuilds the dedup state and then reads and
+// applies until an error, the shard's end or ctx is done. Reading and
+// decoding the next batch overlaps applying the previous one.
+func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool, err error) {
+	pos, err := a.st.Position(ctx, shard)
+	if err != nil {
+		a.met.errors.WithLabelValues("position").Inc()
+		return false, fmt.Errorf("load position of shard %s: %w", shard, err)
+	}
+	d := newDedup(a.cfg.DedupWindow, pos.DedupClock)
+	first, err := a.rebuild(ctx, shard, pos, d)
+	if err != nil {
+		return false, err
+	}
+	a.met.dedup.WithLabelValues(shard).Set(float64(d.entries()))
+
+	ch := make(chan pending, 1)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(ch)
+		return a.produce(gctx, shard, pos, d, first, ch)
+	})
+	g.Go(func() error {
+		for p := range ch {
+			if p.commit != nil {
+				start := a.cfg.Clock()
+				if err := a.st.Apply(gctx, p.commit); err != nil {
+					a.met.errors.WithLabelValues("apply").Inc()
+					return fmt.Errorf("apply shard %s records %s..%s: %w", shard, p.commit.First, p.commit.Last, err)
+				}
+				a.met.applySecs.Observe(a.cfg.Clock().Sub(start).Seconds())
+				a.met.batch.Observe(float64(p.records))
+				a.met.add(p.tally)
+				a.met.dedup.WithLabelValues(shard).Set(float64(p.entries))
+				progressed = true
+			}
+			a.setLag(shard, p.lag)
+			if p.ended {
+				return errEnded
+			}
+		}
+		return nil
+	})
+	err = g.Wait()
+	return progressed, err
+}
+
+// produce reads batches after pos and turns each into a commit on ch.
+// first, when not nil, is an already read batch to start with.
+func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, ch chan<- pending) error {
+	c := newCombiner(a.plan)
+	for {
+		var b stream.Batch
+		if first != nil {
+			b, first = *first, nil
+		} else {
+			var err error
+			b, err = a.src.Read(ctx, shard, pos.Seq, a.cfg.MaxBatch)
+			if err != nil {
+				a.met.errors.WithLabelValues("read").Inc()
+				return fmt.Errorf("read shard %s after %q: %w", shard, pos.Seq, err)
+			}
+			if b.Trimmed && len(b.Records) > 0 {
+				// Records between pos.Seq and this batch left the stream's
+				// retention before they were applied: they are lost to the
+				// aggregates (the archive still has them for a replay).
+				a.met.errors.WithLabelValues("trimmed").Inc()
+				a.log.Error("shard trimmed past the applied position; records lost to aggregation", "shard", shard, "after", pos.Seq)
+			}
+		}
+		p := pending{lag: Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, ended: b.Ended}
+		if len(b.Records) > 0 {
+			t := &tally{skipped: make([]int64, len(a.plan.steps))}
+			for i := range b.Records {
+				a.fold(c, d, &b.Records[i], t)
+			}
+			pos.Seq = b.Records[len(b.Records)-1].Seq
+			pos.DedupFrom, pos.DedupClock = d.position()
+			p.commit = &metric.Commit{Shard: shard, First: b.Records[0].Seq, Last: pos.Seq, Pos: pos, Update: c.update()}
+			p.records, p.tally, p.entries = len(b.Records), t, d.entries()
+		}
+		select {
+		case ch <- p:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if b.Ended {
+			return nil
+		}
+	}
+}
+
+// fold decodes, deduplicates and combines one record.
+func (a *Aggregator) fold(c *combiner, d *dedup, r *stream.Record, t *tally) {
+	e, err := event.Unmarshal(r.Data)
+	if err != nil {
+		t.outcome[4]++ // undecodable
+		return
+	}
+	if d.seen(r.Seq, e.RT, keyOf(e.Site, e.ID)) {
+		t.outcome[3]++ // duplicate
+		return
+	}
+	t.outcome[c.add(&e, t)]++
+}
+
+// rebuild re-feeds the records pos.DedupFrom..pos.Seq into d without
+// applying them, which restores the dedup state exactly as it was when pos
+// was committed. Records after pos.Seq that the last read returned are
+// given back as the first batch to apply.
+func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Position, d *dedup) (*stream.Batch, error) {
+	if pos.Seq == "" || pos.DedupFrom == "" {
+		return nil, nil
+	}
+	after := prevSeq(pos.DedupFrom)
+	n := 0
+	for {
+		b, err := a.src.Read(ctx, shard, after, a.cfg.MaxBatch)
+		if err != nil {
+			a.met.errors.WithLabelValues("read").Inc()
+			return nil, fmt.Errorf("rebuild dedup state of shard %s: read after %q: %w", shard, after, err)
+		}
+		if b.Trimmed && n == 0 {
+			a.met.errors.WithLabelValues("trimmed").Inc()
+			a.log.Warn("dedup window partly trimmed from the stream; duplicates of the trimmed records will not be recognized", "shard", shard, "from", pos.DedupFrom)
+		}
+		if len(b.Records) == 0 {
+			// The stream lost records up to pos.Seq (retention); nothing
+			// more to rebuild from.
+			a.log.Warn("dedup rebuild ended before the stored position", "shard", shard, "seq", pos.Seq, "reached", after)
+			return nil, nil
+		}
+		for i := range b.Records {
+			r := &b.Records[i]
+			if stream.CompareSeq(r.Seq, pos.Seq) > 0 {
+				b.Records = b.Records[i:]
+				a.log.Info("dedup state rebuilt", "shard", shard, "records", n, "entries", d.entries())
+				return &b, nil
+			}
+			if e, err := event.Unmarshal(r.Data); err == nil {
+				d.seen(r.Seq, e.RT, keyOf(e.Site, e.ID))
+			}
+			n++
+		}
+		after = b.Records[len(b.Records)-1].Seq
+		if stream.CompareSeq(after, pos.Seq) >= 0 || b.Ended {
+			a.log.Info("dedup state rebuilt", "shard", shard, "records", n, "entries", d.entries())
+			if b.Ended {
+				b.Records = nil
+				return &b, nil
+			}
+			return nil, nil
+		}
+	}
+}
+
+// prevSeq returns the sequence number just before seq, so that reading
+// after it starts at seq. Sequence numbers are decimal strings from 1; the
+// one before 1 is "", the shard's start.
+func prevSeq(seq string) string {
+	if seq == "" || seq == "0" || seq == "1" {
+		return ""
+	}
+	b := []byte(seq)
+	i := len(b) - 1
+	for ; i >= 0 && b[i] == '0'; i-- {
+		b[i] = '9'
+	}
+	if i < 0 {
+		return "" // not a decimal number; read from the start
+	}
+	b[i]--
+	if b[0] == '0' && len(b) > 1 {
+		b = b[1:]
+	}
+	return string(b)
+}
