@@ -1,0 +1,169 @@
+package ingest
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/stream"
+)
+
+// maxPooledBody keeps the body pool from pinning rare huge buffers.
+const maxPooledBody = 256 << 10
+
+// collect serves POST /v1/collect.
+func (h *Handler) collect(c *gin.Context) error {
+	buf := h.bufs.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= maxPooledBody {
+			buf.Reset()
+			h.bufs.Put(buf)
+		}
+	}()
+	buf.Reset()
+	if err := h.readBody(c.Request, buf); err != nil {
+		return err
+	}
+	evs, _, rejects, err := event.Decode(buf.Bytes(), h.cfg.Limits)
+	if err != nil {
+		return h.bodyError(err)
+	}
+	h.m.rejectEvents(rejects)
+	if len(evs) == 0 {
+		return &httpError{status: http.StatusBadRequest, msg: "no valid event", rejected: rejects}
+	}
+	event.EnrichAll(evs, h.cfg.Clock(), c.Request.UserAgent())
+	if err := h.publish(c.Request.Context(), evs); err != nil {
+		return err
+	}
+	writeJSON(c, http.StatusAccepted, &answer{Accepted: len(evs), Rejected: rejects})
+	return nil
+}
+
+// readBody reads the request body into buf, refusing more than
+// MaxBodyBytes without reading further.
+func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
+	max := h.cfg.Limits.MaxBodyBytes
+	tooLarge := func() error {
+		h.m.rejected.WithLabelValues("too_large").Inc()
+		return &httpError{status: http.StatusRequestEntityTooLarge,
+			msg: fmt.Sprintf("body larger than %d bytes: send fewer events per request", max)}
+	}
+	body := r.Body
+	switch enc := r.Header.Get("Content-Encoding"); enc {
+	case "", "identity":
+		if r.ContentLength > max {
+			return tooLarge()
+		}
+		if r.ContentLength > 0 {
+			buf.Grow(int(r.ContentLength) + 1)
+		}
+	case "gzip":
+		// Server-side senders compress batches; the limit applies to the
+		// decompressed body, so a small bomb is refused like a large body.
+		zr, err := gzip.NewReader(body)
+		if err != nil {
+			return &httpError{status: http.StatusBadRequest, msg: "bad gzip body", err: err}
+		}
+		defer zr.Close()
+		body = zr
+	default:
+		h.m.rejected.WithLabelValues("encoding").Inc()
+		return &httpError{status: http.StatusUnsupportedMediaType, msg: "Content-Encoding " + enc + " not supported: send gzip or identity"}
+	}
+	n, err := buf.ReadFrom(io.LimitReader(body, max+1))
+	if err != nil {
+		return &httpError{status: http.StatusBadRequest, msg: "read body: " + err.Error(), err: err}
+	}
+	if n > max {
+		return tooLarge()
+	}
+	return nil
+}
+
+// bodyError maps a whole-body decode failure to its answer.
+func (h *Handler) bodyError(err error) error {
+	status, reason := http.StatusBadRequest, "malformed"
+	switch {
+	case errors.Is(err, event.ErrTooLarge):
+		status, reason = http.StatusRequestEntityTooLarge, "too_large"
+	case errors.Is(err, event.ErrTooMany):
+		status, reason = http.StatusRequestEntityTooLarge, "too_many"
+	case errors.Is(err, event.ErrEmpty):
+		reason = "empty"
+	}
+	h.m.rejected.WithLabelValues(reason).Inc()
+	return &httpError{status: status, msg: err.Error()}
+}
+
+// publish admits evs against MaxInFlight, waiting at most AdmitWait, and
+// puts them into the stream. It returns nil only once they are durable.
+func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
+	n := int64(len(evs))
+	entries, err := encode(evs)
+	if err != nil {
+		return err
+	}
+	if !h.sem.TryAcquire(n) {
+		wctx, cancel := context.WithTimeout(ctx, h.cfg.AdmitWait)
+		err := h.sem.Acquire(wctx, n)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			// The client went away while waiting: nobody reads the answer.
+			h.m.refuse("canceled", len(evs))
+			return &httpError{status: http.StatusServiceUnavailable, retryAfter: true, msg: "request canceled", err: ctx.Err()}
+		}
+		if err != nil {
+			h.m.overload.Inc()
+			h.m.refuse("overload", len(evs))
+			return &httpError{status: http.StatusServiceUnavailable, retryAfter: true,
+				msg: "overloaded: too many events waiting for the stream, retry later"}
+		}
+	}
+	h.m.inflight.Add(float64(n))
+	err = h.pub.Publish(ctx, entries)
+	h.m.inflight.Sub(float64(n))
+	h.sem.Release(n)
+	if err != nil {
+		h.m.refuse("unavailable", len(evs))
+		return &httpError{status: http.StatusServiceUnavailable, retryAfter: true,
+			msg: "stream unavailable, retry later", err: err}
+	}
+	h.m.events.WithLabelValues("accepted").Add(float64(n))
+	return nil
+}
+
+// encode makes the stream entries of evs. Records share one buffer and keys
+// one string: a few allocations per request instead of two per event. Each
+// Data is capped so that an append by a consumer cannot write into its
+// neighbour.
+func encode(evs []event.Event) ([]stream.Entry, error) {
+	entries := make([]stream.Entry, len(evs))
+	buf := make([]byte, 0, 400*len(evs))
+	kb := make([]byte, 0, 48*len(evs))
+	ends := make([]int, len(evs))
+	for i := range evs {
+		start := len(buf)
+		var err error
+		if buf, err = event.AppendJSON(buf, &evs[i]); err != nil {
+			return nil, fmt.Errorf("encode event %d: %w", i, err)
+		}
+		entries[i].Data = buf[start:len(buf):len(buf)]
+		kb = append(kb, evs[i].PartitionKey()...)
+		ends[i] = len(kb)
+	}
+	keys := string(kb)
+	start := 0
+	for i := range evs {
+		entries[i].Key = keys[start:ends[i]]
+		start = ends[i]
+	}
+	return entries, nil
+}

@@ -1,0 +1,84 @@
+package ingest
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsehq/pulse/event"
+)
+
+// httpError is a handler failure with the status it answers.
+type httpError struct {
+	status     int
+	msg        string         // for the client
+	retryAfter bool           // add Retry-After
+	rejected   []event.Reject // per-event reasons, when known
+	err        error          // cause, for the log
+}
+
+func (e *httpError) Error() string {
+	if e.err != nil {
+		return e.msg + ": " + e.err.Error()
+	}
+	return e.msg
+}
+
+func (e *httpError) Unwrap() error { return e.err }
+
+// answer is the JSON body of every collect answer.
+type answer struct {
+	Accepted int            `json:"accepted"`
+	Rejected []event.Reject `json:"rejected"`
+	Error    string         `json:"error,omitempty"`
+}
+
+// wrap turns a handler that returns an error into a gin handler: the error
+// becomes a status and a body (render), and every request is counted.
+func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *httpError)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		start := time.Now()
+		hd := c.Writer.Header()
+		hd.Set("Access-Control-Allow-Origin", "*")
+		hd.Set("Access-Control-Expose-Headers", "Retry-After, X-Pulse-Error")
+		if err := fn(c); err != nil {
+			var he *httpError
+			if !errors.As(err, &he) {
+				he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
+			}
+			if he.retryAfter {
+				hd.Set("Retry-After", h.retryAfter)
+			}
+			if he.status >= 500 {
+				h.cfg.Logger.WarnContext(c.Request.Context(), "collect failed", "status", he.status, "err", he.Error())
+			}
+			render(c, he)
+		}
+		h.m.requests.WithLabelValues(strconv.Itoa(c.Writer.Status())).Inc()
+		h.m.seconds.Observe(time.Since(start).Seconds())
+	}
+}
+
+func renderJSON(c *gin.Context, e *httpError) {
+	a := answer{Rejected: e.rejected, Error: e.msg}
+	writeJSON(c, e.status, &a)
+}
+
+func writeJSON(c *gin.Context, status int, a *answer) {
+	if a.Rejected == nil {
+		a.Rejected = []event.Reject{}
+	}
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen: strings, ints
+		b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
+		status = http.StatusInternalServerError
+	}
+	c.Writer.Header().Set("Cache-Control", "no-store")
+	c.Data(status, "application/json; charset=utf-8", b)
+}
+
+func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

@@ -1,0 +1,117 @@
+// Package ingest is the beacon endpoint: it takes collect requests, decodes,
+// validates and enriches their events, and answers 202 only once the
+// accepted events are durable in the stream.
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/stream"
+)
+
+// Publisher puts entries into the stream. Publish returns nil only once
+// every entry is durable; on error some entries may have been written, which
+// is safe because the client retries with the same event ids and the
+// aggregator deduplicates.
+type Publisher interface {
+	Publish(ctx context.Context, entries []stream.Entry) error
+}
+
+// Config configures a Handler. Zero values mean the documented defaults.
+type Config struct {
+	Limits event.Limits // zero fields: event defaults
+	// MaxInFlight bounds the events admitted but not yet durable (default
+	// 100,000); it is raised to Limits.MaxEvents if lower, so one full
+	// request can always be admitted.
+	MaxInFlight int64
+	AdmitWait   time.Duration // how long a request waits for room before 503 (default 50ms)
+	RetryAfter  time.Duration // Retry-After on 503, whole seconds, at least 1 (default 1s)
+	Clock       func() time.Time
+	Logger      *slog.Logger          // nil: no logging
+	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// Default configuration values.
+const (
+	DefaultMaxInFlight = 100_000
+	DefaultAdmitWait   = 50 * time.Millisecond
+	DefaultRetryAfter  = time.Second
+)
+
+// Handler serves the collect routes. It is safe for concurrent use.
+type Handler struct {
+	pub        Publisher
+	cfg        Config
+	sem        *semaphore.Weighted
+	m          *metrics
+	retryAfter string
+	bufs       sync.Pool // *bytes.Buffer for request bodies
+}
+
+// New returns a Handler publishing through pub.
+func New(pub Publisher, cfg Config) *Handler {
+	cfg.Limits = cfg.Limits.WithDefaults()
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = DefaultMaxInFlight
+	}
+	if cfg.MaxInFlight < int64(cfg.Limits.MaxEvents) {
+		cfg.MaxInFlight = int64(cfg.Limits.MaxEvents)
+	}
+	if cfg.AdmitWait <= 0 {
+		cfg.AdmitWait = DefaultAdmitWait
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	secs := int64((cfg.RetryAfter + time.Second - 1) / time.Second)
+	return &Handler{
+		pub:        pub,
+		cfg:        cfg,
+		sem:        semaphore.NewWeighted(cfg.MaxInFlight),
+		m:          newMetrics(cfg.Registerer),
+		retryAfter: formatInt(secs),
+		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
+	}
+}
+
+// Register adds POST /v1/collect, GET /v1/collect.gif and the CORS
+// preflight OPTIONS /v1/collect to r.
+func (h *Handler) Register(r gin.IRouter) {
+	r.POST("/v1/collect", h.wrap(h.collect, renderJSON))
+	r.GET("/v1/collect.gif", h.wrap(h.gif, renderGIF))
+	r.OPTIONS("/v1/collect", h.preflight)
+	r.OPTIONS("/v1/collect.gif", h.preflight)
+}
+
+// preflight answers CORS preflights. Collect takes no credentials, so any
+// origin may send; sendBeacon's text/plain needs no preflight, but fetch
+// with application/json does.
+func (h *Handler) preflight(c *gin.Context) {
+	hd := c.Writer.Header()
+	hd.Set("Access-Control-Allow-Origin", "*")
+	hd.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
+	if req := c.GetHeader("Access-Control-Request-Headers"); req != "" {
+		hd.Set("Access-Control-Allow-Headers", req)
+	} else {
+		hd.Set("Access-Control-Allow-Headers", "Content-Type")
+	}
+	hd.Set("Access-Control-Max-Age", "86400")
+	hd.Add("Vary", "Access-Control-Request-Headers")
+	c.Status(http.StatusNoContent)
+}
