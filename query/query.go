@@ -1,0 +1,108 @@
+// Package query serves the REST snapshot queries: the metric catalog, series
+// (GET /v1/query) and top-K (GET /v1/top), validating every parameter and
+// naming the bad one in a 400.
+package query
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/redisagg"
+)
+
+// Store is what the handlers read: *redisagg.Store.
+type Store interface {
+	Series(ctx context.Context, q redisagg.SeriesQuery) (redisagg.Result, error)
+	Top(ctx context.Context, q redisagg.TopQuery) ([]redisagg.TopEntry, error)
+}
+
+// Config configures a Handler. Zero values mean the documented defaults.
+type Config struct {
+	// Clock gives "now" for relative times; default time.Now.
+	Clock func() time.Time
+	// TargetBuckets is the most buckets the default step gives; default 1000.
+	TargetBuckets int
+	// MaxBuckets is the most buckets a query may ask for; default 5000.
+	MaxBuckets int
+	// MaxLimit bounds group_by limit (default 100); MaxK bounds top k (default 1000).
+	MaxLimit, MaxK int
+	// Logger logs store failures; nil means no logging.
+	Logger *slog.Logger
+}
+
+// Handler serves the query routes. It is safe for concurrent use.
+type Handler struct {
+	st  Store
+	cat *metric.Catalog
+	cfg Config
+	log *slog.Logger
+}
+
+// New returns a Handler reading st for the metrics of cat.
+func New(st Store, cat *metric.Catalog, cfg Config) *Handler {
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	if cfg.TargetBuckets <= 0 {
+		cfg.TargetBuckets = 1000
+	}
+	if cfg.MaxBuckets <= 0 {
+		cfg.MaxBuckets = redisagg.MaxBuckets
+	}
+	if cfg.MaxLimit <= 0 {
+		cfg.MaxLimit = 100
+	}
+	if cfg.MaxK <= 0 {
+		cfg.MaxK = 1000
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Handler{st: st, cat: cat, cfg: cfg, log: log}
+}
+
+// Register adds GET /v1/metrics, /v1/query and /v1/top to r; put the read
+// token check in front of r.
+func (h *Handler) Register(r gin.IRouter) {
+	r.GET("/v1/metrics", h.wrap(h.metrics))
+	r.GET("/v1/query", h.wrap(h.query))
+	r.GET("/v1/top", h.wrap(h.top))
+}
+
+// paramError is a bad request parameter; it answers 400 {"error":"param: msg"}.
+type paramError struct {
+	param, msg string
+}
+
+func (e *paramError) Error() string { return e.param + ": " + e.msg }
+
+func bad(param, msg string) error { return &paramError{param, msg} }
+
+// wrap turns a handler's error into a status and a JSON body.
+func (h *Handler) wrap(f func(c *gin.Context) error) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		err := f(c)
+		if err == nil {
+			return
+		}
+		var pe *paramError
+		switch {
+		case errors.As(err, &pe):
+			c.JSON(http.StatusBadRequest, gin.H{"error": pe.Error()})
+		case errors.Is(err, redisagg.ErrQuery):
+			c.JSON(http.StatusBadRequest, gin.H{"error": "query: " + err.Error()})
+		case errors.Is(err, context.Canceled):
+			c.Status(499) // client went away; nobody reads the body
+		default:
+			h.log.Error("query failed", "path", c.Request.URL.Path, "err", err)
+			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "store: the aggregate store did not answer, try again"})
+		}
+	}
+}

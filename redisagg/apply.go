@@ -1,0 +1,351 @@
+package redisagg
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/stream"
+)
+
+//go:embed apply.lua
+var applyLua string
+
+// The apply script's ARGV:
+//
+//	1 shard, 2 first, 3 last, 4 fence, 5 dedup_from, 6 dedup_clock,
+//	7 max dim values, 8 delta history, 9 deltas "1"/"0",
+//	10 index of the position key in KEYS (0: do not write it), 11 number of parts,
+//	then per part: index of its checkpoint key, ARGV index of its body.
+//
+// A part body: number of metrics, then per metric: name, dseq key index,
+// dlog key index, channel, number of hashes, number of HLLs; then each hash:
+// key index, expire-at ms, step, bucket ms, total add, number of dims, and per
+// dim: name, top zset key index (0: none), its expire-at, number of values,
+// then value, add pairs; then each HLL: key index, expire-at, step, bucket,
+// number of values, the values.
+//
+// Keys are passed by index so that KEYS lists every key exactly once, as
+// Redis Cluster requires, and the encoding stays compact.
+
+type bucketKey struct {
+	step   string
+	bucket int64
+}
+
+type hashOp struct {
+	st     metric.Step
+	bucket int64
+	total  int64
+	dims   map[string]map[string]int64
+}
+
+type hllOp struct {
+	st     metric.Step
+	bucket int64
+	values map[string]struct{}
+}
+
+type metricPart struct {
+	hashes map[bucketKey]*hashOp
+	hlls   map[bucketKey]*hllOp
+}
+
+type sitePart struct {
+	site    string
+	metrics map[string]*metricPart
+}
+
+// split groups an update by site and metric, leaving out buckets whose
+// retention is already over.
+func (s *Store) split(u *metric.Update) ([]*sitePart, error) {
+	now := s.cfg.Now().UnixMilli()
+	sites := map[string]*sitePart{}
+	part := func(site, m string) *metricPart {
+		sp := sites[site]
+		if sp == nil {
+			sp = &sitePart{site: site, metrics: map[string]*metricPart{}}
+			sites[site] = sp
+		}
+		mp := sp.metrics[m]
+		if mp == nil {
+			mp = &metricPart{hashes: map[bucketKey]*hashOp{}, hlls: map[bucketKey]*hllOp{}}
+			sp.metrics[m] = mp
+		}
+		return mp
+	}
+	var expired int64
+	if u != nil {
+		for k, n := range u.Counts {
+			if n == 0 {
+				continue
+			}
+			st, ok := s.cat.Step(k.Step)
+			if !ok {
+				return nil, fmt.Errorf("count %s/%s: unknown step %q", k.Site, k.Metric, k.Step)
+			}
+			if st.ExpireAt(k.Bucket) <= now {
+				expired++
+				continue
+			}
+			mp := part(k.Site, k.Metric)
+			bk := bucketKey{k.Step, k.Bucket}
+			h := mp.hashes[bk]
+			if h == nil {
+				h = &hashOp{st: st, bucket: k.Bucket, dims: map[string]map[string]int64{}}
+				mp.hashes[bk] = h
+			}
+			if k.Dim == "" {
+				h.total += n
+				continue
+			}
+			vals := h.dims[k.Dim]
+			if vals == nil {
+				vals = map[string]int64{}
+				h.dims[k.Dim] = vals
+			}
+			vals[k.Value] += n
+		}
+		for k, vals := range u.Uniques {
+			if len(vals) == 0 {
+				continue
+			}
+			st, ok := s.cat.Step(k.Step)
+			if !ok {
+				return nil, fmt.Errorf("unique %s/%s: unknown step %q", k.Site, k.Metric, k.Step)
+			}
+			if st.ExpireAt(k.Bucket) <= now {
+				expired++
+				continue
+			}
+			part(k.Site, k.Metric).hlls[bucketKey{k.Step, k.Bucket}] = &hllOp{st: st, bucket: k.Bucket, values: vals}
+		}
+	}
+	s.expired.Add(expired)
+	out := make([]*sitePart, 0, len(sites))
+	for _, sp := range sites {
+		out = append(out, sp)
+	}
+	slices.SortFunc(out, func(a, b *sitePart) int { return strings.Compare(a.site, b.site) })
+	return out, nil
+}
+
+type encoder struct {
+	keys []string
+	idx  map[string]int
+	body []any
+}
+
+func (e *encoder) key(k string) string {
+	i, ok := e.idx[k]
+	if !ok {
+		e.keys = append(e.keys, k)
+		i = len(e.keys)
+		e.idx[k] = i
+	}
+	return strconv.Itoa(i)
+}
+
+func (e *encoder) add(v ...any) { e.body = append(e.body, v...) }
+
+// encode builds KEYS and ARGV for the apply script over parts, writing the
+// shard position too when withPos.
+func (s *Store) encode(c *metric.Commit, parts []*sitePart, withPos bool) ([]string, []any) {
+	e := &encoder{idx: map[string]int{}}
+	header := 11 + 2*len(parts)
+	heads := make([]any, 0, 2*len(parts))
+	for _, sp := range parts {
+		heads = append(heads, e.key(s.checkpointKey(sp.site)), strconv.Itoa(header+len(e.body)+1))
+		s.encodePart(e, sp)
+	}
+	pos := "0"
+	if withPos {
+		pos = e.key(s.positionKey(c.Shard))
+	}
+	deltas := "1"
+	if s.cfg.NoDeltas {
+		deltas = "0"
+	}
+	args := make([]any, 0, header+len(e.body))
+	args = append(args, c.Shard, c.First, c.Last, strconv.FormatInt(c.Pos.Fence, 10),
+		c.Pos.DedupFrom, strconv.FormatInt(c.Pos.DedupClock, 10),
+		strconv.Itoa(s.cfg.MaxDimValues), strconv.FormatInt(s.cfg.DeltaHistory, 10), deltas,
+		pos, strconv.Itoa(len(parts)))
+	args = append(args, heads...)
+	args = append(args, e.body...)
+	return e.keys, args
+}
+
+func (s *Store) encodePart(e *encoder, sp *sitePart) {
+	names := make([]string, 0, len(sp.metrics))
+	for m := range sp.metrics {
+		names = append(names, m)
+	}
+	slices.Sort(names)
+	e.add(strconv.Itoa(len(names)))
+	for _, m := range names {
+		mp := sp.metrics[m]
+		e.add(m, e.key(s.deltaSeqKey(sp.site, m)), e.key(s.DeltaLogKey(sp.site, m)), s.DeltaChannel(sp.site, m),
+			strconv.Itoa(len(mp.hashes)), strconv.Itoa(len(mp.hlls)))
+		for _, h := range sortedOps(mp.hashes) {
+			exp := strconv.FormatInt(h.st.ExpireAt(h.bucket), 10)
+			e.add(e.key(s.countKey(sp.site, m, h.st.Name, h.bucket)), exp, h.st.Name,
+				strconv.FormatInt(h.bucket, 10), strconv.FormatInt(h.total, 10), strconv.Itoa(len(h.dims)))
+			dims := make([]string, 0, len(h.dims))
+			for d := range h.dims {
+				dims = append(dims, d)
+			}
+			slices.Sort(dims)
+			for _, d := range dims {
+				z := "0"
+				if s.hasTop(h.st) {
+					z = e.key(s.topKey(sp.site, m, d, h.st.Name, h.bucket))
+				}
+				vals := h.dims[d]
+				e.add(d, z, exp, strconv.Itoa(len(vals)))
+				// Largest first, so that when a bucket reaches MaxDimValues
+				// the values that fold into metric.Other are the small ones.
+				type va struct {
+					v string
+					n int64
+				}
+				list := make([]va, 0, len(vals))
+				for v, n := range vals {
+					list = append(list, va{v, n})
+				}
+				slices.SortFunc(list, func(a, b va) int {
+					if c := cmp.Compare(b.n, a.n); c != 0 {
+						return c
+					}
+					return strings.Compare(a.v, b.v)
+				})
+				for _, x := range list {
+					e.add(x.v, strconv.FormatInt(x.n, 10))
+				}
+			}
+		}
+		for _, h := range sortedOps(mp.hlls) {
+			e.add(e.key(s.uniqueKey(sp.site, m, h.st.Name, h.bucket)), strconv.FormatInt(h.st.ExpireAt(h.bucket), 10),
+				h.st.Name, strconv.FormatInt(h.bucket, 10), strconv.Itoa(len(h.values)))
+			for v := range h.values {
+				e.add(v)
+			}
+		}
+	}
+}
+
+func sortedOps[T any](m map[bucketKey]T) []T {
+	ks := make([]bucketKey, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.SortFunc(ks, func(a, b bucketKey) int {
+		if c := strings.Compare(a.step, b.step); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.bucket, b.bucket)
+	})
+	out := make([]T, len(ks))
+	for i, k := range ks {
+		out[i] = m[k]
+	}
+	return out
+}
+
+// Apply writes c atomically with its checkpoints: every site part of the
+// update together with the site's checkpoint for c.Shard, then the shard
+// position. A site part already applied (redelivery) is skipped, so Apply is
+// idempotent. It returns ErrFenced when a newer writer owns the shard and
+// ErrOverlap when a site holds part of c's range.
+//
+// On a single Redis node the whole commit is one script call. On Redis
+// Cluster each site part is one script call in its site's slot and the
+// position is written last; a crash in between leaves sites whose checkpoint
+// makes the redelivered commit skip them.
+func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
+	if c.Last == "" || stream.CompareSeq(c.First, c.Last) > 0 {
+		return fmt.Errorf("apply shard %s: bad range %q..%q", c.Shard, c.First, c.Last)
+	}
+	parts, err := s.split(c.Update)
+	if err != nil {
+		return fmt.Errorf("apply shard %s %s..%s: %w", c.Shard, c.First, c.Last, err)
+	}
+	if !s.cluster {
+		keys, args := s.encode(c, parts, true)
+		if err := s.run(ctx, keys, args); err != nil {
+			return fmt.Errorf("apply shard %s %s..%s: %w", c.Shard, c.First, c.Last, err)
+		}
+	} else {
+		// Refuse a fenced writer before it writes any site: the position
+		// script checks again, but only after the site parts.
+		if f, err := s.rdb.HGet(ctx, s.positionKey(c.Shard), "fence").Int64(); err == nil && f > c.Pos.Fence {
+			return fmt.Errorf("apply shard %s %s..%s: %w: position has fence %d", c.Shard, c.First, c.Last, ErrFenced, f)
+		} else if err != nil && !errors.Is(err, redis.Nil) {
+			return fmt.Errorf("apply shard %s %s..%s: read fence: %w", c.Shard, c.First, c.Last, err)
+		}
+		for _, sp := range parts {
+			keys, args := s.encode(c, []*sitePart{sp}, false)
+			if err := s.run(ctx, keys, args); err != nil {
+				return fmt.Errorf("apply shard %s %s..%s site %s: %w", c.Shard, c.First, c.Last, sp.site, err)
+			}
+		}
+		keys, args := s.encode(c, nil, true)
+		if err := s.run(ctx, keys, args); err != nil {
+			return fmt.Errorf("apply shard %s %s..%s position: %w", c.Shard, c.First, c.Last, err)
+		}
+	}
+	s.commits.Add(1)
+	return nil
+}
+
+func (s *Store) run(ctx context.Context, keys []string, args []any) error {
+	res, err := s.apply.Run(ctx, s.rdb, keys, args...).Int64Slice()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			msg := rerr.Error()
+			switch {
+			case strings.Contains(msg, "FENCED"):
+				return fmt.Errorf("%w: %s", ErrFenced, msg)
+			case strings.Contains(msg, "OVERLAP"):
+				return fmt.Errorf("%w: %s", ErrOverlap, msg)
+			}
+		}
+		return err
+	}
+	if len(res) == 3 {
+		s.overflowed.Add(res[0])
+		s.parts.Add(res[1])
+		s.skipped.Add(res[2])
+	}
+	return nil
+}
+
+// Position returns where the aggregation of shard stands; the zero Position
+// when nothing was applied yet.
+func (s *Store) Position(ctx context.Context, shard string) (metric.Position, error) {
+	m, err := s.rdb.HGetAll(ctx, s.positionKey(shard)).Result()
+	if err != nil {
+		return metric.Position{}, fmt.Errorf("read position of shard %s: %w", shard, err)
+	}
+	p := metric.Position{Seq: m["seq"], DedupFrom: m["dedup_from"]}
+	if v := m["dedup_clock"]; v != "" {
+		if p.DedupClock, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return metric.Position{}, fmt.Errorf("read position of shard %s: dedup_clock %q: %w", shard, v, err)
+		}
+	}
+	if v := m["fence"]; v != "" {
+		if p.Fence, err = strconv.ParseInt(v, 10, 64); err != nil {
+			return metric.Position{}, fmt.Errorf("read position of shard %s: fence %q: %w", shard, v, err)
+		}
+	}
+	return p, nil
+}

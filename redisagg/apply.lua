@@ -1,0 +1,260 @@
+-- Apply one commit (or, on Redis Cluster, one site part of it, or only the
+-- shard position) atomically. See apply.go for the ARGV layout and
+-- docs/redis-keys.md for the keys. Every check runs before the first write,
+-- because Redis does not roll a script back when it fails half-way.
+local A = ARGV
+local shard, first, last = A[1], A[2], A[3]
+local fence = tonumber(A[4])
+local dedupFrom, dedupClock = A[5], A[6]
+local maxdim = tonumber(A[7])
+local dhist = A[8]
+local deltas = A[9] == '1'
+local posIdx = tonumber(A[10])
+local nparts = tonumber(A[11])
+local SEP = '\31'
+local OTHER = '(other)'
+local CHUNK = 1000
+
+-- Sequence numbers are decimal strings of up to 56 digits: longer is larger,
+-- equal lengths compare as text. Never as Lua numbers (doubles).
+local function cmpseq(a, b)
+  if #a ~= #b then
+    if #a < #b then return -1 end
+    return 1
+  end
+  if a == b then return 0 end
+  if a < b then return -1 end
+  return 1
+end
+
+local function fmt(n) return string.format('%d', n) end
+
+-- jstr quotes s as a JSON string. The delta JSON is built from strings
+-- rather than with cjson.encode of tables: it is the hot path, and most
+-- labels need no escaping.
+-- Values repeat across the steps of a commit, so quoted forms are cached.
+local jcache = {}
+local function jstr(s)
+  local q = jcache[s]
+  if q then return q end
+  if string.find(s, '[%c"\\\128-\255]') then q = cjson.encode(s) else q = '"' .. s .. '"' end
+  jcache[s] = q
+  return q
+end
+
+-- chunked runs cmd key list... in chunks of CHUNK*step arguments, since unpack of very long lists
+-- overflows the Lua C stack. It returns the concatenated array replies, or
+-- the largest integer reply.
+local function chunked(cmd, key, list, step)
+  local out, maxint = {}, 0
+  local i = 1
+  while i <= #list do
+    local j = math.min(i + CHUNK * step - 1, #list)
+    local r = redis.call(cmd, key, unpack(list, i, j))
+    if type(r) == 'table' then
+      local no = #out
+      for k = 1, #r do out[no + k] = r[k] end
+    elseif type(r) == 'number' and r > maxint then
+      maxint = r
+    end
+    i = j + 1
+  end
+  return out, maxint
+end
+
+-- join concatenates t with commas, 500 at a time: the embedded server's Lua
+-- (gopher-lua) puts every piece of one table.concat on a bounded stack.
+local function join(t)
+  local n = #t
+  if n <= 500 then return table.concat(t, ',') end
+  local parts = {}
+  for i = 1, n, 500 do
+    parts[#parts + 1] = table.concat(t, ',', i, math.min(i + 499, n))
+  end
+  return join(parts)
+end
+
+-- Phase 1: checks.
+if posIdx > 0 then
+  local pf = redis.call('HGET', KEYS[posIdx], 'fence')
+  if pf and tonumber(pf) > fence then
+    return redis.error_reply('FENCED shard ' .. shard .. ' has fence ' .. pf)
+  end
+end
+local todo = {}
+for i = 1, nparts do
+  local ck = KEYS[tonumber(A[10 + 2 * i])]
+  local v = redis.call('HMGET', ck, shard, shard .. ':fence')
+  if v[2] and tonumber(v[2]) > fence then
+    return redis.error_reply('FENCED shard ' .. shard .. ' has fence ' .. v[2] .. ' in ' .. ck)
+  end
+  local stored = v[1]
+  if stored and cmpseq(stored, last) >= 0 then
+    todo[i] = false
+  elseif stored and cmpseq(first, stored) <= 0 then
+    return redis.error_reply('OVERLAP ' .. ck .. ' holds ' .. shard .. ' up to ' .. stored ..
+      ', commit is ' .. first .. '..' .. last)
+  else
+    todo[i] = true
+  end
+end
+
+-- Phase 2: writes.
+local overflow, applied, skipped = 0, 0, 0
+
+local function applyHash(p, points)
+  local p0 = p
+  local key = KEYS[tonumber(A[p])]
+  local exp, step = A[p + 1], A[p + 2]
+  local total, ndims = tonumber(A[p + 4]), tonumber(A[p + 5])
+  p = p + 6
+  local dims = {}
+  local fields, nf = { '_' }, 1
+  for d = 1, ndims do
+    local dim, n = A[p], tonumber(A[p + 3])
+    dims[d] = { dim = dim, jdim = jstr(dim), z = tonumber(A[p + 1]), zexp = A[p + 2], n = n, at = p + 4 }
+    fields[nf + 1] = '#' .. dim
+    fields[nf + 2] = dim .. SEP .. OTHER
+    nf = nf + 2
+    local fp = dim .. SEP
+    for j = 0, n - 1 do
+      nf = nf + 1
+      fields[nf] = fp .. A[p + 4 + 2 * j]
+    end
+    p = p + 4 + 2 * n
+  end
+  local old = chunked('HMGET', key, fields, 1)
+  local out, no = {}, 2
+  local t = (tonumber(old[1]) or 0) + total
+  out[1], out[2] = '_', fmt(t)
+  local pre
+  if points then
+    pre = '{"step":' .. jstr(step) .. ',"t":' .. A[p0 + 3] .. ',"labels":'
+    if total ~= 0 then
+      points[#points + 1] = pre .. '{},"add":' .. A[p0 + 4] .. ',"value":' .. out[2] .. '}'
+    end
+  end
+  local k = 2
+  for _, d in ipairs(dims) do
+    local cnt = tonumber(old[k]) or 0
+    local cnt0 = cnt
+    local oldOther = tonumber(old[k + 1]) or 0
+    k = k + 2
+    local otherAdd = 0
+    local zs, nz = {}, 0
+    for j = 0, d.n - 1 do
+      local adds = A[d.at + 2 * j + 1]
+      local v, add = A[d.at + 2 * j], tonumber(adds)
+      local o, f = old[k], fields[k]
+      k = k + 1
+      local nv
+      if v == OTHER then
+        otherAdd = otherAdd + add
+      elseif o then
+        nv = tonumber(o) + add
+      elseif cnt < maxdim then
+        cnt = cnt + 1
+        nv = add
+      else
+        otherAdd = otherAdd + add
+        overflow = overflow + 1
+      end
+      if nv then
+        local ns = fmt(nv)
+        out[no + 1], out[no + 2] = f, ns
+        no = no + 2
+        if d.z > 0 then
+          zs[nz + 1], zs[nz + 2] = ns, v
+          nz = nz + 2
+        end
+        if points then
+          points[#points + 1] = pre .. '{' .. d.jdim .. ':' .. jstr(v) .. '},"add":' .. adds .. ',"value":' .. ns .. '}'
+        end
+      end
+    end
+    if otherAdd > 0 then
+      local ns = fmt(oldOther + otherAdd)
+      out[no + 1], out[no + 2] = d.dim .. SEP .. OTHER, ns
+      no = no + 2
+      if d.z > 0 then
+        zs[nz + 1], zs[nz + 2] = ns, OTHER
+        nz = nz + 2
+      end
+      if points then
+        points[#points + 1] = pre .. '{' .. d.jdim .. ':"' .. OTHER .. '"},"add":' .. fmt(otherAdd) ..
+          ',"value":' .. ns .. '}'
+      end
+    end
+    if cnt ~= cnt0 then
+      out[no + 1], out[no + 2] = '#' .. d.dim, fmt(cnt)
+      no = no + 2
+    end
+    if nz > 0 then
+      chunked('ZADD', KEYS[d.z], zs, 2)
+      redis.call('PEXPIREAT', KEYS[d.z], d.zexp)
+    end
+  end
+  chunked('HSET', key, out, 2)
+  redis.call('PEXPIREAT', key, exp)
+  return p
+end
+
+local function applyHLL(p, points)
+  local key = KEYS[tonumber(A[p])]
+  local exp, step, n = A[p + 1], A[p + 2], tonumber(A[p + 4])
+  local before = 0
+  if points then before = redis.call('PFCOUNT', key) end
+  local changed = 0
+  local i = p + 5
+  local stop = p + 4 + n
+  while i <= stop do
+    local j = math.min(i + CHUNK - 1, stop)
+    if redis.call('PFADD', key, unpack(A, i, j)) == 1 then changed = 1 end
+    i = j + 1
+  end
+  redis.call('PEXPIREAT', key, exp)
+  if points and changed == 1 then
+    local after = redis.call('PFCOUNT', key)
+    if after ~= before then
+      points[#points + 1] = '{"step":' .. jstr(step) .. ',"t":' .. A[p + 3] .. ',"labels":{},"add":' ..
+        fmt(after - before) .. ',"value":' .. fmt(after) .. '}'
+    end
+  end
+  return stop + 1
+end
+
+for i = 1, nparts do
+  if todo[i] then
+    local ck = KEYS[tonumber(A[10 + 2 * i])]
+    local p = tonumber(A[11 + 2 * i])
+    local nmetrics = tonumber(A[p])
+    p = p + 1
+    for _ = 1, nmetrics do
+      local name, dseq, dlog, channel = A[p], tonumber(A[p + 1]), tonumber(A[p + 2]), A[p + 3]
+      local nhash, nhll = tonumber(A[p + 4]), tonumber(A[p + 5])
+      p = p + 6
+      local points
+      if deltas then points = {} end
+      for _ = 1, nhash do p = applyHash(p, points) end
+      for _ = 1, nhll do p = applyHLL(p, points) end
+      if deltas and #points > 0 then
+        local n = redis.call('INCR', KEYS[dseq])
+        local js = '{"n":' .. fmt(n) .. ',"metric":' .. jstr(name) .. ',"points":[' .. join(points) .. ']}'
+        redis.call('XADD', KEYS[dlog], 'MAXLEN', '~', dhist, fmt(n) .. '-0', 'd', js)
+        redis.call('PUBLISH', channel, js)
+      end
+    end
+    redis.call('HSET', ck, shard, last, shard .. ':fence', A[4])
+    applied = applied + 1
+  else
+    skipped = skipped + 1
+  end
+end
+
+if posIdx > 0 then
+  local cur = redis.call('HGET', KEYS[posIdx], 'seq')
+  if not cur or cmpseq(cur, last) < 0 then
+    redis.call('HSET', KEYS[posIdx], 'seq', last, 'dedup_from', dedupFrom, 'dedup_clock', dedupClock, 'fence', A[4])
+  end
+end
+return { overflow, applied, skipped }

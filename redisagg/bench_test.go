@@ -1,0 +1,124 @@
+package redisagg
+
+import (
+	"bufio"
+	"context"
+	"math/rand/v2"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/internal/redistest"
+	"github.com/pulsehq/pulse/metric"
+)
+
+// workload makes pre-combined updates of the reference workload: built-in
+// metrics, 1,000 paths (Zipf), 100,000 visitors, timestamps over the last
+// minute, batches of size events (the reference is 5,000), combined as the
+// aggregator does.
+func workload(cat *metric.Catalog, batches, size int, now time.Time) []*metric.Update {
+	r := rand.New(rand.NewPCG(1, 2))
+	paths := rand.NewZipf(r, 1.1, 1, 999)
+	devices := []string{"desktop", "mobile", "tablet"}
+	out := make([]*metric.Update, batches)
+	for i := range out {
+		a := newAdder(cat)
+		for j := 0; j < size; j++ {
+			ts := now.UnixMilli() - r.Int64N(60000)
+			path := "/p/" + strconv.FormatUint(paths.Uint64(), 10)
+			uid := "u" + strconv.Itoa(r.IntN(100000))
+			dev := devices[r.IntN(len(devices))]
+			if r.IntN(10) < 7 {
+				ref := metric.None
+				if k := r.IntN(25); k < 20 {
+					ref = "ref" + strconv.Itoa(k) + ".example"
+				}
+				a.count("bench", "events", ts, 1, "type", "pageview")
+				a.count("bench", "pageviews", ts, 1, "path", path, "referrer", ref, "device", dev)
+			} else {
+				a.count("bench", "events", ts, 1, "type", "click")
+				a.count("bench", "clicks", ts, 1, "path", path, "target", "t"+strconv.Itoa(r.IntN(50)))
+			}
+			a.unique("bench", "visitors", ts, uid)
+		}
+		out[i] = a.u
+	}
+	return out
+}
+
+// redisCounters returns the total command calls and the CPU seconds of the
+// server, from INFO commandstats and INFO cpu.
+func redisCounters(b *testing.B, rdb *redis.Client) (calls int64, cpu float64) {
+	b.Helper()
+	info, err := rdb.Info(context.Background(), "commandstats", "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		line := strings.TrimSpace(sc.Text())
+		switch {
+		case strings.HasPrefix(line, "cmdstat_"):
+			_, rest, _ := strings.Cut(line, ":calls=")
+			n, _, _ := strings.Cut(rest, ",")
+			v, _ := strconv.ParseInt(n, 10, 64)
+			calls += v
+		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):
+			_, v, _ := strings.Cut(line, ":")
+			f, _ := strconv.ParseFloat(v, 64)
+			cpu += f
+		}
+	}
+	return calls, cpu
+}
+
+// BenchmarkApply applies the reference workload to a real redis-server and
+// reports events/s, Redis commands per 1,000 events (commands run inside the
+// script included) and Redis CPU microseconds per event.
+func BenchmarkApply(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		cfg     Config
+		batch   int
+		batches int
+	}{
+		{"deltas", Config{}, 5000, 20},
+		{"nodeltas", Config{NoDeltas: true}, 5000, 20},
+		{"deltas-batch50k", Config{}, 50000, 4},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			srv := redistest.Start(b)
+			rdb := srv.Client(b)
+			cat := catalog(b)
+			now := time.Now()
+			cfg := bc.cfg
+			cfg.Now = func() time.Time { return now }
+			st := New(rdb, cat, cfg)
+			ups := workload(cat, bc.batches, bc.batch, now)
+			ctx := context.Background()
+			// Warm up: load the script and create the buckets.
+			if err := st.Apply(ctx, commit("1", "1", 0, ups[0])); err != nil {
+				b.Fatal(err)
+			}
+			calls0, cpu0 := redisCounters(b, rdb)
+			b.ResetTimer()
+			start := time.Now()
+			for i := 0; i < b.N; i++ {
+				seq := strconv.Itoa(i + 2)
+				if err := st.Apply(ctx, commit(seq, seq, 0, ups[i%len(ups)])); err != nil {
+					b.Fatal(err)
+				}
+			}
+			elapsed := time.Since(start)
+			b.StopTimer()
+			calls1, cpu1 := redisCounters(b, rdb)
+			events := float64(b.N) * float64(bc.batch)
+			b.ReportMetric(events/elapsed.Seconds(), "events/s")
+			b.ReportMetric(float64(calls1-calls0-1)/events*1000, "redis-cmds/1k-events")
+			b.ReportMetric((cpu1-cpu0)*1e6/events, "redis-cpu-us/event")
+		})
+	}
+}

@@ -1,0 +1,324 @@
+package redisagg
+
+import (
+	"cmp"
+	"context"
+	_ "embed"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/metric"
+)
+
+//go:embed read.lua
+var readLua string
+
+// ErrQuery marks a query the store cannot answer as asked (unknown metric,
+// step or dimension, a range too long); callers answer it with a 400.
+var ErrQuery = errors.New("redisagg: bad query")
+
+// MaxBuckets is the most buckets one series read covers.
+const MaxBuckets = 5000
+
+// topMaxBuckets is the most sorted sets one Top reads: it picks the finest
+// step whose range fits.
+const topMaxBuckets = 1500
+
+// SeriesQuery asks for a metric's points over [From, To] (ms, aligned down to
+// the step's buckets), optionally one series per value of GroupBy, the Limit
+// (default 10) values with the largest totals over the range.
+type SeriesQuery struct {
+	Site, Metric, Step string
+	From, To           int64
+	GroupBy            string
+	Limit              int
+}
+
+// Series is one labelled series; points are [bucket start ms, value].
+type Series struct {
+	Labels map[string]string `json:"labels"`
+	Points [][2]int64        `json:"points"`
+}
+
+// Result is the answer to a SeriesQuery, the JSON of GET /v1/query.
+type Result struct {
+	Metric string   `json:"metric"`
+	Step   string   `json:"step"`
+	Series []Series `json:"series"`
+}
+
+// TopQuery asks for the K (default 10) values of Dim with the largest counts
+// over [From, To].
+type TopQuery struct {
+	Site, Metric, Dim string
+	From, To          int64
+	K                 int
+}
+
+// TopEntry is one value of a top-K answer.
+type TopEntry struct {
+	Value string `json:"value"`
+	Count int64  `json:"count"`
+}
+
+type readMode string
+
+const (
+	readTotal readMode = "total"
+	readAll   readMode = "all"
+	readHLL   readMode = "hll"
+)
+
+type plan struct {
+	def     metric.Def
+	step    metric.Step
+	buckets []int64
+	keys    []string
+	mode    readMode
+}
+
+func (s *Store) plan(q SeriesQuery) (plan, error) {
+	var p plan
+	var ok bool
+	if p.def, ok = s.cat.Metric(q.Metric); !ok {
+		return p, fmt.Errorf("%w: unknown metric %q", ErrQuery, q.Metric)
+	}
+	if p.step, ok = s.cat.Step(q.Step); !ok {
+		return p, fmt.Errorf("%w: unknown step %q", ErrQuery, q.Step)
+	}
+	from, to := p.step.Bucket(q.From), p.step.Bucket(q.To)
+	if from > to {
+		return p, fmt.Errorf("%w: from %d is after to %d", ErrQuery, q.From, q.To)
+	}
+	w := p.step.Width.Milliseconds()
+	if n := (to-from)/w + 1; n > MaxBuckets {
+		return p, fmt.Errorf("%w: %d buckets of %s, at most %d", ErrQuery, n, p.step.Name, MaxBuckets)
+	}
+	switch {
+	case p.def.Kind == metric.Unique && q.GroupBy != "":
+		return p, fmt.Errorf("%w: unique metric %q has no dimensions to group by", ErrQuery, q.Metric)
+	case p.def.Kind == metric.Unique:
+		p.mode = readHLL
+	case q.GroupBy == "":
+		p.mode = readTotal
+	case !p.def.HasDim(q.GroupBy):
+		return p, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.GroupBy)
+	default:
+		p.mode = readAll
+	}
+	for b := from; b <= to; b += w {
+		p.buckets = append(p.buckets, b)
+		if p.mode == readHLL {
+			p.keys = append(p.keys, s.uniqueKey(q.Site, q.Metric, p.step.Name, b))
+		} else {
+			p.keys = append(p.keys, s.countKey(q.Site, q.Metric, p.step.Name, b))
+		}
+	}
+	return p, nil
+}
+
+// Series reads the points of q, with zeros for buckets without data.
+func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
+	p, err := s.plan(q)
+	if err != nil {
+		return Result{}, err
+	}
+	pipe := s.rdb.Pipeline()
+	cmds := make([]redis.Cmder, len(p.keys))
+	for i, k := range p.keys {
+		switch p.mode {
+		case readTotal:
+			cmds[i] = pipe.HGet(ctx, k, fieldTotal)
+		case readHLL:
+			cmds[i] = pipe.PFCount(ctx, k)
+		default:
+			cmds[i] = pipe.HGetAll(ctx, k)
+		}
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return Result{}, fmt.Errorf("read series %s/%s: %w", q.Site, q.Metric, err)
+	}
+	raw := make([]any, len(cmds))
+	for i, c := range cmds {
+		if err := c.Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return Result{}, fmt.Errorf("read series %s/%s %s: %w", q.Site, q.Metric, p.keys[i], err)
+		}
+		switch c := c.(type) {
+		case *redis.StringCmd:
+			raw[i] = c.Val()
+		case *redis.IntCmd:
+			raw[i] = c.Val()
+		case *redis.MapStringStringCmd:
+			raw[i] = c.Val()
+		}
+	}
+	return s.build(q, p, raw)
+}
+
+// Snapshot is Series read atomically with the delta-log counter of the
+// site's metric: the push service applies to it exactly the deltas with
+// n > seq.
+func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, error) {
+	p, err := s.plan(q)
+	if err != nil {
+		return 0, Result{}, err
+	}
+	keys := append([]string{s.deltaSeqKey(q.Site, q.Metric)}, p.keys...)
+	res, err := s.read.Run(ctx, s.rdb, keys, string(p.mode)).Slice()
+	if err != nil {
+		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %w", q.Site, q.Metric, err)
+	}
+	if len(res) != len(keys) {
+		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %d replies for %d keys", q.Site, q.Metric, len(res), len(keys))
+	}
+	seq, _ := res[0].(int64)
+	raw := make([]any, len(p.keys))
+	for i, v := range res[1:] {
+		if arr, ok := v.([]any); ok {
+			m := make(map[string]string, len(arr)/2)
+			for j := 0; j+1 < len(arr); j += 2 {
+				k, _ := arr[j].(string)
+				val, _ := arr[j+1].(string)
+				m[k] = val
+			}
+			raw[i] = m
+		} else {
+			raw[i] = v
+		}
+	}
+	r, err := s.build(q, p, raw)
+	return seq, r, err
+}
+
+func toInt(v any) int64 {
+	switch v := v.(type) {
+	case int64:
+		return v
+	case string:
+		n, _ := strconv.ParseInt(v, 10, 64)
+		return n
+	}
+	return 0
+}
+
+func (s *Store) build(q SeriesQuery, p plan, raw []any) (Result, error) {
+	r := Result{Metric: q.Metric, Step: p.step.Name}
+	if p.mode != readAll {
+		sr := Series{Labels: map[string]string{}, Points: make([][2]int64, len(p.buckets))}
+		for i, b := range p.buckets {
+			sr.Points[i] = [2]int64{b, toInt(raw[i])}
+		}
+		r.Series = []Series{sr}
+		return r, nil
+	}
+	prefix := q.GroupBy + fieldSep
+	per := make([]map[string]int64, len(p.buckets))
+	totals := map[string]int64{}
+	for i, v := range raw {
+		m, _ := v.(map[string]string)
+		per[i] = map[string]int64{}
+		for f, val := range m {
+			name, ok := strings.CutPrefix(f, prefix)
+			if !ok {
+				continue
+			}
+			n, err := strconv.ParseInt(val, 10, 64)
+			if err != nil {
+				return Result{}, fmt.Errorf("read %s field %q: %w", p.keys[i], f, err)
+			}
+			per[i][name] = n
+			totals[name] += n
+		}
+	}
+	names := make([]string, 0, len(totals))
+	for n := range totals {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(totals[b], totals[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	if len(names) > limit {
+		names = names[:limit]
+	}
+	r.Series = make([]Series, 0, len(names))
+	for _, name := range names {
+		sr := Series{Labels: map[string]string{q.GroupBy: name}, Points: make([][2]int64, len(p.buckets))}
+		for i, b := range p.buckets {
+			sr.Points[i] = [2]int64{b, per[i][name]}
+		}
+		r.Series = append(r.Series, sr)
+	}
+	return r, nil
+}
+
+// Top returns the K values of q.Dim with the largest counts over the range,
+// from the sorted sets of the finest step whose range holds at most 1,500
+// buckets.
+func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
+	def, ok := s.cat.Metric(q.Metric)
+	if !ok {
+		return nil, fmt.Errorf("%w: unknown metric %q", ErrQuery, q.Metric)
+	}
+	if !def.HasDim(q.Dim) {
+		return nil, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.Dim)
+	}
+	if q.From > q.To {
+		return nil, fmt.Errorf("%w: from %d is after to %d", ErrQuery, q.From, q.To)
+	}
+	steps := make([]metric.Step, 0, len(s.cat.Steps))
+	for _, st := range s.cat.Steps {
+		if s.hasTop(st) {
+			steps = append(steps, st)
+		}
+	}
+	slices.SortFunc(steps, func(a, b metric.Step) int { return cmp.Compare(a.Width, b.Width) })
+	var keys []string
+	for _, st := range steps {
+		from, to, w := st.Bucket(q.From), st.Bucket(q.To), st.Width.Milliseconds()
+		if (to-from)/w+1 > topMaxBuckets {
+			continue
+		}
+		for b := from; b <= to; b += w {
+			keys = append(keys, s.topKey(q.Site, q.Metric, q.Dim, st.Name, b))
+		}
+		break
+	}
+	if keys == nil {
+		return nil, fmt.Errorf("%w: range %d..%d is too long for top-K", ErrQuery, q.From, q.To)
+	}
+	zs, err := s.rdb.ZUnionWithScores(ctx, redis.ZStore{Keys: keys}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read top %s/%s by %s: %w", q.Site, q.Metric, q.Dim, err)
+	}
+	out := make([]TopEntry, 0, len(zs))
+	for _, z := range zs {
+		v, _ := z.Member.(string)
+		out = append(out, TopEntry{Value: v, Count: int64(z.Score)})
+	}
+	slices.SortFunc(out, func(a, b TopEntry) int {
+		if c := cmp.Compare(b.Count, a.Count); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Value, b.Value)
+	})
+	k := q.K
+	if k <= 0 {
+		k = 10
+	}
+	if len(out) > k {
+		out = out[:k]
+	}
+	return out, nil
+}
