@@ -8,19 +8,28 @@ const (
 	DeviceMobile  = "mobile"
 	DeviceTablet  = "tablet"
 	DeviceBot     = "bot"
+	DeviceServer  = "server"
 	DeviceUnknown = "unknown"
 )
 
-// botTokens mark a User-Agent as automated: crawlers, headless browsers,
-// audit tools and HTTP libraries (scripts are not visitors). Lower case.
+// botTokens mark a User-Agent as a bot: crawlers, headless and automated
+// browsers, audit and uptime tools, link-preview fetchers. Lower case.
 var botTokens = [...]string{
 	"bot", "crawl", "spider", "slurp", "headless", "lighthouse", "pagespeed",
+	"phantomjs", "puppeteer", "playwright", "selenium", "webdriver",
+	"facebookexternalhit", "preview", "scrapy", "pingdom", "uptime", "monitor",
+	"feedfetcher", "mediapartners",
+}
+
+// serverTokens mark HTTP libraries and command-line tools. They are not
+// bots: server-side senders (logs, custom events from a backend, scripts)
+// are a way events arrive, and their events count. They get the device
+// class "server" so they can be told apart from browsers.
+var serverTokens = [...]string{
 	"curl", "wget", "python-requests", "python-urllib", "aiohttp", "httpx",
 	"go-http-client", "java/", "okhttp", "apache-httpclient", "libwww", "axios",
-	"node-fetch", "undici", "phantomjs", "puppeteer", "playwright", "selenium",
-	"webdriver", "facebookexternalhit", "preview", "scrapy", "pingdom",
-	"uptime", "monitor", "feedfetcher", "mediapartners", "http_request",
-	"postman", "insomnia", "k6/", "jmeter", "gatling", "powershell",
+	"node-fetch", "undici", "http_request", "postman", "insomnia", "k6/",
+	"jmeter", "gatling", "powershell",
 }
 
 var tabletTokens = [...]string{"ipad", "tablet", "kindle", "silk/", "playbook", "nexus 7", "nexus 10", "sm-t"}
@@ -31,11 +40,11 @@ var desktopTokens = [...]string{"windows nt", "macintosh", "mac os x", "x11", "l
 
 // classify derives the device class and bot flag from a User-Agent header.
 // A compact token table rather than a UA library: the package keeps to the
-// standard library, and these five classes need no browser versions. An
-// empty User-Agent is a bot: every browser sends one.
+// standard library, and these classes need no browser versions. An empty
+// User-Agent is a server-side sender: every browser sends one.
 func classify(ua string) (device string, bot bool) {
 	if strings.TrimSpace(ua) == "" {
-		return DeviceBot, true
+		return DeviceServer, false
 	}
 	var buf [512]byte
 	s := ua
@@ -54,6 +63,11 @@ func classify(ua string) (device string, bot bool) {
 	for _, t := range botTokens {
 		if strings.Contains(low, t) {
 			return DeviceBot, true
+		}
+	}
+	for _, t := range serverTokens {
+		if strings.Contains(low, t) {
+			return DeviceServer, false
 		}
 	}
 	for _, t := range tabletTokens {
