@@ -287,9 +287,18 @@ func TestServerFields(t *testing.T) {
 func TestBotFlag(t *testing.T) {
 	pub := &memPub{}
 	r, _ := newServer(t, pub, Config{})
-	for _, ua := range []string{"", "curl/8.5.0", "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)"} {
+	tests := []struct {
+		ua, device string
+		bot        bool
+	}{
+		{"", "server", false},
+		{"curl/8.5.0", "server", false},
+		{"Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", "bot", true},
+		{"Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) HeadlessChrome/120.0.0.0 Safari/537.36", "bot", true},
+	}
+	for _, tt := range tests {
 		req := httptest.NewRequest(http.MethodPost, "/v1/collect", strings.NewReader(ev("a")))
-		req.Header.Set("User-Agent", ua)
+		req.Header.Set("User-Agent", tt.ua)
 		w := httptest.NewRecorder()
 		r.ServeHTTP(w, req)
 		if w.Code != 202 {
@@ -297,8 +306,8 @@ func TestBotFlag(t *testing.T) {
 		}
 	}
 	for i, e := range pub.events(t) {
-		if !e.Bot || e.Device != "bot" {
-			t.Errorf("event %d: bot=%v device=%q", i, e.Bot, e.Device)
+		if e.Bot != tests[i].bot || e.Device != tests[i].device {
+			t.Errorf("UA %q: bot=%v device=%q, want %v %q", tests[i].ua, e.Bot, e.Device, tests[i].bot, tests[i].device)
 		}
 	}
 }
