@@ -1,0 +1,94 @@
+package archive
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/event"
+)
+
+// BenchmarkWrite measures Add+Flush into a DirStore (encode, Zstd, fsync)
+// with the default MaxBytes, and reports the archive's size per event and
+// its compression against NDJSON of the same events (the stream records).
+func BenchmarkWrite(b *testing.B) {
+	recs := genRecords(11, 100_000, 4, 24, testStart)
+	store := NewDir(filepath.Join(b.TempDir(), "a"))
+	w := NewWriter(store, WriterConfig{})
+	ctx := context.Background()
+	var ndjson int64
+	seqs := map[string]int{}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		r := recs[i%len(recs)]
+		// Fresh seqs per pass so every event is a new record.
+		seqs[r.shard]++
+		if err := w.Add(r.shard, itoa(seqs[r.shard]), r.data, r.ev); err != nil {
+			b.Fatal(err)
+		}
+		ndjson += int64(len(r.data)) + 1
+	}
+	for _, sh := range []string{"shardId-000000000000", "shardId-000000000001", "shardId-000000000002", "shardId-000000000003"} {
+		if _, err := w.Flush(ctx, sh); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	objs, err := store.List(ctx, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	var size int64
+	for _, o := range objs {
+		size += o.Size
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "events/s")
+	b.ReportMetric(float64(size)/float64(b.N), "archive-B/event")
+	b.ReportMetric(float64(ndjson)/float64(b.N), "ndjson-B/event")
+	b.ReportMetric(float64(ndjson)/float64(size), "x-smaller")
+}
+
+// BenchmarkRead measures Read of a 24-hour archive of 200,000 events.
+func BenchmarkRead(b *testing.B) {
+	recs := genRecords(12, 200_000, 4, 24, testStart)
+	store := NewDir(filepath.Join(b.TempDir(), "a"))
+	w := NewWriter(store, WriterConfig{MaxBytes: 8 << 20})
+	for _, r := range recs {
+		if err := w.Add(r.shard, r.seq, r.data, r.ev); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := 0; i < 4; i++ {
+		if _, err := w.Flush(context.Background(), recs[i].shard); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ResetTimer()
+	var n int
+	for i := 0; i < b.N; i++ {
+		err := Read(context.Background(), store, testStart, testStart.Add(24*time.Hour), func(ev event.Event) error {
+			n++
+			return nil
+		})
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "events/s")
+}
+
+func itoa(i int) string {
+	const digits = "0123456789"
+	if i == 0 {
+		return "0"
+	}
+	var buf [20]byte
+	p := len(buf)
+	for i > 0 {
+		p--
+		buf[p] = digits[i%10]
+		i /= 10
+	}
+	return string(buf[p:])
+}

@@ -1,0 +1,192 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/pulsehq/pulse/event"
+)
+
+// ContentType is the media type of archive objects.
+const ContentType = "application/vnd.apache.parquet"
+
+// Footer key-value metadata written into every object, so the object
+// describes itself wherever it is copied.
+const (
+	metaShard   = "pulse.shard"
+	metaFirst   = "pulse.first_seq"
+	metaLast    = "pulse.last_seq"
+	metaRecords = "pulse.records"
+)
+
+// row is the archive's Parquet schema, one row per event. Optional strings
+// are NULL when empty, which is what the event's JSON omits, so engines can
+// test "uid IS NULL". They are pointers because parquet-go v0.32.0 writes a
+// zero non-pointer optional value as present (an empty string, not NULL)
+// when it follows a non-zero one in a batch. Low-cardinality columns are
+// dictionary encoded. props is the JSON of the props map, a plain UTF8
+// column every engine reads (json_extract / get_json_object query it).
+type row struct {
+	ID      string  `parquet:"id"`
+	Site    string  `parquet:"site,dict"`
+	Type    string  `parquet:"type,dict"`
+	TS      int64   `parquet:"ts,timestamp(millisecond)"`
+	RT      int64   `parquet:"rt,timestamp(millisecond)"`
+	URL     *string `parquet:"url,optional"`
+	Ref     *string `parquet:"ref,optional"`
+	UID     *string `parquet:"uid,optional"`
+	Path    *string `parquet:"path,optional,dict"`
+	RefHost *string `parquet:"ref_host,optional,dict"`
+	Device  *string `parquet:"device,optional,dict"`
+	Bot     bool    `parquet:"bot"`
+	Props   *string `parquet:"props,optional"`
+	Shard   string  `parquet:"shard,dict"`
+	Seq     string  `parquet:"seq"`
+}
+
+func opt(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}
+
+func str(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func toRow(shard, seq string, ev *event.Event) (row, error) {
+	r := row{
+		ID: ev.ID, Site: ev.Site, Type: ev.Type, TS: ev.TS, RT: ev.RT,
+		URL: opt(ev.URL), Ref: opt(ev.Ref), UID: opt(ev.UID),
+		Path: opt(ev.Path), RefHost: opt(ev.RefHost), Device: opt(ev.Device), Bot: ev.Bot,
+		Shard: shard, Seq: seq,
+	}
+	if len(ev.Props) > 0 {
+		b, err := json.Marshal(ev.Props) // map keys sorted: deterministic bytes
+		if err != nil {
+			return row{}, fmt.Errorf("encode props of event %s: %w", ev.ID, err)
+		}
+		r.Props = opt(string(b))
+	}
+	return r, nil
+}
+
+func (r *row) event() (event.Event, error) {
+	ev := event.Event{
+		ID: r.ID, Site: r.Site, Type: r.Type, TS: r.TS, RT: r.RT,
+		URL: str(r.URL), Ref: str(r.Ref), UID: str(r.UID),
+		Path: str(r.Path), RefHost: str(r.RefHost), Device: str(r.Device), Bot: r.Bot,
+	}
+	if r.Props != nil && *r.Props != "" {
+		if err := json.Unmarshal([]byte(*r.Props), &ev.Props); err != nil {
+			return event.Event{}, fmt.Errorf("decode props of event %s (shard %s seq %s): %w", r.ID, r.Shard, r.Seq, err)
+		}
+	}
+	return ev, nil
+}
+
+// encodeObject writes rows (all of one shard, in seq order) as one Parquet
+// file: one row group, Zstd-compressed pages.
+func encodeObject(rows []row) ([]byte, error) {
+	if len(rows) == 0 {
+		return nil, errors.New("encode object: no rows")
+	}
+	var buf bytes.Buffer
+	w := parquet.NewGenericWriter[row](&buf,
+		parquet.Compression(&parquet.Zstd),
+		parquet.CreatedBy("pulse", "1", ""),
+		parquet.KeyValueMetadata(metaShard, rows[0].Shard),
+		parquet.KeyValueMetadata(metaFirst, rows[0].Seq),
+		parquet.KeyValueMetadata(metaLast, rows[len(rows)-1].Seq),
+		parquet.KeyValueMetadata(metaRecords, strconv.Itoa(len(rows))),
+	)
+	if _, err := w.Write(rows); err != nil {
+		return nil, fmt.Errorf("encode object: %w", err)
+	}
+	if err := w.Close(); err != nil {
+		return nil, fmt.Errorf("encode object: close: %w", err)
+	}
+	return buf.Bytes(), nil
+}
+
+// decodeObject calls fn for every row of a Parquet object, in file order,
+// reading a bounded batch of rows at a time. Objects come from storage and
+// may be damaged or foreign, so a panic of the Parquet library on malformed
+// input is returned as an error.
+func decodeObject(r io.ReaderAt, size int64, fn func(*row) error) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("decode parquet: malformed object: %v", p)
+		}
+	}()
+	f, err := parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
+	if err != nil {
+		return fmt.Errorf("decode parquet: %w", err)
+	}
+	if err := checkSizes(f, size); err != nil {
+		return err
+	}
+	buf := make([]row, 256)
+	for _, rg := range f.RowGroups() {
+		rr := parquet.NewGenericRowGroupReader[row](rg)
+		for {
+			n, rerr := rr.Read(buf)
+			for i := 0; i < n; i++ {
+				if err := fn(&buf[i]); err != nil {
+					rr.Close()
+					return err
+				}
+			}
+			if errors.Is(rerr, io.EOF) {
+				break
+			}
+			if rerr != nil {
+				rr.Close()
+				return fmt.Errorf("decode parquet: %w", rerr)
+			}
+		}
+		if err := rr.Close(); err != nil {
+			return fmt.Errorf("decode parquet: close: %w", err)
+		}
+	}
+	return nil
+}
+
+// maxUncompressed bounds what a column chunk may claim to inflate to, so a
+// damaged footer cannot make the reader allocate without limit. Archive
+// objects stay far below it (MaxBytes raw in all columns together).
+const maxUncompressed = 1 << 30
+
+// checkSizes rejects footers whose sizes cannot be right for a file of size
+// bytes, before any page is read.
+func checkSizes(f *parquet.File, size int64) error {
+	md := f.Metadata()
+	if md.NumRows < 0 || md.NumRows > size*64 {
+		return fmt.Errorf("decode parquet: %d rows in %d bytes", md.NumRows, size)
+	}
+	for _, rg := range md.RowGroups {
+		if rg.NumRows < 0 || rg.NumRows > md.NumRows {
+			return fmt.Errorf("decode parquet: row group of %d rows in a file of %d", rg.NumRows, md.NumRows)
+		}
+		for _, c := range rg.Columns {
+			m := c.MetaData
+			if m.TotalCompressedSize < 0 || m.TotalCompressedSize > size ||
+				m.TotalUncompressedSize < 0 || m.TotalUncompressedSize > maxUncompressed ||
+				m.NumValues < 0 || m.NumValues > size*64 {
+				return fmt.Errorf("decode parquet: column chunk sizes (%d compressed, %d uncompressed, %d values) impossible in %d bytes",
+					m.TotalCompressedSize, m.TotalUncompressedSize, m.NumValues, size)
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,115 @@
+package push
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/metric"
+)
+
+// Clock tells the time; tests inject their own.
+type Clock interface{ Now() time.Time }
+
+// TokenChecker says whether a token may read.
+type TokenChecker interface{ Read(token string) bool }
+
+// Config configures a Hub. Zero values mean the documented defaults.
+type Config struct {
+	// FlushEvery is how often merged deltas go out to subscribers (50ms).
+	FlushEvery time.Duration
+	// MaxSubsPerConn caps subscriptions per connection (32).
+	MaxSubsPerConn int
+	// SendQueue caps the pending points of a connection before merging (4096).
+	SendQueue int
+	// StallClose is how long a connection may stay stalled (queue full and
+	// unread) before it is closed with 4008 (30s).
+	StallClose time.Duration
+	// PingEvery is the ping interval (15s).
+	PingEvery time.Duration
+	// IdleTimeout closes a connection that does not answer a ping (60s), 4000.
+	IdleTimeout time.Duration
+	// MaxMessageBytes caps a client message (4096); larger closes with 1009.
+	MaxMessageBytes int64
+	// AllowedOrigins are path.Match patterns for the Origin host (or
+	// scheme://host when the pattern has "://"). Empty: same host only.
+	// "*": any origin. Requests without Origin (not browsers) are allowed.
+	AllowedOrigins []string
+	// Tokens checks read tokens; nil means no token is needed.
+	Tokens TokenChecker
+	// Catalog validates subscriptions; nil means the built-in metrics and steps.
+	Catalog *metric.Catalog
+	// CheckEvery is how often the hub compares each live key with the head of
+	// its delta log, so a pub/sub message lost in a quiet period is still
+	// caught up (5s).
+	CheckEvery time.Duration
+	// Clock defaults to the system clock.
+	Clock Clock
+	// Logger: nil means no logging.
+	Logger *slog.Logger
+	// Registerer: nil means no metrics are registered.
+	Registerer prometheus.Registerer
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+const (
+	// maxEarly bounds the entries buffered for a subscription between
+	// attaching and its snapshot; past it the subscribe is retried.
+	maxEarly = 4096
+	// maxReplay bounds the log entries a resume replays; past it: reset.
+	maxReplay = 10000
+	// maxCatchUp bounds the entries read to close a gap in the pub/sub stream.
+	maxCatchUp = 10000
+	// maxQueuedBytes bounds snapshots and errors queued on one connection; the
+	// session stops reading client messages until the writer drains.
+	maxQueuedBytes = 4 << 20
+	// authTimeout is how long a connection may wait for its auth message.
+	authTimeout = 10 * time.Second
+	// redisTimeout bounds one store or log call.
+	redisTimeout = 5 * time.Second
+)
+
+func (c Config) withDefaults() Config {
+	if c.FlushEvery <= 0 {
+		c.FlushEvery = 50 * time.Millisecond
+	}
+	if c.MaxSubsPerConn <= 0 {
+		c.MaxSubsPerConn = 32
+	}
+	if c.SendQueue <= 0 {
+		c.SendQueue = 4096
+	}
+	if c.StallClose <= 0 {
+		c.StallClose = 30 * time.Second
+	}
+	if c.PingEvery <= 0 {
+		c.PingEvery = 15 * time.Second
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = 60 * time.Second
+	}
+	if c.MaxMessageBytes <= 0 {
+		c.MaxMessageBytes = 4096
+	}
+	if c.CheckEvery <= 0 {
+		c.CheckEvery = 5 * time.Second
+	}
+	if c.Clock == nil {
+		c.Clock = systemClock{}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Catalog == nil {
+		cat, err := metric.NewCatalog(metric.Builtins(), metric.DefaultSteps())
+		if err != nil {
+			panic("push: built-in catalog invalid: " + err.Error())
+		}
+		c.Catalog = cat
+	}
+	return c
+}

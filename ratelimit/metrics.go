@@ -1,0 +1,74 @@
+package ratelimit
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	limitedIP, limitedSite, limitedConn prometheus.Counter
+	ipEntries, siteEntries, conns       prometheus.Collector
+}
+
+func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
+	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pulse_ratelimit_limited_total",
+		Help: "Requests, event batches (site) and connections refused by a rate limit, by scope.",
+	}, []string{"scope"})
+	ipEntries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pulse_ratelimit_ip_entries",
+		Help: "Per-IP token buckets held (bounded by the configured maximum).",
+	}, func() float64 {
+		if l.ips == nil {
+			return 0
+		}
+		return float64(l.ips.len())
+	})
+	siteEntries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pulse_ratelimit_site_entries",
+		Help: "Per-site token buckets held (bounded by the configured maximum).",
+	}, func() float64 {
+		if l.sites == nil {
+			return 0
+		}
+		return float64(l.sites.len())
+	})
+	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pulse_ratelimit_conns",
+		Help: "Connection slots held through AcquireConn.",
+	}, func() float64 {
+		l.conns.mu.Lock()
+		defer l.conns.mu.Unlock()
+		return float64(l.conns.sum)
+	})
+	if reg != nil {
+		limited = register(reg, limited)
+		// Gauge funcs read this Limiter; a second Limiter on the same
+		// registry keeps reporting the first one's tables.
+		ipEntries = register(reg, ipEntries)
+		siteEntries = register(reg, siteEntries)
+		conns = register(reg, conns)
+	}
+	return metrics{
+		limitedIP:   limited.WithLabelValues("ip"),
+		limitedSite: limited.WithLabelValues("site"),
+		limitedConn: limited.WithLabelValues("conn"),
+		ipEntries:   ipEntries,
+		siteEntries: siteEntries,
+		conns:       conns,
+	}
+}
+
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic("ratelimit: register metrics: " + err.Error())
+	}
+	return c
+}
