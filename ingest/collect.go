@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -39,12 +40,46 @@ func (h *Handler) collect(c *gin.Context) error {
 	if len(evs) == 0 {
 		return &httpError{status: http.StatusBadRequest, msg: "no valid event", rejected: rejects}
 	}
+	if err := h.limitSites(evs); err != nil {
+		return err
+	}
 	event.EnrichAll(evs, h.cfg.Clock(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}
 	writeJSON(c, http.StatusAccepted, &answer{Accepted: len(evs), Rejected: rejects})
 	return nil
+}
+
+// limitSites charges each site of evs against its rate.
+func (h *Handler) limitSites(evs []event.Event) error {
+	if h.cfg.Sites == nil {
+		return nil
+	}
+	site, n := evs[0].Site, 0
+	check := func() error {
+		if ok, wait := h.cfg.Sites.AllowSite(site, n); !ok {
+			h.m.refuse("rate_limited", len(evs))
+			secs := int((wait + time.Second - 1) / time.Second)
+			if secs < 1 {
+				secs = 1
+			}
+			return &httpError{status: http.StatusTooManyRequests, retryAfterSecs: secs,
+				msg: fmt.Sprintf("rate limit: site %q sends too many events, retry in %ds", site, secs)}
+		}
+		return nil
+	}
+	// Requests almost always carry one site; charge runs of the same site.
+	for _, e := range evs {
+		if e.Site != site {
+			if err := check(); err != nil {
+				return err
+			}
+			site, n = e.Site, 0
+		}
+		n++
+	}
+	return check()
 }
 
 // readBody reads the request body into buf, refusing more than

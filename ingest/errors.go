@@ -15,10 +15,13 @@ import (
 // httpError is a handler failure with the status it answers.
 type httpError struct {
 	status     int
-	msg        string         // for the client
-	retryAfter bool           // add Retry-After
-	rejected   []event.Reject // per-event reasons, when known
-	err        error          // cause, for the log
+	msg        string // for the client
+	retryAfter bool   // add Retry-After
+	// retryAfterSecs, when positive, is the Retry-After to send instead of
+	// the configured one.
+	retryAfterSecs int
+	rejected       []event.Reject // per-event reasons, when known
+	err            error          // cause, for the log
 }
 
 func (e *httpError) Error() string {
@@ -50,7 +53,9 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *h
 			if !errors.As(err, &he) {
 				he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
 			}
-			if he.retryAfter {
+			if he.retryAfterSecs > 0 {
+				hd.Set("Retry-After", strconv.Itoa(he.retryAfterSecs))
+			} else if he.retryAfter {
 				hd.Set("Retry-After", h.retryAfter)
 			}
 			if he.status >= 500 {

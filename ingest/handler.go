@@ -36,9 +36,19 @@ type Config struct {
 	MaxInFlight int64
 	AdmitWait   time.Duration // how long a request waits for room before 503 (default 50ms)
 	RetryAfter  time.Duration // Retry-After on 503, whole seconds, at least 1 (default 1s)
-	Clock       func() time.Time
-	Logger      *slog.Logger          // nil: no logging
-	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+	// Sites, when set, rate-limits events per site: a request whose sites
+	// are over their rate gets 429 with Retry-After and nothing of it is
+	// accepted (the client resends it whole).
+	Sites      SiteLimiter
+	Clock      func() time.Time
+	Logger     *slog.Logger          // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// SiteLimiter says whether a site may send n more events now, and if not,
+// how long to wait.
+type SiteLimiter interface {
+	AllowSite(site string, n int) (bool, time.Duration)
 }
 
 // Default configuration values.

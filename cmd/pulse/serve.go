@@ -1,0 +1,188 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/urfave/cli/v3"
+)
+
+// serveConfig is everything `pulse serve` reads from flags and environment.
+type serveConfig struct {
+	Addr            string
+	Data            string
+	Roles           map[string]bool
+	Stream          string
+	Redis           string
+	Archive         string
+	Shards          int
+	ReadToken       string
+	AdminToken      string
+	PublicURL       string
+	AllowedOrigins  []string
+	Namespace       string
+	DedupWindow     time.Duration
+	AllowedLateness time.Duration
+	RetentionAge    time.Duration
+	RetentionBytes  int64
+	LogFormat       string
+	LogLevel        string
+	MetricsConfig   string
+	RateIP          float64
+	RateSite        float64
+	TrustedProxies  []netip.Prefix
+}
+
+var allRoles = []string{"ingest", "aggregate", "push", "archive"}
+
+func serveCommand() *cli.Command {
+	flags := []cli.Flag{
+		&cli.StringFlag{Name: "addr", Value: ":8080", Usage: "HTTP listen address"},
+		&cli.StringFlag{Name: "data", Value: "./data", Usage: "data directory (local stream, tokens, local archive)"},
+		&cli.StringFlag{Name: "roles", Value: strings.Join(allRoles, ","), Usage: "roles to run: ingest,aggregate,push,archive"},
+		&cli.StringFlag{Name: "stream", Value: "local", Usage: "stream: local or kinesis://NAME"},
+		&cli.StringFlag{Name: "redis", Value: "embedded", Usage: "aggregate store: embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2"},
+		&cli.StringFlag{Name: "archive", Value: "", Usage: "archive: file://DIR or s3://BUCKET/PREFIX (default file://DATA/archive)"},
+		&cli.IntFlag{Name: "shards", Value: 4, Usage: "shards of the local stream (fixed when it is created)"},
+		&cli.StringFlag{Name: "read-token", Usage: "token for REST and WebSocket reads (generated and kept in the data dir when empty)"},
+		&cli.StringFlag{Name: "admin-token", Usage: "token for admin actions (generated and kept in the data dir when empty)"},
+		&cli.StringFlag{Name: "public-url", Usage: "base URL printed for the dashboard (default http://localhost:PORT)"},
+		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "Origins allowed to open WebSockets (default: same host)"},
+		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace read and written"},
+		&cli.DurationFlag{Name: "dedup-window", Value: 10 * time.Minute, Usage: "how long an event id is remembered for deduplication"},
+		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
+		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
+		&cli.Int64Flag{Name: "retention-bytes", Value: 10 << 30, Usage: "local stream retention by size"},
+		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions and steps (default: the built-in metrics)"},
+		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
+		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
+		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
+		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
+		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
+	}
+	for _, f := range flags {
+		switch f := f.(type) {
+		case *cli.StringFlag:
+			f.Sources = env(f.Name)
+		case *cli.IntFlag:
+			f.Sources = env(f.Name)
+		case *cli.Int64Flag:
+			f.Sources = env(f.Name)
+		case *cli.DurationFlag:
+			f.Sources = env(f.Name)
+		case *cli.FloatFlag:
+			f.Sources = env(f.Name)
+		case *cli.StringSliceFlag:
+			f.Sources = env(f.Name)
+		}
+	}
+	return &cli.Command{
+		Name:  "serve",
+		Usage: "run Pulse (all roles by default, on embedded defaults: no AWS, no servers to install)",
+		Flags: flags,
+		Action: func(ctx context.Context, c *cli.Command) error {
+			cfg, err := serveConfigFrom(c)
+			if err != nil {
+				return err
+			}
+			log, err := newLogger(cfg.LogFormat, cfg.LogLevel)
+			if err != nil {
+				return err
+			}
+			return serve(ctx, cfg, log)
+		},
+	}
+}
+
+func serveConfigFrom(c *cli.Command) (serveConfig, error) {
+	cfg := serveConfig{
+		Addr:            c.String("addr"),
+		Data:            c.String("data"),
+		Roles:           map[string]bool{},
+		Stream:          c.String("stream"),
+		Redis:           c.String("redis"),
+		Archive:         c.String("archive"),
+		Shards:          int(c.Int("shards")),
+		ReadToken:       c.String("read-token"),
+		AdminToken:      c.String("admin-token"),
+		PublicURL:       c.String("public-url"),
+		AllowedOrigins:  c.StringSlice("allowed-origins"),
+		Namespace:       c.String("namespace"),
+		DedupWindow:     c.Duration("dedup-window"),
+		AllowedLateness: c.Duration("allowed-lateness"),
+		RetentionAge:    c.Duration("retention-age"),
+		RetentionBytes:  c.Int64("retention-bytes"),
+		LogFormat:       c.String("log-format"),
+		LogLevel:        c.String("log-level"),
+		MetricsConfig:   c.String("metrics-config"),
+		RateIP:          c.Float("rate-ip"),
+		RateSite:        c.Float("rate-site"),
+	}
+	for _, p := range c.StringSlice("trusted-proxies") {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return cfg, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+	}
+	for _, r := range strings.Split(c.String("roles"), ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !contains(allRoles, r) {
+			return cfg, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(allRoles, ","))
+		}
+		cfg.Roles[r] = true
+	}
+	if len(cfg.Roles) == 0 {
+		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(allRoles, ","))
+	}
+	if cfg.Shards < 1 || cfg.Shards > 1024 {
+		return cfg, fmt.Errorf("--shards: %d is out of range 1..1024", cfg.Shards)
+	}
+	if cfg.AllowedLateness < time.Hour {
+		return cfg, fmt.Errorf("--allowed-lateness: %s is under the 1h minimum (offline trackers deliver late)", cfg.AllowedLateness)
+	}
+	if cfg.DedupWindow <= 0 {
+		return cfg, fmt.Errorf("--dedup-window: must be positive, got %s", cfg.DedupWindow)
+	}
+	return cfg, nil
+}
+
+func contains(xs []string, x string) bool {
+	for _, y := range xs {
+		if y == x {
+			return true
+		}
+	}
+	return false
+}
+
+func newLogger(format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format: %q is not text or json", format)
+}
