@@ -1,0 +1,105 @@
+package systemtest
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/pulsehq/pulse/internal/browsertest"
+)
+
+// TestDashboardEndToEnd is what a user sees: the live dashboard open in one
+// tab, the demo site with the tracker in another; clicks on a tracked
+// button, two single-page-app routes, then the page is left (the sendBeacon
+// path). The dashboard must show the exact counts, from WebSocket deltas
+// alone, within 2 seconds of leaving the page. A screenshot is kept in
+// $PULSE_ARTIFACTS.
+func TestDashboardEndToEnd(t *testing.T) {
+	s := newServer(t)
+	browser := browsertest.New(t)
+
+	dash := browsertest.Tab(t, browser)
+	browsertest.Do(t, dash, "open dashboard",
+		chromedp.Navigate(s.url("/?site=demo&token="+readToken)),
+		chromedp.WaitVisible(`#conn-state[data-state="open"]`),
+		chromedp.WaitVisible(`#total-clicks`),
+	)
+
+	const clicks = 7
+	demo := browsertest.Tab(t, browser)
+	browsertest.Do(t, demo, "open demo", chromedp.Navigate(s.url("/demo/")), chromedp.WaitVisible(`#signup`))
+	for i := 0; i < clicks; i++ {
+		browsertest.Do(t, demo, "click signup", chromedp.Click(`#signup`))
+	}
+	browsertest.Do(t, demo, "route pricing", chromedp.Click(`#nav-pricing`), chromedp.WaitVisible(`#buy`))
+	browsertest.Do(t, demo, "route about", chromedp.Click(`#nav-about`))
+	browsertest.Do(t, demo, "leave demo", chromedp.Navigate("about:blank"))
+	left := time.Now()
+
+	// Three pageviews (/demo/, /demo/pricing, /demo/about) and the clicks.
+	want := map[string]string{
+		`#total-pageviews`: "3",
+		`#total-clicks`:    fmt.Sprint(clicks),
+		`#clicks-by-target [data-target="signup"]`:       fmt.Sprint(clicks),
+		`#pageviews-by-path [data-path="/demo/pricing"]`: "1",
+	}
+	const deadline = 2 * time.Second
+	var got map[string]string
+	for {
+		got = map[string]string{}
+		for sel := range want {
+			got[sel] = browsertest.Eval[string](t, dash, fmt.Sprintf(
+				`(e => e ? (e.dataset.value ?? e.dataset.count ?? e.textContent).trim() : "missing")(document.querySelector(%q))`, sel))
+		}
+		if equal(got, want) {
+			break
+		}
+		if time.Since(left) > deadline {
+			screenshot(t, dash, "dashboard-failed.png")
+			t.Fatalf("dashboard after %s shows %v, want %v", deadline, got, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Logf("dashboard exact %s after the page was left", time.Since(left).Round(time.Millisecond))
+	fresh := browsertest.Eval[string](t, dash, `document.querySelector("#freshness").textContent`)
+	t.Logf("freshness shown: %s", fresh)
+	screenshot(t, dash, "dashboard.png")
+}
+
+func equal(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range b {
+		if a[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv("PULSE_ARTIFACTS")
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	buf, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Errorf("screenshot: %v", err)
+		return
+	}
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, buf, 0o644); err != nil {
+		t.Errorf("screenshot: %v", err)
+	}
+	t.Logf("screenshot %s", path)
+}
