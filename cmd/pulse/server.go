@@ -85,12 +85,16 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	defer closeRedis()
 	store := redisagg.New(rdb, cat, redisagg.Config{Namespace: cfg.Namespace})
 
-	st, pub, err := openStream(ctx, cfg, cat, log.With("part", "stream"), reg)
-	if err != nil {
-		return err
+	// A push-only node reads Redis alone and needs no stream.
+	var st streamBackend
+	var pub ingest.Publisher
+	if cfg.Roles["ingest"] || cfg.Roles["aggregate"] || cfg.Roles["archive"] {
+		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), reg); err != nil {
+			return err
+		}
+		defer st.Close()
+		work.Go(func() error { return st.Run(workCtx) })
 	}
-	defer st.Close()
-	work.Go(func() error { return st.Run(workCtx) })
 
 	var agg *aggregator.Aggregator
 	if cfg.Roles["aggregate"] {
