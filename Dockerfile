@@ -7,7 +7,7 @@ WORKDIR /src/web
 COPY web/package.json web/package-lock.json ./
 RUN npm ci --no-audit --no-fund
 COPY web/ ./
-RUN ./build.sh --no-install
+RUN npm run --silent build
 
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
