@@ -12,6 +12,12 @@ scripts/deps.sh test
 web/build.sh
 (cd web && npm test --silent)
 if [ -x scripts/kinesis-local.sh ]; then scripts/kinesis-local.sh install; fi
+# DuckDB, the independent reader the archive test checks the Parquet files with.
+duck=${PULSE_CACHE:-$HOME/.cache/pulse}/duckdb
+if [ ! -d "$duck/node_modules/@duckdb/node-api" ]; then
+	npm install --silent --no-audit --no-fund --prefix "$duck" @duckdb/node-api@1.5.6-r.1 >/dev/null
+fi
+export PULSE_DUCKDB_NODE_MODULES="$duck/node_modules"
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
 if [ -n "$unformatted" ]; then
