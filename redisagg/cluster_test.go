@@ -3,58 +3,17 @@ package redisagg
 import (
 	"context"
 	"errors"
-	"os/exec"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
-// startCluster runs a three-master Redis Cluster of real redis-servers.
-func startCluster(t *testing.T) *redis.ClusterClient {
-	t.Helper()
-	var addrs []string
-	for i := 0; i < 3; i++ {
-		s := redistest.Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
-		addrs = append(addrs, s.Addr)
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
-	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
-		t.Fatalf("create cluster: %v\n%s", err, out)
-	}
-	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
-	t.Cleanup(func() { _ = c.Close() })
-	ctx := context.Background()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		info, err := c.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			if err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-				return m.Ping(ctx).Err()
-			}); err == nil {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("cluster not ready: %v %s", err, info)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return c
-}
-
 // TestCluster applies a commit spanning sites in different slots: each site
 // part is one script in its slot, and redelivery skips them all.
 func TestCluster(t *testing.T) {
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		t.Skip("redis-cli not installed")
-	}
 	ctx := context.Background()
-	c := startCluster(t)
+	c := redistest.StartCluster(t, 3)
 	cat := catalog(t)
 	now := time.Now()
 	st := New(c, cat, Config{Now: func() time.Time { return now }})

@@ -1,0 +1,49 @@
+package redistest
+
+import (
+	"context"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// StartCluster runs a Redis Cluster of n masters (real redis-servers made
+// into a cluster with redis-cli --cluster create) and returns a client for
+// it, closed when the test ends.
+func StartCluster(tb testing.TB, n int) *redis.ClusterClient {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		tb.Fatalf("redis-cli not found in PATH (run ./scripts/test.sh, which installs it): %v", err)
+	}
+	var addrs []string
+	for range n {
+		s := Start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
+		addrs = append(addrs, s.Addr)
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	args = append(args, "--cluster-replicas", "0", "--cluster-yes")
+	if out, err := exec.Command("redis-cli", args...).CombinedOutput(); err != nil {
+		tb.Fatalf("create cluster: %v\n%s", err, out)
+	}
+	c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+	tb.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, err := c.ClusterInfo(ctx).Result()
+		if err == nil && strings.Contains(info, "cluster_state:ok") {
+			if err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+				return m.Ping(ctx).Err()
+			}); err == nil {
+				return c
+			}
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("cluster not ready: %v %s", err, info)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
