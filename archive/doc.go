@@ -11,7 +11,7 @@
 // arrival time, so a query or a replay of a time range lists only the hours
 // it needs, and engines prune partitions from the path alone. Late events go
 // to the (older) partition of their ts, in a new object. Seqs are zero-padded
-// to SeqWidth (56) digits, Kinesis' longest, so an object name sorts with
+// to SeqWidth (62) digits, the longest position stream/kinesis gives, so an object name sorts with
 // its records. An object holds the records of one shard and one hour, in seq
 // order; its name is a pure function of (hour, shard, first seq, last seq).
 //

@@ -9,8 +9,9 @@ import (
 
 // SeqWidth is the width seqs are zero-padded to in object names, so names of
 // one shard sort by their records' order. Kinesis sequence numbers have up to
-// 56 digits; the local log's uint64 seqs have at most 20.
-const SeqWidth = 56
+// 56 digits and stream/kinesis appends 6 for the sub-record of an aggregated
+// record, 62 in all; the local log's uint64 seqs have at most 20.
+const SeqWidth = 62
 
 // ext is the suffix of every archive object.
 const ext = ".parquet"

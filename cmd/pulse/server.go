@@ -111,6 +111,23 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		work.Go(func() error { return agg.Run(workCtx) })
 	}
 
+	if cfg.Roles["archive"] {
+		// The archiver reads at its own pace: on Kinesis it gets its own
+		// reader, since shard iterators are per reader position.
+		src := st
+		if strings.HasPrefix(cfg.Stream, "kinesis://") {
+			ast, _, err := openStream(ctx, cfg, cat, log.With("part", "archive-stream"), prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, reg))
+			if err != nil {
+				return err
+			}
+			defer ast.Close()
+			src = ast
+		}
+		if err := startArchiver(workCtx, work, cfg, src, rdb, log.With("role", "archive"), reg); err != nil {
+			return err
+		}
+	}
+
 	gin.SetMode(gin.ReleaseMode)
 	router := gin.New()
 	router.Use(gin.Recovery())

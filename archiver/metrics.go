@@ -1,0 +1,67 @@
+package archiver
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics of the archiver. Objects written (pulse_archive_objects_total,
+// by result created|existed) are counted by the archive writer, which
+// registers on the same registry.
+type metrics struct {
+	events prometheus.Counter
+	errors *prometheus.CounterVec
+}
+
+var lagDesc = prometheus.NewDesc("pulse_archive_lag_seconds",
+	"Age of the oldest record read from the shard but not yet durable in the archive (0 when none).",
+	[]string{"shard"}, nil)
+
+func newMetrics(reg prometheus.Registerer, a *Archiver) *metrics {
+	m := &metrics{
+		events: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_archive_events_total",
+			Help: "Events made durable in the archive by this process (a rebuild after a restart counts again).",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_archive_errors_total",
+			Help: "Archiver failures by operation: shards, read, decode (record skipped), trimmed (records lost to stream retention before archiving), add, flush, checkpoint.",
+		}, []string{"op"}),
+	}
+	if reg == nil {
+		return m
+	}
+	m.events = register(reg, m.events)
+	m.errors = register(reg, m.errors)
+	// The lag collector reads Lag at scrape time; a second archiver on the
+	// same registry keeps the first one's.
+	_ = reg.Register(lagCollector{a})
+	return m
+}
+
+// lagCollector exports Archiver.Lag per shard at scrape time.
+type lagCollector struct{ a *Archiver }
+
+func (c lagCollector) Describe(ch chan<- *prometheus.Desc) { ch <- lagDesc }
+
+func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
+	for shard, d := range c.a.Lag() {
+		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, d.Seconds(), shard)
+	}
+}
+
+// register registers c, or returns the collector already registered under
+// the same name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err) // a programming error: conflicting metric definitions
+	}
+	return c
+}
