@@ -95,7 +95,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 				defer wg.Done()
 				for i := 0; ; i++ {
 					runCtx, stop := context.WithCancel(ctx)
-					a, err := New(src, st, Config{Catalog: cat, MaxBatch: 100, DiscoverEvery: 20 * time.Millisecond})
+					a, err := New(src, st, Config{Catalog: cat, MaxBatch: 100, MaxCommit: 100, DiscoverEvery: 20 * time.Millisecond})
 					if err != nil {
 						t.Error(err)
 						stop()

@@ -46,8 +46,17 @@ type Config struct {
 	// MaxFuture is how far ahead of its receive time an event's ts may be
 	// before it is clamped to the receive time; default 5m.
 	MaxFuture time.Duration
-	// MaxBatch is the most records read and applied in one commit; default 10000.
+	// MaxBatch is the most records read from the stream at once; default 10000.
 	MaxBatch int
+	// MaxCommit is the most records applied in one commit; default 50000.
+	// Reads accumulate into one commit while the previous apply is in
+	// flight; store work per commit grows with its distinct keys, not its
+	// records, so bigger commits cost less per event under load.
+	MaxCommit int
+	// MaxCommitBytes bounds the record data (sum of Record.Data lengths)
+	// folded into one commit; default 64 MiB. It bounds the commit's
+	// memory when records are large.
+	MaxCommitBytes int
 	// DiscoverEvery is how often the shard list is refreshed; default 10s.
 	DiscoverEvery time.Duration
 	// Clock is used only to time applies; nil means time.Now. Aggregation
@@ -125,6 +134,17 @@ func New(src Source, st Store, cfg Config) (*Aggregator, error) {
 	}
 	if cfg.MaxBatch == 0 {
 		cfg.MaxBatch = 10000
+	}
+	if cfg.MaxCommit < 0 || cfg.MaxCommitBytes < 0 {
+		return nil, fmt.Errorf("aggregator: MaxCommit %d and MaxCommitBytes %d must not be negative (0 means the default)", cfg.MaxCommit, cfg.MaxCommitBytes)
+	}
+	if cfg.MaxCommit == 0 {
+		cfg.MaxCommit = max(50000, cfg.MaxBatch)
+	}
+	// A read never exceeds what one commit may hold.
+	cfg.MaxBatch = min(cfg.MaxBatch, cfg.MaxCommit)
+	if cfg.MaxCommitBytes == 0 {
+		cfg.MaxCommitBytes = 64 << 20
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now

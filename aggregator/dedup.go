@@ -1,10 +1,13 @@
 package aggregator
 
-import "time"
+import (
+	"math/bits"
+	"time"
+)
 
 // generations is how many slices the dedup window is cut into. More slices
 // make the effective window tighter (between W-W/G and W) at the cost of
-// more map lookups per event.
+// more frequent table rebuilds.
 const generations = 10
 
 // dedup is the generational set of recently seen event keys of one shard.
@@ -15,31 +18,65 @@ const generations = 10
 // from the clock value just before it, therefore rebuilds the exact same
 // state (see metric.Position).
 //
-// It is kept as one index from key to the generation it was last seen in,
-// plus each generation's list of keys, so a lookup is one map access instead
-// of one per generation; dropping a generation deletes the keys whose last
-// sighting it holds. A key is live exactly when its last sighting is in a
-// live generation, as with one set per generation. Not safe for concurrent use.
+// It is one flat open-addressing table (linear probing, any size: a slot
+// is picked by multiplying the hash by the size, not by masking) of 16-byte keys
+// plus one tag byte per slot naming the generation of the key's last
+// sighting (0: empty). A key is live exactly when its tag names a live
+// generation, as with one set per generation. Dropping a generation costs
+// nothing: its slots become stale, are reused by inserts on their probe
+// path, and are cleared by the next rebuild. A rebuild (re-inserting the
+// live keys into a table sized for them) happens when used slots pass
+// maxLoad, or before a tag is given to a new generation while stale slots
+// still carry it (tags cycle through 255 values). That is 17 bytes a slot,
+// 21 to 28 bytes a live key (load 0.6 to 0.8), instead of a Go map and
+// per-generation key lists (78 bytes a key). Not safe for concurrent use.
 type dedup struct {
 	width int64 // generation width, ms
 	clock int64 // max RT seen, ms
-	index map[dedupKey]int64
 	live  []*generation
+
+	keys   []dedupKey
+	tags   []uint8
+	shift  uint      // 64 - log2(len(keys))
+	used   int       // slots with a non-zero tag, live or stale
+	count  [256]int  // slots per tag
+	isLive [256]bool // tags of the live generations
+	nlive  int       // live keys: sum of count over live tags
 }
 
 type generation struct {
 	id          int64  // clock / width
+	tag         uint8  // tag of its keys in the table
 	firstSeq    string // sequence number of the record that opened it
 	clockBefore int64  // dedup clock just before that record
-	keys        []dedupKey
 }
+
+// Table sizing: a rebuild sizes the table so that the live keys fill about
+// targetLoad of it; used slots (live and stale) may reach maxLoad.
+const (
+	minSlots   = 1 << 10
+	targetLoad = 0.6
+	maxLoad    = 0.8
+)
 
 func newDedup(window time.Duration, clock int64) *dedup {
 	w := window.Milliseconds() / generations
 	if w < 1 {
 		w = 1
 	}
-	return &dedup{width: w, clock: clock, index: map[dedupKey]int64{}}
+	d := &dedup{width: w, clock: clock}
+	d.resize(minSlots)
+	return d
+}
+
+// tagOf maps a generation id to its tag, 1..255: live generations (at most
+// generations consecutive ids) never share one.
+func tagOf(id int64) uint8 {
+	m := id % 255
+	if m < 0 {
+		m += 255
+	}
+	return uint8(m) + 1
 }
 
 // seen records key as seen at record seq with receive time rt and reports
@@ -52,12 +89,9 @@ func (d *dedup) seen(seq string, rt int64, key dedupKey) bool {
 	g := floorDiv(d.clock, d.width)
 	drop := 0
 	for drop < len(d.live) && d.live[drop].id <= g-generations {
-		old := d.live[drop]
-		for _, k := range old.keys {
-			if d.index[k] == old.id {
-				delete(d.index, k)
-			}
-		}
+		t := d.live[drop].tag
+		d.isLive[t] = false
+		d.nlive -= d.count[t]
 		drop++
 	}
 	if drop > 0 {
@@ -69,25 +103,107 @@ func (d *dedup) seen(seq string, rt int64, key dedupKey) bool {
 	if n := len(d.live); n > 0 && d.live[n-1].id == g {
 		cur = d.live[n-1]
 	} else {
-		hint := 64
-		if n > 0 {
-			// The previous generation's size is the best guess of this
-			// one's; sizing up front avoids copying as it fills.
-			hint = len(d.live[n-1].keys) + len(d.live[n-1].keys)/8
+		cur = &generation{id: g, tag: tagOf(g), firstSeq: seq, clockBefore: before}
+		if d.count[cur.tag] > 0 {
+			// Stale slots from 255 generations ago carry this tag.
+			d.rebuild(d.nlive)
 		}
-		cur = &generation{id: g, firstSeq: seq, clockBefore: before, keys: make([]dedupKey, 0, hint)}
+		d.isLive[cur.tag] = true
 		d.live = append(d.live, cur)
 	}
-	last, dup := d.index[key]
-	if !dup || last != g {
-		d.index[key] = g
-		cur.keys = append(cur.keys, key)
+	return d.insert(key, cur.tag)
+}
+
+// insert sets key's tag to tag and reports whether key was live before.
+func (d *dedup) insert(key dedupKey, tag uint8) bool {
+	i := d.slot(key)
+	reuse := -1 // first stale slot on the probe path
+	for {
+		t := d.tags[i]
+		if t == 0 {
+			break
+		}
+		if d.keys[i] == key {
+			if d.isLive[t] {
+				if t != tag {
+					d.count[t]--
+					d.count[tag]++
+				}
+				d.tags[i] = tag
+				return true
+			}
+			// Its last sighting left the window: a new key, in place.
+			d.count[t]--
+			d.count[tag]++
+			d.nlive++
+			d.tags[i] = tag
+			return false
+		}
+		if reuse < 0 && !d.isLive[t] {
+			reuse = i
+		}
+		if i++; i == len(d.tags) {
+			i = 0
+		}
 	}
-	return dup
+	// Not in the table. A stale slot before the empty one may take it: the
+	// key cannot be further on, as the probe ended at an empty slot.
+	if reuse >= 0 {
+		d.count[d.tags[reuse]]--
+		i = reuse
+	} else {
+		d.used++
+	}
+	d.keys[i], d.tags[i] = key, tag
+	d.count[tag]++
+	d.nlive++
+	if float64(d.used) > maxLoad*float64(len(d.keys)) {
+		d.rebuild(d.nlive)
+	}
+	return false
+}
+
+// rebuild re-inserts the live keys into a table sized for live keys.
+func (d *dedup) rebuild(live int) {
+	keys, tags := d.keys, d.tags
+	d.resize(max(minSlots, int(float64(live)/targetLoad)))
+	for i, t := range tags {
+		if t != 0 && d.isLive[t] {
+			d.place(keys[i], t)
+		}
+	}
+}
+
+// resize replaces the table with an empty one of size slots.
+func (d *dedup) resize(size int) {
+	d.keys = make([]dedupKey, size)
+	d.tags = make([]uint8, size)
+	d.used = 0
+	d.count = [256]int{}
+}
+
+// place puts a key known to be absent into the table without checks.
+func (d *dedup) place(key dedupKey, tag uint8) {
+	i := d.slot(key)
+	for d.tags[i] != 0 {
+		if i++; i == len(d.tags) {
+			i = 0
+		}
+	}
+	d.keys[i], d.tags[i] = key, tag
+	d.count[tag]++
+	d.used++
+}
+
+// slot is where key's probe starts: its hash scaled to the table size.
+// Keys are MurmurHash3 outputs, uniform already.
+func (d *dedup) slot(key dedupKey) int {
+	hi, _ := bits.Mul64(key[0], uint64(len(d.tags)))
+	return int(hi)
 }
 
 // entries is the number of distinct keys in the window.
-func (d *dedup) entries() int { return len(d.index) }
+func (d *dedup) entries() int { return d.nlive }
 
 // position returns where a rebuild of the current state starts: the first
 // record of the oldest live generation and the clock just before it.

@@ -188,3 +188,58 @@ func BenchmarkDedup(b *testing.B) {
 	b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/entry")
 	runtime.KeepAlive(d)
 }
+
+// TestDedupMatchesModel compares every decision of the flat table with a
+// plain map of each key's last generation, over a stream long enough to
+// cycle the 255 generation tags several times and force rebuilds (growth,
+// shrinking after pauses, stale tags coming round again).
+func TestDedupMatchesModel(t *testing.T) {
+	tests := []struct {
+		name   string
+		window time.Duration
+		ids    int
+		step   int // max RT advance per record, ms
+	}{
+		{"tags cycle, few keys", 10 * time.Millisecond, 50, 3},
+		{"tags cycle, many keys", 100 * time.Millisecond, 5000, 2},
+		{"growth", 10 * time.Minute, 200_000, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := rand.New(rand.NewPCG(3, 4))
+			d := newDedup(tt.window, 0)
+			width := max(tt.window.Milliseconds()/generations, 1)
+			last := map[dedupKey]int64{}
+			clock := int64(0)
+			for i := range 300_000 {
+				rt := clock + int64(r.IntN(tt.step+1))
+				if r.IntN(1000) == 0 {
+					rt += 30 * tt.window.Milliseconds() // a pause: everything expires
+				}
+				if r.IntN(20) == 0 {
+					rt -= int64(r.IntN(5 * int(width))) // an older receive time
+				}
+				key := keyOf("s", strconv.Itoa(r.IntN(tt.ids)))
+				clock = max(clock, rt)
+				g := floorDiv(clock, width)
+				lg, ok := last[key]
+				want := ok && lg > g-generations
+				last[key] = g
+				if got := d.seen(strconv.Itoa(i+1), rt, key); got != want {
+					t.Fatalf("record %d: seen %v, want %v", i, got, want)
+				}
+				if i%9973 == 0 {
+					n := 0
+					for _, lg := range last {
+						if lg > g-generations {
+							n++
+						}
+					}
+					if d.entries() != n {
+						t.Fatalf("record %d: %d entries, want %d", i, d.entries(), n)
+					}
+				}
+			}
+		})
+	}
+}

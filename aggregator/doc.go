@@ -9,10 +9,17 @@
 // DiscoverEvery; a child shard of a reshard starts once its parents ended).
 // A worker loads its metric.Position from the store, rebuilds its dedup
 // state, and then loops: read up to MaxBatch records after Position.Seq,
-// fold them, apply one commit covering the batch's first..last record (also
-// when nothing in it counted: the position always advances). Whatever a read
-// returns is applied at once; reading and folding the next batch overlaps
-// the apply of the previous one. On any read or apply error the worker logs,
+// fold them, apply one commit covering the first..last record folded (also
+// when nothing in it counted: the position always advances). Reading and
+// folding overlap the apply of the previous commit, and are pipelined: while
+// an apply is in flight, further reads fold into the next commit, which is
+// handed over as soon as the applier is idle, or once it holds MaxCommit
+// records (default 50,000) or MaxCommitBytes of record data (64 MiB), or when
+// the worker caught up with the stream (the read reports nothing behind it,
+// or, when the stream cannot tell, returned fewer records than asked). Store work
+// grows with a commit's distinct keys, not its records, so under load
+// commits grow and cost less per event, while at low rates every read is
+// applied at once. On any read or apply error the worker logs,
 // counts, backs off (50ms doubling to 5s) and restarts from the store's
 // position, discarding its memory: the store is the truth, since an apply
 // whose reply was lost may have landed.
@@ -35,11 +42,15 @@
 // uninterrupted run under random batch splits and crashes. Duplicates
 // across a reshard (parent and child shard) are not recognized.
 //
-// Memory: BenchmarkDedup measures about 78 bytes per live key (a 40-byte
-// index entry with map overhead plus 16 bytes in its generation's key list,
-// with growth slack). At 10,000 distinct events/s per shard the default 10m
-// window holds up to 6,000,000 keys: about 470 MB per shard. A restart
-// re-reads up to one window of records (6M at that rate) to rebuild it.
+// Memory: the state is one flat open-addressing table of 16-byte keys and
+// a one-byte generation tag per slot, kept 60% to 80% full: BenchmarkDedup
+// measures about 27 bytes per live key (78 with the earlier Go map and
+// per-generation key lists). A rebuild (on growth, or to clear keys of
+// dropped generations) briefly holds the old and the new table. At 10,000
+// distinct events/s per shard the default 10m window holds up to 6,000,000
+// keys: about 165 MB per shard (peak about twice that during a rebuild). A
+// restart re-reads up to one window of records (6M at that rate) to
+// rebuild it.
 //
 // # Event time
 //

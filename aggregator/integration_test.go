@@ -100,7 +100,7 @@ func TestIntegrationExactlyOnce(t *testing.T) {
 		for {
 			runCtx, stop := context.WithCancel(ctx)
 			store.setDiscard(stop)
-			a, err := New(log, store, Config{Catalog: cat, MaxBatch: 50, DiscoverEvery: 50 * time.Millisecond})
+			a, err := New(log, store, Config{Catalog: cat, MaxBatch: 50, MaxCommit: 50, DiscoverEvery: 50 * time.Millisecond})
 			if err != nil {
 				t.Error(err)
 				stop()

@@ -59,7 +59,7 @@ type pending struct {
 
 // session loads the position, rebuilds the dedup state and then reads and
 // applies until an error, the shard's end or ctx is done. Reading and
-// decoding the next batch overlaps applying the previous one.
+// decoding the next commit overlaps applying the previous one (see produce).
 func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool, err error) {
 	pos, err := a.st.Position(ctx, shard)
 	if err != nil {
@@ -73,14 +73,22 @@ func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool
 	}
 	a.met.dedup.WithLabelValues(shard).Set(float64(d.entries()))
 
-	ch := make(chan pending, 1)
+	ch := make(chan pending)
+	ready := make(chan struct{}, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(ch)
-		return a.produce(gctx, shard, pos, d, first, ch)
+		return a.produce(gctx, shard, pos, d, first, ready, ch)
 	})
 	g.Go(func() error {
-		for p := range ch {
+		for {
+			// One token per receive: the producer takes it before each
+			// send, so the buffer of one never blocks this.
+			ready <- struct{}{}
+			p, ok := <-ch
+			if !ok {
+				return nil
+			}
 			if p.commit != nil {
 				start := a.cfg.Clock()
 				if err := a.st.Apply(gctx, p.commit); err != nil {
@@ -98,23 +106,37 @@ func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool
 				return errEnded
 			}
 		}
-		return nil
 	})
 	err = g.Wait()
 	return progressed, err
 }
 
-// produce reads batches after pos and turns each into a commit on ch.
+// produce reads batches after pos and folds them into commits on ch. It
+// pipelines: while the applier is busy with commit N, the batches read
+// meanwhile accumulate into commit N+1, which is handed over as soon as the
+// applier is idle again (it puts a token in ready before each receive).
+// Store work grows with the distinct keys of a commit, not its events, so
+// under load commits grow (up to MaxCommit records or MaxCommitBytes of
+// record data) and cost less per event; at low rates the applier is idle
+// and every read is applied at once. A commit is also handed over (waiting
+// for the applier if need be) once the reader caught up with the stream, so
+// a commit never waits on a further read.
 // first, when not nil, is an already read batch to start with.
-func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, ch chan<- pending) error {
+func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, ready <-chan struct{}, ch chan<- pending) error {
 	c := newCombiner(a.plan)
+	var (
+		p     pending
+		from  string // first record of the accumulating commit
+		bytes int
+	)
 	for {
 		var b stream.Batch
+		limit := min(a.cfg.MaxBatch, a.cfg.MaxCommit-p.records)
 		if first != nil {
 			b, first = *first, nil
 		} else {
 			var err error
-			b, err = a.src.Read(ctx, shard, pos.Seq, a.cfg.MaxBatch)
+			b, err = a.src.Read(ctx, shard, pos.Seq, limit)
 			if err != nil {
 				a.met.errors.WithLabelValues("read").Inc()
 				return fmt.Errorf("read shard %s after %q: %w", shard, pos.Seq, err)
@@ -127,17 +149,43 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 				a.log.Error("shard trimmed past the applied position; records lost to aggregation", "shard", shard, "after", pos.Seq)
 			}
 		}
-		p := pending{lag: Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, ended: b.Ended}
+		p.lag, p.ended = Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, b.Ended
 		if len(b.Records) > 0 {
-			t := &tally{skipped: make([]int64, len(a.plan.steps))}
+			if p.records == 0 {
+				from = b.Records[0].Seq
+				p.tally = &tally{skipped: make([]int64, len(a.plan.steps))}
+			}
 			for i := range b.Records {
-				a.fold(c, d, &b.Records[i], t)
+				bytes += len(b.Records[i].Data)
+				a.fold(c, d, &b.Records[i], p.tally)
 			}
 			pos.Seq = b.Records[len(b.Records)-1].Seq
-			pos.DedupFrom, pos.DedupClock = d.position()
-			p.commit = &metric.Commit{Shard: shard, First: b.Records[0].Seq, Last: pos.Seq, Pos: pos, Update: c.update()}
-			p.records, p.tally, p.entries = len(b.Records), t, d.entries()
+			p.records += len(b.Records)
 		}
+		// Caught up: nothing more waiting, as far as the stream can tell
+		// (else a short read says so).
+		caughtUp := len(b.Records) == 0 || b.Ended || b.BehindRecords == 0 || (b.BehindRecords < 0 && len(b.Records) < limit)
+		wait := caughtUp || p.records >= a.cfg.MaxCommit || bytes >= a.cfg.MaxCommitBytes
+		if !wait {
+			select {
+			case <-ready:
+			default:
+				continue // the applier is busy: keep accumulating
+			}
+		} else {
+			select {
+			case <-ready:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		if p.records > 0 {
+			pos.DedupFrom, pos.DedupClock = d.position()
+			p.commit = &metric.Commit{Shard: shard, First: from, Last: pos.Seq, Pos: pos, Update: c.update()}
+			p.entries = d.entries()
+		}
+		// The applier put its token in ready right before receiving, so
+		// this send does not wait long.
 		select {
 		case ch <- p:
 		case <-ctx.Done():
@@ -146,6 +194,7 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 		if b.Ended {
 			return nil
 		}
+		p, bytes = pending{}, 0
 	}
 }
 

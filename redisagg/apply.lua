@@ -62,16 +62,41 @@ local function chunked(cmd, key, list, step)
   return out, maxint
 end
 
--- join concatenates t with commas, 500 at a time: the embedded server's Lua
--- (gopher-lua) puts every piece of one table.concat on a bounded stack.
-local function join(t)
-  local n = #t
-  if n <= 500 then return table.concat(t, ',') end
-  local parts = {}
-  for i = 1, n, 500 do
-    parts[#parts + 1] = table.concat(t, ',', i, math.min(i + 499, n))
+-- A delta point is eight pieces of one flat list (see point), concatenated
+-- once per entry, so the hot loop creates no per-point strings beyond the
+-- new values it writes anyway. Long strings are what to avoid: Lua 5.1
+-- hashes only about 32 sampled characters of a string, so many long strings
+-- that differ in a few characters (JSON of points) collide in its string
+-- table and every string creation walks the chain. An entry holds at most
+-- MAXPTS points (about 100 bytes each), which bounds an entry's size
+-- whatever the commit's size. table.concat runs over at most 480 pieces:
+-- the embedded server's Lua (gopher-lua) puts every piece of one
+-- table.concat on a bounded stack.
+local MAXPTS = 256
+local PER = 60
+
+local function point(pts, np, pre, lopen, lval, addsep, add, value)
+  pts[np + 1], pts[np + 2], pts[np + 3], pts[np + 4] = pre, lopen, lval, addsep
+  pts[np + 5], pts[np + 6], pts[np + 7], pts[np + 8] = add, ',"value":', value, '},'
+  return np + 8
+end
+
+local function emit(name, dseq, dlog, channel, pts)
+  local np = #pts / 8
+  for a = 1, np, MAXPTS do
+    local b = math.min(a + MAXPTS - 1, np)
+    local parts = {}
+    for c = a, b, PER do
+      parts[#parts + 1] = table.concat(pts, '', 8 * c - 7, 8 * math.min(c + PER - 1, b))
+    end
+    -- The last piece is '},': the entry's JSON drops its comma.
+    local body = table.concat(parts)
+    local n = redis.call('INCR', dseq)
+    local js = '{"n":' .. fmt(n) .. ',"metric":' .. jstr(name) .. ',"points":[' ..
+      string.sub(body, 1, -2) .. ']}'
+    redis.call('XADD', dlog, 'MAXLEN', '~', dhist, fmt(n) .. '-0', 'd', js)
+    redis.call('PUBLISH', channel, js)
   end
-  return join(parts)
 end
 
 -- Phase 1: checks.
@@ -112,7 +137,7 @@ local function applyHash(p, points)
   local fields, nf = { '_' }, 1
   for d = 1, ndims do
     local dim, n = A[p], tonumber(A[p + 3])
-    dims[d] = { dim = dim, jdim = jstr(dim), z = tonumber(A[p + 1]), zexp = A[p + 2], n = n, at = p + 4 }
+    dims[d] = { dim = dim, jlab = '{' .. jstr(dim) .. ':', z = tonumber(A[p + 1]), zexp = A[p + 2], n = n, at = p + 4 }
     fields[nf + 1] = '#' .. dim
     fields[nf + 2] = dim .. SEP .. OTHER
     nf = nf + 2
@@ -127,11 +152,12 @@ local function applyHash(p, points)
   local out, no = {}, 2
   local t = (tonumber(old[1]) or 0) + total
   out[1], out[2] = '_', fmt(t)
-  local pre
+  local pre, np
   if points then
+    np = #points
     pre = '{"step":' .. jstr(step) .. ',"t":' .. A[p0 + 3] .. ',"labels":'
     if total ~= 0 then
-      points[#points + 1] = pre .. '{},"add":' .. A[p0 + 4] .. ',"value":' .. out[2] .. '}'
+      np = point(points, np, pre, '{}', '', ',"add":', A[p0 + 4], out[2])
     end
   end
   local k = 2
@@ -143,8 +169,8 @@ local function applyHash(p, points)
     local otherAdd = 0
     local zs, nz = {}, 0
     for j = 0, d.n - 1 do
-      local adds = A[d.at + 2 * j + 1]
-      local v, add = A[d.at + 2 * j], tonumber(adds)
+      local at = d.at + 2 * j
+      local v, add = A[at], tonumber(A[at + 1])
       local o, f = old[k], fields[k]
       k = k + 1
       local nv
@@ -168,7 +194,7 @@ local function applyHash(p, points)
           nz = nz + 2
         end
         if points then
-          points[#points + 1] = pre .. '{' .. d.jdim .. ':' .. jstr(v) .. '},"add":' .. adds .. ',"value":' .. ns .. '}'
+          np = point(points, np, pre, d.jlab, jstr(v), '},"add":', A[at + 1], ns)
         end
       end
     end
@@ -181,8 +207,7 @@ local function applyHash(p, points)
         nz = nz + 2
       end
       if points then
-        points[#points + 1] = pre .. '{' .. d.jdim .. ':"' .. OTHER .. '"},"add":' .. fmt(otherAdd) ..
-          ',"value":' .. ns .. '}'
+        np = point(points, np, pre, d.jlab, '"' .. OTHER .. '"', '},"add":', fmt(otherAdd), ns)
       end
     end
     if cnt ~= cnt0 then
@@ -216,8 +241,8 @@ local function applyHLL(p, points)
   if points and changed == 1 then
     local after = redis.call('PFCOUNT', key)
     if after ~= before then
-      points[#points + 1] = '{"step":' .. jstr(step) .. ',"t":' .. A[p + 3] .. ',"labels":{},"add":' ..
-        fmt(after - before) .. ',"value":' .. fmt(after) .. '}'
+      point(points, #points, '{"step":' .. jstr(step) .. ',"t":' .. A[p + 3] .. ',"labels":', '{}', '',
+        ',"add":', fmt(after - before), fmt(after))
     end
   end
   return stop + 1
@@ -238,10 +263,7 @@ for i = 1, nparts do
       for _ = 1, nhash do p = applyHash(p, points) end
       for _ = 1, nhll do p = applyHLL(p, points) end
       if deltas and #points > 0 then
-        local n = redis.call('INCR', KEYS[dseq])
-        local js = '{"n":' .. fmt(n) .. ',"metric":' .. jstr(name) .. ',"points":[' .. join(points) .. ']}'
-        redis.call('XADD', KEYS[dlog], 'MAXLEN', '~', dhist, fmt(n) .. '-0', 'd', js)
-        redis.call('PUBLISH', channel, js)
+        emit(name, KEYS[dseq], KEYS[dlog], channel, points)
       end
     end
     redis.call('HSET', ck, shard, last, shard .. ':fence', A[4])

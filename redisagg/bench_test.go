@@ -88,6 +88,7 @@ func BenchmarkApply(b *testing.B) {
 		{"deltas", Config{}, 5000, 20},
 		{"nodeltas", Config{NoDeltas: true}, 5000, 20},
 		{"deltas-batch50k", Config{}, 50000, 4},
+		{"nodeltas-batch50k", Config{NoDeltas: true}, 50000, 4},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			srv := redistest.Start(b)

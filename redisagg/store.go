@@ -30,7 +30,9 @@ type Config struct {
 	// of one metric; counts of further values go to metric.Other. Default 1000.
 	MaxDimValues int
 	// DeltaHistory is the number of entries kept per delta log (approximate
-	// trimming); default 10000.
+	// trimming); default 2000. An entry holds at most 256 points (a commit's
+	// delta is split over as many entries as it needs), about 25 KB, so a
+	// log holds at most about DeltaHistory x 25 KB (50 MB by default).
 	DeltaHistory int64
 	// NoDeltas turns off the delta log and its publishes (replay into a new
 	// namespace has no live subscribers).
@@ -51,7 +53,7 @@ func (c Config) withDefaults() Config {
 		c.MaxDimValues = 1000
 	}
 	if c.DeltaHistory <= 0 {
-		c.DeltaHistory = 10000
+		c.DeltaHistory = 2000
 	}
 	if c.TopMinWidth <= 0 {
 		c.TopMinWidth = time.Minute

@@ -334,13 +334,20 @@ func TestStore(t *testing.T) {
 			if got := sum(r, "", ""); got != 5000 {
 				t.Errorf("events total %d, want 5000", got)
 			}
+			// A commit's delta is split into entries of at most 256
+			// points, numbered on without gaps.
 			var points int
 			for _, m := range []string{"events", "pageviews", "clicks", "visitors"} {
 				ds := e.deltas(t, "bench", m)
-				if len(ds) != 1 {
-					t.Fatalf("%s: %d delta entries, want 1", m, len(ds))
+				if len(ds) == 0 {
+					t.Fatalf("%s: no delta entries", m)
 				}
-				points += len(ds[0].Points)
+				for i, d := range ds {
+					if d.N != int64(i+1) || len(d.Points) == 0 || len(d.Points) > 256 {
+						t.Errorf("%s entry %d: n %d with %d points, want n %d with 1 to 256", m, i, d.N, len(d.Points), i+1)
+					}
+					points += len(d.Points)
+				}
 			}
 			if points < len(u.Counts) {
 				t.Errorf("%d delta points for %d counters", points, len(u.Counts))

@@ -22,7 +22,7 @@ func benchCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "bench",
 		Usage: "measure Pulse on this machine (load only to 127.0.0.1, bounded in time)",
-		Commands: []*cli.Command{
+		Commands: append([]*cli.Command{
 			{
 				Name:  "ingest",
 				Usage: "beacon ingest through the durable path, beside a bare net/http handler answering 204",
@@ -49,7 +49,7 @@ func benchCommand() *cli.Command {
 					return srv.ListenAndServe()
 				},
 			},
-		},
+		}, wsBenchCommands()...),
 	}
 }
 
