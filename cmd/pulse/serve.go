@@ -36,6 +36,7 @@ type serveConfig struct {
 	RateIP          float64
 	RateSite        float64
 	TrustedProxies  []netip.Prefix
+	AdminAddr       string
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -62,6 +63,7 @@ func serveCommand() *cli.Command {
 		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
 		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
 		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
+		&cli.StringFlag{Name: "admin-addr", Usage: "listen address of the admin listener with /debug/pprof (off when empty; keep it on loopback)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	}
@@ -122,6 +124,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		MetricsConfig:   c.String("metrics-config"),
 		RateIP:          c.Float("rate-ip"),
 		RateSite:        c.Float("rate-site"),
+		AdminAddr:       c.String("admin-addr"),
 	}
 	for _, p := range c.StringSlice("trusted-proxies") {
 		p = strings.TrimSpace(p)

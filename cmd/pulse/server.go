@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -187,6 +188,20 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	log.Info("pulse serving", "addr", ln.Addr().String(), "roles", strings.Join(rolesOf(cfg), ","),
 		"stream", cfg.Stream, "redis", redactURL(cfg.Redis), "data", cfg.Data)
 
+	if cfg.AdminAddr != "" {
+		// pprof on its own listener, off by default: profiles expose
+		// internals and cost CPU, so they never share the public port.
+		admin := &http.Server{Addr: cfg.AdminAddr, Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		work.Go(func() error {
+			go func() { <-workCtx.Done(); admin.Close() }()
+			if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("admin listener %s: %w", cfg.AdminAddr, err)
+			}
+			return nil
+		})
+		log.Info("admin listener (pprof)", "addr", cfg.AdminAddr)
+	}
+
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 
@@ -211,6 +226,17 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		runErr = nil
 	}
 	return runErr
+}
+
+// adminMux serves the runtime profiles of net/http/pprof.
+func adminMux() *http.ServeMux {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+	return mux
 }
 
 // loadCatalog returns the metric definitions of path, or the built-ins.

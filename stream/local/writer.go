@@ -184,7 +184,7 @@ func (s *shard) flush(sync bool, seq uint64, now, firstMs int64) error {
 	if !sync || seq == s.active.last {
 		return nil
 	}
-	if err := s.active.f.Sync(); err != nil {
+	if err := datasync(s.active.f); err != nil {
 		return fmt.Errorf("sync %s: %w", s.active.path, err)
 	}
 	s.mu.Lock()
