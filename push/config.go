@@ -2,6 +2,7 @@ package push
 
 import (
 	"log/slog"
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,6 +18,11 @@ type TokenChecker interface{ Read(token string) bool }
 
 // Config configures a Hub. Zero values mean the documented defaults.
 type Config struct {
+	// Admit, when set, is asked before the upgrade whether the request may
+	// open one more connection (a per-address cap); a refusal is answered
+	// 429 with Retry-After, and the release it returns runs when the
+	// connection ends.
+	Admit func(r *http.Request) (release func(), ok bool)
 	// FlushEvery is how often merged deltas go out to subscribers (50ms).
 	FlushEvery time.Duration
 	// MaxSubsPerConn caps subscriptions per connection (32).
@@ -65,8 +71,10 @@ const (
 	// maxCatchUp bounds the entries read to close a gap in the pub/sub stream.
 	maxCatchUp = 10000
 	// maxQueuedBytes bounds snapshots and errors queued on one connection; the
-	// session stops reading client messages until the writer drains.
+	// reader stops reading client messages until the writer drains.
 	maxQueuedBytes = 4 << 20
+	// maxScratch is the largest splice buffer a writer returns to the pool.
+	maxScratch = 64 << 10
 	// authTimeout is how long a connection may wait for its auth message.
 	authTimeout = 10 * time.Second
 	// redisTimeout bounds one store or log call.

@@ -19,19 +19,36 @@ const (
 	StatusSlowConsumer websocket.StatusCode = 4008
 )
 
-// conn is one WebSocket client: a reader, a writer, a pinger and a session
-// goroutine that handles client messages and resets.
+// conn is one WebSocket client. One goroutine lives as long as it does:
+// the reader, which reads and handles client messages. The writer runs
+// while the queue holds something; pings, reset snapshots and closes run on
+// short-lived goroutines; the ping, auth and stall clocks are timers. An
+// idle connection pays for one stack.
 type conn struct {
 	h      *Hub
 	ws     *websocket.Conn
 	q      *queue
-	in     chan []byte
-	idle   chan struct{}
-	stop   chan struct{}
+	ctx    context.Context // ends with the connection
+	cancel context.CancelFunc
 	stopMu sync.Once
-	authed bool
+	authed atomic.Bool
 
-	subs map[string]*sub // owned by the session goroutine
+	writing   atomic.Bool // a writer runs (or the connection failed)
+	resetting atomic.Bool
+
+	lifeMu sync.Mutex
+	ended  bool           // under lifeMu: no goroutine may start any more
+	wg     sync.WaitGroup // the short-lived goroutines
+	pingT  *time.Timer    // under lifeMu
+	authT  *time.Timer    // under lifeMu
+
+	stallMu  sync.Mutex
+	stallT   *time.Timer // under stallMu: armed while the queue is stalled
+	stallOff bool        // under stallMu: the connection ended, arm no more
+
+	// sessMu serialises the handling of client messages and resets.
+	sessMu sync.Mutex
+	subs   map[string]*sub // under sessMu; nil until the first subscribe
 }
 
 // sub is one subscription of one connection.
@@ -71,20 +88,38 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		authed = true
 	}
+	release := func() {}
+	if h.cfg.Admit != nil {
+		rel, ok := h.cfg.Admit(r)
+		if !ok {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many WebSocket connections from this address", http.StatusTooManyRequests)
+			return
+		}
+		release = rel
+	}
 	h.mu.Lock()
 	if !h.running {
 		h.mu.Unlock()
+		release()
 		http.Error(w, "push hub not running", http.StatusServiceUnavailable)
 		return
 	}
 	h.connWG.Add(1)
 	h.mu.Unlock()
-	defer h.connWG.Done()
 
-	c := &conn{h: h, q: newQueue(h.cfg.SendQueue), in: make(chan []byte), idle: make(chan struct{}, 1),
-		stop: make(chan struct{}), authed: authed, subs: map[string]*sub{}}
-	ws, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
+	c := &conn{h: h, q: newQueue(h.cfg.SendQueue)}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	c.q.onWake, c.q.onReset, c.q.onStall = c.wake, c.startResets, c.armStall
+	c.authed.Store(authed)
+	// Compression stays off (the default, named here because it matters):
+	// permessage-deflate would hold flate state per connection.
+	ws, err := websocket.Accept(smallBufWriter{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+		CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
+		c.cancel()
+		release()
+		h.connWG.Done()
 		return // Accept answered the request
 	}
 	ws.SetReadLimit(h.cfg.MaxMessageBytes)
@@ -94,18 +129,28 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.running {
 		h.mu.Unlock()
 		_ = ws.Close(websocket.StatusGoingAway, "server shutting down")
+		c.cancel()
+		release()
+		h.connWG.Done()
 		return
 	}
 	h.conns[c] = struct{}{}
 	h.mu.Unlock()
 	h.m.connections.Inc()
-	defer func() {
-		h.mu.Lock()
-		delete(h.conns, c)
-		h.mu.Unlock()
-		h.m.connections.Dec()
+	// The handler returns at once: net/http's per-request state (the
+	// request, its headers, the conn and its buffers, a grown stack) is
+	// then garbage, and the connection lives on its reader and writer.
+	go func() {
+		defer h.connWG.Done()
+		defer release()
+		defer func() {
+			h.mu.Lock()
+			delete(h.conns, c)
+			h.mu.Unlock()
+			h.m.connections.Dec()
+		}()
+		c.run()
 	}()
-	c.run(r.Context())
 }
 
 // originAllowed applies Config.AllowedOrigins before the upgrade.
@@ -136,22 +181,61 @@ func (h *Hub) originAllowed(r *http.Request) bool {
 	return false
 }
 
-// shutdown asks the session to close with 1001.
-func (c *conn) shutdown() { c.stopMu.Do(func() { close(c.stop) }) }
+// shutdown closes the connection with 1001.
+func (c *conn) shutdown() {
+	c.stopMu.Do(func() {
+		c.async(func() { c.close(websocket.StatusGoingAway, "server shutting down") })
+	})
+}
 
-func (c *conn) run(parent context.Context) {
-	ctx, cancel := context.WithCancel(parent)
-	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { defer wg.Done(); c.read(ctx, cancel) }()
-	go func() { defer wg.Done(); c.write(ctx, cancel) }()
-	go func() { defer wg.Done(); c.ping(ctx) }()
-	c.session(ctx)
-	cancel()
+// async runs f on a goroutine the connection owns (run waits for it),
+// unless the connection has ended; it says whether f runs.
+func (c *conn) async(f func()) bool {
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.ended {
+		return false
+	}
+	c.wg.Add(1)
+	go func() { defer c.wg.Done(); f() }()
+	return true
+}
+
+// run reads client messages until the connection ends, then waits for
+// the connection's other goroutines and detaches its subscriptions.
+func (c *conn) run() {
+	c.lifeMu.Lock()
+	c.pingT = time.AfterFunc(c.h.cfg.PingEvery, c.ping)
+	if !c.authed.Load() {
+		c.authT = time.AfterFunc(authTimeout, func() {
+			if !c.authed.Load() {
+				c.async(func() { c.close(websocket.StatusPolicyViolation, "no auth message") })
+			}
+		})
+	}
+	c.lifeMu.Unlock()
+
+	c.read()
+	c.cancel()
 	_ = c.ws.CloseNow()
-	wg.Wait()
+	c.stallMu.Lock()
+	c.stallOff = true
+	if c.stallT != nil {
+		c.stallT.Stop()
+	}
+	c.stallMu.Unlock()
+	c.lifeMu.Lock()
+	c.ended = true
+	c.pingT.Stop()
+	if c.authT != nil {
+		c.authT.Stop()
+	}
+	c.lifeMu.Unlock()
+	c.wg.Wait()
 	dctx, dcancel := context.WithTimeout(context.Background(), redisTimeout)
 	defer dcancel()
+	c.sessMu.Lock()
+	defer c.sessMu.Unlock()
 	for _, s := range c.subs {
 		s.closed.Store(true)
 		c.h.detach(dctx, s)
@@ -159,31 +243,51 @@ func (c *conn) run(parent context.Context) {
 	}
 }
 
-func (c *conn) read(ctx context.Context, cancel context.CancelFunc) {
-	defer cancel()
+// read handles client messages one at a time until the connection fails or
+// a message ends it. Read gets no context that can end: one would hold a
+// context.AfterFunc registration, and its allocations, for as long as Read
+// blocks; every end of the connection closes the WebSocket instead.
+func (c *conn) read() {
+	ctx := c.ctx
 	for {
-		_, b, err := c.ws.Read(ctx)
+		_, b, err := c.ws.Read(context.Background())
 		if err != nil {
 			return
 		}
-		select {
-		case c.in <- b:
-		case <-ctx.Done():
+		// Handled on a goroutine of its own, and waited for: the reader's
+		// stack stays the small one Read needs, instead of keeping, for
+		// the connection's life, what a subscribe's store calls grew it to.
+		ok := false
+		done := make(chan struct{})
+		if !c.async(func() {
+			defer close(done)
+			c.sessMu.Lock()
+			defer c.sessMu.Unlock()
+			ok = c.handle(ctx, b)
+		}) {
+			return
+		}
+		<-done
+		if !ok {
 			return
 		}
 	}
 }
 
-// write sends what the queue holds; it is the only goroutine writing data.
-func (c *conn) write(ctx context.Context, cancel context.CancelFunc) {
-	defer cancel()
-	var buf []byte
+// wake starts the writer unless it runs.
+func (c *conn) wake() {
+	if c.writing.CompareAndSwap(false, true) {
+		c.async(c.write)
+	}
+}
+
+// write sends what the queue holds, then ends; it is the only goroutine
+// writing data. A write error ends the connection and leaves writing set,
+// so no writer starts again.
+func (c *conn) write() {
+	bp := c.h.scratch.Get().(*[]byte)
+	defer c.h.scratch.Put(bp)
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.q.wake:
-		}
 		for {
 			frames, merged := c.q.take()
 			if len(frames) == 0 && len(merged) == 0 {
@@ -193,7 +297,8 @@ func (c *conn) write(ctx context.Context, cancel context.CancelFunc) {
 				if f.sub != nil && f.sub.closed.Load() {
 					continue
 				}
-				if err := c.writeMsg(ctx, &buf, f.prefix, f.body); err != nil {
+				if err := c.writeMsg(bp, f.prefix, f.body); err != nil {
+					c.fail()
 					return
 				}
 				if f.delta {
@@ -204,43 +309,119 @@ func (c *conn) write(ctx context.Context, cancel context.CancelFunc) {
 				if m.sub.closed.Load() {
 					continue
 				}
-				if err := c.writeMsg(ctx, &buf, m.sub.prefix, encodeBody(m.from, m.seq, m.points)); err != nil {
+				if err := c.writeMsg(bp, m.sub.prefix, encodeBody(m.from, m.seq, m.points)); err != nil {
+					c.fail()
 					return
 				}
 				c.h.m.deltasSent.Inc()
 			}
 		}
 		signal(c.q.drained)
+		if c.q.resetsWaiting() {
+			c.startResets()
+		}
+		c.writing.Store(false)
+		// A push that found writing set before the store is ours to send.
+		if !c.q.pending() || !c.writing.CompareAndSwap(false, true) {
+			return
+		}
 	}
 }
 
-// writeMsg writes prefix+body as one frame; buf is the writer's scratch
-// space, so splicing a shared body costs no allocation.
-func (c *conn) writeMsg(ctx context.Context, buf *[]byte, prefix, body []byte) error {
+// fail ends the connection after a write error.
+func (c *conn) fail() {
+	c.cancel()
+	_ = c.ws.CloseNow()
+}
+
+// writeMsg writes prefix+body as one frame; buf is scratch space shared
+// through the hub's pool, so splicing a shared body costs no allocation.
+func (c *conn) writeMsg(buf *[]byte, prefix, body []byte) error {
 	if prefix == nil {
-		return c.ws.Write(ctx, websocket.MessageText, body)
+		return c.ws.Write(c.ctx, websocket.MessageText, body)
 	}
 	*buf = append(append((*buf)[:0], prefix...), body...)
-	return c.ws.Write(ctx, websocket.MessageText, *buf)
+	err := c.ws.Write(c.ctx, websocket.MessageText, *buf)
+	if cap(*buf) > maxScratch {
+		*buf = nil // a snapshot-sized buffer is not worth keeping
+	}
+	return err
 }
 
-func (c *conn) ping(ctx context.Context) {
-	t := time.NewTicker(c.h.cfg.PingEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		pctx, cancel := context.WithTimeout(ctx, c.h.cfg.IdleTimeout)
+// ping sends a ping, and closes the connection with 4000 when no pong comes
+// within Config.IdleTimeout; the next ping follows Config.PingEvery after
+// the pong. It waits on a goroutine of its own, which lives one round
+// trip, so the writer keeps writing meanwhile, and a writer blocked on a
+// full socket does not keep the connection from closing.
+func (c *conn) ping() {
+	c.async(func() {
+		pctx, cancel := context.WithTimeout(c.ctx, c.h.cfg.IdleTimeout)
 		err := c.ws.Ping(pctx)
 		cancel()
 		if err != nil {
-			if ctx.Err() == nil {
-				signal(c.idle)
+			if c.ctx.Err() == nil {
+				c.close(StatusIdleTimeout, "idle timeout")
 			}
 			return
 		}
+		c.lifeMu.Lock()
+		if !c.ended {
+			c.pingT.Reset(c.h.cfg.PingEvery)
+		}
+		c.lifeMu.Unlock()
+	})
+}
+
+// armStall starts the stall clock when the queue becomes stalled.
+func (c *conn) armStall() {
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	if c.stallT != nil || c.stallOff {
+		return
 	}
+	c.stallT = time.AfterFunc(c.h.cfg.StallClose, c.checkStall)
+}
+
+// checkStall closes the connection with 4008 once it has stayed stalled for
+// Config.StallClose; the close runs even while the writer is blocked on the
+// client's full socket.
+func (c *conn) checkStall() {
+	c.stallMu.Lock()
+	defer c.stallMu.Unlock()
+	if c.stallOff {
+		return
+	}
+	d := c.q.stalledFor(c.h.cfg.Clock.Now())
+	switch {
+	case d == 0: // the writer took the queue: disarmed until the next stall
+		c.stallT = nil
+	case d > c.h.cfg.StallClose:
+		c.stallOff = true
+		c.h.m.slowCloses.Inc()
+		c.async(func() { c.close(StatusSlowConsumer, "slow consumer") })
+	default:
+		c.stallT.Reset(c.h.cfg.StallClose - d + time.Millisecond)
+	}
+}
+
+// startResets re-subscribes, on a goroutine of its own, the subscriptions
+// waiting for a reset snapshot once the writer has emptied the queue; it
+// serialises with client messages through sessMu. Resets are rare, so no
+// goroutine waits for them.
+func (c *conn) startResets() {
+	if !c.q.resetsWaiting() || !c.resetting.CompareAndSwap(false, true) {
+		return
+	}
+	c.async(func() {
+		for {
+			c.sessMu.Lock()
+			c.resets(c.ctx)
+			c.sessMu.Unlock()
+			c.resetting.Store(false)
+			// A reset asked for after resets took the list is ours too.
+			if c.ctx.Err() != nil || !c.q.resetsWaiting() || !c.resetting.CompareAndSwap(false, true) {
+				return
+			}
+		}
+	})
 }

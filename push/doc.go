@@ -55,10 +55,11 @@
 //
 // # Slow clients
 //
-// Each connection has one writer goroutine and a queue bounded by
-// Config.SendQueue points. When it is full, a point for a (subscription,
-// step, t, labels) already queued is merged into it (add summed, value the
-// latest, the seq range extended); a point for a new key marks the
+// Each connection has a queue bounded by Config.SendQueue points, drained
+// by one writer goroutine that runs while the queue holds something. When
+// it is full, a point for a (subscription, step, t, labels) already queued
+// is merged into it (add summed, value the latest, the seq range
+// extended); a point for a new key marks the
 // connection stalled and drops that subscription's queued points in favour of
 // a reset snapshot sent once the client has read its queue. A connection that
 // stays stalled and unread for Config.StallClose is closed with 4008 (the

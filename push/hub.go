@@ -25,6 +25,8 @@ type Hub struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
 
+	scratch sync.Pool // *[]byte: the writers' space to splice prefix and body
+
 	// Owned by the loop goroutine.
 	feeds  map[feedKey]*feed
 	ntopic int
@@ -36,11 +38,13 @@ var ErrStopped = errors.New("push: hub stopped")
 // New returns a Hub reading snapshots from store and deltas from src.
 func New(store Snapshotter, src DeltaSource, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
-	return &Hub{
+	h := &Hub{
 		store: store, src: src, cfg: cfg, m: newMetrics(cfg.Registerer),
 		reqs: make(chan func(Listener)), done: make(chan struct{}),
 		conns: map[*conn]struct{}{}, feeds: map[feedKey]*feed{},
 	}
+	h.scratch.New = func() any { return new([]byte) }
+	return h
 }
 
 // Run listens for deltas and fans them out until ctx ends; then it closes

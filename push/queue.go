@@ -24,7 +24,7 @@ type pending struct {
 }
 
 // queue is a connection's bounded send queue. Producers (the hub loop and
-// the session) never block on it; the writer takes everything at once. Safe
+// the handling of client messages) never block on it; the writer takes everything at once. Safe
 // for concurrent use.
 type queue struct {
 	limit int // points
@@ -38,15 +38,24 @@ type queue struct {
 	stalledSince time.Time
 	resets       []*sub
 
-	wake    chan struct{} // writer: something to write
-	drained chan struct{} // session: the writer emptied the queue
-	resetCh chan struct{} // session: a subscription needs a reset snapshot
+	// Called without mu; nil in unit tests of the queue alone.
+	onWake  func() // something to write
+	onReset func() // a subscription needs a reset snapshot
+	onStall func() // the queue became stalled
+
+	drained chan struct{} // reader: the writer emptied the queue
 }
 
 func newQueue(limit int) *queue {
 	return &queue{
-		limit: limit, merged: map[*sub]*pending{},
-		wake: make(chan struct{}, 1), drained: make(chan struct{}, 1), resetCh: make(chan struct{}, 1),
+		limit:   limit, // merged is made by the first merge: most connections never merge
+		drained: make(chan struct{}, 1),
+	}
+}
+
+func call(f func()) {
+	if f != nil {
+		f()
 	}
 }
 
@@ -63,21 +72,25 @@ func (q *queue) push(s *sub, msg []byte) {
 	q.frames = append(q.frames, frame{sub: s, body: msg})
 	q.bytes += len(msg)
 	q.mu.Unlock()
-	signal(q.wake)
+	call(q.onWake)
 }
 
 // pushDelta queues b for s: as a shared frame while there is room, else
 // merged into s's pending delta (after folding every queued delta frame into
 // the pending deltas, so merging works on all that waits). A new key with the
-// queue full drops s's pending points and asks the session for a reset
+// queue full drops s's pending points and asks the connection for a reset
 // snapshot. It returns the number of merged points and whether s overflowed.
 func (q *queue) pushDelta(s *sub, b *batch, now time.Time) (merges int, overflow bool) {
 	q.mu.Lock()
+	stalled := false
 	defer func() {
 		q.mu.Unlock()
-		signal(q.wake)
+		call(q.onWake)
 		if overflow {
-			signal(q.resetCh)
+			call(q.onReset)
+		}
+		if stalled {
+			call(q.onStall)
 		}
 	}()
 	if s.resetPending {
@@ -90,6 +103,7 @@ func (q *queue) pushDelta(s *sub, b *batch, now time.Time) (merges int, overflow
 	}
 	if q.stalledSince.IsZero() {
 		q.stalledSince = now
+		stalled = true
 	}
 	merges = q.fold()
 	m := q.pendingOf(s, b.from)
@@ -121,6 +135,9 @@ func (q *queue) pendingOf(s *sub, from int64) *pending {
 	m := q.merged[s]
 	if m == nil {
 		m = &pending{sub: s, from: from, idx: map[pointKey]int{}}
+		if q.merged == nil {
+			q.merged = map[*sub]*pending{}
+		}
 		q.merged[s] = m
 		q.order = append(q.order, m)
 	}
@@ -166,7 +183,7 @@ func (q *queue) markReset(s *sub) {
 		q.resets = append(q.resets, s)
 	}
 	q.mu.Unlock()
-	signal(q.resetCh)
+	call(q.onReset)
 }
 
 // take hands the writer everything queued, in order.
@@ -180,8 +197,7 @@ func (q *queue) take() ([]frame, []*pending) {
 			ps = append(ps, m)
 		}
 	}
-	q.frames, q.order = nil, nil
-	clear(q.merged)
+	q.frames, q.order, q.merged = nil, nil, nil
 	q.points, q.bytes = 0, 0
 	q.stalledSince = time.Time{}
 	return f, ps
@@ -199,6 +215,20 @@ func (q *queue) takeResets() []*sub {
 	r := q.resets
 	q.resets = nil
 	return r
+}
+
+// pending says whether anything waits for the writer.
+func (q *queue) pending() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) > 0 || len(q.order) > 0
+}
+
+// resetsWaiting says whether takeResets would return something now.
+func (q *queue) resetsWaiting() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return len(q.frames) == 0 && len(q.order) == 0 && len(q.resets) > 0
 }
 
 func (q *queue) queuedBytes() int {

@@ -4,58 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/coder/websocket"
 
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
 )
-
-// session handles client messages, resets and closes, one at a time.
-func (c *conn) session(ctx context.Context) {
-	h := c.h
-	stallEvery := max(h.cfg.StallClose/10, 10*time.Millisecond)
-	stall := time.NewTicker(stallEvery)
-	defer stall.Stop()
-	var authC <-chan time.Time
-	if !c.authed {
-		t := time.NewTimer(authTimeout)
-		defer t.Stop()
-		authC = t.C
-	}
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-c.stop:
-			c.close(websocket.StatusGoingAway, "server shutting down")
-			return
-		case <-c.idle:
-			c.close(StatusIdleTimeout, "idle timeout")
-			return
-		case <-authC:
-			if !c.authed {
-				c.close(websocket.StatusPolicyViolation, "no auth message")
-				return
-			}
-		case <-stall.C:
-			if c.q.stalledFor(h.cfg.Clock.Now()) > h.cfg.StallClose {
-				h.m.slowCloses.Inc()
-				c.close(StatusSlowConsumer, "slow consumer")
-				return
-			}
-		case <-c.q.resetCh:
-			c.resets(ctx)
-		case <-c.q.drained:
-			c.resets(ctx)
-		case b := <-c.in:
-			if !c.handle(ctx, b) {
-				return
-			}
-		}
-	}
-}
 
 // close closes the WebSocket with code; the goroutines end with it.
 func (c *conn) close(code websocket.StatusCode, reason string) {
@@ -86,7 +40,7 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 		return false
 	}
 	m, err := DecodeClientMessage(b)
-	if !c.authed {
+	if !c.authed.Load() {
 		switch {
 		case err != nil || m.Op != OpAuth:
 			c.close(websocket.StatusPolicyViolation, "auth required first")
@@ -95,7 +49,7 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 			c.close(websocket.StatusPolicyViolation, "invalid read token")
 			return false
 		}
-		c.authed = true
+		c.authed.Store(true)
 		return true
 	}
 	if err != nil {
@@ -220,6 +174,9 @@ func (c *conn) subscribe(ctx context.Context, m ClientMessage, reset bool) {
 				old.closed.Store(true)
 			} else {
 				h.m.subscriptions.Inc()
+			}
+			if c.subs == nil {
+				c.subs = map[string]*sub{}
 			}
 			c.subs[m.ID] = s
 			if reset {

@@ -146,20 +146,14 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			AllowedOrigins: cfg.AllowedOrigins,
 			Tokens:         tokens,
 			Catalog:        cat,
-			Logger:         log.With("role", "push"),
-			Registerer:     reg,
+			Admit: func(r *http.Request) (func(), bool) {
+				return limiter.AcquireConn(limiter.ClientIP(r))
+			},
+			Logger:     log.With("role", "push"),
+			Registerer: reg,
 		})
 		work.Go(func() error { return hub.Run(workCtx) })
-		router.GET("/v1/ws", limiter.Middleware(), func(c *gin.Context) {
-			release, ok := limiter.AcquireConn(limiter.ClientIP(c.Request))
-			if !ok {
-				c.Header("Retry-After", "5")
-				c.JSON(http.StatusTooManyRequests, gin.H{"error": "too many WebSocket connections from this address"})
-				return
-			}
-			defer release()
-			hub.ServeHTTP(c.Writer, c.Request)
-		})
+		router.GET("/v1/ws", limiter.Middleware(), gin.WrapH(hub))
 	}
 	web.Register(router)
 
