@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -46,8 +47,15 @@ func Start(tb testing.TB, extra ...string) *Server {
 func (s *Server) start(tb testing.TB, bin string) {
 	tb.Helper()
 	s.cmd = exec.Command(bin, s.args...)
-	s.cmd.Stdout = os.Stderr
-	s.cmd.Stderr = os.Stderr
+	// The server's own log goes to a file beside its data, so it never
+	// interleaves with test and benchmark output.
+	logf, err := os.OpenFile(filepath.Join(s.Dir, "redis.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		tb.Fatalf("redis log: %v", err)
+	}
+	defer logf.Close()
+	s.cmd.Stdout = logf
+	s.cmd.Stderr = logf
 	if err := s.cmd.Start(); err != nil {
 		tb.Fatalf("start redis-server: %v", err)
 	}
