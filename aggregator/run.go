@@ -30,7 +30,7 @@ func (a *Aggregator) Run(ctx context.Context) error {
 			return min(a.backoffMin<<min(failures, 10), a.cfg.DiscoverEvery)
 		}
 		failures = 0
-		for _, s := range startable(shards, running, ended) {
+		for _, s := range stream.Startable(shards, running, ended) {
 			running[s] = true
 			a.log.Info("shard worker started", "shard", s)
 			g.Go(func() error {
@@ -64,29 +64,4 @@ func (a *Aggregator) Run(ctx context.Context) error {
 		}
 	})
 	return g.Wait()
-}
-
-// startable returns the shards to start now: not running, not ended, and
-// whose parents ended or are no longer listed (trimmed from the stream).
-func startable(shards []stream.Shard, running, ended map[string]bool) []string {
-	listed := make(map[string]bool, len(shards))
-	for _, s := range shards {
-		listed[s.ID] = true
-	}
-	var out []string
-	for _, s := range shards {
-		if running[s.ID] || ended[s.ID] {
-			continue
-		}
-		ready := true
-		for _, p := range s.Parents {
-			if listed[p] && !ended[p] {
-				ready = false
-			}
-		}
-		if ready {
-			out = append(out, s.ID)
-		}
-	}
-	return out
 }

@@ -171,39 +171,6 @@ func TestStop(t *testing.T) {
 	checkArchive(t, store, e.sent)
 }
 
-func TestStartable(t *testing.T) {
-	shards := []stream.Shard{
-		{ID: "a", Closed: true},
-		{ID: "b", Parents: []string{"a"}},
-		{ID: "c", Parents: []string{"a", "x"}}, // x trimmed: not listed
-		{ID: "d", Parents: []string{"gone"}},
-	}
-	tests := []struct {
-		name           string
-		running, ended []string
-		want           []string
-	}{
-		{"fresh", nil, nil, []string{"a", "d"}},
-		{"parent running", []string{"a"}, nil, []string{"d"}},
-		{"parent ended", []string{"d"}, []string{"a"}, []string{"b", "c"}},
-		{"all ended or running", []string{"b", "c"}, []string{"a", "d"}, nil},
-	}
-	set := func(ids []string) map[string]bool {
-		m := map[string]bool{}
-		for _, id := range ids {
-			m[id] = true
-		}
-		return m
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			if got := startable(shards, set(tc.running), set(tc.ended)); !slices.Equal(got, tc.want) {
-				t.Errorf("startable = %v, want %v", got, tc.want)
-			}
-		})
-	}
-}
-
 // memSource is a resharded stream: closed parents, open children. It
 // records the order of first reads and ends, to check a child starts only
 // after its parents ended.

@@ -60,3 +60,30 @@ func CompareSeq(a, b string) int {
 	}
 	return 0
 }
+
+// Startable returns the shards a reader may start now: not running, not
+// ended, and whose parents ended or are no longer listed (trimmed from the
+// stream). Reading a child only after its parents keeps per-key order and
+// lets duplicates that straddle a reshard meet in the parent first.
+func Startable(shards []Shard, running, ended map[string]bool) []string {
+	listed := make(map[string]bool, len(shards))
+	for _, s := range shards {
+		listed[s.ID] = true
+	}
+	var out []string
+	for _, s := range shards {
+		if running[s.ID] || ended[s.ID] {
+			continue
+		}
+		ready := true
+		for _, p := range s.Parents {
+			if listed[p] && !ended[p] {
+				ready = false
+			}
+		}
+		if ready {
+			out = append(out, s.ID)
+		}
+	}
+	return out
+}
