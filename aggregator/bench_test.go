@@ -1,17 +1,12 @@
 package aggregator
 
 import (
-	"bufio"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"strconv"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/internal/redistest"
@@ -92,7 +87,7 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	runCtx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
-	calls0, rcpu0 := redisCounters(b, rdb)
+	calls0, rcpu0 := redistest.Counters(b, rdb)
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	go func() { errc <- a.Run(runCtx) }()
@@ -110,7 +105,7 @@ func BenchmarkAggregate(b *testing.B) {
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
-	calls1, rcpu1 := redisCounters(b, rdb)
+	calls1, rcpu1 := redistest.Counters(b, rdb)
 	cancel()
 	if err := <-errc; err != nil {
 		b.Fatal(err)
@@ -124,32 +119,6 @@ func BenchmarkAggregate(b *testing.B) {
 	b.ReportMetric(float64(calls1-calls0)/float64(n)*1000, "redis-cmds/1k-events")
 	b.ReportMetric((rcpu1-rcpu0)*1e6/float64(n), "redis-cpu-us/event")
 	b.ReportMetric(float64(store.Stats().Commits), "commits")
-}
-
-// redisCounters returns the total command calls and the CPU seconds of the
-// server, from INFO commandstats and INFO cpu.
-func redisCounters(b *testing.B, rdb *redis.Client) (calls int64, cpu float64) {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats", "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "cmdstat_"):
-			_, rest, _ := strings.Cut(line, ":calls=")
-			n, _, _ := strings.Cut(rest, ",")
-			v, _ := strconv.ParseInt(n, 10, 64)
-			calls += v
-		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):
-			_, v, _ := strings.Cut(line, ":")
-			f, _ := strconv.ParseFloat(v, 64)
-			cpu += f
-		}
-	}
-	return calls, cpu
 }
 
 // cpuTime is the user+system CPU time of this process so far.

@@ -1,15 +1,11 @@
 package redisagg
 
 import (
-	"bufio"
 	"context"
 	"math/rand/v2"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
@@ -49,32 +45,6 @@ func workload(cat *metric.Catalog, batches, size int, now time.Time) []*metric.U
 	return out
 }
 
-// redisCounters returns the total command calls and the CPU seconds of the
-// server, from INFO commandstats and INFO cpu.
-func redisCounters(b *testing.B, rdb *redis.Client) (calls int64, cpu float64) {
-	b.Helper()
-	info, err := rdb.Info(context.Background(), "commandstats", "cpu").Result()
-	if err != nil {
-		b.Fatal(err)
-	}
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "cmdstat_"):
-			_, rest, _ := strings.Cut(line, ":calls=")
-			n, _, _ := strings.Cut(rest, ",")
-			v, _ := strconv.ParseInt(n, 10, 64)
-			calls += v
-		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):
-			_, v, _ := strings.Cut(line, ":")
-			f, _ := strconv.ParseFloat(v, 64)
-			cpu += f
-		}
-	}
-	return calls, cpu
-}
-
 // BenchmarkApply applies the reference workload to a real redis-server and
 // reports events/s, Redis commands per 1,000 events (commands run inside the
 // script included) and Redis CPU microseconds per event.
@@ -104,7 +74,7 @@ func BenchmarkApply(b *testing.B) {
 			if err := st.Apply(ctx, commit("1", "1", 0, ups[0])); err != nil {
 				b.Fatal(err)
 			}
-			calls0, cpu0 := redisCounters(b, rdb)
+			calls0, cpu0 := redistest.Counters(b, rdb)
 			b.ResetTimer()
 			start := time.Now()
 			for i := 0; i < b.N; i++ {
@@ -115,7 +85,7 @@ func BenchmarkApply(b *testing.B) {
 			}
 			elapsed := time.Since(start)
 			b.StopTimer()
-			calls1, cpu1 := redisCounters(b, rdb)
+			calls1, cpu1 := redistest.Counters(b, rdb)
 			events := float64(b.N) * float64(bc.batch)
 			b.ReportMetric(events/elapsed.Seconds(), "events/s")
 			b.ReportMetric(float64(calls1-calls0-1)/events*1000, "redis-cmds/1k-events")
