@@ -24,7 +24,7 @@ func TestArchiveUnderKill(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	now := time.Now()
-	r := rand.New(rand.NewPCG(uint64(now.UnixNano()), 7))
+	seed := uint64(now.UnixNano())
 
 	var mu sync.Mutex
 	accepted := map[string]bool{}
@@ -32,6 +32,7 @@ func TestArchiveUnderKill(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
+		r := rand.New(rand.NewPCG(seed, 7))
 		for i := 0; ; i++ {
 			select {
 			case <-stop:
@@ -59,8 +60,9 @@ func TestArchiveUnderKill(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}()
+	kr := rand.New(rand.NewPCG(seed, 8))
 	for k := 0; k < 4; k++ {
-		time.Sleep(time.Duration(400+r.IntN(800)) * time.Millisecond)
+		time.Sleep(time.Duration(400+kr.IntN(800)) * time.Millisecond)
 		s.stop(syscall.SIGKILL)
 		s.run()
 	}
