@@ -6,8 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/sync/errgroup"
-
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -98,57 +96,18 @@ func (a *Archiver) track(shard string, on bool) {
 // of a key follows stream order across a reshard. Failures are retried,
 // never returned. Call Run once.
 func (a *Archiver) Run(ctx context.Context) error {
-	g, gctx := errgroup.WithContext(ctx)
-	finished := make(chan string)
-	running := map[string]bool{}
-	ended := map[string]bool{}
-	failures := 0
-
-	discover := func() time.Duration {
-		shards, err := a.src.Shards(gctx)
-		if err != nil {
-			if gctx.Err() == nil {
-				a.met.errors.WithLabelValues("shards").Inc()
-				a.log.Warn("archiver: list shards", "err", err)
-			}
-			failures++
-			return min(a.cfg.Backoff<<min(failures, 10), a.cfg.DiscoverEvery)
-		}
-		failures = 0
-		for _, s := range stream.Startable(shards, running, ended) {
-			running[s] = true
+	r := stream.ShardRunner{
+		Every:   a.cfg.DiscoverEvery,
+		Backoff: a.cfg.Backoff,
+		ListFailed: func(err error) {
+			a.met.errors.WithLabelValues("shards").Inc()
+			a.log.Warn("archiver: list shards", "err", err)
+		},
+		Started: func(s string) {
 			a.track(s, true)
 			a.log.Info("archive worker started", "shard", s)
-			g.Go(func() error {
-				if a.runShard(gctx, s) {
-					select {
-					case finished <- s:
-					case <-gctx.Done():
-					}
-				}
-				return nil
-			})
-		}
-		return a.cfg.DiscoverEvery
+		},
+		Ended: func(s string) { a.track(s, false) },
 	}
-
-	g.Go(func() error {
-		t := time.NewTimer(discover())
-		defer t.Stop()
-		for {
-			select {
-			case <-gctx.Done():
-				return nil
-			case s := <-finished:
-				delete(running, s)
-				ended[s] = true
-				a.track(s, false)
-				// A child may be waiting for this shard: look now.
-				t.Reset(discover())
-			case <-t.C:
-				t.Reset(discover())
-			}
-		}
-	})
-	return g.Wait()
+	return r.Run(ctx, a.src, a.runShard)
 }
