@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/event"
-
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/stream"
 )

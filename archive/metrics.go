@@ -1,9 +1,9 @@
 package archive
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/internal/promreg"
 )
 
 type metrics struct {
@@ -49,28 +49,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.flush = register(reg, m.flush)
-	m.pending = register(reg, m.pending)
-	m.putErrors = register(reg, m.putErrors)
-	m.bytes = register(reg, m.bytes)
-	m.records = register(reg, m.records)
-	objects = register(reg, objects)
+	m.flush = promreg.Register(reg, m.flush)
+	m.pending = promreg.Register(reg, m.pending)
+	m.putErrors = promreg.Register(reg, m.putErrors)
+	m.bytes = promreg.Register(reg, m.bytes)
+	m.records = promreg.Register(reg, m.records)
+	objects = promreg.Register(reg, objects)
 	m.created = objects.WithLabelValues("created")
 	m.existed = objects.WithLabelValues("existed")
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name, so two writers on one registry share their metrics.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: conflicting metric definitions
-	}
-	return c
 }

@@ -1,9 +1,9 @@
 package archiver
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/internal/promreg"
 )
 
 // metrics of the archiver. Objects written (pulse_archive_objects_total,
@@ -32,8 +32,8 @@ func newMetrics(reg prometheus.Registerer, a *Archiver) *metrics {
 	if reg == nil {
 		return m
 	}
-	m.events = register(reg, m.events)
-	m.errors = register(reg, m.errors)
+	m.events = promreg.Register(reg, m.events)
+	m.errors = promreg.Register(reg, m.errors)
 	// The lag collector reads Lag at scrape time; a second archiver on the
 	// same registry keeps the first one's.
 	_ = reg.Register(lagCollector{a})
@@ -49,19 +49,4 @@ func (c lagCollector) Collect(ch chan<- prometheus.Metric) {
 	for shard, d := range c.a.Lag() {
 		ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, d.Seconds(), shard)
 	}
-}
-
-// register registers c, or returns the collector already registered under
-// the same name.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err) // a programming error: conflicting metric definitions
-	}
-	return c
 }

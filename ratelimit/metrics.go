@@ -1,9 +1,9 @@
 package ratelimit
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/internal/promreg"
 )
 
 type metrics struct {
@@ -43,12 +43,12 @@ func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
 		return float64(l.conns.sum)
 	})
 	if reg != nil {
-		limited = register(reg, limited)
+		limited = promreg.Register(reg, limited)
 		// Gauge funcs read this Limiter; a second Limiter on the same
 		// registry keeps reporting the first one's tables.
-		ipEntries = register(reg, ipEntries)
-		siteEntries = register(reg, siteEntries)
-		conns = register(reg, conns)
+		ipEntries = promreg.Register(reg, ipEntries)
+		siteEntries = promreg.Register(reg, siteEntries)
+		conns = promreg.Register(reg, conns)
 	}
 	return metrics{
 		limitedIP:   limited.WithLabelValues("ip"),
@@ -58,17 +58,4 @@ func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
 		siteEntries: siteEntries,
 		conns:       conns,
 	}
-}
-
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic("ratelimit: register metrics: " + err.Error())
-	}
-	return c
 }
