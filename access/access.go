@@ -1,37 +1,163 @@
-// Package access checks the read and admin tokens of REST and WebSocket
-// requests. Tokens are compared in constant time and never logged.
+// Package access checks who may read and write: read tokens (each scoped to
+// all sites or to a list of sites) and the admin token for REST and
+// WebSocket reads, per-site write keys for server-side senders, and the
+// Origins allowed to send browser events. Secrets are compared in constant
+// time and never logged or echoed.
 package access
 
 import (
+	"crypto/sha256"
 	"crypto/subtle"
+	"errors"
 	"net/http"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/gin-gonic/gin"
 )
 
-// Tokens holds the read and admin tokens. It is safe for concurrent use.
+// hash is the SHA-256 of a secret. Secrets are kept and compared only as
+// hashes: comparing fixed-size hashes in constant time hides both which
+// secret matched and how long the secrets are.
+type hash [sha256.Size]byte
+
+func hashOf(s string) hash { return sha256.Sum256([]byte(s)) }
+
+func (h *hash) equal(o *hash) bool { return subtle.ConstantTimeCompare(h[:], o[:]) == 1 }
+
+// Scope is the set of sites a read token grants: all of them, or a list.
+// The zero Scope grants no site.
+type Scope struct {
+	all   bool
+	sites []string // sorted, unique
+}
+
+// AllSites is the scope of a token that reads every site.
+func AllSites() Scope { return Scope{all: true} }
+
+// SitesScope is the scope of a token that reads only the sites named.
+func SitesScope(sites ...string) Scope {
+	s := slices.Clone(sites)
+	slices.Sort(s)
+	return Scope{sites: slices.Compact(s)}
+}
+
+// Allows reports whether the scope grants site.
+func (s Scope) Allows(site string) bool {
+	if s.all {
+		return true
+	}
+	_, ok := slices.BinarySearch(s.sites, site)
+	return ok
+}
+
+// All reports whether the scope grants every site.
+func (s Scope) All() bool { return s.all }
+
+// Sites returns the sites of a limited scope (nil for AllSites).
+func (s Scope) Sites() []string { return slices.Clone(s.sites) }
+
+func (s Scope) String() string {
+	if s.all {
+		return "*"
+	}
+	return strings.Join(s.sites, ",")
+}
+
+// ReadToken is one read token and the sites it grants.
+type ReadToken struct {
+	Token string
+	Scope Scope
+}
+
+// Tokens holds the admin token and the read tokens. It is safe for
+// concurrent use.
 type Tokens struct {
-	read, admin []byte
+	admin    hash
+	hasAdmin bool
+	read     []readEntry
 }
 
-// NewTokens returns the checker for read and admin. An empty token matches
-// nothing: a deployment without an admin token has no admin access.
+type readEntry struct {
+	h     hash
+	scope Scope
+}
+
+// ErrDuplicateToken is returned by New when two read tokens are equal.
+var ErrDuplicateToken = errors.New("access: read token given twice")
+
+// New returns the checker of admin and read tokens. An empty token matches
+// nothing: without an admin token there is no admin access; empty read
+// tokens are skipped. Two equal read tokens are an error, since their
+// scopes would be ambiguous.
+func New(admin string, read []ReadToken) (*Tokens, error) {
+	t := &Tokens{}
+	if admin != "" {
+		t.admin, t.hasAdmin = hashOf(admin), true
+	}
+	seen := map[hash]bool{}
+	for _, r := range read {
+		if r.Token == "" {
+			continue
+		}
+		h := hashOf(r.Token)
+		if seen[h] {
+			return nil, ErrDuplicateToken
+		}
+		seen[h] = true
+		t.read = append(t.read, readEntry{h: h, scope: r.Scope})
+	}
+	return t, nil
+}
+
+// NewTokens returns the checker of one read token for every site and the
+// admin token; an empty token matches nothing.
 func NewTokens(read, admin string) *Tokens {
-	return &Tokens{read: []byte(read), admin: []byte(admin)}
+	t, _ := New(admin, []ReadToken{{Token: read, Scope: AllSites()}}) // one token: no duplicate
+	return t
 }
 
-// Read reports whether tok grants reads. The admin token grants reads too.
-func (t *Tokens) Read(tok string) bool { return match(t.read, tok) || t.Admin(tok) }
+// Scope returns the sites tok may read and whether tok is a read (or the
+// admin) token at all. The admin token reads every site. It compares tok
+// with every token, in constant time each, whichever matches.
+func (t *Tokens) Scope(tok string) (Scope, bool) {
+	if tok == "" {
+		return Scope{}, false
+	}
+	h := hashOf(tok)
+	if t.hasAdmin && h.equal(&t.admin) {
+		return AllSites(), true
+	}
+	var scope Scope
+	found := false
+	for i := range t.read {
+		if t.read[i].h.equal(&h) {
+			scope, found = t.read[i].scope, true
+		}
+	}
+	return scope, found
+}
+
+// Read reports whether tok grants reads of at least one site.
+func (t *Tokens) Read(tok string) bool {
+	_, ok := t.Scope(tok)
+	return ok
+}
+
+// ReadSite reports whether tok grants reads of site.
+func (t *Tokens) ReadSite(tok, site string) bool {
+	s, ok := t.Scope(tok)
+	return ok && s.Allows(site)
+}
 
 // Admin reports whether tok grants admin actions (replay, promote).
-func (t *Tokens) Admin(tok string) bool { return match(t.admin, tok) }
-
-func match(want []byte, tok string) bool {
-	if len(want) == 0 || tok == "" {
+func (t *Tokens) Admin(tok string) bool {
+	if !t.hasAdmin || tok == "" {
 		return false
 	}
-	return subtle.ConstantTimeCompare(want, []byte(tok)) == 1
+	h := hashOf(tok)
+	return h.equal(&t.admin)
 }
 
 // TokenFrom returns the token of r: from "Authorization: Bearer T", else from
@@ -46,14 +172,24 @@ func TokenFrom(r *http.Request) string {
 }
 
 // RequireRead is gin middleware that answers 401 with a JSON error unless the
-// request carries a read (or admin) token.
+// request carries a read (or admin) token, and 403 when it names a site
+// (the site query parameter, every value of it) that the token does not
+// grant.
 func (t *Tokens) RequireRead() gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if !t.Read(TokenFrom(c.Request)) {
+		scope, ok := t.Scope(TokenFrom(c.Request))
+		if !ok {
 			c.Header("WWW-Authenticate", `Bearer realm="pulse"`)
 			c.AbortWithStatusJSON(http.StatusUnauthorized, gin.H{
 				"error": "token: missing or invalid read token (send Authorization: Bearer TOKEN or ?token=TOKEN)"})
 			return
+		}
+		for _, site := range c.QueryArray("site") {
+			if !scope.Allows(site) {
+				c.AbortWithStatusJSON(http.StatusForbidden, gin.H{
+					"error": "token: this read token does not grant site " + quoteSite(site)})
+				return
+			}
 		}
 		c.Next()
 	}
@@ -71,4 +207,12 @@ func (t *Tokens) RequireAdmin() gin.HandlerFunc {
 		}
 		c.Next()
 	}
+}
+
+// quoteSite quotes a client-given site for a message, cut to a sane length.
+func quoteSite(s string) string {
+	if len(s) > 64 {
+		s = s[:64] + "..."
+	}
+	return strconv.Quote(s)
 }
