@@ -29,14 +29,21 @@ func (h *Handler) collect(c *gin.Context) error {
 		}
 	}()
 	buf.Reset()
+	if err := h.checkOrigin(c.Request, false); err != nil {
+		return err
+	}
 	if err := h.readBody(c.Request, buf); err != nil {
 		return err
 	}
-	evs, _, rejects, err := event.Decode(buf.Bytes(), h.cfg.Limits)
+	evs, idx, rejects, err := event.Decode(buf.Bytes(), h.cfg.Limits)
 	if err != nil {
 		return h.bodyError(err)
 	}
 	h.m.rejectEvents(rejects)
+	evs, rejects, refused := h.admit(c.Request, false, evs, idx, rejects)
+	if len(evs) == 0 && refused {
+		return denied(rejects)
+	}
 	if len(evs) == 0 {
 		return &httpError{status: http.StatusBadRequest, msg: "no valid event", rejected: rejects}
 	}

@@ -46,7 +46,7 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *h
 	return func(c *gin.Context) {
 		start := time.Now()
 		hd := c.Writer.Header()
-		hd.Set("Access-Control-Allow-Origin", "*")
+		h.cors(c)
 		hd.Set("Access-Control-Expose-Headers", "Retry-After, X-Pulse-Error")
 		if err := fn(c); err != nil {
 			var he *httpError

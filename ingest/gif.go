@@ -17,14 +17,20 @@ const pixel = ("GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\
 // gif serves GET /v1/collect.gif: one event from the query string, for
 // pages that cannot run the tracker.
 func (h *Handler) gif(c *gin.Context) error {
+	if err := h.checkOrigin(c.Request, true); err != nil {
+		return err
+	}
 	e, err := h.queryEvent(c.Request)
 	if err != nil {
 		r := reject(err)
 		h.m.rejectEvents([]event.Reject{r})
 		return &httpError{status: http.StatusBadRequest, msg: r.Error, rejected: []event.Reject{r}}
 	}
-	event.Enrich(&e, h.cfg.Clock(), c.Request.UserAgent())
-	evs := []event.Event{e}
+	evs, rejects, _ := h.admit(c.Request, true, []event.Event{e}, []int{0}, nil)
+	if len(evs) == 0 {
+		return denied(rejects)
+	}
+	event.Enrich(&evs[0], h.cfg.Clock(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

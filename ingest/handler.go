@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/semaphore"
 
+	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -39,7 +40,20 @@ type Config struct {
 	// Sites, when set, rate-limits events per site: a request whose sites
 	// are over their rate gets 429 with Retry-After and nothing of it is
 	// accepted (the client resends it whole).
-	Sites      SiteLimiter
+	Sites SiteLimiter
+	// AllowedSites, when not empty, is the only sites accepted; an event
+	// of another site is refused on its own (reason site_not_allowed).
+	AllowedSites []string
+	// Origins is the allowlist of the pages that may send (the Origin
+	// header; for the pixel, the Referer's origin); zero: every origin.
+	// A request from another page is refused whole with 403, and CORS
+	// answers name only allowed origins.
+	Origins access.Origins
+	// WriteKeys are the keys of the sites that have one: an event of such
+	// a site is accepted from a request with no page origin only when it
+	// carries the key (X-Pulse-Key or Authorization: Bearer); a wrong key
+	// is refused from anywhere. Nil: no site needs a key.
+	WriteKeys  *access.WriteKeys
 	Clock      func() time.Time
 	Logger     *slog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
@@ -66,6 +80,7 @@ type Handler struct {
 	m          *metrics
 	retryAfter string
 	bufs       sync.Pool // *bytes.Buffer for request bodies
+	gate       gate
 }
 
 // New returns a Handler publishing through pub.
@@ -97,6 +112,7 @@ func New(pub Publisher, cfg Config) *Handler {
 		m:          newMetrics(cfg.Registerer),
 		retryAfter: formatInt(secs),
 		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		gate:       newGate(cfg),
 	}
 }
 
@@ -110,11 +126,16 @@ func (h *Handler) Register(r gin.IRouter) {
 }
 
 // preflight answers CORS preflights. Collect takes no credentials, so any
-// origin may send; sendBeacon's text/plain needs no preflight, but fetch
-// with application/json does.
+// allowed origin may send; sendBeacon's text/plain needs no preflight, but
+// fetch with application/json does. A refused origin gets 403 and no
+// Access-Control-Allow-Origin.
 func (h *Handler) preflight(c *gin.Context) {
+	if !h.cors(c) {
+		h.m.rejected.WithLabelValues(reasonOrigin).Inc()
+		c.AbortWithStatusJSON(http.StatusForbidden, gin.H{"error": "origin: this Origin may not send events to this server (not in --ingest-origins)"})
+		return
+	}
 	hd := c.Writer.Header()
-	hd.Set("Access-Control-Allow-Origin", "*")
 	hd.Set("Access-Control-Allow-Methods", "POST, GET, OPTIONS")
 	if req := c.GetHeader("Access-Control-Request-Headers"); req != "" {
 		hd.Set("Access-Control-Allow-Headers", req)

@@ -1,0 +1,149 @@
+package ingest
+
+import (
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/pulsehq/pulse/access"
+	"github.com/pulsehq/pulse/event"
+)
+
+// Reasons of access refusals, in rejects and in pulse_ingest_rejected_total.
+const (
+	reasonSite     = "site_not_allowed"
+	reasonWriteKey = "write_key"
+	reasonOrigin   = "origin"
+)
+
+// gate applies Config.AllowedSites, Config.Origins and Config.WriteKeys.
+type gate struct {
+	sites   map[string]struct{} // nil: every site
+	origins access.Origins
+	keys    *access.WriteKeys
+}
+
+func newGate(cfg Config) gate {
+	g := gate{origins: cfg.Origins, keys: cfg.WriteKeys}
+	if len(cfg.AllowedSites) > 0 {
+		g.sites = make(map[string]struct{}, len(cfg.AllowedSites))
+		for _, s := range cfg.AllowedSites {
+			g.sites[s] = struct{}{}
+		}
+	}
+	return g
+}
+
+// browserOrigin returns the origin a browser declared for r: the Origin
+// header, or for the pixel (an image request, which carries no Origin)
+// the scheme://host of Referer. "" means r does not come from a page.
+func browserOrigin(r *http.Request, pixel bool) string {
+	if o := r.Header.Get("Origin"); o != "" {
+		return o
+	}
+	if !pixel {
+		return ""
+	}
+	u, err := url.Parse(r.Header.Get("Referer"))
+	if err != nil || u.Scheme == "" || u.Host == "" {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// checkOrigin refuses, with 403, a request from a page whose origin is
+// not on the allowlist.
+func (h *Handler) checkOrigin(r *http.Request, pixel bool) error {
+	if h.gate.origins.Any() {
+		return nil
+	}
+	o := browserOrigin(r, pixel)
+	if o == "" || h.gate.origins.Allowed(o, r.Host) {
+		return nil
+	}
+	h.m.rejected.WithLabelValues(reasonOrigin).Inc()
+	return &httpError{status: http.StatusForbidden,
+		msg: "origin: " + quote(o) + " may not send events to this server (not in --ingest-origins)"}
+}
+
+// admit keeps the events whose site may send from r, and adds a Reject
+// for each other one; idx holds the request index of each event. denied
+// reports whether any event was refused here.
+func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []int, rejects []event.Reject) ([]event.Event, []event.Reject, bool) {
+	g := &h.gate
+	if g.sites == nil && g.keys.Len() == 0 {
+		return evs, rejects, false
+	}
+	key := access.KeyFrom(r)
+	fromPage := browserOrigin(r, pixel) != ""
+	kept := evs[:0]
+	n := len(rejects)
+	for i := range evs {
+		e := &evs[i]
+		if msg, reason := g.refuse(e.Site, key, fromPage); msg != "" {
+			rejects = append(rejects, event.Reject{Index: idx[i], Error: msg, Reason: reason})
+			continue
+		}
+		kept = append(kept, *e)
+	}
+	if len(rejects) == n {
+		return kept, rejects, false
+	}
+	h.m.rejectEvents(rejects[n:])
+	slices.SortStableFunc(rejects, func(a, b event.Reject) int { return a.Index - b.Index })
+	return kept, rejects, true
+}
+
+// refuse says why an event of site may not be sent by this request, or "".
+func (g *gate) refuse(site string, key access.Key, fromPage bool) (msg, reason string) {
+	if g.sites != nil {
+		if _, ok := g.sites[site]; !ok {
+			return "site: " + quote(site) + " is not accepted by this server (not in --allowed-sites)", reasonSite
+		}
+	}
+	required, ok := g.keys.Check(site, key)
+	switch {
+	case !required || ok:
+		return "", ""
+	case key.Present():
+		return "key: wrong write key for site " + quote(site), reasonWriteKey
+	case !fromPage:
+		return "key: site " + quote(site) + " accepts events without an Origin only with its write key (X-Pulse-Key: KEY)", reasonWriteKey
+	}
+	return "", "" // a browser page, whose Origin passed the allowlist
+}
+
+// cors sets the CORS answer headers of r: "*" when every origin may send,
+// else the request's Origin when it is allowed (and nothing when not, so
+// the browser refuses to hand the answer to the page).
+func (h *Handler) cors(c *gin.Context) bool {
+	hd := c.Writer.Header()
+	if h.gate.origins.Any() {
+		hd.Set("Access-Control-Allow-Origin", "*")
+		return true
+	}
+	hd.Add("Vary", "Origin")
+	o := c.GetHeader("Origin")
+	if o == "" || !h.gate.origins.Allowed(o, c.Request.Host) {
+		return false
+	}
+	hd.Set("Access-Control-Allow-Origin", o)
+	return true
+}
+
+// denied is the answer when no event was accepted and some were refused
+// by the access rules.
+func denied(rejects []event.Reject) *httpError {
+	return &httpError{status: http.StatusForbidden, rejected: rejects,
+		msg: "no event accepted: refused by the site allowlist or a write key (see rejected)"}
+}
+
+func quote(s string) string {
+	if len(s) > 100 {
+		s = s[:100] + "..."
+	}
+	return strconv.Quote(s)
+}
