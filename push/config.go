@@ -38,11 +38,19 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxMessageBytes caps a client message (4096); larger closes with 1009.
 	MaxMessageBytes int64
+	// MessageRate is the sustained rate of client messages allowed per
+	// connection (20/s), MessageBurst the bucket (100, enough to swap every
+	// subscription of a dashboard at once). A client over it is closed with
+	// 1008 "too many messages". MessageRate < 0 turns the limit off.
+	MessageRate  float64
+	MessageBurst int
 	// AllowedOrigins are path.Match patterns for the Origin host (or
 	// scheme://host when the pattern has "://"). Empty: same host only.
 	// "*": any origin. Requests without Origin (not browsers) are allowed.
 	AllowedOrigins []string
-	// Tokens checks read tokens; nil means no token is needed.
+	// Tokens checks read tokens; nil means no token is needed. When it
+	// is a SiteTokenChecker, a subscribe to a site the token does not
+	// grant gets the error "forbidden".
 	Tokens TokenChecker
 	// Catalog validates subscriptions; nil means the built-in metrics and steps.
 	Catalog *metric.Catalog
@@ -102,6 +110,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 4096
+	}
+	if c.MessageRate == 0 {
+		c.MessageRate = DefaultMessageRate
+	}
+	if c.MessageBurst <= 0 {
+		c.MessageBurst = DefaultMessageBurst
 	}
 	if c.CheckEvery <= 0 {
 		c.CheckEvery = 5 * time.Second

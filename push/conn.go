@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // Close codes of the protocol beyond RFC 6455's.
@@ -49,6 +50,9 @@ type conn struct {
 	// sessMu serialises the handling of client messages and resets.
 	sessMu sync.Mutex
 	subs   map[string]*sub // under sessMu; nil until the first subscribe
+	token  string          // under sessMu: the read token the connection authenticated with
+
+	msgs *rate.Limiter // client messages; only the reader uses it; nil: no limit
 }
 
 // sub is one subscription of one connection.
@@ -81,7 +85,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	authed := h.cfg.Tokens == nil
-	if tok := r.URL.Query().Get("token"); tok != "" && h.cfg.Tokens != nil {
+	tok := r.URL.Query().Get("token")
+	if tok != "" && h.cfg.Tokens != nil {
 		if !h.cfg.Tokens.Read(tok) {
 			http.Error(w, "invalid read token", http.StatusUnauthorized)
 			return
@@ -108,7 +113,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.connWG.Add(1)
 	h.mu.Unlock()
 
-	c := &conn{h: h, q: newQueue(h.cfg.SendQueue)}
+	c := &conn{h: h, q: newQueue(h.cfg.SendQueue), token: tok, msgs: h.cfg.newMessageLimiter()}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.q.onWake, c.q.onReset, c.q.onStall = c.wake, c.startResets, c.armStall
 	c.authed.Store(authed)
@@ -252,6 +257,13 @@ func (c *conn) read() {
 	for {
 		_, b, err := c.ws.Read(context.Background())
 		if err != nil {
+			return
+		}
+		if !c.allowMessage() {
+			// A flood of messages is refused as a whole: answering each
+			// with an error would only feed it.
+			c.h.m.floodCloses.Inc()
+			c.close(websocket.StatusPolicyViolation, "too many messages")
 			return
 		}
 		// Handled on a goroutine of its own, and waited for: the reader's

@@ -5,6 +5,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type metrics struct {
 	connections, subscriptions, topics     prometheus.Gauge
 	deltasSent, merges, slowCloses, resets prometheus.Counter
+	floodCloses                            prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -16,9 +17,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		merges:        prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_merges_total", Help: "Points merged into an already queued point of a slow client."}),
 		slowCloses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_slow_closes_total", Help: "Connections closed with 4008 slow consumer."}),
 		resets:        prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_resets_total", Help: "Reset snapshots sent (resume not possible, gap, queue overflow)."}),
+		floodCloses:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_flood_closes_total", Help: "Connections closed with 1008 for sending messages faster than MessageRate."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.subscriptions, m.topics, m.deltasSent, m.merges, m.slowCloses, m.resets)
+		reg.MustRegister(m.connections, m.subscriptions, m.topics, m.deltasSent, m.merges, m.slowCloses, m.resets, m.floodCloses)
 	}
 	return m
 }

@@ -49,6 +49,7 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 			c.close(websocket.StatusPolicyViolation, "invalid read token")
 			return false
 		}
+		c.token = m.Token
 		c.authed.Store(true)
 		return true
 	}
@@ -62,6 +63,7 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 			c.close(websocket.StatusPolicyViolation, "invalid read token")
 			return false
 		}
+		c.token = m.Token // later subscribes are checked against it
 	case OpUnsubscribe:
 		s := c.subs[m.ID]
 		if s == nil {
@@ -79,6 +81,10 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 		}
 		if len(c.subs) >= c.h.cfg.MaxSubsPerConn {
 			c.sendError(m.ID, CodeLimit, fmt.Sprintf("at most %d subscriptions per connection", c.h.cfg.MaxSubsPerConn))
+			return true
+		}
+		if !c.siteAllowed(m.Site) {
+			c.sendError(m.ID, CodeForbidden, forbidden(m.Site))
 			return true
 		}
 		if err := c.h.validate(m); err != nil {
