@@ -10,6 +10,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/pulsehq/pulse/internal/outbound"
 )
 
 // ErrNotFound is returned (wrapped) by Get for a key that does not exist.
@@ -52,7 +54,7 @@ func ParseURL(ctx context.Context, raw string) (ObjectStore, error) {
 		if bucket == "" {
 			return nil, fmt.Errorf("archive url %q: want s3://BUCKET/PREFIX", raw)
 		}
-		cfg, err := config.LoadDefaultConfig(ctx)
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(outbound.AWSHTTPClient(outbound.S3TotalTimeout)))
 		if err != nil {
 			return nil, fmt.Errorf("archive url %q: load aws config: %w", raw, err)
 		}

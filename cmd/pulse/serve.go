@@ -37,6 +37,7 @@ type serveConfig struct {
 	RateSite        float64
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
+	Harden          hardenConfig
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -83,6 +84,7 @@ func serveCommand() *cli.Command {
 			f.Sources = env(f.Name)
 		}
 	}
+	flags = append(flags, hardenFlags()...)
 	return &cli.Command{
 		Name:  "serve",
 		Usage: "run Pulse (all roles by default, on embedded defaults: no AWS, no servers to install)",
@@ -125,6 +127,10 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		RateIP:          c.Float("rate-ip"),
 		RateSite:        c.Float("rate-site"),
 		AdminAddr:       c.String("admin-addr"),
+	}
+	var err error
+	if cfg.Harden, err = hardenConfigFrom(c); err != nil {
+		return cfg, err
 	}
 	for _, p := range c.StringSlice("trusted-proxies") {
 		p = strings.TrimSpace(p)

@@ -25,9 +25,9 @@ import (
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/time/rate"
 
-	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/aggregator"
 	"github.com/pulsehq/pulse/ingest"
+	"github.com/pulsehq/pulse/internal/outbound"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/push"
 	"github.com/pulsehq/pulse/query"
@@ -60,7 +60,10 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	tokens := access.NewTokens(readTok, adminTok)
+	tokens, err := buildTokens(cfg.Harden, readTok, adminTok, log)
+	if err != nil {
+		return err
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -71,7 +74,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	limiter := ratelimit.New(ratelimit.Config{
 		PerIP: rateLimit(cfg.RateIP), PerSite: rateLimit(cfg.RateSite),
-		TrustedProxies: cfg.TrustedProxies, Registerer: reg,
+		TrustedProxies: cfg.TrustedProxies, MaxConnsPerIP: cfg.Harden.MaxConnsPerIP, Registerer: reg,
 	})
 
 	// workers run until the HTTP server has drained; then they are stopped.
@@ -85,6 +88,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	}
 	defer closeRedis()
 	store := redisagg.New(rdb, cat, redisagg.Config{Namespace: cfg.Namespace})
+	registerOverflow(reg, store)
 
 	// A push-only node reads Redis alone and needs no stream.
 	var st streamBackend
@@ -135,8 +139,11 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	router.ContextWithFallback = true
 
 	if cfg.Roles["ingest"] {
-		ingest.New(pub, ingest.Config{Sites: limiter, Logger: log.With("role", "ingest"), Registerer: reg}).
-			Register(router.Group("/", limiter.Middleware()))
+		icfg := ingest.Config{Sites: limiter, Logger: log.With("role", "ingest"), Registerer: reg}
+		if err := ingestAccess(cfg.Harden, &icfg, log); err != nil {
+			return err
+		}
+		ingest.New(pub, icfg).Register(router.Group("/", limiter.Middleware()))
 	}
 	reads := router.Group("/", limiter.Middleware(), tokens.RequireRead())
 	query.New(store, cat, query.Config{}).Register(reads)
@@ -299,7 +306,7 @@ func openStream(ctx context.Context, cfg serveConfig, cat *metric.Catalog, log *
 		if name == "" {
 			return nil, nil, fmt.Errorf("--stream %s: no stream name", cfg.Stream)
 		}
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(outbound.AWSHTTPClient(outbound.KinesisTotalTimeout)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("--stream %s: load AWS config: %w", cfg.Stream, err)
 		}
@@ -323,18 +330,18 @@ func openRedis(ctx context.Context, raw string, g *errgroup.Group, log *slog.Log
 		}
 		g.Go(func() error { return e.Run(ctx) })
 		log.Info("embedded redis listening (aggregates are rebuilt from the stream at start)", "addr", e.Addr())
-		c := redis.NewClient(&redis.Options{Addr: e.Addr()})
+		c := redis.NewClient(outbound.RedisOptions(&redis.Options{Addr: e.Addr()}))
 		return c, func() { c.Close(); e.Close() }, nil
 	case strings.HasPrefix(raw, "redis://"), strings.HasPrefix(raw, "rediss://"):
 		opt, err := redis.ParseURL(raw)
 		if err != nil {
 			return nil, nil, fmt.Errorf("--redis %s: %w", redactURL(raw), err)
 		}
-		c := redis.NewClient(opt)
+		c := redis.NewClient(outbound.RedisOptions(opt))
 		return c, func() { c.Close() }, nil
 	case strings.HasPrefix(raw, "redis-cluster://"):
 		addrs := strings.Split(strings.TrimPrefix(raw, "redis-cluster://"), ",")
-		c := redis.NewClusterClient(&redis.ClusterOptions{Addrs: addrs})
+		c := redis.NewClusterClient(outbound.RedisClusterOptions(&redis.ClusterOptions{Addrs: addrs}))
 		return c, func() { c.Close() }, nil
 	}
 	return nil, nil, fmt.Errorf("--redis: %q is not embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2", raw)
