@@ -22,7 +22,9 @@
 // to resynchronise. Error codes: bad_message (undecodable message; the
 // connection stays open), bad_query (unknown metric, step or dimension, a
 // window past the step's retention), limit (Config.MaxSubsPerConn),
-// duplicate_id, unknown_id, unavailable (the store or log failed; retry).
+// duplicate_id, unknown_id, forbidden (the connection's read token does
+// not grant the site, when Config.Tokens is a SiteTokenChecker),
+// unavailable (the store or log failed; retry).
 // An unsubscribe is not answered.
 //
 // # Sequence numbers
@@ -71,7 +73,8 @@
 //	1000 normal closure
 //	1001 going away: the hub is shutting down
 //	1008 policy violation: bad or missing token after the upgrade, a
-//	     non-auth message before auth, or no auth message within 10s
+//	     non-auth message before auth, no auth message within 10s, or
+//	     messages faster than Config.MessageRate ("too many messages")
 //	1009 message too big (over Config.MaxMessageBytes)
 //	4000 idle timeout: no pong within Config.IdleTimeout
 //	4008 slow consumer: queue full and unread for Config.StallClose

@@ -102,6 +102,8 @@ func hostileCases() []hostileCase {
 		{name: "long id", body: []byte(`{"id":"` + strings.Repeat("i", 65) + `","site":"demo","type":"t"}`), status: 400, msg: "id: required, 1 to 64 bytes"},
 		{name: "bad site name", body: []byte(`{"id":"h","site":"Demo!","type":"t"}`), status: 400, msg: "site: must match"},
 		{name: "long prop value", body: evWith(`,"props":{"a":"` + strings.Repeat("v", 600) + `"}`), status: 400, msg: "props.a: longer than 512 bytes"},
+		{name: "huge header", hdr: map[string]string{"X-Junk": strings.Repeat("j", 200<<10)}, body: evWith(""), status: 431, msg: "Request Header Fields Too Large"},
+		{name: "huge pixel query", method: http.MethodGet, path: "/v1/collect.gif?site=demo&type=t&id=q&cb=" + strings.Repeat("q", 200<<10), status: 431, msg: "Request Header Fields Too Large"},
 		{name: "bad Content-Encoding", hdr: map[string]string{"Content-Encoding": "br"}, body: evWith(""), status: 415, msg: "Content-Encoding br not supported"},
 		{name: "gzip header, plain body", hdr: map[string]string{"Content-Encoding": "gzip"}, body: evWith(""), status: 400, msg: "bad gzip body"},
 		{name: "gzip bomb", hdr: map[string]string{"Content-Encoding": "gzip"}, body: gz(bytes.Repeat([]byte(" "), 4<<20)), status: 413, msg: "body larger than"},

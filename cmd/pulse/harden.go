@@ -13,6 +13,11 @@ import (
 	"github.com/pulsehq/pulse/redisagg"
 )
 
+// maxHeaderBytes bounds the request line and headers (net/http answers
+// 431 past it): a full pixel query, every field at its limit and percent
+// encoded, fits in it; net/http's default is 1 MiB.
+const maxHeaderBytes = 128 << 10
+
 // hardenConfig is the access and abuse settings of `pulse serve`.
 type hardenConfig struct {
 	ReadTokensFile string   // TOKEN=SITES lines

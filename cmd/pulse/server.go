@@ -184,6 +184,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	printDashboardURL(cfg, ln.Addr(), readTok)
 	log.Info("pulse serving", "addr", ln.Addr().String(), "roles", strings.Join(rolesOf(cfg), ","),
