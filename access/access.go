@@ -17,9 +17,12 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// hash is the SHA-256 of a secret. Secrets are kept and compared only as
-// hashes: comparing fixed-size hashes in constant time hides both which
-// secret matched and how long the secrets are.
+// hash is the SHA-256 of a secret. Secrets are kept and looked up only as
+// hashes: a lookup's timing can depend only on the hash of what the client
+// sent, which tells it nothing about any token (finding a token from its
+// hash prefix is a preimage attack); hashes are fixed-size, so nothing
+// tells the length of a token either. The admin token and write keys,
+// compared one to one, are compared in constant time as well.
 type hash [sha256.Size]byte
 
 func hashOf(s string) hash { return sha256.Sum256([]byte(s)) }
@@ -76,12 +79,7 @@ type ReadToken struct {
 type Tokens struct {
 	admin    hash
 	hasAdmin bool
-	read     []readEntry
-}
-
-type readEntry struct {
-	h     hash
-	scope Scope
+	read     map[hash]Scope
 }
 
 // ErrDuplicateToken is returned by New when two read tokens are equal.
@@ -92,21 +90,19 @@ var ErrDuplicateToken = errors.New("access: read token given twice")
 // tokens are skipped. Two equal read tokens are an error, since their
 // scopes would be ambiguous.
 func New(admin string, read []ReadToken) (*Tokens, error) {
-	t := &Tokens{}
+	t := &Tokens{read: make(map[hash]Scope, len(read))}
 	if admin != "" {
 		t.admin, t.hasAdmin = hashOf(admin), true
 	}
-	seen := map[hash]bool{}
 	for _, r := range read {
 		if r.Token == "" {
 			continue
 		}
 		h := hashOf(r.Token)
-		if seen[h] {
+		if _, dup := t.read[h]; dup {
 			return nil, ErrDuplicateToken
 		}
-		seen[h] = true
-		t.read = append(t.read, readEntry{h: h, scope: r.Scope})
+		t.read[h] = r.Scope
 	}
 	return t, nil
 }
@@ -119,8 +115,8 @@ func NewTokens(read, admin string) *Tokens {
 }
 
 // Scope returns the sites tok may read and whether tok is a read (or the
-// admin) token at all. The admin token reads every site. It compares tok
-// with every token, in constant time each, whichever matches.
+// admin) token at all. The admin token reads every site. The cost does not
+// grow with the number of tokens: tok is hashed and looked up by hash.
 func (t *Tokens) Scope(tok string) (Scope, bool) {
 	if tok == "" {
 		return Scope{}, false
@@ -129,14 +125,8 @@ func (t *Tokens) Scope(tok string) (Scope, bool) {
 	if t.hasAdmin && h.equal(&t.admin) {
 		return AllSites(), true
 	}
-	var scope Scope
-	found := false
-	for i := range t.read {
-		if t.read[i].h.equal(&h) {
-			scope, found = t.read[i].scope, true
-		}
-	}
-	return scope, found
+	s, ok := t.read[h]
+	return s, ok
 }
 
 // Read reports whether tok grants reads of at least one site.
