@@ -57,8 +57,8 @@ func TestAccessRules(t *testing.T) {
 			hdr: hdrs{"X-Pulse-Key": "some-other-key-0123456"}, status: 202, accepted: 1, errs: map[int]string{0: "key: wrong write key"}},
 		{name: "pixel from an allowed page", pixel: "site=shop&type=pageview&id=p1", hdr: hdrs{"Referer": "https://shop.example.com/cart"}, status: 202},
 		{name: "pixel from a foreign page", pixel: "site=demo&type=pageview&id=p2", hdr: hdrs{"Referer": "https://evil.test/"}, status: 403, msg: "origin: "},
-		{name: "pixel of a keyed site, no page", pixel: "site=shop&type=pageview&id=p3", status: 403, msg: "no event accepted"},
-		{name: "pixel of a site not allowed", pixel: "site=other&type=pageview&id=p4", status: 403, msg: "no event accepted"},
+		{name: "pixel of a keyed site, no page", pixel: "site=shop&type=pageview&id=p3", status: 403, msg: `key: site "shop" accepts events without an Origin only with its write key`},
+		{name: "pixel of a site not allowed", pixel: "site=other&type=pageview&id=p4", status: 403, msg: `site: "other" is not accepted`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

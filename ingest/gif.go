@@ -28,7 +28,8 @@ func (h *Handler) gif(c *gin.Context) error {
 	}
 	evs, rejects, _ := h.admit(c.Request, true, []event.Event{e}, []int{0}, nil)
 	if len(evs) == 0 {
-		return denied(rejects)
+		// One event: its own reason says more than the batch message.
+		return &httpError{status: http.StatusForbidden, msg: rejects[0].Error, rejected: rejects}
 	}
 	event.Enrich(&evs[0], h.cfg.Clock(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
