@@ -117,6 +117,8 @@ func hostileCases() []hostileCase {
 		{name: "pixel invalid UTF-8", method: http.MethodGet, path: "/v1/collect.gif?site=demo&type=pageview&id=g3&url=%FF", status: 400, msg: "url: invalid UTF-8"},
 		{name: "pixel NUL", method: http.MethodGet, path: "/v1/collect.gif?site=demo&type=pageview&id=g4&p.a=%00", status: 400, msg: "props.a: NUL"},
 		{name: "pixel foreign page", method: http.MethodGet, path: "/v1/collect.gif?site=demo&type=pageview&id=g5", hdr: map[string]string{"Referer": "https://evil.test/x"}, status: 403, msg: "origin: "},
+		{name: "pixel of a keyed site, no page", method: http.MethodGet, path: "/v1/collect.gif?site=keyed&type=pageview&id=g6", status: 403, msg: `key: site "keyed" accepts events without an Origin only with its write key`},
+		{name: "pixel of a site not allowed", method: http.MethodGet, path: "/v1/collect.gif?site=other&type=pageview&id=g7", status: 403, msg: `site: "other" is not accepted`},
 		{name: "query without token", method: http.MethodGet, path: "/v1/query?site=demo&metric=pageviews", status: 401, msg: "token: missing or invalid read token"},
 		{name: "query bad token", method: http.MethodGet, path: "/v1/query?site=demo&metric=pageviews&token=nope", status: 401, msg: "token: missing or invalid read token"},
 		{name: "query cross-site token", method: http.MethodGet, path: "/v1/query?site=demo&metric=pageviews", hdr: map[string]string{"Authorization": "Bearer " + shopReader}, status: 403, msg: `token: this read token does not grant site "demo"`},
