@@ -1,8 +1,9 @@
 // Package access checks who may read and write: read tokens (each scoped to
 // all sites or to a list of sites) and the admin token for REST and
 // WebSocket reads, per-site write keys for server-side senders, and the
-// Origins allowed to send browser events. Secrets are compared in constant
-// time and never logged or echoed.
+// Origins allowed to send browser events. Secrets are kept only as SHA-256
+// hashes (read tokens looked up by hash, the admin token and write keys
+// compared in constant time) and never logged or echoed.
 package access
 
 import (
