@@ -166,6 +166,8 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		c.String(http.StatusOK, "ready\n")
 	})
 	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	registerOpenAPI(router)
+	logRoutes(log, router)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
