@@ -135,7 +135,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	router.ContextWithFallback = true
 
 	if cfg.Roles["ingest"] {
-		ingest.New(pub, ingest.Config{Sites: limiter, Logger: log.With("role", "ingest"), Registerer: reg}).
+		ingest.New(pub, ingest.Config{Sites: limiter, MaxInFlight: cfg.MaxInFlight, Logger: log.With("role", "ingest"), Registerer: reg}).
 			Register(router.Group("/", limiter.Middleware()))
 	}
 	reads := router.Group("/", limiter.Middleware(), tokens.RequireRead())
