@@ -90,7 +90,14 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	var st streamBackend
 	var pub ingest.Publisher
 	if cfg.Roles["ingest"] || cfg.Roles["aggregate"] || cfg.Roles["archive"] {
-		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), reg); err != nil {
+		// Kinesis registers pulse_kinesis_* per reader; the archive role
+		// opens a second one labelled reader="archive", and one metric
+		// name must have one label set, so this one is reader="main".
+		var streamReg prometheus.Registerer = reg
+		if strings.HasPrefix(cfg.Stream, "kinesis://") {
+			streamReg = prometheus.WrapRegistererWith(prometheus.Labels{"reader": "main"}, reg)
+		}
+		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), streamReg); err != nil {
 			return err
 		}
 		defer st.Close()
