@@ -26,7 +26,7 @@ func TestOperationsMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	names := map[string]bool{}
-	for _, m := range regexp.MustCompile("`((?:pulse|process|go)_[a-z_]+)").FindAllStringSubmatch(string(doc), -1) {
+	for _, m := range regexp.MustCompile("`((?:pulse|process|go)_[a-z_]*[a-z])[`{]").FindAllStringSubmatch(string(doc), -1) {
 		names[m[1]] = true
 	}
 	if len(names) < 20 {
