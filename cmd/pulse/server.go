@@ -100,6 +100,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), streamReg); err != nil {
 			return err
 		}
+		pub = newTimedPublisher(pub, streamBackendName(cfg.Stream), reg)
 		defer st.Close()
 		work.Go(func() error { return st.Run(workCtx) })
 	}
