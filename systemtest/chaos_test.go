@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"os"
 	"strings"
@@ -178,21 +179,30 @@ func TestChaos(t *testing.T) {
 	}
 }
 
-// stallClient opens a WebSocket to s, subscribes to a few metrics and never
-// reads: the server must keep its memory bounded (merged deltas, then a
-// slow-consumer close) and go on serving everyone else.
+// stallClient opens a WebSocket to s with a tiny receive buffer, subscribes
+// to wide grouped series (large snapshots, many points per delta) and never
+// reads: the server must keep its memory bounded (merged deltas, resets,
+// then a slow-consumer close) and go on serving everyone else.
 func stallClient(ctx context.Context, s *server) (*websocket.Conn, error) {
 	dctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
+	dialer := &net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		return c.Control(func(fd uintptr) { _ = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+	}}
 	c, _, err := websocket.Dial(dctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
 		HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
+		HTTPClient: &http.Client{Transport: &http.Transport{DialContext: dialer.DialContext}},
 	})
 	if err != nil {
 		return nil, err
 	}
-	for i, m := range []string{"events", "pageviews", "clicks"} {
+	subs := []struct{ metric, by string }{
+		{"pageviews", "path"}, {"pageviews", "referrer"}, {"pageviews", "device"},
+		{"clicks", "path"}, {"clicks", "target"}, {"events", "type"},
+	}
+	for i, sb := range subs {
 		for _, site := range sites {
-			sub := fmt.Sprintf(`{"op":"subscribe","id":"s%d-%s","site":%q,"metric":%q,"step":"10s","window":"1h"}`, i, site, site, m)
+			sub := fmt.Sprintf(`{"op":"subscribe","id":"s%d-%s","site":%q,"metric":%q,"step":"10s","window":"6h","group_by":[%q]}`, i, site, site, sb.metric, sb.by)
 			if err := c.Write(dctx, websocket.MessageText, []byte(sub)); err != nil {
 				c.CloseNow()
 				return nil, err
