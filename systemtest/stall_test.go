@@ -43,7 +43,7 @@ func TestStalledDashboard(t *testing.T) {
 	now := time.Now()
 	tr := newTruth()
 	l := startLoad(ctx, t, func() *server { return s }, tr, now, loadConfig{Seed: uint64(now.UnixNano()), Workers: 4, Pause: time.Millisecond, IDPrefix: "stall"})
-	for l.acked.Load() < 20000 {
+	for l.acked.Load() < 10000 {
 		total.apply(t, read(ctx, t, live)) // reads while the load runs
 	}
 	if err := l.Stop(); err != nil {
