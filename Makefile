@@ -21,3 +21,8 @@ bench:
 
 fuzz:
 	FUZZTIME=60s scripts/test.sh  # a duration: may hit go.dev/issue/75804 on Go 1.26
+
+# Faults injected together under load; prints acknowledged vs counted
+# events and fails on any difference (about 2.5 minutes).
+chaos:
+	scripts/chaos.sh

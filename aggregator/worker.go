@@ -220,9 +220,18 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 		return nil, nil
 	}
 	after := prevSeq(pos.DedupFrom)
+	// A source whose positions are not consecutive numbers (Kinesis) reads
+	// from DedupFrom itself: prevSeq of its positions is no position.
+	fr, inclusive := a.src.(fromReader)
 	n := 0
 	for {
-		b, err := a.src.Read(ctx, shard, after, a.cfg.MaxBatch)
+		var b stream.Batch
+		var err error
+		if inclusive && n == 0 {
+			b, err = fr.ReadFrom(ctx, shard, pos.DedupFrom, a.cfg.MaxBatch)
+		} else {
+			b, err = a.src.Read(ctx, shard, after, a.cfg.MaxBatch)
+		}
 		if err != nil {
 			a.met.errors.WithLabelValues("read").Inc()
 			return nil, fmt.Errorf("rebuild dedup state of shard %s: read after %q: %w", shard, after, err)
@@ -259,6 +268,11 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 			return nil, nil
 		}
 	}
+}
+
+// fromReader is a Source that reads from a position inclusive.
+type fromReader interface {
+	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
 }
 
 // prevSeq returns the sequence number just before seq, so that reading

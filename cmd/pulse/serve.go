@@ -37,6 +37,7 @@ type serveConfig struct {
 	RateSite        float64
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
+	MaxInFlight     int64
 	Harden          hardenConfig
 }
 
@@ -64,6 +65,7 @@ func serveCommand() *cli.Command {
 		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
 		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
 		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
+		&cli.Int64Flag{Name: "max-inflight", Value: 0, Usage: "events admitted by ingest and not yet durable in the stream; past it requests wait briefly, then get 503 with Retry-After (0: default 100000)"},
 		&cli.StringFlag{Name: "admin-addr", Usage: "listen address of the admin listener with /debug/pprof (off when empty; keep it on loopback)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -127,6 +129,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		RateIP:          c.Float("rate-ip"),
 		RateSite:        c.Float("rate-site"),
 		AdminAddr:       c.String("admin-addr"),
+		MaxInFlight:     c.Int64("max-inflight"),
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {

@@ -94,9 +94,17 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	var st streamBackend
 	var pub ingest.Publisher
 	if cfg.Roles["ingest"] || cfg.Roles["aggregate"] || cfg.Roles["archive"] {
-		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), reg); err != nil {
+		// Kinesis registers pulse_kinesis_* per reader; the archive role
+		// opens a second one labelled reader="archive", and one metric
+		// name must have one label set, so this one is reader="main".
+		var streamReg prometheus.Registerer = reg
+		if strings.HasPrefix(cfg.Stream, "kinesis://") {
+			streamReg = prometheus.WrapRegistererWith(prometheus.Labels{"reader": "main"}, reg)
+		}
+		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), streamReg); err != nil {
 			return err
 		}
+		pub = newTimedPublisher(pub, streamBackendName(cfg.Stream), reg)
 		defer st.Close()
 		work.Go(func() error { return st.Run(workCtx) })
 	}
@@ -139,7 +147,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	router.ContextWithFallback = true
 
 	if cfg.Roles["ingest"] {
-		icfg := ingest.Config{Sites: limiter, Logger: log.With("role", "ingest"), Registerer: reg}
+		icfg := ingest.Config{Sites: limiter, MaxInFlight: cfg.MaxInFlight, Logger: log.With("role", "ingest"), Registerer: reg}
 		if err := ingestAccess(cfg.Harden, &icfg, log); err != nil {
 			return err
 		}
@@ -173,6 +181,8 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		c.String(http.StatusOK, "ready\n")
 	})
 	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
+	registerOpenAPI(router)
+	logRoutes(log, router)
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {

@@ -62,6 +62,58 @@ func (s *Stream) Read(ctx context.Context, shard, after string, limit int) (stre
 			return stream.Batch{}, err
 		}
 	}
+	return s.read(ctx, c, shard, limit)
+}
+
+// ReadFrom is Read from position from itself (inclusive), for a caller that
+// knows where a range starts but not the position before it: positions of
+// this package are not consecutive numbers (Kinesis sequence numbers are
+// sparse, and a sub-record index 0 has no "previous" position), so
+// "after from minus one" is no position at all.
+func (s *Stream) ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error) {
+	if limit <= 0 {
+		limit = defaultReadSize
+	}
+	c := s.cursor(shard)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if from == "" {
+		if err := s.seek(ctx, c, shard, ""); err != nil {
+			return stream.Batch{}, err
+		}
+		return s.read(ctx, c, shard, limit)
+	}
+	seq, sub, err := parsePosition(from)
+	if err != nil {
+		return stream.Batch{}, fmt.Errorf("read shard %s: %w", shard, err)
+	}
+	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
+	c.skipSeq, c.skipSub = "", 0
+	out, err := s.client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream),
+		ShardId: aws.String(shard), ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(seq)})
+	if err != nil {
+		return stream.Batch{}, fmt.Errorf("read shard %s from %q: get iterator: %w", shard, from, err)
+	}
+	switch {
+	case sub == lastSub:
+		// A plain record, or the last sub-record of an aggregated one.
+		c.skipSeq, c.skipSub = seq, keepLast
+	case sub > 0:
+		c.skipSeq, c.skipSub = seq, sub-1
+	}
+	// The cursor stands "after" nothing yet; pos only has to differ from
+	// any position a later Read continues after until records are returned.
+	c.iter, c.pos, c.valid = out.ShardIterator, "", true
+	c.ended = c.iter == nil
+	return s.read(ctx, c, shard, limit)
+}
+
+// keepLast as cursor.skipSub keeps only the last sub-record of the
+// aggregated record skipSeq (and a plain record skipSeq whole).
+const keepLast = -2
+
+// read returns what c has or fetches next; c.mu is held.
+func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (stream.Batch, error) {
 	deadline := time.Now().Add(s.cfg.ReadWait)
 	for {
 		if len(c.pending) > 0 {
@@ -189,14 +241,14 @@ func (s *Stream) appendUserRecords(dst []stream.Record, shard string, r types.Re
 		subs, aggregated = []kpl.Record{{Data: r.Data}}, false
 	}
 	if !aggregated {
-		if seq == skipSeq {
+		if seq == skipSeq && skipSub != keepLast {
 			return dst // a plain record at an AT_SEQUENCE_NUMBER resume was read
 		}
 		return append(dst, stream.Record{Seq: position(seq, 0, true), Key: key, Data: r.Data, Arrival: arrival})
 	}
 	last := len(subs) - 1
 	for i, u := range subs {
-		if seq == skipSeq && i <= skipSub {
+		if seq == skipSeq && (i <= skipSub || skipSub == keepLast && i < last) {
 			continue
 		}
 		dst = append(dst, stream.Record{Seq: position(seq, i, i == last), Key: u.PartitionKey, Data: u.Data, Arrival: arrival})

@@ -36,6 +36,7 @@ func TestEmulator(t *testing.T) {
 	t.Run("aggregated", func(t *testing.T) { testPutRead(t, client, 2000, false) })
 	t.Run("plain", func(t *testing.T) { testPutRead(t, client, 1000, true) })
 	t.Run("resume", func(t *testing.T) { testResume(t, client) })
+	t.Run("read from", func(t *testing.T) { testReadFrom(t, client) })
 	t.Run("reshard", func(t *testing.T) { testReshard(t, client) })
 	t.Run("too large", func(t *testing.T) { testTooLarge(t, client) })
 	t.Run("throttled", func(t *testing.T) { testThrottled(t, endpoint) })
