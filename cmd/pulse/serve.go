@@ -37,6 +37,7 @@ type serveConfig struct {
 	RateSite        float64
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
+	Group           groupConfig
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -67,6 +68,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	}
+	flags = append(flags, groupFlags()...)
 	for _, f := range flags {
 		switch f := f.(type) {
 		case *cli.StringFlag:
@@ -125,6 +127,10 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		RateIP:          c.Float("rate-ip"),
 		RateSite:        c.Float("rate-site"),
 		AdminAddr:       c.String("admin-addr"),
+	}
+	var err error
+	if cfg.Group, err = groupConfigFrom(c, cfg.Redis); err != nil {
+		return cfg, err
 	}
 	for _, p := range c.StringSlice("trusted-proxies") {
 		p = strings.TrimSpace(p)
