@@ -145,6 +145,9 @@ func (a *Aggregator) session(ctx context.Context, shard string, fence int64, lea
 	i, _ := slices.BinarySearchFunc(*cuts, pos.Seq, stream.CompareSeq)
 	*cuts = slices.Delete(*cuts, 0, i)
 	d := newDedup(a.cfg.DedupWindow, pos.DedupClock)
+	if err := a.inherit(ctx, shard, pos, d); err != nil {
+		return false, err
+	}
 	first, err := a.rebuild(ctx, shard, pos, d)
 	if err != nil {
 		return false, err
@@ -373,6 +376,48 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 			return nil, nil
 		}
 	}
+}
+
+// inherit gives d the final dedup states of shard's parents (after a
+// reshard), so that a retry landing in the child after its original landed
+// in a parent is recognized. A child starts only after its parents ended,
+// so their stored positions are final. Parents whose window is long past
+// the child's position are left out.
+func (a *Aggregator) inherit(ctx context.Context, shard string, pos metric.Position, d *dedup) error {
+	shards, err := a.src.Shards(ctx)
+	if err != nil {
+		a.met.errors.WithLabelValues("shards").Inc()
+		return fmt.Errorf("list shards for the parents of %s: %w", shard, err)
+	}
+	var parents []string
+	for _, s := range shards {
+		if s.ID == shard {
+			parents = s.Parents
+		}
+	}
+	listed := make(map[string]bool, len(shards))
+	for _, s := range shards {
+		listed[s.ID] = true
+	}
+	for _, p := range parents {
+		if !listed[p] {
+			continue // trimmed from the stream
+		}
+		ppos, err := a.st.Position(ctx, p)
+		if err != nil {
+			a.met.errors.WithLabelValues("position").Inc()
+			return fmt.Errorf("load position of %s, parent of %s: %w", p, shard, err)
+		}
+		if ppos.Seq == "" || ppos.DedupFrom == "" || pos.DedupClock-ppos.DedupClock > 2*a.cfg.DedupWindow.Milliseconds() {
+			continue
+		}
+		pd := newDedup(a.cfg.DedupWindow, ppos.DedupClock)
+		if _, err := a.rebuild(ctx, p, ppos, pd); err != nil {
+			return fmt.Errorf("dedup state of %s, parent of %s: %w", p, shard, err)
+		}
+		d.inherited = append(d.inherited, pd)
+	}
+	return nil
 }
 
 // prevSeq returns the sequence number just before seq, so that reading
