@@ -134,6 +134,13 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusive bool) error {
 	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
 	c.skipSeq, c.skipSub = "", 0
+	if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
+		// A shard this Stream has not listed yet (a reshard): its range
+		// decides which user records of aggregated records are its own.
+		if err := s.refreshShards(ctx); err != nil {
+			return fmt.Errorf("read shard %s: %w", shard, err)
+		}
+	}
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: aws.String(shard)}
 	if pos == "" {
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
@@ -238,6 +245,10 @@ func (s *Stream) appendUserRecords(dst []stream.Record, shard string, r types.Re
 			sub = lastSub
 		}
 		if seq == skipSeq && sub <= skipSub {
+			continue
+		}
+		if !s.inRange(shard, u.PartitionKey, u.ExplicitHashKey) {
+			s.m.outOfRange.Inc()
 			continue
 		}
 		dst = append(dst, stream.Record{Seq: position(seq, i, i == last), Key: u.PartitionKey, Data: u.Data, Arrival: arrival})
