@@ -35,7 +35,7 @@ type member struct {
 	done   chan struct{}
 }
 
-func startMember(t *testing.T, rdb redis.UniversalClient, src Source, st Store, cat *metric.Catalog, owner string, ttl time.Duration, mod func(*Config)) *member {
+func startMember(t testing.TB, rdb redis.UniversalClient, src Source, st Store, cat *metric.Catalog, owner string, ttl time.Duration, mod func(*Config)) *member {
 	t.Helper()
 	cfg := Config{Catalog: cat, MaxBatch: 40, MaxCommit: 90, DiscoverEvery: time.Hour}
 	if mod != nil {
@@ -78,7 +78,7 @@ func (m *member) kill() {
 }
 
 // stop is a graceful shutdown: workers stop, then the instance leaves.
-func (m *member) stop(t *testing.T) {
+func (m *member) stop(t testing.TB) {
 	m.kill()
 	if err := m.mgr.Leave(context.Background()); err != nil {
 		t.Errorf("%s: leave: %v", m.owner, err)
