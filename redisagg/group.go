@@ -74,14 +74,22 @@ func refusal(err error) error {
 // refuses a fenced writer before any site is written, and records the
 // commit's end as pending in the shard position, so that a writer resuming
 // after a crash between the parts ends its first commit there (Pending).
-// It claims the position with the writer's fence, so an older writer's
-// later position write is refused.
+// A pending end beyond the position is kept until a commit reaches it (a
+// commit straddling it is refused by the sites that hold it, and must not
+// hide it). It claims the position with the writer's fence, so an older
+// writer's later position write is refused.
 var markLua = redis.NewScript(`
-local pf = redis.call('HGET', KEYS[1], 'fence')
-if pf and tonumber(pf) > tonumber(ARGV[1]) then
-  return redis.error_reply('FENCED shard ' .. ARGV[3] .. ' has fence ' .. pf)
+local v = redis.call('HMGET', KEYS[1], 'fence', 'seq', 'pending')
+if v[1] and tonumber(v[1]) > tonumber(ARGV[1]) then
+  return redis.error_reply('FENCED shard ' .. ARGV[3] .. ' has fence ' .. v[1])
 end
-redis.call('HSET', KEYS[1], 'pending', ARGV[2], 'fence', ARGV[1])
+local seq, pending = v[2] or '', v[3]
+local active = pending and (#seq < #pending or (#seq == #pending and seq < pending))
+if active then
+  redis.call('HSET', KEYS[1], 'fence', ARGV[1])
+else
+  redis.call('HSET', KEYS[1], 'pending', ARGV[2], 'fence', ARGV[1])
+end
 return 1
 `)
 
