@@ -69,14 +69,18 @@ func benchMember(b *testing.B, rdb redis.UniversalClient, src Source, st Store, 
 // BenchmarkGroup measures the throughput of 1, 2 and 3 aggregator
 // instances sharing a pre-filled stream/local of 6 shards through leases,
 // into one real redis-server. The instances run in this process, each with
-// its own Aggregator and lease.Manager (lease TTL 1s, so the start-up
-// rounds are short); the clock starts at the first apply and stops when
-// every shard is applied to its last record. On a 2-core machine the
+// its own Aggregator and lease.Manager (default lease TTL); the clock
+// starts when the first lease is taken and stops when every shard is
+// applied to its last record. On a 2-core machine the
 // instances share the same cores, so the figure shows the cost of the
 // split and the leases, not horizontal scaling.
 func BenchmarkGroup(b *testing.B) {
-	for _, n := range []int{1, 2, 3} {
-		b.Run(fmt.Sprintf("instances=%d", n), func(b *testing.B) {
+	for _, n := range []int{0, 1, 2, 3} {
+		name := fmt.Sprintf("instances=%d", n)
+		if n == 0 {
+			name = "unleased" // one Aggregator.Run over every shard, for comparison
+		}
+		b.Run(name, func(b *testing.B) {
 			ctx := context.Background()
 			srv := redistest.Start(b)
 			rdb := srv.Client(b)
@@ -89,11 +93,27 @@ func BenchmarkGroup(b *testing.B) {
 			b.ResetTimer()
 			var members []*member
 			for i := range n {
-				members = append(members, benchMember(b, rdb, log, store, cat, fmt.Sprintf("bench-%d", i), time.Second))
+				members = append(members, benchMember(b, rdb, log, store, cat, fmt.Sprintf("bench-%d", i), 0))
 			}
 			var start time.Time
+			if n == 0 {
+				a, err := New(log, store, Config{Catalog: cat})
+				if err != nil {
+					b.Fatal(err)
+				}
+				runCtx, cancel := context.WithCancel(ctx)
+				errc := make(chan error, 1)
+				start = time.Now()
+				go func() { errc <- a.Run(runCtx) }()
+				defer func() {
+					cancel()
+					if err := <-errc; err != nil {
+						b.Error(err)
+					}
+				}()
+			}
 			for {
-				if start.IsZero() && store.Stats().Commits > 0 {
+				if start.IsZero() && slices.Max(leaseCounts(members)) > 0 {
 					start = time.Now()
 				}
 				done := true
