@@ -3,8 +3,11 @@ package systemtest
 import (
 	"bytes"
 	"context"
+	"io"
 	"math/rand/v2"
+	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,6 +206,14 @@ func TestAggregatorGroupKinesis(t *testing.T) {
 	}
 
 	waitExact(ctx, t, ingests[0], tr, now)
+	var misplaced, dropped float64
+	for _, s := range ingests {
+		misplaced += s.metricValue(t, "pulse_kinesis_misplaced_entries_total")
+	}
+	for _, a := range append(aggs[1:], joined) {
+		dropped += a.metricValue(t, "pulse_kinesis_out_of_range_records_total")
+	}
+	t.Logf("after the reshard: %v entries of aggregated records on the wrong child put again, %v out-of-range copies dropped by readers", misplaced, dropped)
 
 	shards, err := kc.ListShards(ctx, &kinesis.ListShardsInput{StreamName: aws.String(name)})
 	if err != nil {
@@ -241,4 +252,22 @@ func TestRedisClusterExact(t *testing.T) {
 	s := newServer(t, "--redis", "redis-cluster://"+strings.Join(c.Options().Addrs, ","), "--shards", "4",
 		"--roles", "ingest,aggregate,push", "--lease-ttl", "1s")
 	runCrash(t, s, seed)
+}
+
+// metricValue reads one unlabelled sample from the server's /metrics (0
+// when absent).
+func (s *server) metricValue(t *testing.T, name string) float64 {
+	resp, err := http.Get(s.url("/metrics"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, _ := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			return f
+		}
+	}
+	return 0
 }
