@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/event"
@@ -542,6 +543,57 @@ func TestRebuildOnGappySequences(t *testing.T) {
 	}
 	if restarts < 5 {
 		t.Fatalf("%d restarts: the rebuild was hardly exercised", restarts)
+	}
+	compareStored(t, rdb, truth(cat, w.unique))
+}
+
+// TestFencedWorkerStops: a newer owner takes a shard (a higher fence in the
+// store) while the old owner still believes it holds the lease, as after a
+// long pause. The old worker's next apply is refused and it stops, writing
+// nothing; once its lease is gone the shard continues at the next owner,
+// and the aggregates are exact.
+func TestFencedWorkerStops(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	cat := testCatalog(t)
+	st := redisagg.New(rdb, cat, redisagg.Config{})
+	src := newMemSource(3, stream.Shard{ID: "f0"})
+	w := makeWorkload(3, 1200, time.Now().UnixMilli())
+	half := len(w.events) / 2
+	for i := range w.events[:half] {
+		src.put("f0", mustMarshal(t, &w.events[i]))
+	}
+	reg := prometheus.NewRegistry()
+	old := startMember(t, rdb, src, st, cat, "old", 500*time.Millisecond, func(c *Config) {
+		c.Registerer, c.MaxBatch, c.MaxCommit = reg, 20, 20
+	})
+	waitFor(t, func() bool { return anyApplied(t, st, "f0") })
+
+	// The newer owner's fence, from the lease fence counter as lease
+	// hands them out, lands in the shard position.
+	f, err := rdb.HIncrBy(ctx, "p:v1:{lease}:fence", "f0", 1).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.HSet(ctx, "p:v1:{f0}:pos", "fence", f).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for i := range w.events[half:] {
+		src.put("f0", mustMarshal(t, &w.events[half+i]))
+	}
+	waitFor(t, func() bool { return gathered(t, reg, "pulse_aggregator_errors_total", "fenced") >= 1 })
+	p, err := st.Position(ctx, "f0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Fence != f {
+		t.Fatalf("position fence %d after the fenced writer stopped, want the newer owner's %d", p.Fence, f)
+	}
+	old.kill()
+	startMember(t, rdb, src, st, cat, "new", 500*time.Millisecond, nil)
+	waitAllApplied(t, src, st)
+	if p, _ := st.Position(ctx, "f0"); p.Fence <= f {
+		t.Errorf("shard finished with fence %d, want above %d", p.Fence, f)
 	}
 	compareStored(t, rdb, truth(cat, w.unique))
 }
