@@ -564,7 +564,10 @@ func TestFencedWorkerStops(t *testing.T) {
 		src.put("f0", mustMarshal(t, &w.events[i]))
 	}
 	reg := prometheus.NewRegistry()
-	old := startMember(t, rdb, src, st, cat, "old", 500*time.Millisecond, func(c *Config) {
+	// A TTL long enough that a loaded machine does not lose the lease on
+	// its own (a lease taken again would carry a higher fence than the
+	// "newer owner" below).
+	old := startMember(t, rdb, src, st, cat, "old", 3*time.Second, func(c *Config) {
 		c.Registerer, c.MaxBatch, c.MaxCommit = reg, 20, 20
 	})
 	waitFor(t, func() bool { return anyApplied(t, st, "f0") })
