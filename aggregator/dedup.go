@@ -42,6 +42,14 @@ type dedup struct {
 	count  [256]int  // slots per tag
 	isLive [256]bool // tags of the live generations
 	nlive  int       // live keys: sum of count over live tags
+
+	// inherited are the final states of the parent shards (after a
+	// reshard): a key live there counts as seen while the record's RT is
+	// within a window of the parent's clock. They are consulted, never
+	// changed, and are rebuilt from the parents' stored positions for every
+	// session of the child, so decisions stay a pure function of the
+	// records.
+	inherited []*dedup
 }
 
 type generation struct {
@@ -111,7 +119,32 @@ func (d *dedup) seen(seq string, rt int64, key dedupKey) bool {
 		d.isLive[cur.tag] = true
 		d.live = append(d.live, cur)
 	}
-	return d.insert(key, cur.tag)
+	if d.insert(key, cur.tag) {
+		return true
+	}
+	for _, p := range d.inherited {
+		if rt-p.clock < p.width*generations && p.has(key) {
+			return true
+		}
+	}
+	return false
+}
+
+// has reports whether key is live, without recording a sighting.
+func (d *dedup) has(key dedupKey) bool {
+	i := d.slot(key)
+	for {
+		t := d.tags[i]
+		if t == 0 {
+			return false
+		}
+		if d.keys[i] == key {
+			return d.isLive[t]
+		}
+		if i++; i == len(d.tags) {
+			i = 0
+		}
+	}
 }
 
 // insert sets key's tag to tag and reports whether key was live before.

@@ -39,8 +39,27 @@
 // Position.DedupClock (the clock just before it) are enough to rebuild the
 // exact state after a crash: the worker re-reads DedupFrom..Seq without
 // applying. TestDedupRebuildIsExact checks every decision against an
-// uninterrupted run under random batch splits and crashes. Duplicates
-// across a reshard (parent and child shard) are not recognized.
+// uninterrupted run under random batch splits and crashes. The re-read
+// starts at DedupFrom itself: a Source with ReadFrom (Kinesis, whose
+// sequence numbers have gaps) reads from it inclusive, others read after
+// the number before it. A child shard of a reshard inherits its parents'
+// final states (rebuilt from their stored positions at each session start,
+// consulted read-only while a record's RT is within a window of the
+// parent's clock), so a retry landing in the child after its original
+// landed in a parent is a duplicate; grandparents are not consulted.
+//
+// # Groups
+//
+// RunLeased works only the shards a lease manager (package lease) holds,
+// one worker per lease, each commit carrying the lease's fence; Workable is
+// the shard list the manager splits: shards not yet applied to their end
+// whose parents were, as recorded in the store (End/Ended), so a child
+// starts after its parents whoever applied them. A worker stops when its
+// lease goes or the store refuses it as fenced, and then tells the manager
+// (Done). On Redis Cluster an interrupted commit may be applied to some
+// sites only: a resuming worker ends its first commit at the store's
+// pending end, and cuts its commits at any site boundary an ErrOverlap
+// names, so every site part is applied whole or skipped whole.
 //
 // Memory: the state is one flat open-addressing table of 16-byte keys and
 // a one-byte generation tag per slot, kept 60% to 80% full: BenchmarkDedup

@@ -23,6 +23,7 @@ type memSource struct {
 	shards  []stream.Shard
 	records map[string][]stream.Record
 	failP   float64 // probability of a read error
+	full    bool    // reads return limit records when there are (no random splits)
 }
 
 func newMemSource(seed uint64, shards ...stream.Shard) *memSource {
@@ -59,7 +60,9 @@ func (s *memSource) Read(ctx context.Context, shard, after string, limit int) (s
 		}
 		i = n
 	}
-	limit = 1 + s.rng.IntN(limit)
+	if !s.full {
+		limit = 1 + s.rng.IntN(limit)
+	}
 	end := min(i+limit, len(recs))
 	closed := false
 	for _, sh := range s.shards {

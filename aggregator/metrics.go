@@ -57,7 +57,7 @@ func newMetrics(reg prometheus.Registerer, cat *metric.Catalog) (*metrics, error
 			Name: "pulse_aggregator_lag_millis", Help: "How far the shard's applied state is behind, ms, as the stream reported.",
 		}, []string{"shard"}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pulse_aggregator_errors_total", Help: "Failed operations (read, apply, position, shards, trimmed).",
+			Name: "pulse_aggregator_errors_total", Help: "Failed operations (read, apply, position, shards, trimmed, fenced: the worker lost its shard to a newer lease holder).",
 		}, []string{"op"}),
 		dedup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_aggregator_dedup_entries", Help: "Keys held in the shard's dedup window.",

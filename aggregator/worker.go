@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -13,24 +14,60 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-// errEnded stops a session once a closed shard is applied to its end.
-var errEnded = errors.New("aggregator: shard ended")
+// errEnded stops a session once a closed shard is applied to its end;
+// errFenced once the store answered that a newer writer owns the shard.
+var (
+	errEnded  = errors.New("aggregator: shard ended")
+	errFenced = errors.New("aggregator: fenced by a newer owner of the shard")
+)
+
+// stop is why a shard's worker returned.
+type stop int
+
+const (
+	stopCtx    stop = iota // ctx done
+	stopEnded              // closed shard applied to its end
+	stopFenced             // a newer lease holder wrote the shard
+)
 
 // runShard works one shard until it ended (closed and fully applied) or ctx
-// is done. Failures restart it from the store's position after a backoff:
-// the store is the truth, as an apply whose reply was lost may have landed.
+// is done, unleased (the fence stored with the position is carried on).
 func (a *Aggregator) runShard(ctx context.Context, shard string) (ended bool) {
+	return a.work(ctx, shard, 0, false) == stopEnded
+}
+
+// work runs sessions of shard until one ends it. Failures restart it from
+// the store's position after a backoff: the store is the truth, as an apply
+// whose reply was lost may have landed. Leased, every commit carries fence
+// and the worker stops for good once the store says a newer writer took the
+// shard (its lease is gone; the new owner continues).
+func (a *Aggregator) work(ctx context.Context, shard string, fence int64, leased bool) stop {
 	backoff := a.backoffMin
+	var cuts []string // commit boundaries to keep (see produce)
 	for {
-		progressed, err := a.session(ctx, shard)
-		if errors.Is(err, errEnded) {
+		progressed, err := a.session(ctx, shard, fence, leased, &cuts)
+		switch {
+		case errors.Is(err, errEnded):
 			a.log.Info("shard ended", "shard", shard)
-			return true
+			return stopEnded
+		case leased && (errors.Is(err, errFenced) || isFenced(err)):
+			a.met.errors.WithLabelValues("fenced").Inc()
+			a.log.Warn("shard taken over by a newer lease holder; worker stops", "shard", shard, "fence", fence, "err", err)
+			return stopFenced
 		}
 		if ctx.Err() != nil {
-			return false
+			return stopCtx
 		}
 		if progressed {
+			backoff = a.backoffMin
+		}
+		var ov interface{ AppliedTo() string }
+		if errors.As(err, &ov) && ov.AppliedTo() != "" {
+			// A site holds the shard up to a boundary this worker's commit
+			// straddled (an earlier writer stopped between the site parts
+			// of a commit on Redis Cluster): end a commit exactly there.
+			cuts = addCut(cuts, ov.AppliedTo())
+			a.log.Warn("commit overlaps a partly applied one; cutting commits at its end", "shard", shard, "at", ov.AppliedTo())
 			backoff = a.backoffMin
 		}
 		a.log.Warn("shard worker failed, restarting from the stored position", "shard", shard, "err", err, "backoff", backoff)
@@ -38,11 +75,34 @@ func (a *Aggregator) runShard(ctx context.Context, shard string) (ended bool) {
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return false
+			return stopCtx
 		case <-t.C:
 		}
 		backoff = min(backoff*2, backoffMax)
 	}
+}
+
+// isFenced matches a store's fencing refusal by behaviour, so the
+// aggregator does not depend on the store's package.
+func isFenced(err error) bool {
+	var f interface{ Fenced() bool }
+	return errors.As(err, &f) && f.Fenced()
+}
+
+// addCut inserts c into the sorted set cuts.
+func addCut(cuts []string, c string) []string {
+	i, found := slices.BinarySearchFunc(cuts, c, stream.CompareSeq)
+	if found {
+		return cuts
+	}
+	return slices.Insert(cuts, i, c)
+}
+
+// cutBetween reports whether a boundary c with lo <= c < hi is in cuts: a
+// commit holding records lo and hi would straddle it.
+func cutBetween(cuts []string, lo, hi string) bool {
+	i, _ := slices.BinarySearchFunc(cuts, lo, stream.CompareSeq)
+	return i < len(cuts) && stream.CompareSeq(cuts[i], hi) < 0
 }
 
 // pending is a step handed from the reader to the applier: a commit to
@@ -59,25 +119,48 @@ type pending struct {
 // session loads the position, rebuilds the dedup state and then reads and
 // applies until an error, the shard's end or ctx is done. Reading and
 // decoding the next commit overlaps applying the previous one (see produce).
-func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool, err error) {
+func (a *Aggregator) session(ctx context.Context, shard string, fence int64, leased bool, cuts *[]string) (progressed bool, err error) {
 	pos, err := a.st.Position(ctx, shard)
 	if err != nil {
 		a.met.errors.WithLabelValues("position").Inc()
 		return false, fmt.Errorf("load position of shard %s: %w", shard, err)
 	}
+	if leased {
+		if pos.Fence > fence {
+			return false, fmt.Errorf("shard %s position has fence %d, this worker %d: %w", shard, pos.Fence, fence, errFenced)
+		}
+		pos.Fence = fence
+	}
+	if p, ok := a.st.(pender); ok {
+		pend, err := p.Pending(ctx, shard)
+		if err != nil {
+			a.met.errors.WithLabelValues("position").Inc()
+			return false, fmt.Errorf("load pending commit of shard %s: %w", shard, err)
+		}
+		if pend != "" {
+			*cuts = addCut(*cuts, pend)
+		}
+	}
+	// Boundaries at or before the position are behind us.
+	i, _ := slices.BinarySearchFunc(*cuts, pos.Seq, stream.CompareSeq)
+	*cuts = slices.Delete(*cuts, 0, i)
 	d := newDedup(a.cfg.DedupWindow, pos.DedupClock)
+	if err := a.inherit(ctx, shard, pos, d); err != nil {
+		return false, err
+	}
 	first, err := a.rebuild(ctx, shard, pos, d)
 	if err != nil {
 		return false, err
 	}
 	a.met.dedup.WithLabelValues(shard).Set(float64(d.entries()))
+	cutsNow := slices.Clone(*cuts)
 
 	ch := make(chan pending)
 	ready := make(chan struct{}, 1)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
 		defer close(ch)
-		return a.produce(gctx, shard, pos, d, first, ready, ch)
+		return a.produce(gctx, shard, pos, d, first, cutsNow, ready, ch)
 	})
 	g.Go(func() error {
 		for {
@@ -102,6 +185,12 @@ func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool
 			}
 			a.setLag(shard, p.lag)
 			if p.ended {
+				if e, ok := a.st.(ender); ok {
+					if err := e.End(gctx, shard, pos.Fence); err != nil {
+						a.met.errors.WithLabelValues("apply").Inc()
+						return fmt.Errorf("record the end of shard %s: %w", shard, err)
+					}
+				}
 				return errEnded
 			}
 		}
@@ -121,7 +210,13 @@ func (a *Aggregator) session(ctx context.Context, shard string) (progressed bool
 // for the applier if need be) once the reader caught up with the stream, so
 // a commit never waits on a further read.
 // first, when not nil, is an already read batch to start with.
-func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, ready <-chan struct{}, ch chan<- pending) error {
+//
+// No commit straddles a boundary in cuts (sorted): a commit holding records
+// up to a cut c and records after it is split there. The cuts are ends of
+// earlier commits that reached only some sites (Redis Cluster), so every
+// site's checkpoint stays a commit boundary and each site part is either
+// already applied whole (skipped) or not at all.
+func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, cuts []string, ready <-chan struct{}, ch chan<- pending) error {
 	c := newCombiner(a.plan)
 	var (
 		p     pending
@@ -148,6 +243,18 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 				a.log.Error("shard trimmed past the applied position; records lost to aggregation", "shard", shard, "after", pos.Seq)
 			}
 		}
+		var rest *stream.Batch
+		if len(cuts) > 0 {
+			last := pos.Seq
+			for i := range b.Records {
+				if (p.records > 0 || i > 0) && cutBetween(cuts, last, b.Records[i].Seq) {
+					rest = &stream.Batch{Records: b.Records[i:], BehindRecords: b.BehindRecords, BehindMillis: b.BehindMillis, Ended: b.Ended}
+					b.Records, b.Ended = b.Records[:i], false
+					break
+				}
+				last = b.Records[i].Seq
+			}
+		}
 		p.lag, p.ended = Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, b.Ended
 		if len(b.Records) > 0 {
 			if p.records == 0 {
@@ -164,7 +271,7 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 		// Caught up: nothing more waiting, as far as the stream can tell
 		// (else a short read says so).
 		caughtUp := len(b.Records) == 0 || b.Ended || b.BehindRecords == 0 || (b.BehindRecords < 0 && len(b.Records) < limit)
-		wait := caughtUp || p.records >= a.cfg.MaxCommit || bytes >= a.cfg.MaxCommitBytes
+		wait := caughtUp || rest != nil || p.records >= a.cfg.MaxCommit || bytes >= a.cfg.MaxCommitBytes
 		if !wait {
 			select {
 			case <-ready:
@@ -194,6 +301,9 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 			return nil
 		}
 		p, bytes = pending{}, 0
+		if rest != nil {
+			first = rest
+		}
 	}
 }
 
@@ -220,21 +330,19 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 		return nil, nil
 	}
 	after := prevSeq(pos.DedupFrom)
-	// A source whose positions are not consecutive numbers (Kinesis) reads
-	// from DedupFrom itself: prevSeq of its positions is no position.
 	fr, inclusive := a.src.(fromReader)
 	n := 0
-	for {
+	for reads := 0; ; reads++ {
 		var b stream.Batch
 		var err error
-		if inclusive && n == 0 {
+		if inclusive && reads == 0 {
 			b, err = fr.ReadFrom(ctx, shard, pos.DedupFrom, a.cfg.MaxBatch)
 		} else {
 			b, err = a.src.Read(ctx, shard, after, a.cfg.MaxBatch)
 		}
 		if err != nil {
 			a.met.errors.WithLabelValues("read").Inc()
-			return nil, fmt.Errorf("rebuild dedup state of shard %s: read after %q: %w", shard, after, err)
+			return nil, fmt.Errorf("rebuild dedup state of shard %s: read from %q: %w", shard, pos.DedupFrom, err)
 		}
 		if b.Trimmed && n == 0 {
 			a.met.errors.WithLabelValues("trimmed").Inc()
@@ -270,9 +378,46 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 	}
 }
 
-// fromReader is a Source that reads from a position inclusive.
-type fromReader interface {
-	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
+// inherit gives d the final dedup states of shard's parents (after a
+// reshard), so that a retry landing in the child after its original landed
+// in a parent is recognized. A child starts only after its parents ended,
+// so their stored positions are final. Parents whose window is long past
+// the child's position are left out.
+func (a *Aggregator) inherit(ctx context.Context, shard string, pos metric.Position, d *dedup) error {
+	shards, err := a.src.Shards(ctx)
+	if err != nil {
+		a.met.errors.WithLabelValues("shards").Inc()
+		return fmt.Errorf("list shards for the parents of %s: %w", shard, err)
+	}
+	var parents []string
+	for _, s := range shards {
+		if s.ID == shard {
+			parents = s.Parents
+		}
+	}
+	listed := make(map[string]bool, len(shards))
+	for _, s := range shards {
+		listed[s.ID] = true
+	}
+	for _, p := range parents {
+		if !listed[p] {
+			continue // trimmed from the stream
+		}
+		ppos, err := a.st.Position(ctx, p)
+		if err != nil {
+			a.met.errors.WithLabelValues("position").Inc()
+			return fmt.Errorf("load position of %s, parent of %s: %w", p, shard, err)
+		}
+		if ppos.Seq == "" || ppos.DedupFrom == "" || pos.DedupClock-ppos.DedupClock > 2*a.cfg.DedupWindow.Milliseconds() {
+			continue
+		}
+		pd := newDedup(a.cfg.DedupWindow, ppos.DedupClock)
+		if _, err := a.rebuild(ctx, p, ppos, pd); err != nil {
+			return fmt.Errorf("dedup state of %s, parent of %s: %w", p, shard, err)
+		}
+		d.inherited = append(d.inherited, pd)
+	}
+	return nil
 }
 
 // prevSeq returns the sequence number just before seq, so that reading

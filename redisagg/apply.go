@@ -4,13 +4,10 @@ import (
 	"cmp"
 	"context"
 	_ "embed"
-	"errors"
 	"fmt"
 	"slices"
 	"strconv"
 	"strings"
-
-	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/stream"
@@ -284,12 +281,12 @@ func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
 			return fmt.Errorf("apply shard %s %s..%s: %w", c.Shard, c.First, c.Last, err)
 		}
 	} else {
-		// Refuse a fenced writer before it writes any site: the position
-		// script checks again, but only after the site parts.
-		if f, err := s.rdb.HGet(ctx, s.positionKey(c.Shard), "fence").Int64(); err == nil && f > c.Pos.Fence {
-			return fmt.Errorf("apply shard %s %s..%s: %w: position has fence %d", c.Shard, c.First, c.Last, ErrFenced, f)
-		} else if err != nil && !errors.Is(err, redis.Nil) {
-			return fmt.Errorf("apply shard %s %s..%s: read fence: %w", c.Shard, c.First, c.Last, err)
+		// Refuse a fenced writer before it writes any site (the position
+		// script checks again, but only after the site parts), and note the
+		// commit's end as pending: a writer resuming after a crash between
+		// the parts must end its first commit there (Pending).
+		if err := s.mark(ctx, c.Shard, c.Last, c.Pos.Fence); err != nil {
+			return fmt.Errorf("apply shard %s %s..%s: %w", c.Shard, c.First, c.Last, err)
 		}
 		for _, sp := range parts {
 			keys, args := s.encode(c, []*sitePart{sp}, false)
@@ -309,17 +306,7 @@ func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
 func (s *Store) run(ctx context.Context, keys []string, args []any) error {
 	res, err := s.apply.Run(ctx, s.rdb, keys, args...).Int64Slice()
 	if err != nil {
-		var rerr redis.Error
-		if errors.As(err, &rerr) {
-			msg := rerr.Error()
-			switch {
-			case strings.Contains(msg, "FENCED"):
-				return fmt.Errorf("%w: %s", ErrFenced, msg)
-			case strings.Contains(msg, "OVERLAP"):
-				return fmt.Errorf("%w: %s", ErrOverlap, msg)
-			}
-		}
-		return err
+		return refusal(err)
 	}
 	if len(res) == 3 {
 		s.overflowed.Add(res[0])

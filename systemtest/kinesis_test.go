@@ -2,64 +2,36 @@ package systemtest
 
 import (
 	"bufio"
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
 
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
-// awsEnv points this process and every pulse it starts at a Kinesis
-// emulator (kinesis-local, scripts/kinesis-local.sh) and an S3 emulator
-// (gofakes3, in this process), through the SDK's standard variables, as a
-// deployment would. It returns the Kinesis client and creates bucket.
-func awsEnv(t *testing.T, bucket string) *kinesis.Client {
-	t.Helper()
-	endpoint := startKinesisLocal(t)
-	backend := s3mem.New()
-	if err := backend.CreateBucket(bucket); err != nil {
-		t.Fatal(err)
-	}
-	s3srv := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(s3srv.Close)
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KINESIS":    endpoint,
-		"AWS_ENDPOINT_URL_S3":         s3srv.URL,
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "AKIDPULSESYSTEM",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := awsconfig.LoadDefaultConfig(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return kinesis.NewFromConfig(cfg)
-}
-
-// startKinesisLocal runs scripts/kinesis-local.sh on a free port until the
-// test ends and returns its endpoint URL.
-func startKinesisLocal(t *testing.T) string {
+// startKinesis runs kinesis-local (scripts/kinesis-local.sh start) on a
+// free port for the test, stops it at cleanup and returns its endpoint.
+func startKinesis(t *testing.T) string {
 	t.Helper()
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "scripts", "kinesis-local.sh")
@@ -79,51 +51,178 @@ func startKinesisLocal(t *testing.T) string {
 		t.Fatalf("start %s: %v", script, err)
 	}
 	t.Cleanup(func() {
-		// The script and node share a process group: stop both.
+		// The script and node share the process group.
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		_ = cmd.Wait()
 		logf.Close()
 	})
-	ready := make(chan bool, 1)
+	ready := make(chan error, 1)
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
 			if strings.TrimSpace(sc.Text()) == "ready" {
-				ready <- true
+				ready <- nil
 				return
 			}
 		}
-		ready <- false
+		ready <- fmt.Errorf("%s exited before the emulator was ready (log %s)", script, logf.Name())
 	}()
 	select {
-	case ok := <-ready:
-		if !ok {
-			b, _ := os.ReadFile(logf.Name())
-			t.Fatalf("kinesis-local exited before it was ready (install it with scripts/kinesis-local.sh install):\n%s", b)
+	case err := <-ready:
+		if err != nil {
+			t.Fatal(err)
 		}
-	case <-time.After(2 * time.Minute):
-		t.Fatal("kinesis-local not ready after 2 minutes")
+	case <-time.After(3 * time.Minute):
+		t.Fatal("kinesis-local not ready after 3 minutes")
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
 }
 
-// createKinesisStream makes a fresh stream of n shards and waits until it
-// is active.
+// kinesisClient is a client of the emulator with the test's credentials
+// (the same ones the pulse processes get from the environment).
+func kinesisClient(endpoint string) *kinesis.Client {
+	return kinesis.New(kinesis.Options{
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(endpoint),
+		Credentials: aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+			return aws.Credentials{AccessKeyID: "AKIDPULSESYSTEM", SecretAccessKey: "secret"}, nil
+		}),
+	})
+}
+
+// awsEnv points the pulse processes started after it at endpoint, through
+// the SDK's standard configuration.
+func awsEnv(t *testing.T, endpoint string) {
+	t.Setenv("AWS_ENDPOINT_URL_KINESIS", endpoint)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDPULSESYSTEM")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+}
+
+// createKinesisStream makes a fresh stream of n shards and waits for it.
 func createKinesisStream(t *testing.T, c *kinesis.Client, n int) string {
 	t.Helper()
 	ctx := context.Background()
-	name := fmt.Sprintf("pulse-%d", time.Now().UnixNano())
+	name := fmt.Sprintf("pulse-system-%d", time.Now().UnixNano())
 	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(n))}); err != nil {
-		t.Fatalf("create stream %s: %v", name, err)
+		t.Fatalf("create stream: %v", err)
 	}
+	waitStreamActive(t, c, name)
+	return name
+}
+
+func waitStreamActive(t *testing.T, c *kinesis.Client, name string) {
+	t.Helper()
 	for i := 0; ; i++ {
-		out, err := c.DescribeStreamSummary(ctx, &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		out, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
 		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return name
+			return
 		}
-		if i == 300 {
+		if i == 600 {
 			t.Fatalf("stream %s not active: %v", name, err)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// failingProxy sits between the producers and the emulator and makes
+// PutRecords fail per record, as Kinesis does under throttling: every
+// every-th call, the first record is not forwarded and is answered with
+// ProvisionedThroughputExceededException (FailedRecordCount > 0), so the
+// producer must retry exactly that record. Other calls pass through.
+type failingProxy struct {
+	target *url.URL
+	every  int
+
+	mu     sync.Mutex
+	calls  int
+	failed int
+}
+
+func startFailingProxy(t *testing.T, endpoint string, every int) (*failingProxy, string) {
+	u, err := url.Parse(endpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &failingProxy{target: u, every: every}
+	srv := httptest.NewServer(p)
+	t.Cleanup(srv.Close)
+	return p, srv.URL
+}
+
+func (p *failingProxy) failedRecords() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.failed
+}
+
+func (p *failingProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	rp := httputil.NewSingleHostReverseProxy(p.target)
+	if !strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".PutRecords") {
+		rp.ServeHTTP(w, r)
+		return
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadGateway)
+		return
+	}
+	var in map[string]json.RawMessage
+	var recs []json.RawMessage
+	if err := json.Unmarshal(body, &in); err != nil || json.Unmarshal(in["Records"], &recs) != nil || len(recs) < 1 {
+		p.forward(w, r, body)
+		return
+	}
+	p.mu.Lock()
+	p.calls++
+	fail := p.calls%p.every == 0
+	if fail {
+		p.failed++
+	}
+	p.mu.Unlock()
+	if !fail {
+		p.forward(w, r, body)
+		return
+	}
+	failed := json.RawMessage(`{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate exceeded for shard (injected by the test)"}`)
+	var results []json.RawMessage
+	if len(recs) > 1 {
+		in["Records"], _ = json.Marshal(recs[1:])
+		nb, _ := json.Marshal(in)
+		rec := httptest.NewRecorder()
+		p.forward(rec, r, nb)
+		var out struct {
+			FailedRecordCount int
+			Records           []json.RawMessage
+		}
+		if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &out) != nil {
+			for k, vs := range rec.Header() {
+				w.Header()[k] = vs
+			}
+			w.WriteHeader(rec.Code)
+			w.Write(rec.Body.Bytes())
+			return
+		}
+		results = append([]json.RawMessage{failed}, out.Records...)
+		writeJSON(w, map[string]any{"FailedRecordCount": out.FailedRecordCount + 1, "Records": results})
+		return
+	}
+	writeJSON(w, map[string]any{"FailedRecordCount": 1, "Records": []json.RawMessage{failed}})
+}
+
+// forward sends body to the emulator as r's request. The emulator does not
+// check request signatures, so a rewritten body passes.
+func (p *failingProxy) forward(w http.ResponseWriter, r *http.Request, body []byte) {
+	r2 := r.Clone(r.Context())
+	r2.Body = io.NopCloser(bytes.NewReader(body))
+	r2.ContentLength = int64(len(body))
+	r2.Header.Set("Content-Length", strconv.Itoa(len(body)))
+	httputil.NewSingleHostReverseProxy(p.target).ServeHTTP(w, r2)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
+	b, _ := json.Marshal(v)
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	w.Write(b)
 }

@@ -26,7 +26,7 @@ import (
 // every acknowledged event.
 func TestRolesKilled(t *testing.T) {
 	const bucket = "pulse-archive"
-	kc := awsEnv(t, bucket)
+	kc := kinesisAndS3Env(t, bucket)
 	stream := "kinesis://" + createKinesisStream(t, kc, 2)
 	rdb := redistest.Start(t, "--appendonly", "yes").URL()
 	common := []string{"--stream", stream, "--redis", rdb, "--rate-ip", "-1", "--rate-site", "-1"}

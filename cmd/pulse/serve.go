@@ -39,6 +39,7 @@ type serveConfig struct {
 	AdminAddr       string
 	MaxInFlight     int64
 	Harden          hardenConfig
+	Group           groupConfig
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -70,6 +71,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
 	}
+	flags = append(flags, groupFlags()...)
 	for _, f := range flags {
 		switch f := f.(type) {
 		case *cli.StringFlag:
@@ -133,6 +135,9 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {
+		return cfg, err
+	}
+	if cfg.Group, err = groupConfigFrom(c, cfg.Redis); err != nil {
 		return cfg, err
 	}
 	for _, p := range c.StringSlice("trusted-proxies") {

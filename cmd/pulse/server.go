@@ -121,7 +121,9 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		if err != nil {
 			return fmt.Errorf("aggregator: %w", err)
 		}
-		work.Go(func() error { return agg.Run(workCtx) })
+		work.Go(func() error {
+			return runAggregator(workCtx, cfg.Group, cfg.Namespace, agg, rdb, log.With("role", "aggregate"), reg)
+		})
 	}
 
 	if cfg.Roles["archive"] {

@@ -44,7 +44,8 @@ type Stream struct {
 	m      *metrics
 
 	shards       atomic.Pointer[shardMap]
-	refreshShard chan struct{} // cap 1: ask Run to reload the shard map
+	ranges       atomic.Pointer[map[string][2]hashKey] // every listed shard's hash key range
+	refreshShard chan struct{}                         // cap 1: ask Run to reload the shard map
 
 	buffered atomic.Int64 // entries accepted and not yet finished
 

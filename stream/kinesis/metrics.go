@@ -11,6 +11,8 @@ type metrics struct {
 	backpressure    prometheus.Counter
 	millisBehind    *prometheus.GaugeVec
 	corrupt         prometheus.Counter
+	misplaced       prometheus.Counter
+	outOfRange      prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -50,10 +52,18 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pulse_kinesis_corrupt_aggregates_total",
 			Help: "Records with the KPL magic and checksum whose body did not decode; passed on as plain records.",
 		}),
+		misplaced: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_kinesis_misplaced_entries_total",
+			Help: "Entries of aggregated records that landed on another shard than packed for (a reshard), put again as plain records.",
+		}),
+		outOfRange: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_kinesis_out_of_range_records_total",
+			Help: "User records of aggregated records read from a shard that does not own their hash key (re-put by the producer), dropped.",
+		}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.putSeconds, m.putRetries, m.recordsPerPut, m.eventsPerRecord,
-			m.putFailures, m.backpressure, m.millisBehind, m.corrupt)
+			m.putFailures, m.backpressure, m.millisBehind, m.corrupt, m.misplaced, m.outOfRange)
 	}
 	return m
 }

@@ -20,6 +20,7 @@ import (
 type cursor struct {
 	mu       sync.Mutex
 	pos      string  // position the next Read continues after
+	from     bool    // pos is to be read too (ReadFrom), nothing returned yet
 	valid    bool    // iter/pending/ended belong to pos
 	iter     *string // continues after pending; nil when ended
 	pending  []stream.Record
@@ -57,62 +58,37 @@ func (s *Stream) Read(ctx context.Context, shard, after string, limit int) (stre
 	c := s.cursor(shard)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.valid || c.pos != after {
-		if err := s.seek(ctx, c, shard, after); err != nil {
+	if !c.valid || c.from || c.pos != after {
+		if err := s.seek(ctx, c, shard, after, false); err != nil {
 			return stream.Batch{}, err
 		}
 	}
 	return s.read(ctx, c, shard, limit)
 }
 
-// ReadFrom is Read from position from itself (inclusive), for a caller that
-// knows where a range starts but not the position before it: positions of
-// this package are not consecutive numbers (Kinesis sequence numbers are
-// sparse, and a sub-record index 0 has no "previous" position), so
-// "after from minus one" is no position at all.
+// ReadFrom is Read from the record at position from inclusive (a position
+// Read returned). The dedup rebuild of the aggregator starts at a record:
+// the position before it is no Kinesis record at all when from is the first
+// user record of an aggregated record, and asking Kinesis for
+// AFTER_SEQUENCE_NUMBER of a number it never handed out is outside its
+// documented contract, so this seeks AT_SEQUENCE_NUMBER instead.
 func (s *Stream) ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error) {
+	if from == "" {
+		return s.Read(ctx, shard, "", limit)
+	}
 	if limit <= 0 {
 		limit = defaultReadSize
 	}
 	c := s.cursor(shard)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if from == "" {
-		if err := s.seek(ctx, c, shard, ""); err != nil {
-			return stream.Batch{}, err
-		}
-		return s.read(ctx, c, shard, limit)
+	if err := s.seek(ctx, c, shard, from, true); err != nil {
+		return stream.Batch{}, err
 	}
-	seq, sub, err := parsePosition(from)
-	if err != nil {
-		return stream.Batch{}, fmt.Errorf("read shard %s: %w", shard, err)
-	}
-	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
-	c.skipSeq, c.skipSub = "", 0
-	out, err := s.client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream),
-		ShardId: aws.String(shard), ShardIteratorType: types.ShardIteratorTypeAtSequenceNumber, StartingSequenceNumber: aws.String(seq)})
-	if err != nil {
-		return stream.Batch{}, fmt.Errorf("read shard %s from %q: get iterator: %w", shard, from, err)
-	}
-	switch {
-	case sub == lastSub:
-		// A plain record, or the last sub-record of an aggregated one.
-		c.skipSeq, c.skipSub = seq, keepLast
-	case sub > 0:
-		c.skipSeq, c.skipSub = seq, sub-1
-	}
-	// The cursor stands "after" nothing yet; pos only has to differ from
-	// any position a later Read continues after until records are returned.
-	c.iter, c.pos, c.valid = out.ShardIterator, "", true
-	c.ended = c.iter == nil
 	return s.read(ctx, c, shard, limit)
 }
 
-// keepLast as cursor.skipSub keeps only the last sub-record of the
-// aggregated record skipSeq (and a plain record skipSeq whole).
-const keepLast = -2
-
-// read returns what c has or fetches next; c.mu is held.
+// read serves a Read or ReadFrom from c, which is positioned.
 func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (stream.Batch, error) {
 	deadline := time.Now().Add(s.cfg.ReadWait)
 	for {
@@ -123,7 +99,7 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 			if len(c.pending) == 0 {
 				c.pending = nil
 			}
-			c.pos = b.Records[n-1].Seq
+			c.pos, c.from = b.Records[n-1].Seq, false
 			b.Ended = c.ended && len(c.pending) == 0
 			return b, nil
 		}
@@ -154,10 +130,17 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 	}
 }
 
-// seek points c at the records after pos.
-func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string) error {
+// seek points c at the records after pos, or from pos on when inclusive.
+func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusive bool) error {
 	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
 	c.skipSeq, c.skipSub = "", 0
+	if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
+		// A shard this Stream has not listed yet (a reshard): its range
+		// decides which user records of aggregated records are its own.
+		if err := s.refreshShards(ctx); err != nil {
+			return fmt.Errorf("read shard %s: %w", shard, err)
+		}
+	}
 	in := &kinesis.GetShardIteratorInput{StreamName: aws.String(s.cfg.Stream), ShardId: aws.String(shard)}
 	if pos == "" {
 		in.ShardIteratorType = types.ShardIteratorTypeTrimHorizon
@@ -167,9 +150,15 @@ func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string) error {
 			return fmt.Errorf("read shard %s: %w", shard, err)
 		}
 		in.StartingSequenceNumber = aws.String(seq)
-		if sub == lastSub {
+		switch {
+		case inclusive:
+			// The Kinesis record holding pos, without the user records
+			// before pos (-1: none).
+			in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
+			c.skipSeq, c.skipSub = seq, sub-1
+		case sub == lastSub:
 			in.ShardIteratorType = types.ShardIteratorTypeAfterSequenceNumber
-		} else {
+		default:
 			// Inside an aggregated record: fetch it again, drop what was read.
 			in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
 			c.skipSeq, c.skipSub = seq, sub
@@ -179,7 +168,7 @@ func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string) error {
 	if err != nil {
 		return fmt.Errorf("read shard %s after %q: get iterator: %w", shard, pos, err)
 	}
-	c.iter, c.pos, c.valid = out.ShardIterator, pos, true
+	c.iter, c.pos, c.from, c.valid = out.ShardIterator, pos, inclusive, true
 	c.ended = c.iter == nil
 	return nil
 }
@@ -198,7 +187,7 @@ func (s *Stream) fetch(ctx context.Context, c *cursor, shard string, limit int) 
 		case errors.As(err, &expired):
 			// Nothing fetched is pending, so c.pos is exactly where to renew.
 			c.nextPoll = time.Time{}
-			return s.seek(ctx, c, shard, c.pos)
+			return s.seek(ctx, c, shard, c.pos, c.from)
 		case errors.As(err, &throttled):
 			c.interval = min(2*c.interval, s.cfg.MaxPollEvery)
 			c.nextPoll = time.Now().Add(c.interval)
@@ -240,15 +229,26 @@ func (s *Stream) appendUserRecords(dst []stream.Record, shard string, r types.Re
 		s.log.Warn("kinesis corrupt aggregated record passed on as plain", "shard", shard, "seq", seq, "err", err)
 		subs, aggregated = []kpl.Record{{Data: r.Data}}, false
 	}
+	// At an AT_SEQUENCE_NUMBER seek, the user records of skipSeq whose
+	// position's suffix is at most skipSub were read already (a plain
+	// record's suffix, like the last user record's, is lastSub).
 	if !aggregated {
-		if seq == skipSeq && skipSub != keepLast {
-			return dst // a plain record at an AT_SEQUENCE_NUMBER resume was read
+		if seq == skipSeq && skipSub >= lastSub {
+			return dst
 		}
 		return append(dst, stream.Record{Seq: position(seq, 0, true), Key: key, Data: r.Data, Arrival: arrival})
 	}
 	last := len(subs) - 1
 	for i, u := range subs {
-		if seq == skipSeq && (i <= skipSub || skipSub == keepLast && i < last) {
+		sub := i
+		if i == last {
+			sub = lastSub
+		}
+		if seq == skipSeq && sub <= skipSub {
+			continue
+		}
+		if !s.inRange(shard, u.PartitionKey, u.ExplicitHashKey) {
+			s.m.outOfRange.Inc()
 			continue
 		}
 		dst = append(dst, stream.Record{Seq: position(seq, i, i == last), Key: u.PartitionKey, Data: u.Data, Arrival: arrival})

@@ -205,6 +205,33 @@ func (s *Stream) putRecords(ctx context.Context, recs []*record) ([]*record, err
 				case s.refreshShard <- struct{}{}:
 				default:
 				}
+				if len(r.items) > 1 {
+					// Its user records may belong to other children than
+					// the one it landed on, where readers drop them
+					// (inRange): those are put again, each as a plain
+					// record that Kinesis routes by its own key, and
+					// acknowledged from there; the others stay here.
+					if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
+						s.reloadShards(ctx)
+					}
+					seq, last := aws.ToString(res.SequenceNumber), len(r.items)-1
+					s.m.eventsPerRecord.Observe(float64(len(r.items)))
+					for j, it := range r.items {
+						if s.inRange(shard, it.key, "") {
+							it.call.finish(it.i, PutResult{Shard: shard, Seq: position(seq, j, j == last)}, nil)
+							s.buffered.Add(-1)
+							continue
+						}
+						s.m.misplaced.Inc()
+						data := it.data
+						if data == nil {
+							data = []byte{}
+						}
+						retry = append(retry, &record{key: it.key, items: []item{it}, data: data, size: len(it.key) + len(data)})
+						lastErr = fmt.Errorf("aggregated record for shard %s landed on %s (reshard): entries of other shards are put again", r.shard, shard)
+					}
+					continue
+				}
 			}
 			s.m.eventsPerRecord.Observe(float64(len(r.items)))
 			s.succeed(r, shard, aws.ToString(res.SequenceNumber))

@@ -153,10 +153,53 @@ func (s *Stream) refreshShards(ctx context.Context) error {
 }
 
 func (s *Stream) setShardMap(shards []types.Shard) {
+	ranges := make(map[string][2]hashKey, len(shards))
+	for _, sh := range shards {
+		if sh.HashKeyRange == nil {
+			continue
+		}
+		start, err1 := parseHashKey(aws.ToString(sh.HashKeyRange.StartingHashKey))
+		end, err2 := parseHashKey(aws.ToString(sh.HashKeyRange.EndingHashKey))
+		if err1 == nil && err2 == nil {
+			ranges[aws.ToString(sh.ShardId)] = [2]hashKey{start, end}
+		}
+	}
+	s.ranges.Store(&ranges)
 	m, err := newShardMap(shards)
 	if err != nil {
 		s.log.Warn("kinesis shard map", "stream", s.cfg.Stream, "err", err)
 		return
 	}
 	s.shards.Store(m)
+}
+
+// inRange reports whether a user record with partition key key (or
+// explicit hash key ehk) belongs to shard's hash key range; true when the
+// range is unknown.
+//
+// After a reshard, an aggregated record packed with a stale shard map can
+// land on a child that does not own every user record in it (the record's
+// explicit hash key picks one child). The producer puts those user records
+// again, one plain record each, onto their own shards before it
+// acknowledges them (putRecords), so the reader drops the copies outside
+// the shard's range, as the KCL's de-aggregation does. Every user record is
+// then read from the one shard its key hashes to, where retries of it meet
+// it for deduplication.
+func (s *Stream) inRange(shard, key, ehk string) bool {
+	rp := s.ranges.Load()
+	if rp == nil {
+		return true
+	}
+	r, ok := (*rp)[shard]
+	if !ok {
+		return true
+	}
+	h := hashOf(key)
+	if ehk != "" {
+		var err error
+		if h, err = parseHashKey(ehk); err != nil {
+			return true
+		}
+	}
+	return !h.less(r[0]) && !r[1].less(h)
 }
