@@ -42,7 +42,6 @@ func TestEmulator(t *testing.T) {
 	t.Run("throttled", func(t *testing.T) { testThrottled(t, endpoint) })
 	t.Run("backpressure", func(t *testing.T) { testBackpressure(t, client) })
 	t.Run("expired iterator", func(t *testing.T) { testExpired(t, endpoint) })
-	t.Run("read from", func(t *testing.T) { testReadFrom(t, client) })
 }
 
 // open makes a Stream on name and runs it until the test ends.
