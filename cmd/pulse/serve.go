@@ -37,6 +37,7 @@ type serveConfig struct {
 	RateSite        float64
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
+	ArchiveMaxAge   time.Duration
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -63,6 +64,7 @@ func serveCommand() *cli.Command {
 		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
 		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
 		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
+		&cli.DurationFlag{Name: "archive-max-age", Value: 5 * time.Minute, Usage: "how long an event may wait in the archiver before its object is written"},
 		&cli.StringFlag{Name: "admin-addr", Usage: "listen address of the admin listener with /debug/pprof (off when empty; keep it on loopback)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -125,6 +127,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		RateIP:          c.Float("rate-ip"),
 		RateSite:        c.Float("rate-site"),
 		AdminAddr:       c.String("admin-addr"),
+		ArchiveMaxAge:   c.Duration("archive-max-age"),
 	}
 	for _, p := range c.StringSlice("trusted-proxies") {
 		p = strings.TrimSpace(p)
