@@ -174,7 +174,7 @@ func dropCommand() *cli.Command {
 
 func replayCommand() *cli.Command {
 	flags := append(adminFlags(),
-		&cli.StringFlag{Name: "namespace", Usage: "namespace to build (new, or one still building: the replay resumes)", Required: true},
+		&cli.StringFlag{Name: "namespace", Usage: "namespace to build (new, or one still building: the replay resumes, with the range and config it was started with when none is given)", Required: true},
 		&cli.StringFlag{Name: "from", Usage: "first event time: RFC 3339, unix ms or relative (-24h); default: everything"},
 		&cli.StringFlag{Name: "to", Usage: "end of the event times (exclusive); default now when --from is given"},
 		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions for the namespace (default: the built-ins)"},

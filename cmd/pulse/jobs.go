@@ -145,7 +145,10 @@ func (r *nsRuntime) startReplay(ctx context.Context, req replayRequest) (*job, e
 	if err != nil {
 		return nil, err
 	}
-	if info.MetricsConfig != req.MetricsConfig || info.From != req.From || info.To != req.To {
+	// A request with no range and no config resumes a namespace still
+	// building with the parameters it was started with.
+	bare := req.From == 0 && req.To == 0 && req.MetricsConfig == ""
+	if !bare && (info.MetricsConfig != req.MetricsConfig || info.From != req.From || info.To != req.To) {
 		return nil, fmt.Errorf("%w: namespace %s is being built with another metrics config or range; resume it with the same, or drop it", namespace.ErrConflict, req.Namespace)
 	}
 	v, err := r.view(info, true)
