@@ -80,6 +80,9 @@ func Build(ctx context.Context, src *Source, st Store, cfg BuildConfig) error {
 			_ = stop()
 			return ctx.Err()
 		case err := <-done:
+			if ctx.Err() != nil {
+				return ctx.Err() // Run returns nil once ctx ended
+			}
 			if err == nil {
 				err = errors.New("aggregator stopped")
 			}

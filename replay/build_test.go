@@ -54,7 +54,7 @@ func TestBuildResumes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
-			f := newFixture(t, 2000, tc.frac, 120)
+			f := newFixture(t, 1000, tc.frac, 60)
 			var from, to int64
 			if tc.from > 0 {
 				from, to = f.base.Add(time3h(1)).UnixMilli(), f.base.Add(time3h(3)).UnixMilli()

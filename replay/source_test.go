@@ -55,7 +55,7 @@ func TestSourceChainsArchiveAndStream(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, 1200, tc.frac, tc.flushEvery)
+			f := newFixture(t, 800, tc.frac, tc.flushEvery)
 			var from, to int64
 			if tc.ranged {
 				from, to = f.base.Add(time3h(1)).UnixMilli(), f.base.Add(time3h(2)).UnixMilli()
