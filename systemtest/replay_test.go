@@ -391,3 +391,50 @@ func TestReplayNewMetricAndVerify(t *testing.T) {
 func regexpMatch(pattern, s string) bool { return regexp.MustCompile(pattern).MatchString(s) }
 
 func regexpQuote(s string) string { return regexp.QuoteMeta(s) }
+
+// TestEmbeddedRestartKeepsNamespaces promotes a replayed namespace with a
+// new metric on the embedded defaults (in-memory Redis), restarts the
+// server, and checks the pointer and the registry survived in the data
+// dir: the promoted namespace is still current, rebuilt from the local
+// stream with its own metric definitions, and the old one is listed as
+// building again (its aggregates went with the process).
+func TestEmbeddedRestartKeepsNamespaces(t *testing.T) {
+	s := newServer(t, "--archive-max-age", "200ms")
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	x := newSender(s, 3)
+	x.send(ctx, t, 1000)
+	waitExact(ctx, t, s, x)
+	cfgPath := filepath.Join(t.TempDir(), "metrics.yaml")
+	if err := os.WriteFile(cfgPath, []byte(newDimensionConfig), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := s.pulse(ctx, "replay", "--namespace", "v2", "--metrics-config", cfgPath, "--promote"); err != nil {
+		t.Fatalf("replay: %v\n%s", err, out)
+	}
+	s.stop(syscall.SIGKILL)
+	s.run()
+	out, err := s.pulse(ctx, "namespaces")
+	if err != nil || !regexpMatch(`(?m)^v2\s+current`, out) || !regexpMatch(`(?m)^v1\s+building`, out) {
+		t.Fatalf("after restart: %v\n%s", err, out)
+	}
+	waitExact(ctx, t, s, x)
+	var got queryResult
+	if err := s.get(ctx, "/v1/query", queryValues("demo", "clicks_by_device", "1h", "", x.now.Add(-2*time.Hour).UnixMilli(), time.Now().UnixMilli()), &got); err != nil {
+		t.Fatalf("the promoted namespace's own metric after a restart: %v", err)
+	}
+	var want, have int64
+	for _, e := range x.sent {
+		if e.Site == "demo" && e.Type == "click" && !e.Bot {
+			want++
+		}
+	}
+	for _, sr := range got.Series {
+		for _, p := range sr.Points {
+			have += int64(p[1])
+		}
+	}
+	if have != want {
+		t.Fatalf("clicks_by_device after restart: %d, want %d", have, want)
+	}
+}

@@ -55,7 +55,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-token", Usage: "token for admin actions (generated and kept in the data dir when empty)"},
 		&cli.StringFlag{Name: "public-url", Usage: "base URL printed for the dashboard (default http://localhost:PORT)"},
 		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "Origins allowed to open WebSockets (default: same host)"},
-		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace read and written"},
+		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace of a new registry (later, the registry names the current one: pulse promote)"},
 		&cli.DurationFlag{Name: "dedup-window", Value: 10 * time.Minute, Usage: "how long an event id is remembered for deduplication"},
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
