@@ -77,6 +77,7 @@ type shardState struct {
 	m      *merger
 	mGroup int
 	mPos   string // last seq the merger returned
+	mSent  string // last seq served from the merger (mPos or before it, when out-of-range records followed)
 
 	served string // highest seq served so far (progress)
 	doneTo int    // groups counted in archiveDone
@@ -288,7 +289,9 @@ func (s *Source) count(ss *shardState, seq string, inRange bool) {
 // readArchive serves records after `after` from the shard's archive
 // groups; an empty batch means the archive part is exhausted.
 func (s *Source) readArchive(ctx context.Context, ss *shardState, after string, limit int) (stream.Batch, error) {
-	if ss.m == nil || ss.mPos != after {
+	// Continue the open merger when the read goes on where the last one
+	// stopped; records between mSent and mPos were all out of range.
+	if ss.m == nil || (after != ss.mPos && after != ss.mSent) {
 		ss.closeMerger()
 		g := sort.Search(len(ss.groups), func(i int) bool { return stream.CompareSeq(ss.groups[i].last, after) > 0 })
 		if g == len(ss.groups) {
@@ -296,7 +299,7 @@ func (s *Source) readArchive(ctx context.Context, ss *shardState, after string, 
 		}
 		ss.mGroup = g
 		ss.m = newMerger(context.WithoutCancel(ctx), s.cfg.Archive, ss.groups[g].objs, after)
-		ss.mPos = after
+		ss.mPos, ss.mSent = after, after
 	}
 	var recs []stream.Record
 	for len(recs) < limit {
@@ -320,6 +323,9 @@ func (s *Source) readArchive(ctx context.Context, ss *shardState, after string, 
 			continue
 		}
 		if ss.capped && stream.CompareSeq(r.Seq, ss.capSeq) > 0 {
+			// r is taken from the merger but not served: start over at
+			// the next read, which may come with a higher cap.
+			ss.closeMerger()
 			break
 		}
 		ss.mPos = r.Seq
@@ -332,6 +338,7 @@ func (s *Source) readArchive(ctx context.Context, ss *shardState, after string, 
 			return stream.Batch{}, fmt.Errorf("replay: encode archived event %s: %w", r.Event.ID, err)
 		}
 		recs = append(recs, stream.Record{Seq: r.Seq, Key: r.Event.PartitionKey(), Data: data})
+		ss.mSent = r.Seq
 		s.count(ss, r.Seq, true)
 	}
 	return stream.Batch{Records: recs, BehindRecords: -1}, nil
@@ -351,7 +358,7 @@ func (ss *shardState) closeMerger() {
 		ss.m.close()
 		ss.m = nil
 	}
-	ss.mPos = ""
+	ss.mPos, ss.mSent = "", ""
 }
 
 // Close releases open archive readers.

@@ -108,3 +108,55 @@ func TestSourceChainsArchiveAndStream(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceCaps reads shards capped at a seq (as verify does at the live
+// positions), then raises the cap and reads on: every record through the
+// final cap comes exactly once, none after it.
+func TestSourceCaps(t *testing.T) {
+	cases := []struct {
+		name string
+		frac float64
+		caps []float64 // fractions of the shard's records
+	}{
+		{"inside the archive", 1, []float64{0.3, 0.6, 0.9}},
+		{"across archive and stream", 0.5, []float64{0.25, 0.75, 1}},
+		{"stream only", 0, []float64{0.5, 1}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, 600, tc.frac, 40)
+			src := f.source(0, 0)
+			defer src.Close()
+			for shard, all := range f.records {
+				var got []stream.Record
+				after := ""
+				for _, c := range tc.caps {
+					capSeq := all[int(c*float64(len(all)-1))].Seq
+					if err := src.SetCap(ctx, shard, capSeq); err != nil {
+						t.Fatal(err)
+					}
+					recs := readAll(t, src, shard, after, 17)
+					for _, r := range recs {
+						if stream.CompareSeq(r.Seq, capSeq) > 0 {
+							t.Fatalf("shard %s: seq %s past the cap %s", shard, r.Seq, capSeq)
+						}
+					}
+					got = append(got, recs...)
+					if len(got) > 0 {
+						after = got[len(got)-1].Seq
+					}
+				}
+				final := int(tc.caps[len(tc.caps)-1] * float64(len(all)-1))
+				if len(got) != final+1 {
+					t.Fatalf("shard %s: %d records through the last cap, want %d", shard, len(got), final+1)
+				}
+				for i := range got {
+					if got[i].Seq != all[i].Seq {
+						t.Fatalf("shard %s record %d: seq %s, want %s", shard, i, got[i].Seq, all[i].Seq)
+					}
+				}
+			}
+		})
+	}
+}
