@@ -255,6 +255,11 @@ func (r *Registry) Promote(ctx context.Context, name string) (prev string, err e
 		if i.State != Ready {
 			return fmt.Errorf("%w: namespace %s is %s, only a ready namespace can be promoted", ErrConflict, name, i.State)
 		}
+		if i.To != 0 {
+			// The live aggregator continues from the positions the replay
+			// ended at; events after To read before then are not in it.
+			return fmt.Errorf("%w: namespace %s holds events before %s only; replay without an end to promote", ErrConflict, name, time.UnixMilli(i.To).UTC().Format(time.RFC3339))
+		}
 		prev = d.Current
 		if p, ok := d.Find(prev); ok {
 			p.State = Ready

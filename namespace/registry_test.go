@@ -162,3 +162,31 @@ func TestDropKeys(t *testing.T) {
 		t.Fatalf("DropKeys(*): %v, want ErrBadName", err)
 	}
 }
+
+// TestPromoteBoundedRange refuses to promote a namespace replayed with an
+// end: the live aggregator would continue after events it never counted.
+func TestPromoteBoundedRange(t *testing.T) {
+	ctx := context.Background()
+	r := New(NewFileBackend(filepath.Join(t.TempDir(), "r.json")), nil)
+	if _, err := r.Bootstrap(ctx, "v1", ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name     string
+		from, to int64
+		wantErr  error
+	}{
+		{"window", 1000, 2000, ErrConflict},
+		{"from-only", 1000, 0, nil},
+	} {
+		if _, err := r.Create(ctx, Info{Name: c.name, From: c.from, To: c.to}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.SetState(ctx, c.name, Ready); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := r.Promote(ctx, c.name); !errors.Is(err, c.wantErr) && (err != nil || c.wantErr != nil) {
+			t.Errorf("promote %s: %v, want %v", c.name, err, c.wantErr)
+		}
+	}
+}

@@ -175,8 +175,8 @@ func dropCommand() *cli.Command {
 func replayCommand() *cli.Command {
 	flags := append(adminFlags(),
 		&cli.StringFlag{Name: "namespace", Usage: "namespace to build (new, or one still building: the replay resumes, with the range and config it was started with when none is given)", Required: true},
-		&cli.StringFlag{Name: "from", Usage: "first event time: RFC 3339, unix ms or relative (-24h); default: everything"},
-		&cli.StringFlag{Name: "to", Usage: "end of the event times (exclusive); default now when --from is given"},
+		&cli.StringFlag{Name: "from", Usage: "first event time: RFC 3339, unix ms or relative (-24h); default: everything archived or retained"},
+		&cli.StringFlag{Name: "to", Usage: "end of the event times (exclusive); default: none (a namespace with an end cannot be promoted)"},
 		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions for the namespace (default: the built-ins)"},
 		&cli.BoolFlag{Name: "promote", Usage: "promote the namespace once it is ready"},
 	)
@@ -190,8 +190,18 @@ func replayCommand() *cli.Command {
 				return err
 			}
 			req := replayRequest{Namespace: c.String("namespace")}
-			if c.String("from") != "" || c.String("to") != "" {
-				if req.From, req.To, err = parseRange(c.String("from"), c.String("to"), time.Now()); err != nil {
+			// No --to: no upper bound, so the namespace has every event
+			// after --from and can be promoted (the live aggregator goes
+			// on from where the replay ended). With --to it is a window,
+			// for inspection, that cannot be promoted.
+			now := time.Now()
+			if c.String("from") != "" {
+				if req.From, err = parseTime(c.String("from"), now); err != nil {
+					return fmt.Errorf("--from: %w", err)
+				}
+			}
+			if c.String("to") != "" {
+				if req.From, req.To, err = parseRange(c.String("from"), c.String("to"), now); err != nil {
 					return err
 				}
 			}

@@ -75,7 +75,8 @@ type jobTable struct {
 func (t *jobTable) add(kind, ns string) *job {
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
-	j := &job{st: jobStatus{ID: kind + "-" + hex.EncodeToString(b), Kind: kind, Namespace: ns, State: "running", Started: time.Now().UTC()}}
+	j := &job{st: jobStatus{ID: kind + "-" + hex.EncodeToString(b), Kind: kind, Namespace: ns, State: "running",
+		Started: time.Now().UTC(), Progress: replay.Status{Phase: "starting"}}}
 	t.mu.Lock()
 	t.jobs[j.st.ID] = j
 	t.mu.Unlock()
