@@ -115,22 +115,22 @@ func (s *Source) list(ctx context.Context) error {
 		}
 		var infos []archive.ObjectInfo
 		var err error
-		if s.cfg.From == 0 && s.cfg.To == 0 {
+		// Without an end, one listing of everything (partition by
+		// partition up to "forever" would never end); with one, the
+		// partitions of the range.
+		if s.cfg.To == 0 {
 			infos, err = archive.AllObjects(ctx, s.cfg.Archive)
 		} else {
-			to := s.cfg.To
-			if to == 0 {
-				to = 1 << 62
-			}
-			infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(s.cfg.From), msTime(to))
+			infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(s.cfg.From), msTime(s.cfg.To))
 		}
 		if err != nil {
 			s.listErr = fmt.Errorf("replay: list archive: %w", err)
 			return
 		}
+		first := archive.PartitionOf(s.cfg.From)
 		for _, o := range infos {
 			k, err := archive.ParseKey(o.Key)
-			if err != nil {
+			if err != nil || k.Partition < first {
 				continue
 			}
 			s.byShard[k.Shard] = append(s.byShard[k.Shard], objRef{key: o.Key, first: k.First, last: k.Last, size: o.Size})

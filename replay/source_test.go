@@ -160,3 +160,28 @@ func TestSourceCaps(t *testing.T) {
 		})
 	}
 }
+
+// TestSourceFromOnly reads with a start and no end: the events from the
+// start on, all of them, in one archive listing.
+func TestSourceFromOnly(t *testing.T) {
+	f := newFixture(t, 500, 0.7, 50)
+	from := f.base.Add(time3h(2)).UnixMilli()
+	src := f.source(from, 0)
+	defer src.Close()
+	for shard, all := range f.records {
+		var want, got int
+		for _, r := range all {
+			if e, _ := event.Unmarshal(r.Data); e.TS >= from {
+				want++
+			}
+		}
+		for _, r := range readAll(t, src, shard, "", 100) {
+			if r.Data != nil {
+				got++
+			}
+		}
+		if got != want {
+			t.Fatalf("shard %s: %d events from %d on, want %d", shard, got, from, want)
+		}
+	}
+}
