@@ -42,6 +42,25 @@ func (b *RedisBackend) Save(ctx context.Context, doc []byte) error {
 	return nil
 }
 
+// casScript sets KEYS[1] to ARGV[2] if it still holds ARGV[1] (an empty
+// ARGV[1] meaning "absent"), atomically.
+var casScript = redis.NewScript(`
+local cur = redis.call("GET", KEYS[1])
+if (cur == false and ARGV[1] == "") or cur == ARGV[1] then
+  redis.call("SET", KEYS[1], ARGV[2])
+  return 1
+end
+return 0`)
+
+// CompareAndSwap implements Swapper: one script, atomic.
+func (b *RedisBackend) CompareAndSwap(ctx context.Context, old, doc []byte) (bool, error) {
+	n, err := casScript.Run(ctx, b.rdb, []string{RedisKey}, old, doc).Int()
+	if err != nil {
+		return false, fmt.Errorf("compare and set %s: %w", RedisKey, err)
+	}
+	return n == 1, nil
+}
+
 // FileBackend keeps the registry in a file, replaced atomically (write to
 // a temporary file, fsync, rename, fsync the directory), so a crash leaves
 // the old or the new registry, never a torn one.

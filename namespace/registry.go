@@ -144,26 +144,56 @@ func (r *Registry) Load(ctx context.Context) (Doc, error) {
 	return d, nil
 }
 
+// Swapper is a Backend that can replace the document only if it is still
+// old, so that processes sharing the registry (a fleet on one Redis) never
+// lose each other's changes.
+type Swapper interface {
+	CompareAndSwap(ctx context.Context, old, doc []byte) (bool, error)
+}
+
 // Update applies fn to the registry and saves the result unless fn fails.
+// On a Swapper backend it retries when another process changed the
+// registry in between (fn then runs again on the new document).
 func (r *Registry) Update(ctx context.Context, fn func(d *Doc) error) (Doc, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	d, err := r.Load(ctx)
-	if err != nil {
-		return Doc{}, err
+	for attempt := 0; ; attempt++ {
+		old, err := r.be.Load(ctx)
+		if err != nil {
+			return Doc{}, fmt.Errorf("load namespace registry: %w", err)
+		}
+		var d Doc
+		if len(old) > 0 {
+			if err := json.Unmarshal(old, &d); err != nil {
+				return Doc{}, fmt.Errorf("decode namespace registry: %w", err)
+			}
+		}
+		if err := fn(&d); err != nil {
+			return Doc{}, err
+		}
+		slices.SortFunc(d.Namespaces, func(a, b Info) int { return a.Created.Compare(b.Created) })
+		b, err := json.MarshalIndent(d, "", "  ")
+		if err != nil {
+			return Doc{}, fmt.Errorf("encode namespace registry: %w", err)
+		}
+		sw, ok := r.be.(Swapper)
+		if !ok {
+			if err := r.be.Save(ctx, b); err != nil {
+				return Doc{}, fmt.Errorf("save namespace registry: %w", err)
+			}
+			return d, nil
+		}
+		swapped, err := sw.CompareAndSwap(ctx, old, b)
+		if err != nil {
+			return Doc{}, fmt.Errorf("save namespace registry: %w", err)
+		}
+		if swapped {
+			return d, nil
+		}
+		if attempt == 9 {
+			return Doc{}, fmt.Errorf("%w: the registry kept changing under this update", ErrConflict)
+		}
 	}
-	if err := fn(&d); err != nil {
-		return Doc{}, err
-	}
-	slices.SortFunc(d.Namespaces, func(a, b Info) int { return a.Created.Compare(b.Created) })
-	b, err := json.MarshalIndent(d, "", "  ")
-	if err != nil {
-		return Doc{}, fmt.Errorf("encode namespace registry: %w", err)
-	}
-	if err := r.be.Save(ctx, b); err != nil {
-		return Doc{}, fmt.Errorf("save namespace registry: %w", err)
-	}
-	return d, nil
 }
 
 // Bootstrap makes sure a current namespace exists: an empty registry gets

@@ -3,6 +3,7 @@ package namespace
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"testing"
 	"time"
@@ -188,5 +189,32 @@ func TestPromoteBoundedRange(t *testing.T) {
 		if _, err := r.Promote(ctx, c.name); !errors.Is(err, c.wantErr) && (err != nil || c.wantErr != nil) {
 			t.Errorf("promote %s: %v, want %v", c.name, err, c.wantErr)
 		}
+	}
+}
+
+// TestRegistryConcurrentProcesses runs updates from several registries
+// (processes) on one Redis at once: none is lost.
+func TestRegistryConcurrentProcesses(t *testing.T) {
+	ctx := context.Background()
+	rs := redistest.Start(t)
+	const procs, each = 4, 5
+	errs := make(chan error, procs*each)
+	for p := 0; p < procs; p++ {
+		r := New(NewRedisBackend(rs.Client(t)), nil)
+		go func() {
+			for i := 0; i < each; i++ {
+				_, err := r.Create(ctx, Info{Name: fmt.Sprintf("p%d-%d", p, i)})
+				errs <- err
+			}
+		}()
+	}
+	for i := 0; i < procs*each; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	d, err := New(NewRedisBackend(rs.Client(t)), nil).Load(ctx)
+	if err != nil || len(d.Namespaces) != procs*each {
+		t.Fatalf("%d namespaces registered, want %d (%v)", len(d.Namespaces), procs*each, err)
 	}
 }
