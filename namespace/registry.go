@@ -232,7 +232,9 @@ func (r *Registry) Bootstrap(ctx context.Context, name, metricsConfig string) (I
 }
 
 // Create registers a new namespace in state Building, or returns the
-// existing one when it is still Building (a replay resumed).
+// existing one when it is Building (a replay resumed) or Ready (a replay
+// run again to catch up with the stream before a promote), in state
+// Building.
 func (r *Registry) Create(ctx context.Context, info Info) (Info, error) {
 	if err := CheckName(info.Name); err != nil {
 		return Info{}, err
@@ -244,6 +246,9 @@ func (r *Registry) Create(ctx context.Context, info Info) (Info, error) {
 	var out Info
 	_, err = r.Update(ctx, func(d *Doc) error {
 		if i, ok := d.Find(info.Name); ok {
+			if i.State == Ready {
+				i.State = Building
+			}
 			if i.State != Building {
 				return fmt.Errorf("%w: namespace %s exists and is %s; drop it first or pick another name", ErrConflict, info.Name, i.State)
 			}

@@ -88,8 +88,16 @@ func TestRegistryLifecycle(t *testing.T) {
 			return err
 		}, ErrNotFound},
 		{"v2 ready", func(ctx context.Context, r *Registry) error { return r.SetState(ctx, "v2", Ready) }, nil},
-		{"create over a ready namespace", func(ctx context.Context, r *Registry) error {
-			_, err := r.Create(ctx, Info{Name: "v2"})
+		{"create over a ready namespace resumes it", func(ctx context.Context, r *Registry) error {
+			i, err := r.Create(ctx, Info{Name: "v2"})
+			if err == nil && i.State != Building {
+				t.Errorf("resume a ready namespace: %+v", i)
+			}
+			return err
+		}, nil},
+		{"v2 ready again", func(ctx context.Context, r *Registry) error { return r.SetState(ctx, "v2", Ready) }, nil},
+		{"create over the current namespace", func(ctx context.Context, r *Registry) error {
+			_, err := r.Create(ctx, Info{Name: "v1"})
 			return err
 		}, ErrConflict},
 		{"promote v2", func(ctx context.Context, r *Registry) error {

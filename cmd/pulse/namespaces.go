@@ -285,6 +285,9 @@ func (r *nsRuntime) promote(ctx context.Context, name string) (string, error) {
 	if j := r.jobs.building(name); j != nil {
 		return "", fmt.Errorf("%w: namespace %s is being built by job %s", namespace.ErrConflict, name, j.status().ID)
 	}
+	if err := r.checkTail(ctx, name); err != nil {
+		return "", err
+	}
 	prev, err := r.reg.Promote(ctx, name)
 	if err != nil {
 		return "", err
@@ -397,4 +400,50 @@ func (r replacingRegisterer) MustRegister(cs ...prometheus.Collector) {
 			panic(err)
 		}
 	}
+}
+
+// checkTail refuses a promote that would lose events: the live aggregator
+// continues from the positions the replay ended at, so the stream must
+// still hold the records after them. When retention trimmed some, the
+// namespace must catch up first (pulse replay again resumes it, reading
+// them from the archive).
+func (r *nsRuntime) checkTail(ctx context.Context, name string) error {
+	if r.src == nil {
+		return nil // a push-only node: the aggregate nodes check nothing either
+	}
+	d, err := r.reg.Load(ctx)
+	if err != nil {
+		return err
+	}
+	info, ok := d.Find(name)
+	if !ok {
+		return fmt.Errorf("%w: %s", namespace.ErrNotFound, name)
+	}
+	v, err := r.view(*info, true)
+	if err != nil {
+		return err
+	}
+	shards, err := r.src.Shards(ctx)
+	if err != nil {
+		return fmt.Errorf("promote %s: list shards: %w", name, err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	for _, sh := range shards {
+		g.Go(func() error {
+			pos, err := v.store.Position(gctx, sh.ID)
+			if err != nil {
+				return fmt.Errorf("promote %s: position of shard %s: %w", name, sh.ID, err)
+			}
+			b, err := r.src.Read(gctx, sh.ID, pos.Seq, 1)
+			if err != nil {
+				return fmt.Errorf("promote %s: read shard %s after %q: %w", name, sh.ID, pos.Seq, err)
+			}
+			if b.Trimmed {
+				return fmt.Errorf("%w: the stream no longer holds shard %s's records after %s, where namespace %s ended; run pulse replay --namespace %s again to catch up from the archive, then promote",
+					namespace.ErrConflict, sh.ID, pos.Seq, name, name)
+			}
+			return nil
+		})
+	}
+	return g.Wait()
 }
