@@ -286,18 +286,19 @@ func TestReplayNewMetricAndVerify(t *testing.T) {
 	x.send(ctx, t, 3000)
 	waitExact(ctx, t, s, x)
 
-	// Interrupted replay: kill the server as soon as the replay job
-	// registered v3 (its first progress check comes 250ms later, so it is
-	// still building), restart, replay again: it resumes from the
-	// positions stored in v3 and ends equal to the live namespace.
+	// Interrupted replay: kill the server while it builds v3, restart,
+	// replay again: it resumes from the positions stored in v3 and ends
+	// equal to the live namespace.
 	cmd := exec.CommandContext(ctx, pulseBin, "replay", "--namespace", "v3", "--from", "-3h",
 		"--server", "http://"+s.addr, "--admin-token", adminToken)
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	for !strings.Contains(rdb.Get(ctx, namespace.RedisKey).Val(), `"v3"`) {
+	// Kill once the replay applied its first commit (a position in v3):
+	// it cannot be ready before its first progress check, 250ms later.
+	for len(rdb.Keys(ctx, "p:v3:{shard-*}:pos").Val()) == 0 {
 		if ctx.Err() != nil {
-			t.Fatal("replay never registered v3")
+			t.Fatal("replay never applied a commit to v3")
 		}
 		time.Sleep(time.Millisecond)
 	}
