@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"github.com/pulsehq/pulse/metric"
 )
 
 // Hub is one push node: it listens to the delta logs of the keys its
@@ -27,6 +30,8 @@ type Hub struct {
 
 	scratch sync.Pool // *[]byte: the writers' space to splice prefix and body
 
+	catalog atomic.Pointer[metric.Catalog] // cfg.Catalog, replaced by Switch
+
 	// Owned by the loop goroutine.
 	feeds  map[feedKey]*feed
 	ntopic int
@@ -44,6 +49,7 @@ func New(store Snapshotter, src DeltaSource, cfg Config) *Hub {
 		conns: map[*conn]struct{}{}, feeds: map[feedKey]*feed{},
 	}
 	h.scratch.New = func() any { return new([]byte) }
+	h.catalog.Store(cfg.Catalog)
 	return h
 }
 

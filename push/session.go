@@ -98,11 +98,12 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 
 // validate checks a subscription against the catalog.
 func (h *Hub) validate(m ClientMessage) error {
-	def, ok := h.cfg.Catalog.Metric(m.Metric)
+	cat := h.catalog.Load()
+	def, ok := cat.Metric(m.Metric)
 	if !ok {
 		return fmt.Errorf("unknown metric %q (see GET /v1/metrics)", m.Metric)
 	}
-	st, ok := h.cfg.Catalog.Step(m.Step)
+	st, ok := cat.Step(m.Step)
 	if !ok {
 		return fmt.Errorf("unknown step %q (see GET /v1/metrics)", m.Step)
 	}

@@ -27,6 +27,11 @@ func newApp() *cli.Command {
 			serveCommand(),
 			benchCommand(),
 			healthCommand(),
+			replayCommand(),
+			promoteCommand(),
+			namespacesCommand(),
+			dropCommand(),
+			verifyCommand(),
 		},
 	}
 }

@@ -40,6 +40,7 @@ type serveConfig struct {
 	MaxInFlight     int64
 	Harden          hardenConfig
 	Group           groupConfig
+	ArchiveMaxAge   time.Duration
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -57,7 +58,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "admin-token", Usage: "token for admin actions (generated and kept in the data dir when empty)"},
 		&cli.StringFlag{Name: "public-url", Usage: "base URL printed for the dashboard (default http://localhost:PORT)"},
 		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "Origins allowed to open WebSockets (default: same host)"},
-		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace read and written"},
+		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace of a new registry (later, the registry names the current one: pulse promote)"},
 		&cli.DurationFlag{Name: "dedup-window", Value: 10 * time.Minute, Usage: "how long an event id is remembered for deduplication"},
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
@@ -67,6 +68,7 @@ func serveCommand() *cli.Command {
 		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
 		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
 		&cli.Int64Flag{Name: "max-inflight", Value: 0, Usage: "events admitted by ingest and not yet durable in the stream; past it requests wait briefly, then get 503 with Retry-After (0: default 100000)"},
+		&cli.DurationFlag{Name: "archive-max-age", Value: 5 * time.Minute, Usage: "how long an event may wait in the archiver before its object is written"},
 		&cli.StringFlag{Name: "admin-addr", Usage: "listen address of the admin listener with /debug/pprof (off when empty; keep it on loopback)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -132,6 +134,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		RateSite:        c.Float("rate-site"),
 		AdminAddr:       c.String("admin-addr"),
 		MaxInFlight:     c.Int64("max-inflight"),
+		ArchiveMaxAge:   c.Duration("archive-max-age"),
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {

@@ -30,7 +30,6 @@ import (
 	"github.com/pulsehq/pulse/internal/outbound"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/push"
-	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/ratelimit"
 	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/stream"
@@ -87,8 +86,6 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		return err
 	}
 	defer closeRedis()
-	store := redisagg.New(rdb, cat, redisagg.Config{Namespace: cfg.Namespace})
-	registerOverflow(reg, store)
 
 	// A push-only node reads Redis alone and needs no stream.
 	var st streamBackend
@@ -109,22 +106,13 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		work.Go(func() error { return st.Run(workCtx) })
 	}
 
-	var agg *aggregator.Aggregator
-	if cfg.Roles["aggregate"] {
-		agg, err = aggregator.New(st, store, aggregator.Config{
-			Catalog:         cat,
-			DedupWindow:     cfg.DedupWindow,
-			AllowedLateness: cfg.AllowedLateness,
-			Logger:          log.With("role", "aggregate"),
-			Registerer:      reg,
-		})
-		if err != nil {
-			return fmt.Errorf("aggregator: %w", err)
-		}
-		work.Go(func() error {
-			return runAggregator(workCtx, cfg.Group, cfg.Namespace, agg, rdb, log.With("role", "aggregate"), reg)
-		})
+	// ns follows the current namespace (docs/architecture.md, "Namespaces"):
+	// queries, push and the live aggregator read it, admin jobs build others.
+	ns, err := startNamespaces(ctx, workCtx, work, cfg, rdb, st, log, reg)
+	if err != nil {
+		return err
 	}
+	registerOverflow(reg, func() redisagg.Stats { return ns.Current().store.Stats() })
 
 	if cfg.Roles["archive"] {
 		// The archiver reads at its own pace: on Kinesis it gets its own
@@ -138,7 +126,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			defer ast.Close()
 			src = ast
 		}
-		if err := startArchiver(workCtx, work, cfg, src, rdb, log.With("role", "archive"), reg); err != nil {
+		if err := startArchiver(workCtx, work, cfg, src, ns.arch, ns.archCk, log.With("role", "archive"), reg); err != nil {
 			return err
 		}
 	}
@@ -156,13 +144,16 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		ingest.New(pub, icfg).Register(router.Group("/", limiter.Middleware()))
 	}
 	reads := router.Group("/", limiter.Middleware(), tokens.RequireRead())
-	query.New(store, cat, query.Config{}).Register(reads)
+	for _, p := range []string{"/v1/metrics", "/v1/query", "/v1/top"} {
+		reads.GET(p, ns.QueryHandler())
+	}
+	ns.registerAdmin(router.Group("/", limiter.Middleware(), tokens.RequireAdmin()))
 
 	if cfg.Roles["push"] {
-		hub := push.New(store, push.NewRedisSource(rdb, store), push.Config{
+		hub := push.New(ns, push.NewRedisSource(rdb, ns), push.Config{
 			AllowedOrigins: cfg.AllowedOrigins,
 			Tokens:         tokens,
-			Catalog:        cat,
+			Catalog:        ns.Current().cat,
 			Admit: func(r *http.Request) (func(), bool) {
 				return limiter.AcquireConn(limiter.ClientIP(r))
 			},
@@ -170,13 +161,15 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			Registerer: reg,
 		})
 		work.Go(func() error { return hub.Run(workCtx) })
+		ns.hub = hub
 		router.GET("/v1/ws", limiter.Middleware(), gin.WrapH(hub))
 	}
 	web.Register(router)
+	work.Go(func() error { return ns.Follow(workCtx) })
 
 	router.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	router.GET("/readyz", func(c *gin.Context) {
-		if msg := readiness(c.Request.Context(), rdb, agg); msg != "" {
+		if msg := readiness(c.Request.Context(), rdb, ns.aggLag()); msg != "" {
 			c.String(http.StatusServiceUnavailable, msg+"\n")
 			return
 		}
@@ -363,14 +356,14 @@ func openRedis(ctx context.Context, raw string, g *errgroup.Group, log *slog.Log
 // readiness says why the server should not take traffic yet ("" when ready):
 // the aggregate store must answer, and the aggregator must have caught up
 // with the stream (after a start on the embedded store it rebuilds first).
-func readiness(ctx context.Context, rdb redis.UniversalClient, agg *aggregator.Aggregator) string {
+func readiness(ctx context.Context, rdb redis.UniversalClient, lag map[string]aggregator.Lag) string {
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		return "redis: " + err.Error()
 	}
-	if agg != nil {
-		for shard, l := range agg.Lag() {
+	if lag != nil {
+		for shard, l := range lag {
 			if l.Records > 10000 {
 				return fmt.Sprintf("aggregator: shard %s is %d records behind", shard, l.Records)
 			}
