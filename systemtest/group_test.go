@@ -131,7 +131,7 @@ func TestAggregatorGroupKinesis(t *testing.T) {
 	name := createKinesisStream(t, kc, 4)
 	proxy, proxyURL := startFailingProxy(t, endpoint, 5)
 	rds := redistest.Start(t).URL()
-	common := []string{"--stream", "kinesis://" + name, "--redis", rds}
+	common := []string{"--stream", "kinesis://" + name, "--redis", rds, "--rate-ip", "-1", "--rate-site", "-1"}
 
 	awsEnv(t, endpoint)
 	aggArgs := append([]string{"--roles", "aggregate", "--lease-ttl", "2s"}, common...)

@@ -78,19 +78,21 @@ func (x *sender) send(ctx context.Context, t *testing.T, n int) {
 // waitTruth polls the REST queries until they equal the truth.
 func waitTruth(ctx context.Context, t *testing.T, s *server, x *sender) {
 	t.Helper()
-	var last string
+	var diff, lastErr string
 	for ctx.Err() == nil {
 		d, err := checkAll(ctx, t, s, x.tr, x.now)
 		if err == nil && d == "" {
 			return
 		}
-		last = d
-		if err != nil {
-			last = err.Error()
+		if d != "" {
+			diff = d
 		}
-		time.Sleep(100 * time.Millisecond)
+		if err != nil && ctx.Err() == nil {
+			lastErr = err.Error()
+		}
+		time.Sleep(250 * time.Millisecond)
 	}
-	t.Fatalf("aggregates never matched the truth:\n%s", last)
+	t.Fatalf("aggregates never matched the truth:\n%s\nlast error: %s", diff, lastErr)
 }
 
 // pulse runs a pulse admin command against s and returns its output and
@@ -159,7 +161,7 @@ func TestReplayPromoteUnderWebSocket(t *testing.T) {
 	store := startS3Env(t, "pulse-archive")
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	s := newServer(t, "--redis", rs.URL(), "--archive", "s3://pulse-archive/raw", "--archive-max-age", "200ms")
+	s := newServer(t, "--redis", rs.URL(), "--archive", "s3://pulse-archive/raw", "--archive-max-age", "200ms", "--rate-ip", "-1", "--rate-site", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	x := newSender(s, 1)
@@ -279,7 +281,7 @@ metrics:
 func TestReplayNewMetricAndVerify(t *testing.T) {
 	rs := redistest.Start(t)
 	rdb := rs.Client(t)
-	s := newServer(t, "--redis", rs.URL(), "--archive-max-age", "200ms")
+	s := newServer(t, "--redis", rs.URL(), "--archive-max-age", "200ms", "--rate-ip", "-1", "--rate-site", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	x := newSender(s, 2)
@@ -400,7 +402,7 @@ func regexpQuote(s string) string { return regexp.QuoteMeta(s) }
 // stream with its own metric definitions, and the old one is listed as
 // building again (its aggregates went with the process).
 func TestEmbeddedRestartKeepsNamespaces(t *testing.T) {
-	s := newServer(t, "--archive-max-age", "200ms")
+	s := newServer(t, "--archive-max-age", "200ms", "--rate-ip", "-1", "--rate-site", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	x := newSender(s, 3)
