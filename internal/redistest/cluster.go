@@ -2,8 +2,10 @@ package redistest
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -33,13 +35,25 @@ func StartCluster(tb testing.TB, n int) *redis.ClusterClient {
 	ctx := context.Background()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		info, err := c.ClusterInfo(ctx).Result()
-		if err == nil && strings.Contains(info, "cluster_state:ok") {
-			if err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
-				return m.Ping(ctx).Err()
-			}); err == nil {
-				return c
+		// Every node must see the cluster ok (one node agrees before the
+		// others do, and a command routed to a late one gets CLUSTERDOWN).
+		var mu sync.Mutex // ForEachMaster calls concurrently
+		var info string
+		err := c.ForEachMaster(ctx, func(ctx context.Context, m *redis.Client) error {
+			i, err := m.ClusterInfo(ctx).Result()
+			if err != nil {
+				return err
 			}
+			if !strings.Contains(i, "cluster_state:ok") {
+				mu.Lock()
+				info = i
+				mu.Unlock()
+				return errors.New("cluster_state is not ok on " + m.Options().Addr)
+			}
+			return nil
+		})
+		if err == nil {
+			return c
 		}
 		if time.Now().After(deadline) {
 			tb.Fatalf("cluster not ready: %v %s", err, info)
