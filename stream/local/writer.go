@@ -3,88 +3,68 @@ package local
 import (
 	"fmt"
 	"strconv"
-	"sync"
 	"sync/atomic"
 
 	"github.com/pulsehq/pulse/stream"
 )
 
-// putCall is one Put waiting for its shards.
+// putCall is one Put waiting for the writer.
 type putCall struct {
-	pending atomic.Int32 // shards not yet done
-	done    chan struct{}
+	entries []stream.Entry
+	shard   []uint16 // shard index of each entry
 	results []PutResult
-
-	errMu sync.Mutex
-	err   error
+	state   atomic.Int32
+	done    chan struct{}
+	err     error // set before done is closed
 }
 
-func (c *putCall) finish(err error) {
-	if err != nil {
-		c.errMu.Lock()
-		if c.err == nil {
-			c.err = err
-		}
-		c.errMu.Unlock()
-	}
-	if c.pending.Add(-1) == 0 {
-		close(c.done)
-	}
-}
-
-// Request states: a request is written only if the writer moves it from
-// queued to taken before the Put that made it withdraws it.
+// Call states: a call is written only if the writer moves it from queued
+// to taken before the Put that made it withdraws it.
 const (
 	reqQueued int32 = iota
 	reqTaken
 	reqWithdrawn
 )
 
-// putReq is the part of one Put that goes to one shard.
-type putReq struct {
-	call    *putCall
-	entries []stream.Entry
-	idx     []int // indexes into entries for this shard
-	state   atomic.Int32
-}
-
 const (
-	// flushBytes bounds the writer's buffer: past it, what is encoded is
-	// written (not yet fsync'd) and the buffer reused.
+	// flushBytes bounds the writer's buffers: past it, what is encoded is
+	// written as one journal frame (not yet fsync'd) and the buffers reused.
 	flushBytes = 1 << 20
 )
 
-// run is the shard's writer: it takes everything waiting, writes it,
-// fsyncs once and wakes every caller. It returns when stop is closed and
-// the queue is empty; Close stops new Puts from queueing first.
-func (s *shard) run(stop <-chan struct{}) {
-	batch := make([]*putReq, 0, 64)
+// run is the log's writer: it takes every Put waiting, writes their
+// records to the journal and to the shards' segments, fdatasyncs the
+// journal once and wakes every caller (group commit). It returns when
+// stop is closed and the queue is empty; Close stops new Puts from
+// queueing first.
+func (l *Log) run(stop <-chan struct{}) {
+	batch := make([]*putCall, 0, 64)
 	for {
 		select {
-		case r := <-s.queue:
-			batch = append(batch[:0], r)
+		case c := <-l.queue:
+			batch = append(batch[:0], c)
 		case <-stop:
 			for {
-				batch = s.drain(batch[:0])
+				batch = l.drain(batch[:0])
 				if len(batch) == 0 {
 					return
 				}
-				s.commit(batch)
+				l.commit(batch)
 			}
 		}
-		batch = s.drain(batch)
-		s.commit(batch)
+		batch = l.drain(batch)
+		l.commit(batch)
 		clear(batch)
 	}
 }
 
 // drain adds what is waiting in the queue, up to its capacity so a
 // steady stream of Puts cannot keep one commit going forever.
-func (s *shard) drain(batch []*putReq) []*putReq {
-	for range cap(s.queue) {
+func (l *Log) drain(batch []*putCall) []*putCall {
+	for range cap(l.queue) {
 		select {
-		case r := <-s.queue:
-			batch = append(batch, r)
+		case c := <-l.queue:
+			batch = append(batch, c)
 		default:
 			return batch
 		}
@@ -92,75 +72,129 @@ func (s *shard) drain(batch []*putReq) []*putReq {
 	return batch
 }
 
-// commit writes the taken requests of batch, fsyncs, publishes the new
-// records to readers and wakes the callers.
-func (s *shard) commit(batch []*putReq) {
+// commit writes the taken calls of batch, makes them durable, publishes
+// the new records to readers and wakes the callers.
+func (l *Log) commit(batch []*putCall) {
 	taken := batch[:0]
-	for _, r := range batch {
-		if r.state.CompareAndSwap(reqQueued, reqTaken) {
-			taken = append(taken, r)
+	for _, c := range batch {
+		if c.state.CompareAndSwap(reqQueued, reqTaken) {
+			taken = append(taken, c)
 		}
 	}
 	if len(taken) == 0 {
 		return
 	}
-	err := s.failed
+	err := l.failed
 	if err == nil {
-		err = s.write(taken)
+		err = l.write(taken)
 		if err != nil {
-			s.failed = fmt.Errorf("shard %s failed, reopen the log: %w", s.id, err)
-			s.cfg.Logger.Error("shard write failed; refusing puts until reopened", "shard", s.id, "err", err)
+			l.failed = fmt.Errorf("log failed, reopen it: %w", err)
+			l.cfg.Logger.Error("stream write failed; refusing puts until reopened", "err", err)
+			err = l.failed
 		}
 	}
-	for _, r := range taken {
-		r.call.finish(err)
+	for _, c := range taken {
+		c.err = err
+		close(c.done)
 	}
 }
 
-// write encodes, writes and fsyncs the records of the taken requests,
-// filling in their results, and publishes them.
-func (s *shard) write(taken []*putReq) error {
-	now := s.cfg.Clock().UnixMilli()
-	seq := s.active.last
-	if s.wsize > s.active.size {
-		// An earlier failed write can leave bytes past the durable size;
-		// s.failed stops us before we get here, this is belt and braces.
-		return fmt.Errorf("shard %s: unpublished bytes in active segment", s.id)
-	}
-	s.buf = s.buf[:0]
-	s.pending = s.pending[:0]
-	firstMs := int64(0)
-	for _, r := range taken {
-		for _, i := range r.idx {
-			e := r.entries[i]
-			n := int64(recordSize(e.Key, e.Data))
-			if s.wsize+int64(len(s.buf))+n > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
-				if err := s.flush(true, seq, now, firstMs); err != nil {
+// write encodes the records of the taken calls into their shards'
+// buffers, in call order, writes them in frames and fsyncs the journal.
+func (l *Log) write(taken []*putCall) error {
+	now := l.cfg.Clock().UnixMilli()
+	pending := 0
+	for _, c := range taken {
+		for i, e := range c.entries {
+			s := l.shards[c.shard[i]]
+			n := recordSize(e.Key, e.Data)
+			if s.wsize+int64(len(s.buf)+n) > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
+				if err := s.roll(); err != nil {
 					return err
 				}
-				if err := s.roll(seq + 1); err != nil {
-					return err
-				}
-				firstMs = 0
 			}
-			seq++
+			if !s.touched {
+				s.touched = true
+				l.touched = append(l.touched, s)
+			}
+			s.seq++
 			off := s.wsize + int64(len(s.buf))
 			if off-s.lastPendingIndexed() >= indexEvery {
-				s.pending = append(s.pending, indexEntry{seq: seq, off: off})
+				s.pending = append(s.pending, indexEntry{seq: s.seq, off: off})
 			}
-			if firstMs == 0 {
-				firstMs = now
+			if s.firstMs == 0 {
+				s.firstMs = now
 			}
-			s.buf = appendRecord(s.buf, seq, now, e.Key, e.Data)
-			r.call.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(seq, 10)}
-			if len(s.buf) >= flushBytes {
-				if err := s.flush(false, seq, now, firstMs); err != nil {
+			s.lastMs = now
+			s.buf = appendRecord(s.buf, s.seq, now, e.Key, e.Data)
+			c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
+			if pending += n; pending >= flushBytes {
+				if err := l.flush(); err != nil {
 					return err
 				}
+				pending = 0
 			}
 		}
 	}
-	return s.flush(true, seq, now, firstMs)
+	if err := l.flush(); err != nil {
+		return err
+	}
+	if err := l.j.sync(); err != nil {
+		return err
+	}
+	l.commits.Add(1)
+	for _, s := range l.touched {
+		s.publish()
+		s.touched = false
+	}
+	clear(l.touched)
+	l.touched = l.touched[:0]
+	return nil
+}
+
+// flush writes what the touched shards have buffered: one journal frame
+// holding all of it, then each shard's part to its segment, none of it
+// fsync'd yet. When the frame does not fit in the journal, the segments
+// are fsync'd first and the journal recycled.
+func (l *Log) flush() error {
+	frame := appendFrameHeader(l.frame[:0])
+	for _, s := range l.touched {
+		if len(s.buf) > 0 {
+			frame = appendChunk(frame, s.idx, s.buf)
+		}
+	}
+	l.frame = frame
+	if len(frame) == frameHeaderSize {
+		return nil
+	}
+	finishFrame(frame, l.j.gen)
+	if l.j.full(len(frame)) {
+		if err := l.checkpoint(); err != nil {
+			return err
+		}
+		finishFrame(frame, l.j.gen)
+	}
+	if err := l.j.write(frame); err != nil {
+		return err
+	}
+	for _, s := range l.touched {
+		if err := s.writeBuf(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkpoint makes every record written so far durable in its segment,
+// so that the journal's frames are no longer needed, and starts the
+// journal's next generation.
+func (l *Log) checkpoint() error {
+	for _, s := range l.shards {
+		if err := s.syncActive(); err != nil {
+			return err
+		}
+	}
+	return l.j.recycle()
 }
 
 func (s *shard) lastPendingIndexed() int64 {
@@ -170,22 +204,38 @@ func (s *shard) lastPendingIndexed() int64 {
 	return s.active.lastIndexed
 }
 
-// flush writes the buffer to the active segment; with sync it also
-// fsyncs and publishes everything written since the last publish, up to
-// seq.
-func (s *shard) flush(sync bool, seq uint64, now, firstMs int64) error {
-	if len(s.buf) > 0 {
-		if _, err := s.active.f.WriteAt(s.buf, s.wsize); err != nil {
-			return fmt.Errorf("write %s: %w", s.active.path, err)
-		}
-		s.wsize += int64(len(s.buf))
-		s.buf = s.buf[:0]
+// writeBuf writes the shard's buffer at the end of its active segment.
+func (s *shard) writeBuf() error {
+	if len(s.buf) == 0 {
+		return nil
 	}
-	if !sync || seq == s.active.last {
+	if _, err := s.active.f.WriteAt(s.buf, s.wsize); err != nil {
+		return fmt.Errorf("write %s: %w", s.active.path, err)
+	}
+	s.wsize += int64(len(s.buf))
+	s.buf = s.buf[:0]
+	s.dirty = true
+	return nil
+}
+
+// syncActive fdatasyncs the active segment when it has writes since the
+// last sync.
+func (s *shard) syncActive() error {
+	if !s.dirty {
 		return nil
 	}
 	if err := datasync(s.active.f); err != nil {
 		return fmt.Errorf("sync %s: %w", s.active.path, err)
+	}
+	s.dirty = false
+	return nil
+}
+
+// publish makes the records written up to s.seq visible to readers; the
+// caller made them durable.
+func (s *shard) publish() {
+	if s.seq == s.active.last {
+		return
 	}
 	s.mu.Lock()
 	g := s.active
@@ -194,28 +244,36 @@ func (s *shard) flush(sync bool, seq uint64, now, firstMs int64) error {
 		g.lastIndexed = s.pending[len(s.pending)-1].off
 	}
 	if g.firstMs == 0 {
-		g.firstMs = firstMs
+		g.firstMs = s.firstMs
 	}
-	g.last = seq
-	g.lastMs = now
+	g.last = s.seq
+	g.lastMs = s.lastMs
 	g.size = s.wsize
-	s.tip = seq
+	s.tip = s.seq
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
 	s.pending = s.pending[:0]
-	return nil
+	s.firstMs = 0
 }
 
-// roll seals the active segment (its records already fsync'd by flush)
-// and starts a new one whose first record will be base.
+// roll seals the active segment and starts a new one whose first record
+// is the next sequence number. The sealed segment is written and
+// fdatasync'd first, so it is durable without the journal, and its
+// records are published: Open treats every segment but the last as
+// complete.
 //
-// Segments are not preallocated: writing zeros ahead so that fsyncs skip
-// the journal commit for the size change was measured slower here (four
-// shards' fsyncs already share journal commits, and the zeros double the
-// bytes written).
-func (s *shard) roll(base uint64) error {
-	g, err := createSegment(s.dir, base)
+// Segments are not preallocated: the journal, not the segments, is
+// fsync'd on each commit.
+func (s *shard) roll() error {
+	if err := s.writeBuf(); err != nil {
+		return err
+	}
+	if err := s.syncActive(); err != nil {
+		return err
+	}
+	s.publish()
+	g, err := createSegment(s.dir, s.seq+1)
 	if err != nil {
 		return fmt.Errorf("roll shard %s: %w", s.id, err)
 	}
