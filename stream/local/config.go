@@ -28,10 +28,10 @@ type Config struct {
 	// QueueDepth bounds the Puts waiting for the writer, default 1024; a
 	// Put blocks on a full queue, honoring its context.
 	QueueDepth int
-	// JournalBytes is the size of the journal file, default 64 MiB, at
-	// least 8 MiB. When it is full the segments are fdatasync'd and the
-	// journal is reused from its start: a larger one syncs the segments
-	// less often, and leaves more to put back after a crash.
+	// JournalBytes is the size of a journal file, default 64 MiB, at least
+	// 8 MiB. When one is full the writer goes on in the other while the
+	// segments are fdatasync'd in the background: a larger one syncs the
+	// segments less often, and leaves more to put back after a crash.
 	JournalBytes int64
 	// Clock gives arrival times and retention ages, default time.Now.
 	Clock func() time.Time

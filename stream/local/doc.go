@@ -8,7 +8,7 @@
 //
 //	DIR/meta.json                 {"version":2,"shards":N}, written at creation
 //	DIR/LOCK                      flock'd while a Log has the directory open
-//	DIR/journal-GEN.wal           the journal of all shards (see journal.go)
+//	DIR/journal-GEN.wal           the journal of all shards, two files at most (journal.go)
 //	DIR/shard-000000/             one directory per shard
 //	    00000000000000000001.seg  segment files, named by the first sequence
 //	    00000000000000004711.seg  number they hold (or will hold), 20 digits
@@ -40,9 +40,9 @@
 // without any added delay), appends their records to one journal file as
 // one frame, writes the same bytes to each shard's active segment, and
 // makes the commit durable with a single fdatasync of the journal; then it
-// wakes every caller. The segments are fdatasync'd only when the journal
-// is full (it is then reused from its start, in a new generation), when a
-// segment is sealed, and on Close. So one commit costs one fdatasync
+// wakes every caller. The segments are fdatasync'd only when a journal file
+// is full (in the background, while the writer goes on in the other
+// journal file), when a segment is sealed, and on Close. So one commit costs one fdatasync
 // however many shards it touched, and since the journal is written over
 // blocks that already exist (extended with zeros ahead, later reused),
 // that fdatasync writes data only, never a size change that would cost a

@@ -20,12 +20,15 @@ import (
 // shard (measured on this machine: about 140 µs of CPU and 0.5 ms for one
 // fdatasync of an overwritten journal block, against 790 µs and 1.3 ms for
 // four shard files that grow). The shard segments get the same bytes in
-// the same commit but are fsync'd only when the journal is recycled, when
-// a segment is sealed, and on Close; until then the journal holds every
-// record that is not yet durable in its segment, and Open puts those back.
+// the same commit but are fsync'd only when the journal fills (in the
+// background, see Log.checkpoint), when a segment is sealed, and on Close;
+// until then a journal file holds every record that is not yet durable in
+// its segment, and Open puts those back.
 //
-// A journal file is named by its generation, DIR/journal-GEN.wal. It is a
-// sequence of frames, little endian:
+// A journal file is named by its generation, DIR/journal-GEN.wal. There
+// are at most two: the one being written, and the one before, kept until
+// the segments it covers are fsync'd and then reused for the next
+// generation. It is a sequence of frames, little endian:
 //
 //	length   uint32  bytes of payload
 //	checksum uint32  CRC-32C of gen and payload
@@ -34,11 +37,11 @@ import (
 //	         encoded exactly as in the shard's segments
 //
 // The first frame that is short, fails its checksum or carries another
-// generation ends the file: past it are zeros (the file is extended by
+// generation ends the file: past it are zeros (a new file is extended by
 // writing zeros ahead, so that an fdatasync after a commit flushes data
-// only, never a size change) or frames of an older generation (a full file
-// is recycled: renamed to the next generation and overwritten from the
-// start, which again changes no size).
+// only, never a size change) or frames of an older generation (a file
+// whose records are all in the segments is reused: renamed to a new
+// generation and overwritten from the start, which again changes no size).
 const (
 	journalPrefix   = "journal-"
 	journalExt      = ".wal"
@@ -208,19 +211,9 @@ func createJournal(dir string, gen uint64, limit int64) (*journal, error) {
 	return j, nil
 }
 
-// reuseJournal renames the journal file of generation old, whose records
-// are all durable in their segments, to generation gen and writes it from
-// the start: its blocks exist, so the fdatasyncs that follow carry no size
-// change.
-func reuseJournal(dir string, old, gen uint64, limit int64) (*journal, error) {
-	from := filepath.Join(dir, journalName(old))
+// openJournal opens the journal file of generation gen for reuse.
+func openJournal(dir string, gen uint64, limit int64) (*journal, error) {
 	path := filepath.Join(dir, journalName(gen))
-	if err := os.Rename(from, path); err != nil {
-		return nil, fmt.Errorf("recycle journal: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return nil, err
-	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open journal: %w", err)
@@ -274,19 +267,19 @@ func (j *journal) extend(n int64) error {
 	return nil
 }
 
-// recycle starts the next generation in the same file, once every record
-// the file holds is durable in its segment.
-func (j *journal) recycle() error {
-	path := filepath.Join(j.dir, journalName(j.gen+1))
+// reuse renames the journal file to generation gen and writes it again
+// from the start; every record it held is durable in its segment.
+func (j *journal) reuse(gen uint64) error {
+	path := filepath.Join(j.dir, journalName(gen))
 	if err := os.Rename(j.path, path); err != nil {
 		return fmt.Errorf("recycle journal: %w", err)
 	}
 	j.path = path
-	j.gen++
+	j.gen = gen
 	j.pos = 0
 	// Until the rename is durable a crash finds the old name, whose frames
 	// Open skips as already in the segments; after it, the old frames carry
-	// the old generation and end the scan at once.
+	// an old generation and end the scan at once.
 	return syncDir(j.dir)
 }
 

@@ -27,7 +27,11 @@ func crash(t *testing.T, l *Log) {
 	for _, s := range l.shards {
 		s.closeFiles()
 	}
-	l.j.close()
+	for _, j := range []*journal{l.j, l.spare, l.syncing} {
+		if j != nil {
+			j.close()
+		}
+	}
 	l.lock.Close()
 }
 
@@ -104,17 +108,26 @@ func TestJournalPutsBack(t *testing.T) {
 	}
 }
 
-// TestJournalRecycle fills the journal past its size, so that it is
-// reused from its start (the segments fsync'd first), several times, then
-// crashes, empties the part of the segments written since the last
-// recycle and checks that everything is there after Open.
+// TestJournalRecycle fills the journal past its size several times, so
+// that the two journal files take turns (the segments fsync'd in the
+// background in between), then crashes and takes from the segments all
+// that a crash could: everything written since the generation before the
+// current one started, whose background sync may not have finished. Open
+// must put it all back from the two journal files.
 func TestJournalRecycle(t *testing.T) {
 	dir := t.TempDir()
-	cfg := Config{Shards: 2, JournalBytes: minJournalBytes, SegmentBytes: 3 << 20}
+	cfg := Config{Shards: 2, JournalBytes: minJournalBytes}
 	l := openT(t, dir, cfg)
 	big := make([]stream.Entry, 64)
 	n := 0
-	for l.j.gen < 4 {
+	sizesAt := map[uint64]map[string]int64{}
+	for l.j.gen < 5 {
+		if sizesAt[l.j.gen] == nil {
+			sizesAt[l.j.gen] = map[string]int64{}
+			for _, s := range l.shards {
+				sizesAt[l.j.gen][s.id] = s.wsize
+			}
+		}
 		for i := range big {
 			key := "r" + strconv.Itoa(n)
 			n++
@@ -122,25 +135,20 @@ func TestJournalRecycle(t *testing.T) {
 		}
 		put(t, l, big)
 	}
-	// Some records after the last recycle, only in the journal once the
-	// segments lose their unsynced tail.
-	sizes := map[string]int64{}
-	for _, s := range l.shards {
-		sizes[s.id] = s.wsize
-	}
 	put(t, l, entries("tail", 30))
+	lost := sizesAt[l.j.gen-1]
 	crash(t, l)
-	for id, size := range sizes {
+	for id, size := range lost {
 		files, _ := filepath.Glob(filepath.Join(dir, id, "*.seg"))
-		if len(files) < 2 {
-			t.Fatalf("%s: %d segments, want a roll", id, len(files))
+		if len(files) != 1 {
+			t.Fatalf("%s: %d segments, want 1", id, len(files))
 		}
-		if err := os.Truncate(files[len(files)-1], size); err != nil {
+		if err := os.Truncate(files[0], size); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if gens, _ := listJournals(dir); len(gens) != 1 {
-		t.Fatalf("journal files %v, want one", gens)
+	if gens, _ := listJournals(dir); len(gens) != 2 {
+		t.Fatalf("journal files %v, want two: the current one and the one before", gens)
 	}
 	l = openT(t, dir, cfg)
 	total := 0
@@ -158,6 +166,17 @@ func TestJournalRecycle(t *testing.T) {
 	}
 	if total != n+30 {
 		t.Fatalf("%d records after recovery, want %d", total, n+30)
+	}
+	// Again, now that recovery kept a spare: the files keep taking turns.
+	for range 200 {
+		put(t, l, entries("more", 50))
+	}
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	l = openT(t, dir, cfg)
+	if got := len(readAll(t, l, ShardID(0), "")) + len(readAll(t, l, ShardID(1), "")); got != total+200*50 {
+		t.Fatalf("%d records after reopen, want %d", got, total+200*50)
 	}
 }
 

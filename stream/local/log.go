@@ -37,11 +37,14 @@ type Log struct {
 	writer  sync.WaitGroup
 
 	// Writer-only state.
-	j       *journal
-	touched []*shard // shards with records in the commit being written
-	frame   []byte
-	failed  error
-	commits atomic.Int64 // journal fdatasyncs; read by benchmarks
+	j        *journal
+	spare    *journal   // a journal file whose records are all in the segments
+	syncing  *journal   // the previous journal, while its segments are synced
+	syncDone chan error // the result of that background sync
+	touched  []*shard   // shards with records in the commit being written
+	frame    []byte
+	failed   error
+	commits  atomic.Int64 // journal fdatasyncs; read by benchmarks
 
 	retainMu sync.Mutex // one retention pass at a time
 }
@@ -89,8 +92,10 @@ func Open(dir string, cfg Config) (*Log, error) {
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
 		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth)}
 	fail := func(err error) (*Log, error) {
-		if l.j != nil {
-			l.j.close()
+		for _, j := range []*journal{l.j, l.spare} {
+			if j != nil {
+				j.close()
+			}
 		}
 		for _, s := range l.shards {
 			s.closeFiles()
@@ -295,13 +300,21 @@ func (l *Log) Close() error {
 	l.closeMu.Unlock()
 	l.writer.Wait()
 	var errs []error
-	if l.failed == nil {
-		if err := l.checkpoint(); err != nil {
-			errs = append(errs, fmt.Errorf("close: %w", err))
-		}
+	if l.failed != nil {
+		_ = l.awaitSync() // the log failed already; Open recovers it
+	} else if err := l.syncAll(); err != nil {
+		errs = append(errs, fmt.Errorf("close: %w", err))
+	} else if err := l.j.reuse(l.j.gen + 1); err != nil {
+		// Nothing in the journal was needed any more: the next Open
+		// finds no frame of the new generation to read.
+		errs = append(errs, fmt.Errorf("close: %w", err))
 	}
-	if err := l.j.close(); err != nil {
-		errs = append(errs, fmt.Errorf("close journal: %w", err))
+	for _, j := range []*journal{l.j, l.spare, l.syncing} {
+		if j != nil {
+			if err := j.close(); err != nil {
+				errs = append(errs, fmt.Errorf("close journal: %w", err))
+			}
+		}
 	}
 	for _, s := range l.shards {
 		s.mu.RLock()

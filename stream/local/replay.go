@@ -43,16 +43,24 @@ func (l *Log) recoverJournal() error {
 		l.j, err = createJournal(l.dir, 1, limit)
 		return err
 	}
-	// Every record is in its segment now: keep the newest journal file for
-	// reuse and drop the others.
+	// Every record is in its segment now: reuse the newest journal file in
+	// a new generation, keep the one before as the spare, drop the others.
 	last := gens[len(gens)-1]
-	for _, gen := range gens[:len(gens)-1] {
+	keep := gens[max(0, len(gens)-2):]
+	for _, gen := range gens[:len(gens)-len(keep)] {
 		if err := os.Remove(filepath.Join(l.dir, journalName(gen))); err != nil {
 			return fmt.Errorf("remove old journal: %w", err)
 		}
 	}
-	l.j, err = reuseJournal(l.dir, last, last+1, limit)
-	return err
+	if len(keep) == 2 {
+		if l.spare, err = openJournal(l.dir, keep[0], limit); err != nil {
+			return err
+		}
+	}
+	if l.j, err = openJournal(l.dir, last, limit); err != nil {
+		return err
+	}
+	return l.j.reuse(last + 1)
 }
 
 // replayJournal applies one journal file and returns how many records it

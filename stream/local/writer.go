@@ -154,8 +154,8 @@ func (l *Log) write(taken []*putCall) error {
 
 // flush writes what the touched shards have buffered: one journal frame
 // holding all of it, then each shard's part to its segment, none of it
-// fsync'd yet. When the frame does not fit in the journal, the segments
-// are fsync'd first and the journal recycled.
+// fsync'd yet. When the frame does not fit in the journal, the journal
+// moves to its next generation first (see checkpoint).
 func (l *Log) flush() error {
 	frame := appendFrameHeader(l.frame[:0])
 	for _, s := range l.touched {
@@ -185,16 +185,86 @@ func (l *Log) flush() error {
 	return nil
 }
 
-// checkpoint makes every record written so far durable in its segment,
-// so that the journal's frames are no longer needed, and starts the
-// journal's next generation.
+// checkpoint switches the journal to its next generation, in the spare
+// file when there is one, and fdatasyncs the segments in the background:
+// the old journal file holds what the segments may not yet have on disk,
+// so it is kept (and replayed by Open after a crash) until that sync is
+// done, and then becomes the spare. The writer goes on meanwhile; it waits
+// only when the journal fills again before the sync is done.
 func (l *Log) checkpoint() error {
+	if err := l.awaitSync(); err != nil {
+		return err
+	}
+	var files []*segment
+	for _, s := range l.shards {
+		if s.dirty {
+			files = append(files, s.active)
+			s.dirty = false
+		}
+	}
+	old := l.j
+	var err error
+	if l.spare != nil {
+		l.j, err = l.spare, l.spare.reuse(old.gen+1)
+		l.spare = nil
+	} else {
+		l.j, err = createJournal(l.dir, old.gen+1, l.cfg.JournalBytes)
+	}
+	if err != nil {
+		l.j = old
+		return err
+	}
+	done := make(chan error, 1)
+	l.syncing, l.syncDone = old, done
+	go func() { done <- syncSegments(files) }()
+	return nil
+}
+
+// awaitSync waits for the background sync of the segments, if one is
+// running, and makes its journal file the spare.
+func (l *Log) awaitSync() error {
+	if l.syncDone == nil {
+		return nil
+	}
+	err := <-l.syncDone
+	l.syncDone = nil
+	if err != nil {
+		return err
+	}
+	l.spare, l.syncing = l.syncing, nil
+	return nil
+}
+
+// syncSegments fdatasyncs segments. One that is closed was deleted by
+// retention, which takes only sealed segments, and those were fdatasync'd
+// when they were sealed.
+func syncSegments(files []*segment) error {
+	for _, g := range files {
+		g.fileMu.RLock()
+		var err error
+		if !g.closed {
+			err = datasync(g.f)
+		}
+		g.fileMu.RUnlock()
+		if err != nil {
+			return fmt.Errorf("sync %s: %w", g.path, err)
+		}
+	}
+	return nil
+}
+
+// syncAll makes every record written durable in its segment, waiting for a
+// background sync first; after it no journal frame is needed.
+func (l *Log) syncAll() error {
+	if err := l.awaitSync(); err != nil {
+		return err
+	}
 	for _, s := range l.shards {
 		if err := s.syncActive(); err != nil {
 			return err
 		}
 	}
-	return l.j.recycle()
+	return nil
 }
 
 func (s *shard) lastPendingIndexed() int64 {
@@ -261,7 +331,8 @@ func (s *shard) publish() {
 // is the next sequence number. The sealed segment is written and
 // fdatasync'd first, so it is durable without the journal, and its
 // records are published: Open treats every segment but the last as
-// complete.
+// complete. It fdatasyncs even when the writer has no unsynced write, as a
+// background checkpoint may still be syncing it.
 //
 // Segments are not preallocated: the journal, not the segments, is
 // fsync'd on each commit.
@@ -269,6 +340,7 @@ func (s *shard) roll() error {
 	if err := s.writeBuf(); err != nil {
 		return err
 	}
+	s.dirty = true
 	if err := s.syncActive(); err != nil {
 		return err
 	}
