@@ -38,9 +38,11 @@
 // Put returns only after every entry it was given is durable. One writer
 // goroutine serves all shards: it takes every Put waiting (group commit,
 // without any added delay), appends their records to one journal file as
-// one frame, writes the same bytes to each shard's active segment, and
-// makes the commit durable with a single fdatasync of the journal; then it
-// wakes every caller. The segments are fdatasync'd only when a journal file
+// one frame and writes the same bytes to each shard's active segment; a
+// syncer goroutine then makes everything written so far durable with a
+// single fdatasync of the journal and wakes every caller. The writer goes
+// on with the next Puts while the syncer waits for the disk, so writing
+// one group overlaps with the fdatasync of the one before. The segments are fdatasync'd only when a journal file
 // is full (in the background, while the writer goes on in the other
 // journal file), when a segment is sealed, and on Close. So one commit costs one fdatasync
 // however many shards it touched, and since the journal is written over

@@ -34,7 +34,11 @@ type Log struct {
 	closing chan struct{} // closed by Close: wakes waiting readers
 	stop    chan struct{} // closed by Close once no Put can queue
 	queue   chan *putCall
-	writer  sync.WaitGroup
+	synq    chan *written  // from the writer to the syncer
+	writer  sync.WaitGroup // the writer and the syncer
+	// inflight counts commits handed to the syncer and not yet done; the
+	// writer waits for none before it changes segment or journal file.
+	inflight sync.WaitGroup
 
 	// Writer-only state.
 	j        *journal
@@ -43,7 +47,8 @@ type Log struct {
 	syncDone chan error // the result of that background sync
 	touched  []*shard   // shards with records in the commit being written
 	frame    []byte
-	failed   error
+	failMu   sync.Mutex
+	failed   error        // guarded by failMu: the writer and the syncer set it
 	commits  atomic.Int64 // journal fdatasyncs; read by benchmarks
 
 	retainMu sync.Mutex // one retention pass at a time
@@ -90,7 +95,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	cfg.Shards = n
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
-		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth)}
+		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth),
+		synq: make(chan *written, 64)}
 	fail := func(err error) (*Log, error) {
 		for _, j := range []*journal{l.j, l.spare} {
 			if j != nil {
@@ -115,10 +121,14 @@ func Open(dir string, cfg Config) (*Log, error) {
 	if err := l.recoverJournal(); err != nil {
 		return fail(err)
 	}
-	l.writer.Add(1)
+	l.writer.Add(2)
 	go func() {
 		defer l.writer.Done()
 		l.run(l.stop)
+	}()
+	go func() {
+		defer l.writer.Done()
+		l.syncLoop(l.synq)
 	}()
 	return l, nil
 }
@@ -300,7 +310,7 @@ func (l *Log) Close() error {
 	l.closeMu.Unlock()
 	l.writer.Wait()
 	var errs []error
-	if l.failed != nil {
+	if l.failure() != nil {
 		_ = l.awaitSync() // the log failed already; Open recovers it
 	} else if err := l.syncAll(); err != nil {
 		errs = append(errs, fmt.Errorf("close: %w", err))

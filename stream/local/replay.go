@@ -86,7 +86,7 @@ func (l *Log) replayJournal(gen uint64) (int, error) {
 				case rec.Seq != s.seq+1:
 					return fmt.Errorf("%w: journal has shard %s record %d but the segments end at %d", ErrCorrupt, s.id, rec.Seq, s.seq)
 				}
-				if err := s.replay(raw, rec); err != nil {
+				if err := l.replay(s, raw, rec); err != nil {
 					return err
 				}
 				n++
@@ -102,17 +102,14 @@ func (l *Log) replayJournal(gen uint64) (int, error) {
 
 // replay appends one record, already encoded, to the shard's active
 // segment, as the writer would have.
-func (s *shard) replay(raw []byte, rec rawRecord) error {
+func (l *Log) replay(s *shard, raw []byte, rec rawRecord) error {
 	if s.wsize+int64(len(s.buf)+len(raw)) > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
-		if err := s.roll(); err != nil {
+		if err := l.roll(s); err != nil {
 			return err
 		}
 	}
 	s.seq = rec.Seq
-	off := s.wsize + int64(len(s.buf))
-	if off-s.lastPendingIndexed() >= indexEvery {
-		s.pending = append(s.pending, indexEntry{seq: s.seq, off: off})
-	}
+	s.addPending(s.wsize + int64(len(s.buf)))
 	if s.firstMs == 0 {
 		s.firstMs = rec.ArrivalMs
 	}

@@ -34,6 +34,8 @@ type shard struct {
 	active  *segment
 	wsize   int64        // bytes written to active, durable or not
 	seq     uint64       // last sequence number given out
+	snap    uint64       // last sequence number handed to be published
+	lastIdx int64        // offset of the newest index entry in active
 	buf     []byte       // records encoded, not yet written to active
 	pending []indexEntry // index entries of records not yet published
 	firstMs int64        // arrival of the first record not yet published
@@ -83,6 +85,8 @@ func openShard(dir, id string, idx int, cfg *Config) (*shard, error) {
 	s.wsize = s.active.size
 	s.tip = s.active.last
 	s.seq = s.tip
+	s.snap = s.tip
+	s.lastIdx = s.active.lastIndexed
 	return s, nil
 }
 

@@ -33,11 +33,14 @@ const (
 )
 
 // run is the log's writer: it takes every Put waiting, writes their
-// records to the journal and to the shards' segments, fdatasyncs the
-// journal once and wakes every caller (group commit). It returns when
-// stop is closed and the queue is empty; Close stops new Puts from
-// queueing first.
+// records to the journal and to the shards' segments, and hands them to
+// the syncer, which fdatasyncs the journal once for everything written
+// so far and wakes every caller (group commit). The writer goes on with
+// the next Puts while the syncer waits for the disk. It returns when stop
+// is closed and the queue is empty; Close stops new Puts from queueing
+// first.
 func (l *Log) run(stop <-chan struct{}) {
+	defer close(l.synq)
 	batch := make([]*putCall, 0, 64)
 	for {
 		select {
@@ -72,10 +75,9 @@ func (l *Log) drain(batch []*putCall) []*putCall {
 	return batch
 }
 
-// commit writes the taken calls of batch, makes them durable, publishes
-// the new records to readers and wakes the callers.
+// commit writes the taken calls of batch and hands them to the syncer.
 func (l *Log) commit(batch []*putCall) {
-	taken := batch[:0]
+	var taken []*putCall
 	for _, c := range batch {
 		if c.state.CompareAndSwap(reqQueued, reqTaken) {
 			taken = append(taken, c)
@@ -84,24 +86,97 @@ func (l *Log) commit(batch []*putCall) {
 	if len(taken) == 0 {
 		return
 	}
-	err := l.failed
+	err := l.failure()
+	var pubs []pubShard
 	if err == nil {
-		err = l.write(taken)
-		if err != nil {
-			l.failed = fmt.Errorf("log failed, reopen it: %w", err)
-			l.cfg.Logger.Error("stream write failed; refusing puts until reopened", "err", err)
-			err = l.failed
+		if pubs, err = l.write(taken); err != nil {
+			err = l.fail(err)
 		}
 	}
-	for _, c := range taken {
-		c.err = err
-		close(c.done)
+	if err != nil {
+		for _, c := range taken {
+			c.err = err
+			close(c.done)
+		}
+		return
+	}
+	l.inflight.Add(1)
+	l.synq <- &written{calls: taken, pubs: pubs, j: l.j}
+}
+
+// written is a commit whose records are written, not yet durable.
+type written struct {
+	calls []*putCall
+	pubs  []pubShard
+	j     *journal // the journal file its frames are in
+}
+
+// syncLoop is the syncer: it takes every commit the writer has written,
+// fdatasyncs the journal once for all of them (an fdatasync covers every
+// write made before it), publishes their records and wakes their callers.
+func (l *Log) syncLoop(in <-chan *written) {
+	var ws []*written
+	for w := range in {
+		ws = append(ws[:0], w)
+	more:
+		for {
+			select {
+			case w, ok := <-in:
+				if !ok {
+					break more
+				}
+				ws = append(ws, w)
+			default:
+				break more
+			}
+		}
+		err := l.failure()
+		if err == nil {
+			// The writer waits for the syncer before it changes journal
+			// files, so every commit here is in the same one.
+			if err = ws[len(ws)-1].j.sync(); err != nil {
+				err = l.fail(err)
+			} else {
+				l.commits.Add(1)
+			}
+		}
+		for _, w := range ws {
+			if err == nil {
+				for _, p := range w.pubs {
+					p.apply()
+				}
+			}
+			for _, c := range w.calls {
+				c.err = err
+				close(c.done)
+			}
+			l.inflight.Done()
+		}
+		clear(ws)
 	}
 }
 
+// fail makes err the log's failure, unless it has one, and returns it.
+func (l *Log) fail(err error) error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	if l.failed == nil {
+		l.failed = fmt.Errorf("log failed, reopen it: %w", err)
+		l.cfg.Logger.Error("stream write failed; refusing puts until reopened", "err", err)
+	}
+	return l.failed
+}
+
+func (l *Log) failure() error {
+	l.failMu.Lock()
+	defer l.failMu.Unlock()
+	return l.failed
+}
+
 // write encodes the records of the taken calls into their shards'
-// buffers, in call order, writes them in frames and fsyncs the journal.
-func (l *Log) write(taken []*putCall) error {
+// buffers, in call order, and writes them in frames, and returns what to
+// publish once they are durable.
+func (l *Log) write(taken []*putCall) ([]pubShard, error) {
 	now := l.cfg.Clock().UnixMilli()
 	pending := 0
 	for _, c := range taken {
@@ -109,8 +184,8 @@ func (l *Log) write(taken []*putCall) error {
 			s := l.shards[c.shard[i]]
 			n := recordSize(e.Key, e.Data)
 			if s.wsize+int64(len(s.buf)+n) > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
-				if err := s.roll(); err != nil {
-					return err
+				if err := l.roll(s); err != nil {
+					return nil, err
 				}
 			}
 			if !s.touched {
@@ -119,9 +194,7 @@ func (l *Log) write(taken []*putCall) error {
 			}
 			s.seq++
 			off := s.wsize + int64(len(s.buf))
-			if off-s.lastPendingIndexed() >= indexEvery {
-				s.pending = append(s.pending, indexEntry{seq: s.seq, off: off})
-			}
+			s.addPending(off)
 			if s.firstMs == 0 {
 				s.firstMs = now
 			}
@@ -130,26 +203,25 @@ func (l *Log) write(taken []*putCall) error {
 			c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
 			if pending += n; pending >= flushBytes {
 				if err := l.flush(); err != nil {
-					return err
+					return nil, err
 				}
 				pending = 0
 			}
 		}
 	}
 	if err := l.flush(); err != nil {
-		return err
+		return nil, err
 	}
-	if err := l.j.sync(); err != nil {
-		return err
-	}
-	l.commits.Add(1)
+	pubs := make([]pubShard, 0, len(l.touched))
 	for _, s := range l.touched {
-		s.publish()
+		if p, ok := s.snapshot(); ok {
+			pubs = append(pubs, p)
+		}
 		s.touched = false
 	}
 	clear(l.touched)
 	l.touched = l.touched[:0]
-	return nil
+	return pubs, nil
 }
 
 // flush writes what the touched shards have buffered: one journal frame
@@ -192,6 +264,7 @@ func (l *Log) flush() error {
 // done, and then becomes the spare. The writer goes on meanwhile; it waits
 // only when the journal fills again before the sync is done.
 func (l *Log) checkpoint() error {
+	l.inflight.Wait() // the syncer is done with the current journal file
 	if err := l.awaitSync(); err != nil {
 		return err
 	}
@@ -267,11 +340,13 @@ func (l *Log) syncAll() error {
 	return nil
 }
 
-func (s *shard) lastPendingIndexed() int64 {
-	if len(s.pending) > 0 {
-		return s.pending[len(s.pending)-1].off
+// addPending adds an index entry for the record at off when it is far
+// enough from the previous one.
+func (s *shard) addPending(off int64) {
+	if off-s.lastIdx >= indexEvery {
+		s.pending = append(s.pending, indexEntry{seq: s.seq, off: off})
+		s.lastIdx = off
 	}
-	return s.active.lastIndexed
 }
 
 // writeBuf writes the shard's buffer at the end of its active segment.
@@ -301,30 +376,57 @@ func (s *shard) syncActive() error {
 	return nil
 }
 
-// publish makes the records written up to s.seq visible to readers; the
-// caller made them durable.
-func (s *shard) publish() {
-	if s.seq == s.active.last {
-		return
+// pubShard is what a commit publishes of one shard.
+type pubShard struct {
+	s               *shard
+	g               *segment
+	seq             uint64
+	size            int64
+	index           []indexEntry
+	firstMs, lastMs int64
+}
+
+// snapshot takes what the writer has written to the shard since the last
+// snapshot, to publish once it is durable; ok is false when that is
+// nothing.
+func (s *shard) snapshot() (pubShard, bool) {
+	if s.seq == s.snap {
+		return pubShard{}, false
 	}
+	p := pubShard{s: s, g: s.active, seq: s.seq, size: s.wsize, index: s.pending, firstMs: s.firstMs, lastMs: s.lastMs}
+	s.snap = s.seq
+	s.pending = nil
+	s.firstMs = 0
+	return p, true
+}
+
+// apply makes the records of a snapshot visible to readers; the caller
+// made them durable.
+func (p pubShard) apply() {
+	s, g := p.s, p.g
 	s.mu.Lock()
-	g := s.active
-	g.index = append(g.index, s.pending...)
-	if len(s.pending) > 0 {
-		g.lastIndexed = s.pending[len(s.pending)-1].off
+	g.index = append(g.index, p.index...)
+	if len(p.index) > 0 {
+		g.lastIndexed = p.index[len(p.index)-1].off
 	}
 	if g.firstMs == 0 {
-		g.firstMs = s.firstMs
+		g.firstMs = p.firstMs
 	}
-	g.last = s.seq
-	g.lastMs = s.lastMs
-	g.size = s.wsize
-	s.tip = s.seq
+	g.last = p.seq
+	g.lastMs = p.lastMs
+	g.size = p.size
+	s.tip = p.seq
 	close(s.notify)
 	s.notify = make(chan struct{})
 	s.mu.Unlock()
-	s.pending = s.pending[:0]
-	s.firstMs = 0
+}
+
+// publish makes what the writer wrote to the shard visible now; the
+// caller made it durable and no commit is waiting for the syncer.
+func (s *shard) publish() {
+	if p, ok := s.snapshot(); ok {
+		p.apply()
+	}
 }
 
 // roll seals the active segment and starts a new one whose first record
@@ -332,11 +434,13 @@ func (s *shard) publish() {
 // fdatasync'd first, so it is durable without the journal, and its
 // records are published: Open treats every segment but the last as
 // complete. It fdatasyncs even when the writer has no unsynced write, as a
-// background checkpoint may still be syncing it.
+// background checkpoint may still be syncing it, and it waits for the
+// syncer first so that records are published in order.
 //
 // Segments are not preallocated: the journal, not the segments, is
 // fsync'd on each commit.
-func (s *shard) roll() error {
+func (l *Log) roll(s *shard) error {
+	l.inflight.Wait()
 	if err := s.writeBuf(); err != nil {
 		return err
 	}
@@ -354,5 +458,6 @@ func (s *shard) roll() error {
 	s.mu.Unlock()
 	s.active = g
 	s.wsize = 0
+	s.lastIdx = g.lastIndexed
 	return nil
 }
