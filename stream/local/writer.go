@@ -276,6 +276,14 @@ func (l *Log) checkpoint() error {
 		}
 	}
 	old := l.j
+	// The commit being written may have frames in the old file already;
+	// its callers are answered after the syncer's fdatasync of the new
+	// one, which does not cover them, nor does the background sync of
+	// the segments have to be done by then. So the old file is made
+	// durable here, and Open replays it until the segments are synced.
+	if err := old.sync(); err != nil {
+		return err
+	}
 	var err error
 	if l.spare != nil {
 		l.j, err = l.spare, l.spare.reuse(old.gen+1)
