@@ -39,6 +39,8 @@ type Log struct {
 	// inflight counts commits handed to the syncer and not yet done; the
 	// writer waits for none before it changes segment or journal file.
 	inflight sync.WaitGroup
+	syncBusy atomic.Bool   // the syncer is in an fdatasync
+	syncIdle chan struct{} // the syncer finished one (capacity 1)
 
 	// Writer-only state.
 	j        *journal
@@ -96,7 +98,7 @@ func Open(dir string, cfg Config) (*Log, error) {
 	cfg.Shards = n
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
 		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth),
-		synq: make(chan *written, 64)}
+		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1)}
 	fail := func(err error) (*Log, error) {
 		for _, j := range []*journal{l.j, l.spare} {
 			if j != nil {

@@ -56,9 +56,33 @@ func (l *Log) run(stop <-chan struct{}) {
 			}
 		}
 		batch = l.drain(batch)
+		if len(batch) < coalesceCalls {
+			batch = l.coalesce(batch)
+		}
 		l.commit(batch)
 		clear(batch)
 	}
+}
+
+// coalesceCalls is the group size below which the writer waits for a busy
+// syncer before it writes the group.
+const coalesceCalls = 16
+
+// coalesce waits, while the syncer is busy with an fdatasync, for it to be
+// done, and adds the Puts that came meanwhile. The syncer takes everything
+// written by then in its next fdatasync anyway, so a small group that
+// waits costs no fdatasync and saves the writes of a group of its own;
+// large groups do not wait, so that writing them overlaps the fdatasync.
+func (l *Log) coalesce(batch []*putCall) []*putCall {
+	select {
+	case <-l.syncIdle: // from an earlier round
+	default:
+	}
+	if !l.syncBusy.Load() {
+		return batch
+	}
+	<-l.syncIdle
+	return l.drain(batch)
 }
 
 // drain adds what is waiting in the queue, up to its capacity so a
@@ -130,6 +154,7 @@ func (l *Log) syncLoop(in <-chan *written) {
 				break more
 			}
 		}
+		l.syncBusy.Store(true)
 		err := l.failure()
 		if err == nil {
 			// The writer waits for the syncer before it changes journal
@@ -153,6 +178,11 @@ func (l *Log) syncLoop(in <-chan *written) {
 			l.inflight.Done()
 		}
 		clear(ws)
+		l.syncBusy.Store(false)
+		select {
+		case l.syncIdle <- struct{}{}:
+		default:
+		}
 	}
 }
 
