@@ -42,7 +42,9 @@
 // syncer goroutine then makes everything written so far durable with a
 // single fdatasync of the journal and wakes every caller. The writer goes
 // on with the next Puts while the syncer waits for the disk, so writing
-// one group overlaps with the fdatasync of the one before. The segments are fdatasync'd only when a journal file
+// one group overlaps with the fdatasync of the one before; only a small
+// group waits for that fdatasync to end, to be written together with the
+// Puts that come meanwhile (the next fdatasync covers them all anyway). The segments are fdatasync'd only when a journal file
 // is full (in the background, while the writer goes on in the other
 // journal file), when a segment is sealed, and on Close. So one commit costs one fdatasync
 // however many shards it touched, and since the journal is written over
