@@ -122,7 +122,7 @@ func (g *gate) refuse(site string, key access.Key, fromPage bool) (msg, reason s
 func (h *Handler) cors(c *gin.Context) bool {
 	hd := c.Writer.Header()
 	if h.gate.origins.Any() {
-		hd.Set("Access-Control-Allow-Origin", "*")
+		hd["Access-Control-Allow-Origin"] = anyOrigin
 		return true
 	}
 	hd.Add("Vary", "Origin")

@@ -178,7 +178,7 @@ func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
 		return &httpError{status: http.StatusServiceUnavailable, retryAfter: true,
 			msg: "stream unavailable, retry later", err: err}
 	}
-	h.m.events.WithLabelValues("accepted").Add(float64(n))
+	h.m.accepted.Add(float64(n))
 	return nil
 }
 

@@ -47,7 +47,7 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *h
 		start := time.Now()
 		hd := c.Writer.Header()
 		h.cors(c)
-		hd.Set("Access-Control-Expose-Headers", "Retry-After, X-Pulse-Error")
+		hd["Access-Control-Expose-Headers"] = exposeHeaders
 		if err := fn(c); err != nil {
 			var he *httpError
 			if !errors.As(err, &he) {
@@ -63,7 +63,11 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *h
 			}
 			render(c, he)
 		}
-		h.m.requests.WithLabelValues(strconv.Itoa(c.Writer.Status())).Inc()
+		if st := c.Writer.Status(); st == http.StatusAccepted {
+			h.m.accepted202.Inc()
+		} else {
+			h.m.requests.WithLabelValues(strconv.Itoa(st)).Inc()
+		}
 		h.m.seconds.Observe(time.Since(start).Seconds())
 	}
 }
@@ -73,17 +77,39 @@ func renderJSON(c *gin.Context, e *httpError) {
 	writeJSON(c, e.status, &a)
 }
 
+// Header values that every answer carries, made once: setting them with
+// Header.Set allocates a slice per header per request. net/http only reads
+// them, and an Add would copy (their capacity is their length).
+var (
+	exposeHeaders = []string{"Retry-After, X-Pulse-Error"}
+	noStore       = []string{"no-store"}
+	jsonType      = []string{"application/json; charset=utf-8"}
+	anyOrigin     = []string{"*"}
+)
+
 func writeJSON(c *gin.Context, status int, a *answer) {
-	if a.Rejected == nil {
-		a.Rejected = []event.Reject{}
+	var b []byte
+	if len(a.Rejected) == 0 && a.Error == "" {
+		// The answer to almost every request, written without reflection.
+		b = make([]byte, 0, 48)
+		b = append(b, `{"accepted":`...)
+		b = strconv.AppendInt(b, int64(a.Accepted), 10)
+		b = append(b, `,"rejected":[]}`...)
+	} else {
+		if a.Rejected == nil {
+			a.Rejected = []event.Reject{}
+		}
+		var err error
+		if b, err = json.Marshal(a); err != nil { // cannot happen: strings, ints
+			b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
+			status = http.StatusInternalServerError
+		}
 	}
-	b, err := json.Marshal(a)
-	if err != nil { // cannot happen: strings, ints
-		b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
-		status = http.StatusInternalServerError
-	}
-	c.Writer.Header().Set("Cache-Control", "no-store")
-	c.Data(status, "application/json; charset=utf-8", b)
+	hd := c.Writer.Header()
+	hd["Cache-Control"] = noStore
+	hd["Content-Type"] = jsonType
+	c.Status(status)
+	_, _ = c.Writer.Write(b)
 }
 
 func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

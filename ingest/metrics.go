@@ -13,6 +13,10 @@ type metrics struct {
 	seconds  prometheus.Histogram
 	inflight prometheus.Gauge
 	overload prometheus.Counter
+
+	// Resolved once: the labels of almost every request.
+	accepted    prometheus.Counter // events{result="accepted"}
+	accepted202 prometheus.Counter // requests{code="202"}
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -46,6 +50,8 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	if reg != nil {
 		reg.MustRegister(m.events, m.rejected, m.requests, m.seconds, m.inflight, m.overload)
 	}
+	m.accepted = m.events.WithLabelValues("accepted")
+	m.accepted202 = m.requests.WithLabelValues("202")
 	return m
 }
 

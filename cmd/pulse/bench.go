@@ -32,6 +32,7 @@ func benchCommand() *cli.Command {
 					&cli.IntFlag{Name: "batch", Value: 50, Usage: "events per request in the batch phase"},
 					&cli.StringFlag{Name: "roles", Value: "ingest", Usage: "roles of the measured pulse serve"},
 					&cli.StringFlag{Name: "redis", Value: "embedded", Usage: "--redis of the measured pulse serve"},
+					&cli.StringFlag{Name: "admin-addr", Usage: "--admin-addr of the measured pulse serve, to profile it under the load (pprof)"},
 				},
 				Action: benchIngest,
 			},
@@ -158,8 +159,12 @@ func benchIngest(ctx context.Context, c *cli.Command) error {
 		return err
 	}
 	defer os.RemoveAll(data)
-	p, err := startChild(ctx, "/healthz", "serve", "--data", data, "--roles", c.String("roles"),
-		"--redis", c.String("redis"), "--rate-ip", "-1", "--rate-site", "-1", "--read-token", "bench", "--admin-token", "bench-admin", "--log-level", "warn")
+	args := []string{"serve", "--data", data, "--roles", c.String("roles"),
+		"--redis", c.String("redis"), "--rate-ip", "-1", "--rate-site", "-1", "--read-token", "bench", "--admin-token", "bench-admin", "--log-level", "warn"}
+	if a := c.String("admin-addr"); a != "" {
+		args = append(args, "--admin-addr", a)
+	}
+	p, err := startChild(ctx, "/healthz", args...)
 	if err != nil {
 		return err
 	}
@@ -183,20 +188,26 @@ func benchIngest(ctx context.Context, c *cli.Command) error {
 	}
 	fmt.Fprintf(os.Stderr, "bench ingest: %s per phase, %d connections, pulse roles %s, redis %s\n", dur, conc, c.String("roles"), c.String("redis"))
 
+	cpu0 := cpuOf(base.cmd.Process.Pid)
 	baseRes, err := run("http://"+base.addr+"/", 0, single)
 	if err != nil {
 		return err
 	}
+	baseCPU := cpuOf(base.cmd.Process.Pid) - cpu0
 	stopRSS := make(chan struct{})
 	rssCh := peakRSS(p.cmd.Process.Pid, stopRSS)
+	cpu0 = cpuOf(p.cmd.Process.Pid)
 	singleRes, err := run("http://"+p.addr+"/v1/collect", 0, single)
 	if err != nil {
 		return err
 	}
+	cpu1 := cpuOf(p.cmd.Process.Pid)
+	singleCPU := cpu1 - cpu0
 	batchRes, err := run("http://"+p.addr+"/v1/collect", 0, batched)
 	if err != nil {
 		return err
 	}
+	batchCPU := cpuOf(p.cmd.Process.Pid) - cpu1
 	rate := 0.7 * singleRes.RequestsPerSec()
 	latRes, err := run("http://"+p.addr+"/v1/collect", rate, single)
 	if err != nil {
@@ -218,7 +229,36 @@ func benchIngest(ctx context.Context, c *cli.Command) error {
 	fmt.Printf("| 1-event at 70%% of peak (%.0f req/s): p50 / p99 | %s / %s |\n", rate, latRes.Percentile(50).Round(10*time.Microsecond), latRes.Percentile(99).Round(10*time.Microsecond))
 	fmt.Printf("| %d-event at 70%% of peak (%.0f req/s): p50 / p99 | %s / %s |\n", batch, rate50, lat50Res.Percentile(50).Round(10*time.Microsecond), lat50Res.Percentile(99).Round(10*time.Microsecond))
 	fmt.Printf("| pulse RSS at rest / peak under load | %.1f MiB / %.1f MiB |\n", float64(restRSS)/1024, float64(peak)/1024)
+	// CPU per request of each server, from /proc: unlike the rates, it
+	// hardly depends on what else the machine runs.
+	perReq := func(d time.Duration, n int64) string {
+		return fmt.Sprintf("%.1f µs", float64(d.Microseconds())/float64(max(1, n)))
+	}
+	fmt.Printf("| server CPU per 1-event request: bare / pulse | %s / %s |\n", perReq(baseCPU, baseRes.Requests), perReq(singleCPU, singleRes.Requests))
+	fmt.Printf("| pulse CPU per event in %d-event batches | %s |\n", batch, perReq(batchCPU, batchRes.Events))
 	return nil
+}
+
+// cpuOf returns the user + system CPU time pid has used, from
+// /proc/PID/stat (in clock ticks of 10 ms), 0 when it cannot be read.
+func cpuOf(pid int) time.Duration {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: count fields
+	// after its closing parenthesis. utime and stime are fields 14, 15.
+	i := strings.LastIndexByte(string(b), ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 // benchEvents builds a body of n pageview events with fresh ids, as a JSON

@@ -25,9 +25,14 @@ type Config struct {
 	ReadWait time.Duration
 	// RetentionEvery is how often Run enforces retention, default 30s.
 	RetentionEvery time.Duration
-	// QueueDepth bounds the Puts waiting for each shard's writer, default
-	// 1024; a Put blocks on a full queue, honoring its context.
+	// QueueDepth bounds the Puts waiting for the writer, default 1024; a
+	// Put blocks on a full queue, honoring its context.
 	QueueDepth int
+	// JournalBytes is the size of a journal file, default 64 MiB, at least
+	// 8 MiB. When one is full the writer goes on in the other while the
+	// segments are fdatasync'd in the background: a larger one syncs the
+	// segments less often, and leaves more to put back after a crash.
+	JournalBytes int64
 	// Clock gives arrival times and retention ages, default time.Now.
 	Clock func() time.Time
 	// Logger gets recovery and retention events; nil means don't log.
@@ -42,6 +47,7 @@ const (
 	defaultReadWait       = 200 * time.Millisecond
 	defaultRetentionEvery = 30 * time.Second
 	defaultQueueDepth     = 1024
+	defaultJournalBytes   = 64 << 20
 	maxShards             = 1 << 16
 )
 
@@ -64,6 +70,10 @@ func (c Config) withDefaults() Config {
 	if c.QueueDepth <= 0 {
 		c.QueueDepth = defaultQueueDepth
 	}
+	if c.JournalBytes <= 0 {
+		c.JournalBytes = defaultJournalBytes
+	}
+	c.JournalBytes = max(c.JournalBytes, minJournalBytes)
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}

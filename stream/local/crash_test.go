@@ -13,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/pulsehq/pulse/stream"
 )
 
 const crashDirEnv = "PULSE_LOCAL_CRASH_DIR"
@@ -30,8 +32,14 @@ func TestCrash(t *testing.T) {
 	}
 	dir := t.TempDir()
 	var all []acked
-	for round := range 3 {
-		got := runChild(t, dir, round, 200+rand.IntN(3000))
+	// The last round also writes large records, so that the journal files
+	// take turns (and segments roll) while the child is killed.
+	for round := range 4 {
+		n := 200 + rand.IntN(3000)
+		if round == 3 {
+			n = 8000 + rand.IntN(8000) // long enough for several journal switches
+		}
+		got := runChild(t, dir, round, n)
 		if len(got) == 0 {
 			t.Fatalf("round %d: child acknowledged nothing", round)
 		}
@@ -57,10 +65,11 @@ func TestCrash(t *testing.T) {
 		for _, id := range []string{"shard-000000", "shard-000001", "shard-000002", "shard-000003"} {
 			checkShard(t, l, id, 1)
 		}
+		gen := l.j.gen // no Put ran: the writer never touched it
 		if err := l.Close(); err != nil {
 			t.Fatal(err)
 		}
-		t.Logf("round %d: %d acked records survived SIGKILL", round, len(got))
+		t.Logf("round %d: %d acked records survived SIGKILL; journal now in generation %d", round, len(got), gen)
 	}
 }
 
@@ -106,14 +115,36 @@ func TestCrashChild(t *testing.T) {
 	if dir == "" {
 		t.Skip("only run by TestCrash")
 	}
-	l, err := Open(dir, Config{SegmentBytes: 8 << 10})
+	round := os.Getenv("PULSE_LOCAL_CRASH_ROUND")
+	cfg := Config{SegmentBytes: 8 << 10}
+	big := round == "3"
+	if big {
+		cfg = Config{SegmentBytes: 1 << 20, JournalBytes: minJournalBytes}
+	}
+	l, err := Open(dir, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	round := os.Getenv("PULSE_LOCAL_CRASH_ROUND")
 	var outMu sync.Mutex
 	var wg sync.WaitGroup
 	deadline := time.Now().Add(50 * time.Second) // in case the parent died
+	if big {
+		// Records of about 2 KiB, not reported: the parent checks them
+		// with every other record of the shards.
+		wg.Go(func() {
+			pad := strings.Repeat("x", 240)
+			for i := 0; time.Now().Before(deadline); i++ {
+				es := make([]stream.Entry, 100)
+				for j := range es {
+					es[j] = entry(fmt.Sprintf("big%d-%d-%s", i, j, pad))
+				}
+				if _, err := l.Put(context.Background(), es); err != nil {
+					t.Errorf("put: %v", err)
+					return
+				}
+			}
+		})
+	}
 	for g := range 4 {
 		wg.Go(func() {
 			var line []byte

@@ -6,8 +6,9 @@
 //
 // # Layout on disk
 //
-//	DIR/meta.json                 {"version":1,"shards":N}, written once at creation
+//	DIR/meta.json                 {"version":2,"shards":N}, written at creation
 //	DIR/LOCK                      flock'd while a Log has the directory open
+//	DIR/journal-GEN.wal           the journal of all shards, two files at most (journal.go)
 //	DIR/shard-000000/             one directory per shard
 //	    00000000000000000001.seg  segment files, named by the first sequence
 //	    00000000000000004711.seg  number they hold (or will hold), 20 digits
@@ -34,24 +35,44 @@
 //
 // # Durability
 //
-// Put returns only after every entry it was given has been written and
-// fsync'd, together with the segment's directory entry when the write made a
-// new segment. Each shard has one writer goroutine that takes everything
-// waiting in its queue, writes it, fsyncs once and then wakes every caller
-// (group commit), so concurrent Puts share fsyncs without any added delay.
-// Records become visible to Read only once they are durable.
+// Put returns only after every entry it was given is durable. One writer
+// goroutine serves all shards: it takes every Put waiting (group commit,
+// without any added delay), appends their records to one journal file as
+// one frame and writes the same bytes to each shard's active segment; a
+// syncer goroutine then makes everything written so far durable with a
+// single fdatasync of the journal and wakes every caller. The writer goes
+// on with the next Puts while the syncer waits for the disk, so writing
+// one group overlaps with the fdatasync of the one before; only a small
+// group waits for that fdatasync to end, to be written together with the
+// Puts that come meanwhile (the next fdatasync covers them all anyway). The segments are fdatasync'd only when a journal file
+// is full (in the background, while the writer goes on in the other
+// journal file), when a segment is sealed, and on Close. So one commit costs one fdatasync
+// however many shards it touched, and since the journal is written over
+// blocks that already exist (extended with zeros ahead, later reused),
+// that fdatasync writes data only, never a size change that would cost a
+// file system journal commit. Records become visible to Read only once
+// they are durable.
 //
-// On Open, the active segment of every shard is scanned and cut at its first
-// record that is incomplete or corrupt: that is a torn write from a crash,
-// and since nothing after it was ever acknowledged (an ack follows the fsync
-// of everything before it), dropping it loses nothing that Put acknowledged.
-// Sealed segments (every segment but the last) were fsync'd before the next
-// one was made, so damage inside one is not a torn tail: it is never skipped
-// silently nor cut. Open still succeeds, the records before the damage stay
-// readable, and a Read that reaches the damaged record returns an error
-// wrapping ErrCorrupt. Checksums are checked again on every read.
+// On Open, the active segment of every shard is scanned and cut at its
+// first record that is incomplete or corrupt (a torn write, or a page the
+// kernel had not yet written back), then the journal is read and every
+// record it holds past a shard's tip is put back into the segment, which
+// is then fdatasync'd. The journal holds every record that is not yet
+// durable in its segment, and an ack follows the journal's fdatasync, so
+// nothing acknowledged is lost. A journal record that would leave a gap
+// after a shard's tip fails Open with ErrCorrupt. Sealed segments (every
+// segment but the last) were fdatasync'd before the next one was made, so
+// damage inside one is not a torn tail: it is never skipped silently nor
+// cut. Open still succeeds, the records before the damage stay readable,
+// and a Read that reaches the damaged record returns an error wrapping
+// ErrCorrupt. Checksums are checked again on every read.
 //
-// When a write or an fsync fails, the shard refuses further Puts (what is in
+// A directory of meta version 1 (from before the journal: every segment
+// fsync'd on each commit) is read as it is and marked version 2, so that
+// a build that does not know the journal refuses it rather than miss
+// records only the journal holds.
+//
+// When a write or an fsync fails, the log refuses further Puts (what is in
 // the page cache can no longer be trusted to reach the disk); reopening the
 // Log recovers it. A Put that returns an error may still have stored some of
 // its entries: callers retry, and duplicates carry the event id that the

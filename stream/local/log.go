@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 
 	"github.com/pulsehq/pulse/stream"
 )
@@ -32,7 +33,25 @@ type Log struct {
 	closed  bool
 	closing chan struct{} // closed by Close: wakes waiting readers
 	stop    chan struct{} // closed by Close once no Put can queue
-	writers sync.WaitGroup
+	queue   chan *putCall
+	synq    chan *written  // from the writer to the syncer
+	writer  sync.WaitGroup // the writer and the syncer
+	// inflight counts commits handed to the syncer and not yet done; the
+	// writer waits for none before it changes segment or journal file.
+	inflight sync.WaitGroup
+	syncBusy atomic.Bool   // the syncer is in an fdatasync
+	syncIdle chan struct{} // the syncer finished one (capacity 1)
+
+	// Writer-only state.
+	j        *journal
+	spare    *journal   // a journal file whose records are all in the segments
+	syncing  *journal   // the previous journal, while its segments are synced
+	syncDone chan error // the result of that background sync
+	touched  []*shard   // shards with records in the commit being written
+	frame    []byte
+	failMu   sync.Mutex
+	failed   error        // guarded by failMu: the writer and the syncer set it
+	commits  atomic.Int64 // journal fdatasyncs; read by benchmarks
 
 	retainMu sync.Mutex // one retention pass at a time
 }
@@ -46,17 +65,22 @@ type meta struct {
 }
 
 const (
-	metaFile    = "meta.json"
-	metaVersion = 1
+	metaFile = "meta.json"
+	// metaVersion 2 has the journal; a version 1 directory (segments only,
+	// every one fsync'd on each commit) is read as it is and marked 2 on
+	// Open, so that a build that does not know the journal refuses it
+	// rather than miss records that only the journal holds.
+	metaVersion = 2
 )
 
 // ShardID names shard i as the log does.
 func ShardID(i int) string { return fmt.Sprintf("shard-%06d", i) }
 
 // Open opens the log in dir, making it when it does not exist, and
-// recovers every shard: the active segment is scanned and its torn tail
-// cut, and the indexes are rebuilt from the segments. The Log owns one
-// writer goroutine per shard until Close.
+// recovers it: the active segment of every shard is scanned and its torn
+// tail cut, the indexes are rebuilt from the segments, and the records
+// that the journal holds beyond a shard's segments are put back and made
+// durable there. The Log owns one writer goroutine until Close.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -73,27 +97,41 @@ func Open(dir string, cfg Config) (*Log, error) {
 	}
 	cfg.Shards = n
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
-		closing: make(chan struct{}), stop: make(chan struct{})}
+		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth),
+		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1)}
+	fail := func(err error) (*Log, error) {
+		for _, j := range []*journal{l.j, l.spare} {
+			if j != nil {
+				j.close()
+			}
+		}
+		for _, s := range l.shards {
+			s.closeFiles()
+		}
+		lock.Close()
+		return nil, fmt.Errorf("open log %s: %w", dir, err)
+	}
 	for i := range n {
 		id := ShardID(i)
-		s, err := openShard(filepath.Join(dir, id), id, &l.cfg)
+		s, err := openShard(filepath.Join(dir, id), id, i, &l.cfg)
 		if err != nil {
-			for _, s := range l.shards {
-				s.closeFiles()
-			}
-			lock.Close()
-			return nil, fmt.Errorf("open log %s: shard %s: %w", dir, id, err)
+			return fail(fmt.Errorf("shard %s: %w", id, err))
 		}
 		l.shards = append(l.shards, s)
 		l.byID[id] = s
 	}
-	for _, s := range l.shards {
-		l.writers.Add(1)
-		go func() {
-			defer l.writers.Done()
-			s.run(l.stop)
-		}()
+	if err := l.recoverJournal(); err != nil {
+		return fail(err)
 	}
+	l.writer.Add(2)
+	go func() {
+		defer l.writer.Done()
+		l.run(l.stop)
+	}()
+	go func() {
+		defer l.writer.Done()
+		l.syncLoop(l.synq)
+	}()
 	return l, nil
 }
 
@@ -118,14 +156,21 @@ func loadMeta(dir string, want int) (int, error) {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return 0, fmt.Errorf("parse %s: %w", path, err)
 	}
-	if m.Version != metaVersion {
-		return 0, fmt.Errorf("%s: version %d, this build reads %d", path, m.Version, metaVersion)
+	if m.Version < 1 || m.Version > metaVersion {
+		return 0, fmt.Errorf("%s: version %d, this build reads 1 to %d: open it with a newer pulse", path, m.Version, metaVersion)
 	}
 	if m.Shards < 1 || m.Shards > maxShards {
 		return 0, fmt.Errorf("%s: shard count %d out of range", path, m.Shards)
 	}
 	if want != 0 && want != m.Shards {
 		return 0, fmt.Errorf("configured with %d shards but the log was made with %d; the shard count is fixed at creation (use %d, or a new directory)", want, m.Shards, m.Shards)
+	}
+	if m.Version < metaVersion {
+		// Every record of a version 1 log is durable in its segment.
+		m.Version = metaVersion
+		if err := writeMeta(dir, m); err != nil {
+			return 0, err
+		}
 	}
 	return m.Shards, nil
 }
@@ -200,9 +245,10 @@ func (l *Log) Tip(shard string) string {
 }
 
 // Put stores entries, each in the shard its key hashes to, and returns
-// where each went, in order, once every one of them is fsync'd. Concurrent
-// Puts share fsyncs. It blocks while a shard's queue is full, until ctx is
-// done. On error, some entries may have been stored: retry them all.
+// where each went, in order, once every one of them is durable. Concurrent
+// Puts share one write and one fdatasync. It blocks while the writer's
+// queue is full, until ctx is done. On error, some entries may have been
+// stored: retry them all.
 func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, error) {
 	if len(entries) == 0 {
 		return nil, nil
@@ -215,28 +261,35 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 			return nil, fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
 		}
 	}
-	call := &putCall{done: make(chan struct{}), results: make([]PutResult, len(entries))}
-	reqs := l.split(call, entries)
-	call.pending.Store(int32(len(reqs)))
+	call := &putCall{entries: entries, shard: make([]uint16, len(entries)),
+		results: make([]PutResult, len(entries)), done: make(chan struct{})}
+	if n := len(l.shards); n > 1 {
+		// Hashing here, on the callers' goroutines, keeps it off the
+		// single writer.
+		for i, e := range entries {
+			call.shard[i] = uint16(shardIndex(e.Key, n))
+		}
+	}
 
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
 		return nil, ErrClosed
 	}
-	for i, r := range reqs {
-		select {
-		case l.shards[r.shard].queue <- r.req:
-		case <-ctx.Done():
-			l.closeMu.RUnlock()
-			return nil, l.abandon(ctx, call, reqs[:i])
-		}
+	select {
+	case l.queue <- call:
+	case <-ctx.Done():
+		l.closeMu.RUnlock()
+		return nil, fmt.Errorf("put: %w", ctx.Err())
 	}
 	l.closeMu.RUnlock()
 	select {
 	case <-call.done:
 	case <-ctx.Done():
-		return nil, l.abandon(ctx, call, reqs)
+		if call.state.CompareAndSwap(reqQueued, reqWithdrawn) {
+			return nil, fmt.Errorf("put: %w", ctx.Err())
+		}
+		return nil, fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
 	}
 	if call.err != nil {
 		return nil, fmt.Errorf("put: %w", call.err)
@@ -244,63 +297,9 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 	return call.results, nil
 }
 
-type shardReq struct {
-	shard int
-	req   *putReq
-}
-
-// split groups the entries by shard, one request per shard touched.
-func (l *Log) split(call *putCall, entries []stream.Entry) []shardReq {
-	n := len(l.shards)
-	if n == 1 {
-		idx := make([]int, len(entries))
-		for i := range idx {
-			idx[i] = i
-		}
-		return []shardReq{{0, &putReq{call: call, entries: entries, idx: idx}}}
-	}
-	which := make([]int, len(entries))
-	counts := make([]int, n)
-	for i, e := range entries {
-		which[i] = shardIndex(e.Key, n)
-		counts[which[i]]++
-	}
-	// One backing array for every request's indexes.
-	all := make([]int, len(entries))
-	byShard := make([]*putReq, n)
-	var reqs []shardReq
-	start := 0
-	for sh, c := range counts {
-		if c == 0 {
-			continue
-		}
-		r := &putReq{call: call, entries: entries, idx: all[start : start : start+c]}
-		start += c
-		byShard[sh] = r
-		reqs = append(reqs, shardReq{sh, r})
-	}
-	for i, sh := range which {
-		byShard[sh].idx = append(byShard[sh].idx, i)
-	}
-	return reqs
-}
-
-// abandon withdraws the queued requests of a Put whose context is done.
-func (l *Log) abandon(ctx context.Context, call *putCall, queued []shardReq) error {
-	partial := false
-	for _, r := range queued {
-		if !r.req.state.CompareAndSwap(reqQueued, reqWithdrawn) {
-			partial = true
-		}
-	}
-	if partial {
-		return fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
-	}
-	return fmt.Errorf("put: %w", ctx.Err())
-}
-
-// Close stops accepting Puts, lets the writers finish what is queued,
-// wakes waiting readers and closes the files. It is safe to call twice.
+// Close stops accepting Puts, lets the writer finish what is queued, makes
+// every segment durable so the next Open has nothing to put back, wakes
+// waiting readers and closes the files. It is safe to call twice.
 func (l *Log) Close() error {
 	l.closeMu.Lock()
 	if l.closed {
@@ -311,8 +310,24 @@ func (l *Log) Close() error {
 	close(l.closing)
 	close(l.stop)
 	l.closeMu.Unlock()
-	l.writers.Wait()
+	l.writer.Wait()
 	var errs []error
+	if l.failure() != nil {
+		_ = l.awaitSync() // the log failed already; Open recovers it
+	} else if err := l.syncAll(); err != nil {
+		errs = append(errs, fmt.Errorf("close: %w", err))
+	} else if err := l.j.reuse(l.j.gen + 1); err != nil {
+		// Nothing in the journal was needed any more: the next Open
+		// finds no frame of the new generation to read.
+		errs = append(errs, fmt.Errorf("close: %w", err))
+	}
+	for _, j := range []*journal{l.j, l.spare, l.syncing} {
+		if j != nil {
+			if err := j.close(); err != nil {
+				errs = append(errs, fmt.Errorf("close journal: %w", err))
+			}
+		}
+	}
 	for _, s := range l.shards {
 		s.mu.RLock()
 		segs := s.segs

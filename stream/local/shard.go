@@ -11,13 +11,15 @@ import (
 	"sync/atomic"
 )
 
-// shard is one shard: its segments, its tip and its writer's queue.
+// shard is one shard: its segments, its tip and the log writer's state
+// for it.
 //
 // Lock order: shard.mu, then segment.fileMu. Nothing holds shard.mu while
 // doing I/O, so readers never wait on the writer's disk and the writer only
 // waits for readers' few-instruction critical sections.
 type shard struct {
 	id  string
+	idx int // index in Log.shards, as the journal names it
 	dir string
 	cfg *Config
 
@@ -26,22 +28,26 @@ type shard struct {
 	tip    uint64     // last durable seq, 0 when empty
 	notify chan struct{}
 
-	queue chan *putReq
-
 	waiting atomic.Int32 // readers waiting for a put; for tests
 
 	// Writer-only state.
 	active  *segment
-	wsize   int64 // bytes written to active, durable or not
-	buf     []byte
+	wsize   int64        // bytes written to active, durable or not
+	seq     uint64       // last sequence number given out
+	snap    uint64       // last sequence number handed to be published
+	lastIdx int64        // offset of the newest index entry in active
+	buf     []byte       // records encoded, not yet written to active
 	pending []indexEntry // index entries of records not yet published
-	failed  error
+	firstMs int64        // arrival of the first record not yet published
+	lastMs  int64        // arrival of the newest record written
+	touched bool         // has records in the commit being written
+	dirty   bool         // active has writes that are not fdatasync'd
 }
 
 // openShard opens the segments of a shard directory, recovering the
 // active one's tail.
-func openShard(dir, id string, cfg *Config) (*shard, error) {
-	s := &shard{id: id, dir: dir, cfg: cfg, notify: make(chan struct{}), queue: make(chan *putReq, cfg.QueueDepth)}
+func openShard(dir, id string, idx int, cfg *Config) (*shard, error) {
+	s := &shard{id: id, idx: idx, dir: dir, cfg: cfg, notify: make(chan struct{})}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("make shard dir: %w", err)
 	}
@@ -78,6 +84,9 @@ func openShard(dir, id string, cfg *Config) (*shard, error) {
 	s.active = s.segs[len(s.segs)-1]
 	s.wsize = s.active.size
 	s.tip = s.active.last
+	s.seq = s.tip
+	s.snap = s.tip
+	s.lastIdx = s.active.lastIndexed
 	return s, nil
 }
 
