@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -90,7 +91,8 @@ func TestOpenAPI(t *testing.T) {
 	rs := redistest.Start(t)
 	// Access rules on, so that their refusals can be checked: a token
 	// scoped to another site, a write key for one site, and an Origin
-	// allowlist (the existing cases send no Origin, or an allowed one).
+	// allowlist (the existing cases send no Origin, or an allowed one); one
+	// WebSocket per address, so that a second one is refused.
 	dir := t.TempDir()
 	readTokens, writeKeys := filepath.Join(dir, "read-tokens"), filepath.Join(dir, "write-keys")
 	if err := os.WriteFile(readTokens, []byte("# test\n"+scopedToken+"=othersite\n"), 0o600); err != nil {
@@ -100,7 +102,7 @@ func TestOpenAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	s := newServer(t, "--redis", rs.URL(), "--log-level", "debug", "--rate-ip", "-1", "--rate-site", "-1",
-		"--read-tokens", readTokens, "--write-keys", writeKeys, "--ingest-origins", "site.example")
+		"--read-tokens", readTokens, "--write-keys", writeKeys, "--ingest-origins", "site.example", "--max-conns-per-ip", "1")
 
 	t.Run("routes", func(t *testing.T) {
 		served := servedRoutes(t, s)
@@ -164,6 +166,8 @@ type apiCase struct {
 	body    string
 	status  int
 	invalid bool // the request breaks the spec on purpose (no token, bad site)
+	// before runs before the request (to hold a WebSocket open).
+	before func(t *testing.T)
 	// then runs after the answer validated, with its body: to wait for a
 	// job the case started, or keep an id for later cases.
 	then func(t *testing.T, body []byte)
@@ -208,6 +212,23 @@ func checkResponses(t *testing.T, doc *openapi3.T, s *server) {
 			}
 		}
 	}
+	// holdWS opens the one WebSocket this address may have, until the case
+	// ends. The connection of an earlier case may not be released yet: a
+	// 429 is retried.
+	holdWS := func(t *testing.T) {
+		for {
+			c, resp, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken,
+				&websocket.DialOptions{HTTPHeader: http.Header{"Origin": {"http://" + s.addr}}})
+			if err == nil {
+				t.Cleanup(func() { c.CloseNow() })
+				return
+			}
+			if resp == nil || resp.StatusCode != http.StatusTooManyRequests || ctx.Err() != nil {
+				t.Fatalf("open a WebSocket: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
 	now := time.Now().UnixMilli()
 	keyed := `{"id":"oa-k%d","site":"` + keyedSite + `","type":"pageview"}`
 	big := strings.Repeat(`{"id":"big","site":"demo","type":"pageview","url":"https://e.com/`+strings.Repeat("x", 1000)+`"}`+"\n", 1100)
@@ -237,9 +258,13 @@ func checkResponses(t *testing.T, doc *openapi3.T, s *server) {
 		{name: "query unknown metric", method: "GET", path: "/v1/query?site=demo&metric=nope", header: bearer, status: 400},
 		{name: "top", method: "GET", path: "/v1/top?site=demo&metric=pageviews&dim=path&from=-1h&k=5", header: bearer, status: 200},
 		{name: "top without dim", method: "GET", path: "/v1/top?site=demo&metric=pageviews", header: bearer, status: 400, invalid: true},
-		{name: "ws upgrade", method: "GET", path: "/v1/ws?token=" + readToken, header: wsHeaders, status: 101},
+		// Before the upgrade case: the connection limit is checked before
+		// the Upgrade header, and the upgrade's connection may not be
+		// released yet.
 		{name: "ws not an upgrade", method: "GET", path: "/v1/ws?token=" + readToken, status: 426},
+		{name: "ws upgrade", method: "GET", path: "/v1/ws?token=" + readToken, header: wsHeaders, status: 101},
 		{name: "ws bad token", method: "GET", path: "/v1/ws?token=nope", header: wsHeaders, status: 401},
+		{name: "ws too many connections", method: "GET", path: "/v1/ws?token=" + readToken, header: wsHeaders, status: 429, before: holdWS},
 		{name: "ws foreign origin", method: "GET", path: "/v1/ws?token=" + readToken, header: map[string]string{"Upgrade": "websocket", "Connection": "Upgrade",
 			"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13", "Origin": "https://evil.example"}, status: 403},
 		{name: "healthz", method: "GET", path: "/healthz", status: 200},
@@ -335,6 +360,9 @@ func checkResponses(t *testing.T, doc *openapi3.T, s *server) {
 					req.Header.Set(k, v)
 				}
 				return req
+			}
+			if tc.before != nil {
+				tc.before(t)
 			}
 			route, params, err := router.FindRoute(newReq())
 			if err != nil {
