@@ -321,6 +321,7 @@ func checkResponses(t *testing.T, doc *openapi3.T, s *server) {
 		{name: "admin job unknown", method: "GET", path: "/v1/admin/jobs/replay-nope", header: admin, status: 404},
 		{name: "admin replay bad name", method: "POST", path: "/v1/admin/replay", header: adminJSON, body: `{"namespace":"Bad Name"}`, status: 400, invalid: true},
 		{name: "admin replay bad range", method: "POST", path: "/v1/admin/replay", header: adminJSON, body: `{"namespace":"oa3","from":5,"to":1}`, status: 400},
+		{name: "admin replay bad metrics config", method: "POST", path: "/v1/admin/replay", header: adminJSON, body: `{"namespace":"oa4","metrics_config":"metrics: [ {"}`, status: 400},
 		{name: "admin replay the current namespace", method: "POST", path: "/v1/admin/replay", header: adminJSON, body: `{"namespace":"v1"}`, status: 409},
 		{name: "admin verify", method: "POST", path: "/v1/admin/verify", header: adminJSON, status: 202, then: waitJob(&verifyJob),
 			body: fmt.Sprintf(`{"from":%d,"to":%d}`, now-time.Hour.Milliseconds(), now+time.Minute.Milliseconds())},

@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/gin-gonic/gin"
@@ -48,6 +49,11 @@ func (r *nsRuntime) registerAdmin(g gin.IRouter) {
 		}
 		if req.From < 0 || req.To < 0 || (req.To != 0 && req.From >= req.To) {
 			return badRequest{errors.New("replay: want 0 <= from < to (unix ms), or neither for everything")}
+		}
+		// A config that does not parse is the caller's mistake (400, with
+		// its line and field), found before anything is registered.
+		if _, err := (namespace.Info{MetricsConfig: req.MetricsConfig}).Catalog(); err != nil {
+			return badRequest{fmt.Errorf("replay: metrics_config: %w", err)}
 		}
 		j, err := r.startReplay(c, req)
 		if err != nil {
