@@ -137,7 +137,7 @@ func TestChaos(t *testing.T) {
 		var err error
 		diffs, err = checkAll(ctx, t, s, tr, now)
 		if err == nil && diffs == "" {
-			if got, err = counted(ctx, s, now); err == nil && got == int64(len(tr.seen)) {
+			if got, err = counted(ctx, s, now); err == nil && got == int64(tr.size()) {
 				break
 			}
 		}
@@ -146,7 +146,7 @@ func TestChaos(t *testing.T) {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	acked := int64(len(tr.seen))
+	acked := int64(tr.size())
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nchaos: %s of faults, seed %d\n", *chaosFor, seed)
 	fmt.Fprintf(&b, "  %-44s %10s\n", "fault", "injected")

@@ -145,7 +145,7 @@ func runCrash(t *testing.T, s *server, seed uint64) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("%d distinct events acknowledged across %d starts", len(tr.seen), s.start)
+	t.Logf("%d distinct events acknowledged across %d starts", tr.size(), s.start)
 
 	var last string
 	for {

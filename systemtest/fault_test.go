@@ -78,7 +78,7 @@ func TestRedisRestart(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("%d events acknowledged", len(tr.seen))
+	t.Logf("%d events acknowledged", tr.size())
 	for {
 		last, err := checkAll(ctx, t, s, tr, now)
 		if err == nil && last == "" && readyz(t, s) == http.StatusOK {

@@ -70,7 +70,7 @@ func TestRedisPause(t *testing.T) {
 	if err := l.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d events acknowledged (%d while Redis was paused), %d requests resent", len(tr.seen), pausedAcks, l.unanswered.Load())
+	t.Logf("%d events acknowledged (%d while Redis was paused), %d requests resent", tr.size(), pausedAcks, l.unanswered.Load())
 	waitExact(ctx, t, srv, tr, now)
 	waitFor(ctx, t, "/readyz ready after the pause", func() bool { return readyz(t, s) == http.StatusOK })
 	t.Logf("aggregator errors counted: apply %v, position %v",
@@ -153,6 +153,6 @@ func TestStreamSaturated(t *testing.T) {
 	if v := metricValue(t, s, `pulse_ingest_overload_total`); v == 0 {
 		t.Errorf("pulse_ingest_overload_total is 0 after %d 503s", l.refused.Load())
 	}
-	t.Logf("%d events acknowledged in %d requests, %d requests refused with 503 and resent", len(tr.seen), l.requests.Load(), l.refused.Load())
+	t.Logf("%d events acknowledged in %d requests, %d requests refused with 503 and resent", tr.size(), l.requests.Load(), l.refused.Load())
 	waitExact(ctx, t, srv, tr, now)
 }

@@ -87,7 +87,7 @@ func waitEvents(ctx context.Context, t *testing.T, tr *truth, n int) {
 	t.Helper()
 	for {
 		tr.mu.Lock()
-		have := len(tr.seen)
+		have := tr.size()
 		tr.mu.Unlock()
 		if have >= n {
 			return
@@ -177,7 +177,7 @@ func TestAggregatorGroupKinesis(t *testing.T) {
 	if t.Failed() {
 		return
 	}
-	t.Logf("%d distinct events acknowledged; %d PutRecords calls had a record refused", len(tr.seen), proxy.failedRecords())
+	t.Logf("%d distinct events acknowledged; %d PutRecords calls had a record refused", tr.size(), proxy.failedRecords())
 	if proxy.failedRecords() == 0 {
 		t.Error("no per-record failure was injected")
 	}

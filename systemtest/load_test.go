@@ -213,7 +213,7 @@ func waitExact(ctx context.Context, t *testing.T, s func() *server, tr *truth, n
 		}
 		select {
 		case <-ctx.Done():
-			t.Fatalf("aggregates differ from the ground truth (%d events acknowledged): %v %s", len(tr.seen), lastErr, last)
+			t.Fatalf("aggregates differ from the ground truth (%d events acknowledged): %v %s", tr.size(), lastErr, last)
 		case <-time.After(500 * time.Millisecond):
 		}
 	}

@@ -55,6 +55,6 @@ func TestStalledDashboard(t *testing.T) {
 	}
 	waitExact(ctx, t, func() *server { return s }, tr, now)
 	t.Logf("%d events acknowledged; the live dashboard reached %d for demo at seq %d; merges %v, resets %v, slow closes %v",
-		len(tr.seen), total.sum(), total.seq, metricValue(t, s, "pulse_push_merges_total"),
+		tr.size(), total.sum(), total.seq, metricValue(t, s, "pulse_push_merges_total"),
 		metricValue(t, s, "pulse_push_resets_total"), metricValue(t, s, "pulse_push_slow_closes_total"))
 }

@@ -106,6 +106,13 @@ var steps = []struct {
 	Width int64
 }{{"10s", 10_000}, {"1m", 60_000}, {"1h", 3_600_000}, {"1d", 86_400_000}}
 
+// size is how many distinct events were acknowledged; safe while senders run.
+func (t *truth) size() int {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return len(t.seen)
+}
+
 func (t *truth) add(e genEvent) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
