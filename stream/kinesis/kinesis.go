@@ -65,6 +65,14 @@ type Stream struct {
 
 	cursorsMu sync.Mutex
 	cursors   map[string]*cursor
+
+	// Enhanced fan-out (efo.go): consumerARN is "" when polling.
+	consumerARN string
+	subCtx      context.Context // parent of every subscription, done at Close
+	subCancel   context.CancelFunc
+	subMu       sync.Mutex // guards subClosed and subWG.Add
+	subClosed   bool
+	subWG       sync.WaitGroup
 }
 
 // New checks the configuration and loads the stream's shard map (the
@@ -92,6 +100,16 @@ func New(ctx context.Context, cfg Config) (*Stream, error) {
 	if err := s.refreshShards(ctx); err != nil {
 		return nil, fmt.Errorf("kinesis: open stream %s: %w", cfg.Stream, err)
 	}
+	if cfg.EFOConsumer != "" {
+		arn, err := s.registerConsumer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("kinesis: open stream %s: enhanced fan-out: %w", cfg.Stream, err)
+		}
+		s.consumerARN = arn
+	}
+	// Subscriptions outlive the Reads that start them, so they hang off
+	// the Stream, not a Read's context.
+	s.subCtx, s.subCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -104,6 +122,7 @@ func (s *Stream) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		close(s.stop)
+		s.closeSubscriptions()
 	})
 	if s.running.Load() {
 		<-s.runDone

@@ -30,6 +30,7 @@ type cursor struct {
 	nextPoll time.Time
 	interval time.Duration
 	behind   int64
+	sub      *subscription // enhanced fan-out: the subscription feeding pending
 }
 
 func (s *Stream) cursor(shard string) *cursor {
@@ -106,6 +107,16 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 		if c.ended {
 			return stream.Batch{Ended: true, BehindRecords: -1}, nil
 		}
+		if s.consumerARN != "" {
+			got, err := s.receive(ctx, c, shard, deadline)
+			if err != nil {
+				return stream.Batch{}, err
+			}
+			if !got {
+				return stream.Batch{BehindRecords: -1, BehindMillis: c.behind}, nil
+			}
+			continue
+		}
 		if wait := time.Until(c.nextPoll); wait > 0 {
 			// Past the deadline, sleep only to it: an empty answer still
 			// takes ReadWait, so a caller looping on Read never spins.
@@ -132,6 +143,7 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 
 // seek points c at the records after pos, or from pos on when inclusive.
 func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusive bool) error {
+	s.unsubscribe(c)
 	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
 	c.skipSeq, c.skipSub = "", 0
 	if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
@@ -163,6 +175,11 @@ func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusi
 			in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
 			c.skipSeq, c.skipSub = seq, sub
 		}
+	}
+	if s.consumerARN != "" {
+		s.subscribe(c, shard, types.StartingPosition{Type: in.ShardIteratorType, SequenceNumber: in.StartingSequenceNumber})
+		c.pos, c.from, c.valid = pos, inclusive, true
+		return nil
 	}
 	out, err := s.client.GetShardIterator(ctx, in)
 	if err != nil {

@@ -1,0 +1,157 @@
+package kinesis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/pulsehq/pulse/stream"
+)
+
+// noInitialEvent is the SDK's protocol minus the initial-response event
+// of SubscribeToShard, which kinesis-local never sends (the SDK would wait
+// for it forever). Test-only: Kinesis sends it.
+type noInitialEvent struct{ smithyhttp.ClientProtocol }
+
+func (noInitialEvent) HasInitialEventMessage() bool { return false }
+
+// newEFOClient is newClient for enhanced fan-out against kinesis-local.
+func newEFOClient(t *testing.T, endpoint string) *kinesis.Client {
+	t.Helper()
+	base := newClient(t, endpoint)
+	return kinesis.New(base.Options(), func(o *kinesis.Options) {
+		o.Protocol = noInitialEvent{o.Protocol}
+	})
+}
+
+// openEFO opens a Stream reading with enhanced fan-out as consumer. Records
+// reach subscriptions 0.5 to 1.5s after they are put on the emulator, so a
+// Read waits longer than with polling before it calls a shard idle.
+func openEFO(t *testing.T, client *kinesis.Client, name, consumer string) *Stream {
+	t.Helper()
+	return open(t, client, name, func(c *Config) {
+		c.EFOConsumer = consumer
+		c.ReadWait = 2500 * time.Millisecond
+	})
+}
+
+// testEFO reads with enhanced fan-out what a polling reader reads: every
+// event once, in order, at the same positions; after a position inside and
+// at the end of an aggregated record; from a position inclusive.
+func testEFO(t *testing.T, endpoint string) {
+	client := newClient(t, endpoint)
+	efoClient := newEFOClient(t, endpoint)
+	name := createStream(t, client, 2)
+	p := open(t, client, name, nil)
+	events := putEvents(t, p, "a", 500)
+	plain := open(t, client, name, func(c *Config) { c.NoAggregation = true })
+	events = append(events, putEvents(t, plain, "b", 40)...)
+	events = append(events, putEvents(t, p, "c", 200)...)
+	polled := readAll(t, p)
+	checkExactlyOnce(t, events, polled)
+
+	e := openEFO(t, efoClient, name, "pulse-efo")
+	if e.consumerARN == "" {
+		t.Fatal("no consumer registered")
+	}
+	byShard := readAll(t, e)
+	checkExactlyOnce(t, events, byShard)
+	for shard, recs := range polled {
+		if !sameRecords(byShard[shard], recs) {
+			t.Fatalf("shard %s: enhanced fan-out read %d records, polling %d, or they differ", shard, len(byShard[shard]), len(recs))
+		}
+	}
+
+	// Records put while a subscription is open arrive on it.
+	var shard string
+	for id := range polled {
+		shard = id
+		break
+	}
+	recs := polled[shard]
+	more := putEvents(t, p, "d", 100)
+	var want []stream.Record
+	for _, ev := range more {
+		if ev.res.Shard == shard {
+			want = append(want, stream.Record{Seq: ev.res.Seq, Key: ev.key, Data: ev.data})
+		}
+	}
+	got, _ := readShard(t, e, shard, recs[len(recs)-1].Seq, 1000)
+	if len(got) != len(want) {
+		t.Fatalf("shard %s: %d records put during the subscription, %d read", shard, len(want), len(got))
+	}
+	polledMore, _ := readShard(t, p, shard, recs[len(recs)-1].Seq, 1000)
+	if !sameRecords(got, polledMore) {
+		t.Fatalf("shard %s: records put during the subscription differ from polling", shard)
+	}
+	recs = append(recs, polledMore...)
+
+	// Seeks restart the subscription. Kinesis refuses a new subscription
+	// of the consumer to the shard for about 5s after the last one started,
+	// so Reads right after a seek may be empty: readN waits.
+	inside, last := -1, -1
+	for i, r := range recs[:len(recs)-1] {
+		_, sub, _ := parsePosition(r.Seq)
+		if sub > 0 && sub != lastSub && inside < 0 {
+			inside = i
+		}
+		if sub == lastSub && i > 0 && recs[i-1].Seq[:len(r.Seq)-subDigits] == r.Seq[:len(r.Seq)-subDigits] && last < 0 {
+			last = i
+		}
+	}
+	if inside < 0 || last < 0 {
+		t.Fatalf("shard %s: no aggregated record to resume inside (%d, %d)", shard, inside, last)
+	}
+	got = readN(t, e, shard, recs[inside].Seq, false, len(recs)-inside-1)
+	if want := recs[inside+1:]; !sameRecords(got, want) {
+		t.Fatalf("shard %s after %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
+	}
+	got = readN(t, e, shard, recs[inside].Seq, true, len(recs)-inside)
+	if want := recs[inside:]; !sameRecords(got, want) {
+		t.Fatalf("shard %s from %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
+	}
+
+	// A second Stream under the same consumer name reuses the consumer.
+	e.Close()
+	again := openEFO(t, efoClient, name, "pulse-efo")
+	if again.consumerARN != e.consumerARN {
+		t.Fatalf("consumer %s registered again as %s", e.consumerARN, again.consumerARN)
+	}
+	got = readN(t, again, shard, recs[last].Seq, false, len(recs)-last-1)
+	if want := recs[last+1:]; !sameRecords(got, want) {
+		t.Fatalf("reused consumer, shard %s after %s: read %d records, want %d", shard, recs[last].Seq, len(got), len(want))
+	}
+	if b, err := again.Read(context.Background(), shard, got[len(got)-1].Seq, 100); err != nil || len(b.Records) != 0 || b.Ended {
+		t.Fatalf("read past the end of open shard %s: %d records, ended %v, %v", shard, len(b.Records), b.Ended, err)
+	}
+}
+
+// readN reads shard after pos (from pos when from is set) until it has n
+// records or 20s passed, in Reads of at most 150 records.
+func readN(t *testing.T, s *Stream, shard, pos string, from bool, n int) []stream.Record {
+	t.Helper()
+	var all []stream.Record
+	deadline := time.Now().Add(20 * time.Second)
+	for len(all) < n && time.Now().Before(deadline) {
+		var b stream.Batch
+		var err error
+		if from && len(all) == 0 {
+			b, err = s.ReadFrom(context.Background(), shard, pos, 150)
+		} else {
+			b, err = s.Read(context.Background(), shard, pos, 150)
+		}
+		if err != nil {
+			t.Fatalf("read %s at %q: %v", shard, pos, err)
+		}
+		if len(b.Records) > 150 {
+			t.Fatalf("read %s: %d records for limit 150", shard, len(b.Records))
+		}
+		all = append(all, b.Records...)
+		if len(b.Records) > 0 {
+			pos = b.Records[len(b.Records)-1].Seq
+		}
+	}
+	return all
+}
