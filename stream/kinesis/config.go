@@ -77,6 +77,13 @@ type Config struct {
 	// consumer-shard hour while registered; this package never
 	// deregisters it.
 	EFOConsumer string
+	// EFOClientOptions are applied to the client of each subscription.
+	// Each subscription gets a client of its own, a copy of Client's
+	// options: the SDK's event stream decoder belongs to the client's
+	// protocol and is not safe for concurrent streams. Tests against
+	// kinesis-local use it to skip the initial-response event that the
+	// emulator never sends; against Kinesis leave it empty.
+	EFOClientOptions []func(*kinesis.Options)
 
 	// Logger gets warnings (corrupt aggregated records, shard map reloads
 	// failing); nil means don't log.

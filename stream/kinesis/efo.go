@@ -163,7 +163,8 @@ func (s *Stream) runSubscription(ctx context.Context, sub *subscription, shard s
 // subscribeOnce runs one subscription from *start to its end, advancing
 // *start past every event passed on.
 func (s *Stream) subscribeOnce(ctx context.Context, sub *subscription, shard string, start *types.StartingPosition) (ended, progressed bool, err error) {
-	out, err := s.client.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
+	client := kinesis.New(s.client.Options(), s.cfg.EFOClientOptions...)
+	out, err := client.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
 		ConsumerARN:      aws.String(s.consumerARN),
 		ShardId:          aws.String(shard),
 		StartingPosition: start,

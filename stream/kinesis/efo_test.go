@@ -17,15 +17,6 @@ type noInitialEvent struct{ smithyhttp.ClientProtocol }
 
 func (noInitialEvent) HasInitialEventMessage() bool { return false }
 
-// newEFOClient is newClient for enhanced fan-out against kinesis-local.
-func newEFOClient(t *testing.T, endpoint string) *kinesis.Client {
-	t.Helper()
-	base := newClient(t, endpoint)
-	return kinesis.New(base.Options(), func(o *kinesis.Options) {
-		o.Protocol = noInitialEvent{o.Protocol}
-	})
-}
-
 // openEFO opens a Stream reading with enhanced fan-out as consumer. Records
 // reach subscriptions 0.5 to 1.5s after they are put on the emulator, so a
 // Read waits longer than with polling before it calls a shard idle.
@@ -33,6 +24,9 @@ func openEFO(t *testing.T, client *kinesis.Client, name, consumer string) *Strea
 	t.Helper()
 	return open(t, client, name, func(c *Config) {
 		c.EFOConsumer = consumer
+		c.EFOClientOptions = []func(*kinesis.Options){func(o *kinesis.Options) {
+			o.Protocol = noInitialEvent{o.Protocol}
+		}}
 		c.ReadWait = 2500 * time.Millisecond
 	})
 }
@@ -42,7 +36,6 @@ func openEFO(t *testing.T, client *kinesis.Client, name, consumer string) *Strea
 // at the end of an aggregated record; from a position inclusive.
 func testEFO(t *testing.T, endpoint string) {
 	client := newClient(t, endpoint)
-	efoClient := newEFOClient(t, endpoint)
 	name := createStream(t, client, 2)
 	p := open(t, client, name, nil)
 	events := putEvents(t, p, "a", 500)
@@ -52,7 +45,7 @@ func testEFO(t *testing.T, endpoint string) {
 	polled := readAll(t, p)
 	checkExactlyOnce(t, events, polled)
 
-	e := openEFO(t, efoClient, name, "pulse-efo")
+	e := openEFO(t, client, name, "pulse-efo")
 	if e.consumerARN == "" {
 		t.Fatal("no consumer registered")
 	}
@@ -115,7 +108,7 @@ func testEFO(t *testing.T, endpoint string) {
 
 	// A second Stream under the same consumer name reuses the consumer.
 	e.Close()
-	again := openEFO(t, efoClient, name, "pulse-efo")
+	again := openEFO(t, client, name, "pulse-efo")
 	if again.consumerARN != e.consumerARN {
 		t.Fatalf("consumer %s registered again as %s", e.consumerARN, again.consumerARN)
 	}
