@@ -254,8 +254,42 @@ func (s *Stream) receive(ctx context.Context, c *cursor, shard string, deadline 
 	if len(e.ev.Records) > 0 {
 		c.skipSeq = ""
 	}
-	if shardEnd(e.ev) {
+	switch {
+	case shardEnd(e.ev):
 		c.ended = true
+	case len(e.ev.Records) == 0 && c.behind == 0 && s.isClosed(shard):
+		// Caught up on a closed shard without the end event (kinesis-local
+		// never sends it): GetRecords tells whether this is the end.
+		ended, err := s.drained(ctx, shard, e.ev.ContinuationSequenceNumber)
+		if err != nil {
+			s.log.Debug("kinesis closed shard end check", "shard", shard, "err", err)
+		}
+		if ended {
+			c.ended = true
+			s.unsubscribe(c)
+		}
 	}
 	return true, nil
+}
+
+// drained reports whether closed shard has no record after seq.
+func (s *Stream) drained(ctx context.Context, shard string, seq *string) (bool, error) {
+	if seq == nil {
+		return false, nil
+	}
+	it, err := s.client.GetShardIterator(ctx, &kinesis.GetShardIteratorInput{
+		StreamName: aws.String(s.cfg.Stream), ShardId: aws.String(shard),
+		ShardIteratorType: types.ShardIteratorTypeAfterSequenceNumber, StartingSequenceNumber: seq,
+	})
+	if err != nil {
+		return false, fmt.Errorf("get iterator after %s: %w", aws.ToString(seq), err)
+	}
+	if it.ShardIterator == nil {
+		return true, nil
+	}
+	out, err := s.client.GetRecords(ctx, &kinesis.GetRecordsInput{ShardIterator: it.ShardIterator, Limit: aws.Int32(1)})
+	if err != nil {
+		return false, fmt.Errorf("get records after %s: %w", aws.ToString(seq), err)
+	}
+	return len(out.Records) == 0 && out.NextShardIterator == nil, nil
 }

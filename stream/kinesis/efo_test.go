@@ -2,10 +2,13 @@ package kinesis
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -147,4 +150,55 @@ func readN(t *testing.T, s *Stream, shard, pos string, from bool, n int) []strea
 		}
 	}
 	return all
+}
+
+// testEFOReshard reads a resharded stream with enhanced fan-out in lineage
+// order: a closed parent's subscription ends with Ended, after all its
+// records; the children follow.
+func testEFOReshard(t *testing.T, endpoint string) {
+	client := newClient(t, endpoint)
+	name := createStream(t, client, 2)
+	p := open(t, client, name, nil)
+	events := putEvents(t, p, "before", 300)
+	if _, err := client.UpdateShardCount(context.Background(), &kinesis.UpdateShardCountInput{
+		StreamName: aws.String(name), TargetShardCount: aws.Int32(4), ScalingType: types.ScalingTypeUniformScaling,
+	}); err != nil {
+		t.Fatalf("update shard count: %v", err)
+	}
+	waitActive(t, client, name)
+	events = append(events, putEvents(t, p, "after", 300)...)
+
+	e := openEFO(t, client, name, "pulse-efo-reshard")
+	shards, err := e.Shards(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(map[string]bool)
+	byShard := make(map[string][]stream.Record)
+	closed := 0
+	for len(done) < len(shards) {
+		progress := false
+		for _, sh := range shards {
+			if done[sh.ID] || slices.ContainsFunc(sh.Parents, func(p string) bool { return !done[p] }) {
+				continue
+			}
+			recs, ended := readShard(t, e, sh.ID, "", 300)
+			byShard[sh.ID] = recs
+			if ended != sh.Closed {
+				t.Fatalf("shard %s: closed %v, read to Ended %v", sh.ID, sh.Closed, ended)
+			}
+			if sh.Closed {
+				closed++
+			}
+			done[sh.ID] = true
+			progress = true
+		}
+		if !progress {
+			t.Fatalf("shard lineage has a cycle or a missing parent: %+v", shards)
+		}
+	}
+	if closed != 2 || len(shards) != 6 {
+		t.Fatalf("after 2->4: %d shards, %d closed, want 6 and 2", len(shards), closed)
+	}
+	checkExactlyOnce(t, events, byShard)
 }

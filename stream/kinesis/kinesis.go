@@ -45,6 +45,7 @@ type Stream struct {
 
 	shards       atomic.Pointer[shardMap]
 	ranges       atomic.Pointer[map[string][2]hashKey] // every listed shard's hash key range
+	closedShards atomic.Pointer[map[string]bool]       // shards closed at the last listing
 	refreshShard chan struct{}                         // cap 1: ask Run to reload the shard map
 
 	buffered atomic.Int64 // entries accepted and not yet finished
