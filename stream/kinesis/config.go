@@ -73,6 +73,8 @@ type Config struct {
 	// after a put, a dedicated 2 MB/s per shard per consumer) instead of
 	// polling GetRecords (200ms or more, 2 MB/s per shard shared by every
 	// reader). Positions and every other contract of Read are the same.
+	// The subscription serves the reader that follows a shard; a Read or
+	// ReadFrom elsewhere while it is followed polls (see cursorFor).
 	// Empty (the default) means polling. The consumer is billed per
 	// consumer-shard hour while registered; this package never
 	// deregisters it.

@@ -293,3 +293,41 @@ func (s *Stream) drained(ctx context.Context, shard string, seq *string) (bool, 
 	}
 	return len(out.Records) == 0 && out.NextShardIterator == nil, nil
 }
+
+// cursorAt is where a cursor's next Read continues.
+type cursorAt struct {
+	pos  string
+	from bool
+}
+
+func (c *cursor) publish() {
+	c.at.Store(&cursorAt{c.pos, c.from})
+	c.used.Store(time.Now().UnixNano())
+}
+
+// cursorFor picks the cursor of a Read after pos (from pos on when from is
+// set). With enhanced fan-out a shard has two: the subscription's, kept by
+// the reader that follows the shard (the aggregator), and a polling one for
+// reads elsewhere (replay, verify, a probe), which must not restart the
+// subscription: Kinesis refuses a new one for up to 5s after the last
+// started. A read elsewhere takes the subscription only when nobody has
+// read through it for a while.
+func (s *Stream) cursorFor(shard, pos string, from bool) *cursor {
+	c := s.cursor(shard)
+	if !c.efo {
+		return c
+	}
+	at := c.at.Load()
+	idle := time.Since(time.Unix(0, c.used.Load())) > max(3*s.cfg.ReadWait, 5*time.Second)
+	if at == nil || idle || (!from && !at.from && at.pos == pos) {
+		return c
+	}
+	s.cursorsMu.Lock()
+	defer s.cursorsMu.Unlock()
+	p := s.polled[shard]
+	if p == nil {
+		p = &cursor{interval: s.cfg.PollEvery}
+		s.polled[shard] = p
+	}
+	return p
+}

@@ -84,10 +84,64 @@ func testEFO(t *testing.T, endpoint string) {
 	}
 	recs = append(recs, polledMore...)
 
-	// Seeks restart the subscription. Kinesis refuses a new subscription
-	// of the consumer to the shard for about 5s after the last one started,
-	// so Reads right after a seek may be empty: readN waits.
-	inside, last := -1, -1
+	// Reads elsewhere while the subscription is followed are served by
+	// polling and leave the subscription alone: after a user record inside
+	// an aggregated record, and from it inclusive.
+	inside, last := resumePoints(t, shard, recs)
+	sub := e.cursor(shard).sub
+	got = readN(t, e, shard, recs[inside].Seq, false, len(recs)-inside-1)
+	if want := recs[inside+1:]; !sameRecords(got, want) {
+		t.Fatalf("shard %s after %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
+	}
+	got = readN(t, e, shard, recs[last].Seq, true, len(recs)-last)
+	if want := recs[last:]; !sameRecords(got, want) {
+		t.Fatalf("shard %s from %s: read %d records, want %d", shard, recs[last].Seq, len(got), len(want))
+	}
+	if e.cursor(shard).sub != sub || sub == nil {
+		t.Fatalf("shard %s: reads elsewhere restarted the subscription", shard)
+	}
+
+	// A second Stream under the same consumer name reuses the consumer; its
+	// fresh cursors subscribe at the positions asked: from a record
+	// inclusive on one shard, inside an aggregated record on the other.
+	// Kinesis refuses a new subscription of the consumer to a shard for
+	// about 5s after the last one started, so the first Reads may be
+	// empty: readN waits.
+	e.Close()
+	again := openEFO(t, client, name, "pulse-efo")
+	if again.consumerARN != e.consumerARN {
+		t.Fatalf("consumer %s registered again as %s", e.consumerARN, again.consumerARN)
+	}
+	got = readN(t, again, shard, recs[inside].Seq, true, len(recs)-inside)
+	if want := recs[inside:]; !sameRecords(got, want) {
+		t.Fatalf("reused consumer, shard %s from %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
+	}
+	if b, err := again.Read(context.Background(), shard, got[len(got)-1].Seq, 100); err != nil || len(b.Records) != 0 || b.Ended {
+		t.Fatalf("read past the end of open shard %s: %d records, ended %v, %v", shard, len(b.Records), b.Ended, err)
+	}
+	for other, orecs := range polled {
+		if other == shard {
+			continue
+		}
+		in, _ := resumePoints(t, other, orecs)
+		want, _ := readShard(t, p, other, orecs[in].Seq, 1000) // with the events put since
+		got = readN(t, again, other, orecs[in].Seq, false, len(want))
+		if !sameRecords(got, want) {
+			t.Fatalf("reused consumer, shard %s after %s: read %d records, want %d", other, orecs[in].Seq, len(got), len(want))
+		}
+	}
+	for id, c := range again.cursors {
+		if c.sub == nil {
+			t.Fatalf("shard %s read without a subscription", id)
+		}
+	}
+}
+
+// resumePoints finds in recs a user record inside an aggregated record and
+// the last user record of one.
+func resumePoints(t *testing.T, shard string, recs []stream.Record) (inside, last int) {
+	t.Helper()
+	inside, last = -1, -1
 	for i, r := range recs[:len(recs)-1] {
 		_, sub, _ := parsePosition(r.Seq)
 		if sub > 0 && sub != lastSub && inside < 0 {
@@ -100,28 +154,7 @@ func testEFO(t *testing.T, endpoint string) {
 	if inside < 0 || last < 0 {
 		t.Fatalf("shard %s: no aggregated record to resume inside (%d, %d)", shard, inside, last)
 	}
-	got = readN(t, e, shard, recs[inside].Seq, false, len(recs)-inside-1)
-	if want := recs[inside+1:]; !sameRecords(got, want) {
-		t.Fatalf("shard %s after %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
-	}
-	got = readN(t, e, shard, recs[inside].Seq, true, len(recs)-inside)
-	if want := recs[inside:]; !sameRecords(got, want) {
-		t.Fatalf("shard %s from %s: read %d records, want %d", shard, recs[inside].Seq, len(got), len(want))
-	}
-
-	// A second Stream under the same consumer name reuses the consumer.
-	e.Close()
-	again := openEFO(t, client, name, "pulse-efo")
-	if again.consumerARN != e.consumerARN {
-		t.Fatalf("consumer %s registered again as %s", e.consumerARN, again.consumerARN)
-	}
-	got = readN(t, again, shard, recs[last].Seq, false, len(recs)-last-1)
-	if want := recs[last+1:]; !sameRecords(got, want) {
-		t.Fatalf("reused consumer, shard %s after %s: read %d records, want %d", shard, recs[last].Seq, len(got), len(want))
-	}
-	if b, err := again.Read(context.Background(), shard, got[len(got)-1].Seq, 100); err != nil || len(b.Records) != 0 || b.Ended {
-		t.Fatalf("read past the end of open shard %s: %d records, ended %v, %v", shard, len(b.Records), b.Ended, err)
-	}
+	return inside, last
 }
 
 // readN reads shard after pos (from pos when from is set) until it has n

@@ -66,6 +66,7 @@ type Stream struct {
 
 	cursorsMu sync.Mutex
 	cursors   map[string]*cursor
+	polled    map[string]*cursor // with enhanced fan-out, for reads elsewhere (cursorFor)
 
 	// Enhanced fan-out (efo.go): consumerARN is "" when polling.
 	consumerARN string
@@ -97,6 +98,7 @@ func New(ctx context.Context, cfg Config) (*Stream, error) {
 		stop:         make(chan struct{}),
 		runDone:      make(chan struct{}),
 		cursors:      make(map[string]*cursor),
+		polled:       make(map[string]*cursor),
 	}
 	if err := s.refreshShards(ctx); err != nil {
 		return nil, fmt.Errorf("kinesis: open stream %s: %w", cfg.Stream, err)

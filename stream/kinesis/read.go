@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -31,6 +32,12 @@ type cursor struct {
 	interval time.Duration
 	behind   int64
 	sub      *subscription // enhanced fan-out: the subscription feeding pending
+	efo      bool          // read through sub, not GetRecords
+
+	// Snapshot of pos and from after each Read, and when it ended, for
+	// choosing a cursor without waiting for a Read in progress (efo.go).
+	at   atomic.Pointer[cursorAt]
+	used atomic.Int64 // unix nanoseconds
 }
 
 func (s *Stream) cursor(shard string) *cursor {
@@ -38,7 +45,7 @@ func (s *Stream) cursor(shard string) *cursor {
 	defer s.cursorsMu.Unlock()
 	c := s.cursors[shard]
 	if c == nil {
-		c = &cursor{interval: s.cfg.PollEvery}
+		c = &cursor{interval: s.cfg.PollEvery, efo: s.consumerARN != ""}
 		s.cursors[shard] = c
 	}
 	return c
@@ -56,9 +63,10 @@ func (s *Stream) Read(ctx context.Context, shard, after string, limit int) (stre
 	if limit <= 0 {
 		limit = defaultReadSize
 	}
-	c := s.cursor(shard)
+	c := s.cursorFor(shard, after, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if !c.valid || c.from || c.pos != after {
 		if err := s.seek(ctx, c, shard, after, false); err != nil {
 			return stream.Batch{}, err
@@ -80,9 +88,10 @@ func (s *Stream) ReadFrom(ctx context.Context, shard, from string, limit int) (s
 	if limit <= 0 {
 		limit = defaultReadSize
 	}
-	c := s.cursor(shard)
+	c := s.cursorFor(shard, from, true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if err := s.seek(ctx, c, shard, from, true); err != nil {
 		return stream.Batch{}, err
 	}
@@ -107,7 +116,7 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 		if c.ended {
 			return stream.Batch{Ended: true, BehindRecords: -1}, nil
 		}
-		if s.consumerARN != "" {
+		if c.efo {
 			got, err := s.receive(ctx, c, shard, deadline)
 			if err != nil {
 				return stream.Batch{}, err
@@ -176,7 +185,7 @@ func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusi
 			c.skipSeq, c.skipSub = seq, sub
 		}
 	}
-	if s.consumerARN != "" {
+	if c.efo {
 		s.subscribe(c, shard, types.StartingPosition{Type: in.ShardIteratorType, SequenceNumber: in.StartingSequenceNumber})
 		c.pos, c.from, c.valid = pos, inclusive, true
 		return nil
