@@ -5,6 +5,9 @@
 // stored it; and a reader that polls GetRecords per shard, keeps the shard
 // iterator across calls and de-aggregates KPL records into user records
 // whose positions resume exactly, even inside an aggregated record.
+// Optionally (Config.EFOConsumer) the reader gets records pushed by
+// enhanced fan-out subscriptions (SubscribeToShard) instead, with the same
+// positions and contract.
 //
 // A Stream is safe for concurrent use. Its producer goroutines run inside
 // Run; Put waits for Run to send its entries.

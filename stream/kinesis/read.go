@@ -58,7 +58,9 @@ func (s *Stream) cursor(shard string) *cursor {
 // empty batch. Ended is set once the shard is closed and read to its end.
 // BehindRecords is -1 (Kinesis does not tell); BehindMillis is the
 // MillisBehindLatest of the last GetRecords. Reads of one shard are
-// serialized; reads of different shards run in parallel.
+// serialized; reads of different shards run in parallel. With enhanced
+// fan-out (Config.EFOConsumer) records come from the shard's subscription
+// instead of GetRecords (efo.go), at the same positions.
 func (s *Stream) Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
 	if limit <= 0 {
 		limit = defaultReadSize
