@@ -2,6 +2,7 @@ package kinesis
 
 import (
 	"context"
+	"errors"
 	"slices"
 	"testing"
 	"time"
@@ -108,6 +109,16 @@ func testEFO(t *testing.T, endpoint string) {
 	// about 5s after the last one started, so the first Reads may be
 	// empty: readN waits.
 	e.Close()
+	for id, c := range e.cursors {
+		select {
+		case <-c.sub.done:
+		default:
+			t.Fatalf("shard %s: subscription still running after Close", id)
+		}
+	}
+	if _, err := e.Read(context.Background(), shard, recs[len(recs)-1].Seq, 10); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Read after Close: %v, want ErrClosed", err)
+	}
 	again := openEFO(t, client, name, "pulse-efo")
 	if again.consumerARN != e.consumerARN {
 		t.Fatalf("consumer %s registered again as %s", e.consumerARN, again.consumerARN)
@@ -234,4 +245,27 @@ func testEFOReshard(t *testing.T, endpoint string) {
 		t.Fatalf("after 2->4: %d shards, %d closed, want 6 and 2", len(shards), closed)
 	}
 	checkExactlyOnce(t, events, byShard)
+}
+
+// TestShardEnd: the event that ends a closed shard names its children and
+// has no continuation; every other event continues.
+func TestShardEnd(t *testing.T) {
+	seq := aws.String("49590338271490256608559692538361571095921575989136588898")
+	tests := []struct {
+		name string
+		ev   types.SubscribeToShardEvent
+		want bool
+	}{
+		{"records", types.SubscribeToShardEvent{ContinuationSequenceNumber: seq, Records: []types.Record{{SequenceNumber: seq}}}, false},
+		{"heartbeat", types.SubscribeToShardEvent{ContinuationSequenceNumber: seq}, false},
+		{"end", types.SubscribeToShardEvent{ChildShards: []types.ChildShard{{ShardId: aws.String("shardId-000000000002")}}}, true},
+		{"no continuation", types.SubscribeToShardEvent{}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := shardEnd(tt.ev); got != tt.want {
+				t.Fatalf("shardEnd = %v, want %v", got, tt.want)
+			}
+		})
+	}
 }
