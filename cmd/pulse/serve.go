@@ -18,6 +18,7 @@ type serveConfig struct {
 	Data            string
 	Roles           map[string]bool
 	Stream          string
+	KinesisEFO      string // enhanced fan-out consumer name of the main Kinesis reader
 	Redis           string
 	Archive         string
 	Shards          int
@@ -51,6 +52,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "data", Value: "./data", Usage: "data directory (local stream, tokens, local archive)"},
 		&cli.StringFlag{Name: "roles", Value: strings.Join(allRoles, ","), Usage: "roles to run: ingest,aggregate,push,archive"},
 		&cli.StringFlag{Name: "stream", Value: "local", Usage: "stream: local or kinesis://NAME"},
+		&cli.StringFlag{Name: "kinesis-efo", Usage: "read a kinesis:// stream with enhanced fan-out as this consumer name, registered if missing (empty: poll GetRecords)"},
 		&cli.StringFlag{Name: "redis", Value: "embedded", Usage: "aggregate store: embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2"},
 		&cli.StringFlag{Name: "archive", Value: "", Usage: "archive: file://DIR or s3://BUCKET/PREFIX (default file://DATA/archive)"},
 		&cli.IntFlag{Name: "shards", Value: 4, Usage: "shards of the local stream (fixed when it is created)"},
@@ -115,6 +117,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		Data:            c.String("data"),
 		Roles:           map[string]bool{},
 		Stream:          c.String("stream"),
+		KinesisEFO:      c.String("kinesis-efo"),
 		Redis:           c.String("redis"),
 		Archive:         c.String("archive"),
 		Shards:          int(c.Int("shards")),
@@ -170,6 +173,9 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 	}
 	if len(cfg.Roles) == 0 {
 		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(allRoles, ","))
+	}
+	if cfg.KinesisEFO != "" && !strings.HasPrefix(cfg.Stream, "kinesis://") {
+		return cfg, fmt.Errorf("--kinesis-efo: needs --stream kinesis://NAME, got %q", cfg.Stream)
 	}
 	if cfg.Shards < 1 || cfg.Shards > 1024 {
 		return cfg, fmt.Errorf("--shards: %d is out of range 1..1024", cfg.Shards)

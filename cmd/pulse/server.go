@@ -119,7 +119,12 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		// reader, since shard iterators are per reader position.
 		src := st
 		if strings.HasPrefix(cfg.Stream, "kinesis://") {
-			ast, _, err := openStream(ctx, cfg, cat, log.With("part", "archive-stream"), prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, reg))
+			// It polls: a bulk reader minutes behind gains nothing from
+			// push, and it has the shards' shared 2 MB/s to itself while
+			// the main reader uses enhanced fan-out (docs/scaling.md).
+			acfg := cfg
+			acfg.KinesisEFO = ""
+			ast, _, err := openStream(ctx, acfg, cat, log.With("part", "archive-stream"), prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, reg))
 			if err != nil {
 				return err
 			}
@@ -316,7 +321,7 @@ func openStream(ctx context.Context, cfg serveConfig, cat *metric.Catalog, log *
 		if err != nil {
 			return nil, nil, fmt.Errorf("--stream %s: load AWS config: %w", cfg.Stream, err)
 		}
-		k, err := kinesis.New(ctx, kinesis.Config{Stream: name, Client: awskinesis.NewFromConfig(awsCfg), Logger: log, Registerer: reg})
+		k, err := kinesis.New(ctx, kinesis.Config{Stream: name, Client: awskinesis.NewFromConfig(awsCfg), EFOConsumer: cfg.KinesisEFO, Logger: log, Registerer: reg})
 		if err != nil {
 			return nil, nil, fmt.Errorf("open kinesis stream %s: %w", name, err)
 		}

@@ -5,6 +5,9 @@
 // stored it; and a reader that polls GetRecords per shard, keeps the shard
 // iterator across calls and de-aggregates KPL records into user records
 // whose positions resume exactly, even inside an aggregated record.
+// Optionally (Config.EFOConsumer) the reader gets records pushed by
+// enhanced fan-out subscriptions (SubscribeToShard) instead, with the same
+// positions and contract.
 //
 // A Stream is safe for concurrent use. Its producer goroutines run inside
 // Run; Put waits for Run to send its entries.
@@ -45,6 +48,7 @@ type Stream struct {
 
 	shards       atomic.Pointer[shardMap]
 	ranges       atomic.Pointer[map[string][2]hashKey] // every listed shard's hash key range
+	closedShards atomic.Pointer[map[string]bool]       // shards closed at the last listing
 	refreshShard chan struct{}                         // cap 1: ask Run to reload the shard map
 
 	buffered atomic.Int64 // entries accepted and not yet finished
@@ -65,6 +69,15 @@ type Stream struct {
 
 	cursorsMu sync.Mutex
 	cursors   map[string]*cursor
+	polled    map[string]*cursor // with enhanced fan-out, for reads elsewhere (cursorFor)
+
+	// Enhanced fan-out (efo.go): consumerARN is "" when polling.
+	consumerARN string
+	subCtx      context.Context // parent of every subscription, done at Close
+	subCancel   context.CancelFunc
+	subMu       sync.Mutex // guards subClosed and subWG.Add
+	subClosed   bool
+	subWG       sync.WaitGroup
 }
 
 // New checks the configuration and loads the stream's shard map (the
@@ -88,10 +101,21 @@ func New(ctx context.Context, cfg Config) (*Stream, error) {
 		stop:         make(chan struct{}),
 		runDone:      make(chan struct{}),
 		cursors:      make(map[string]*cursor),
+		polled:       make(map[string]*cursor),
 	}
 	if err := s.refreshShards(ctx); err != nil {
 		return nil, fmt.Errorf("kinesis: open stream %s: %w", cfg.Stream, err)
 	}
+	if cfg.EFOConsumer != "" {
+		arn, err := s.registerConsumer(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("kinesis: open stream %s: enhanced fan-out: %w", cfg.Stream, err)
+		}
+		s.consumerARN = arn
+	}
+	// Subscriptions outlive the Reads that start them, so they hang off
+	// the Stream, not a Read's context.
+	s.subCtx, s.subCancel = context.WithCancel(context.Background())
 	return s, nil
 }
 
@@ -104,6 +128,7 @@ func (s *Stream) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		close(s.stop)
+		s.closeSubscriptions()
 	})
 	if s.running.Load() {
 		<-s.runDone

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -30,6 +31,13 @@ type cursor struct {
 	nextPoll time.Time
 	interval time.Duration
 	behind   int64
+	sub      *subscription // enhanced fan-out: the subscription feeding pending
+	efo      bool          // read through sub, not GetRecords
+
+	// Snapshot of pos and from after each Read, and when it ended, for
+	// choosing a cursor without waiting for a Read in progress (efo.go).
+	at   atomic.Pointer[cursorAt]
+	used atomic.Int64 // unix nanoseconds
 }
 
 func (s *Stream) cursor(shard string) *cursor {
@@ -37,7 +45,7 @@ func (s *Stream) cursor(shard string) *cursor {
 	defer s.cursorsMu.Unlock()
 	c := s.cursors[shard]
 	if c == nil {
-		c = &cursor{interval: s.cfg.PollEvery}
+		c = &cursor{interval: s.cfg.PollEvery, efo: s.consumerARN != ""}
 		s.cursors[shard] = c
 	}
 	return c
@@ -50,14 +58,17 @@ func (s *Stream) cursor(shard string) *cursor {
 // empty batch. Ended is set once the shard is closed and read to its end.
 // BehindRecords is -1 (Kinesis does not tell); BehindMillis is the
 // MillisBehindLatest of the last GetRecords. Reads of one shard are
-// serialized; reads of different shards run in parallel.
+// serialized; reads of different shards run in parallel. With enhanced
+// fan-out (Config.EFOConsumer) records come from the shard's subscription
+// instead of GetRecords (efo.go), at the same positions.
 func (s *Stream) Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
 	if limit <= 0 {
 		limit = defaultReadSize
 	}
-	c := s.cursor(shard)
+	c := s.cursorFor(shard, after, false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if !c.valid || c.from || c.pos != after {
 		if err := s.seek(ctx, c, shard, after, false); err != nil {
 			return stream.Batch{}, err
@@ -79,9 +90,10 @@ func (s *Stream) ReadFrom(ctx context.Context, shard, from string, limit int) (s
 	if limit <= 0 {
 		limit = defaultReadSize
 	}
-	c := s.cursor(shard)
+	c := s.cursorFor(shard, from, true)
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	defer c.publish()
 	if err := s.seek(ctx, c, shard, from, true); err != nil {
 		return stream.Batch{}, err
 	}
@@ -105,6 +117,16 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 		}
 		if c.ended {
 			return stream.Batch{Ended: true, BehindRecords: -1}, nil
+		}
+		if c.efo {
+			got, err := s.receive(ctx, c, shard, deadline)
+			if err != nil {
+				return stream.Batch{}, err
+			}
+			if !got {
+				return stream.Batch{BehindRecords: -1, BehindMillis: c.behind}, nil
+			}
+			continue
 		}
 		if wait := time.Until(c.nextPoll); wait > 0 {
 			// Past the deadline, sleep only to it: an empty answer still
@@ -132,6 +154,7 @@ func (s *Stream) read(ctx context.Context, c *cursor, shard string, limit int) (
 
 // seek points c at the records after pos, or from pos on when inclusive.
 func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusive bool) error {
+	s.unsubscribe(c)
 	c.valid, c.pending, c.ended, c.iter = false, nil, false, nil
 	c.skipSeq, c.skipSub = "", 0
 	if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
@@ -163,6 +186,11 @@ func (s *Stream) seek(ctx context.Context, c *cursor, shard, pos string, inclusi
 			in.ShardIteratorType = types.ShardIteratorTypeAtSequenceNumber
 			c.skipSeq, c.skipSub = seq, sub
 		}
+	}
+	if c.efo {
+		s.subscribe(c, shard, types.StartingPosition{Type: in.ShardIteratorType, SequenceNumber: in.StartingSequenceNumber})
+		c.pos, c.from, c.valid = pos, inclusive, true
+		return nil
 	}
 	out, err := s.client.GetShardIterator(ctx, in)
 	if err != nil {

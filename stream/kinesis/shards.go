@@ -165,6 +165,13 @@ func (s *Stream) setShardMap(shards []types.Shard) {
 		}
 	}
 	s.ranges.Store(&ranges)
+	closed := make(map[string]bool)
+	for _, sh := range shards {
+		if sh.SequenceNumberRange != nil && sh.SequenceNumberRange.EndingSequenceNumber != nil {
+			closed[aws.ToString(sh.ShardId)] = true
+		}
+	}
+	s.closedShards.Store(&closed)
 	m, err := newShardMap(shards)
 	if err != nil {
 		s.log.Warn("kinesis shard map", "stream", s.cfg.Stream, "err", err)
@@ -202,4 +209,10 @@ func (s *Stream) inRange(shard, key, ehk string) bool {
 		}
 	}
 	return !h.less(r[0]) && !r[1].less(h)
+}
+
+// isClosed reports whether shard was closed at the last listing.
+func (s *Stream) isClosed(shard string) bool {
+	cp := s.closedShards.Load()
+	return cp != nil && (*cp)[shard]
 }

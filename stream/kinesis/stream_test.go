@@ -42,6 +42,8 @@ func TestEmulator(t *testing.T) {
 	t.Run("throttled", func(t *testing.T) { testThrottled(t, endpoint) })
 	t.Run("backpressure", func(t *testing.T) { testBackpressure(t, client) })
 	t.Run("expired iterator", func(t *testing.T) { testExpired(t, endpoint) })
+	t.Run("enhanced fan-out", func(t *testing.T) { testEFO(t, endpoint) })
+	t.Run("enhanced fan-out reshard", func(t *testing.T) { testEFOReshard(t, endpoint) })
 }
 
 // open makes a Stream on name and runs it until the test ends.
