@@ -86,9 +86,7 @@ func traffic(ctx context.Context, t *testing.T, servers []*server, tr *truth, se
 func waitEvents(ctx context.Context, t *testing.T, tr *truth, n int) {
 	t.Helper()
 	for {
-		tr.mu.Lock()
 		have := tr.size()
-		tr.mu.Unlock()
 		if have >= n {
 			return
 		}
