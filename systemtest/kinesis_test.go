@@ -1,7 +1,6 @@
 package systemtest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -11,14 +10,9 @@ import (
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -26,56 +20,14 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
-	"github.com/pulsehq/pulse/internal/redistest"
+	"github.com/pulsehq/pulse/internal/kinesistest"
 )
 
-// startKinesis runs kinesis-local (scripts/kinesis-local.sh start) on a
-// free port for the test, stops it at cleanup and returns its endpoint.
+// startKinesis runs kinesis-local on a free port for the test and returns
+// its endpoint.
 func startKinesis(t *testing.T) string {
 	t.Helper()
-	_, file, _, _ := runtime.Caller(0)
-	script := filepath.Join(filepath.Dir(file), "..", "scripts", "kinesis-local.sh")
-	port := redistest.FreePort(t)
-	cmd := exec.Command("bash", script, "start", strconv.Itoa(port))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logf, err := os.Create(filepath.Join(t.TempDir(), "kinesis-local.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = logf
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", script, err)
-	}
-	t.Cleanup(func() {
-		// The script and node share the process group.
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	ready := make(chan error, 1)
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if strings.TrimSpace(sc.Text()) == "ready" {
-				ready <- nil
-				return
-			}
-		}
-		ready <- fmt.Errorf("%s exited before the emulator was ready (log %s)", script, logf.Name())
-	}()
-	select {
-	case err := <-ready:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Minute):
-		t.Fatal("kinesis-local not ready after 3 minutes")
-	}
-	return fmt.Sprintf("http://127.0.0.1:%d", port)
+	return kinesistest.Start(t)
 }
 
 // kinesisClient is a client of the emulator with the test's credentials

@@ -1,0 +1,81 @@
+// Package kinesistest runs the Kinesis emulator (kinesis-local from npm,
+// through scripts/kinesis-local.sh) for tests, on a free port, stopped when
+// the test ends.
+package kinesistest
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/pulsehq/pulse/internal/redistest"
+)
+
+// Start runs kinesis-local on a free port until the test ends and returns
+// its endpoint URL (plain HTTP). Its log goes to a file in the test's temp
+// dir, named when it fails to start.
+func Start(tb testing.TB) string {
+	tb.Helper()
+	_, file, _, _ := runtime.Caller(0)
+	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kinesis-local.sh")
+	dir := os.Getenv("KINESIS_LOCAL_DIR")
+	if dir == "" {
+		home, _ := os.UserHomeDir()
+		dir = filepath.Join(home, ".cache", "pulse", "kinesis-local")
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "kinesis-local", "main.js")); err != nil {
+		if _, err := exec.LookPath("npm"); err != nil {
+			tb.Fatalf("the Kinesis emulator is not installed and npm is missing: run scripts/test.sh (or install Node.js and run scripts/kinesis-local.sh install)")
+		}
+	}
+	port := redistest.FreePort(tb)
+	cmd := exec.Command("bash", script, "start", strconv.Itoa(port))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	logf, err := os.Create(filepath.Join(tb.TempDir(), "kinesis-local.log"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	cmd.Stderr = logf
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		tb.Fatalf("start %s: %v", script, err)
+	}
+	tb.Cleanup(func() {
+		// The script and node share the process group; nothing needs a
+		// graceful stop, and node's takes seconds.
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		logf.Close()
+	})
+	ready := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			if strings.TrimSpace(sc.Text()) == "ready" {
+				ready <- nil
+				return
+			}
+		}
+		ready <- fmt.Errorf("%s exited before the emulator was ready (log %s)", script, logf.Name())
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			tb.Fatal(err)
+		}
+	case <-time.After(3 * time.Minute):
+		tb.Fatalf("kinesis-local not ready after 3 minutes (log %s)", logf.Name())
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
