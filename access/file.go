@@ -8,6 +8,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/pulsehq/pulse/event"
 )
 
 // Limits of the secrets files.
@@ -175,16 +177,6 @@ func checkSecret(s string, minLen int) string {
 	return ""
 }
 
-// IsSite reports whether s is a site id: [a-z0-9_.-]{1,64}.
-func IsSite(s string) bool {
-	if len(s) == 0 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '_' || c == '.' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+// IsSite reports whether s is a site id, by the rule ingest applies
+// (event.IsName: [a-z0-9_.-]{1,64}).
+func IsSite(s string) bool { return event.IsName(s) }

@@ -20,10 +20,10 @@ func (e *Event) Validate(lim Limits) error {
 	if msg := checkText(e.ID, true); msg != "" {
 		return &FieldError{Field: "id", Msg: msg}
 	}
-	if !isName(e.Site) {
+	if !IsName(e.Site) {
 		return &FieldError{Field: "site", Msg: "must match [a-z0-9_.-]{1,64}"}
 	}
-	if !isName(e.Type) {
+	if !IsName(e.Type) {
 		return &FieldError{Field: "type", Msg: "must match [a-z0-9_.-]{1,64}"}
 	}
 	if e.TS < 0 || e.TS >= maxTS {
@@ -71,8 +71,8 @@ func checkProp(k string, v any, lim Limits) string {
 	return ""
 }
 
-// isName reports whether s matches [a-z0-9_.-]{1,64}.
-func isName(s string) bool {
+// IsName reports whether s is a valid site or type: [a-z0-9_.-]{1,64}.
+func IsName(s string) bool {
 	if len(s) == 0 || len(s) > 64 {
 		return false
 	}

@@ -239,7 +239,7 @@ func runFanout(ctx context.Context, t *pushTarget, n int, rate, ideal float64, d
 
 	stopRSS := make(chan struct{})
 	peakCh := peakRSS(t.pid, stopRSS)
-	cpu0, self0 := cpuTime(t.pid), cpuTime(os.Getpid())
+	cpu0, self0 := cpuOf(t.pid), cpuOf(os.Getpid())
 	fleet.Record(true)
 	cfg := t.feedCfg
 	cfg.Rate, cfg.Duration, cfg.Body = rate, dur, t.feed
@@ -259,7 +259,7 @@ func runFanout(ctx context.Context, t *pushTarget, n int, rate, ideal float64, d
 	}
 	time.Sleep(200 * time.Millisecond) // stragglers: merged or split messages
 	fleet.Record(false)
-	cpu, self := cpuTime(t.pid)-cpu0, cpuTime(os.Getpid())-self0
+	cpu, self := cpuOf(t.pid)-cpu0, cpuOf(os.Getpid())-self0
 	close(stopRSS)
 	peak := <-peakCh
 	fs := fleet.Stats()
@@ -468,27 +468,6 @@ func raiseNoFile() (uint64, error) {
 		}
 	}
 	return r.Cur, nil
-}
-
-// cpuTime is the user and system CPU time pid has used, from /proc (in
-// clock ticks of 1/100 s, the value on every Linux the bench runs on).
-func cpuTime(pid int) time.Duration {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return 0
-	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	i := strings.LastIndexByte(string(b), ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	ut, _ := strconv.ParseInt(f[11], 10, 64)
-	st, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(ut+st) * 10 * time.Millisecond
 }
 
 func parseRates(s string) ([]float64, error) {
