@@ -92,13 +92,7 @@ func BenchmarkAggregate(b *testing.B) {
 	start, cpu0 := time.Now(), cpuTime()
 	go func() { errc <- a.Run(runCtx) }()
 	for {
-		done := true
-		for sh, seq := range tips {
-			if p, err := store.Position(ctx, sh); err != nil || p.Seq != seq {
-				done = false
-			}
-		}
-		if done {
+		if appliedTo(ctx, store, tips) {
 			break
 		}
 		time.Sleep(time.Millisecond)

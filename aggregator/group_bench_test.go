@@ -116,13 +116,7 @@ func BenchmarkGroup(b *testing.B) {
 				if start.IsZero() && slices.Max(leaseCounts(members)) > 0 {
 					start = time.Now()
 				}
-				done := true
-				for sh, seq := range tips {
-					if p, err := store.Position(ctx, sh); err != nil || p.Seq != seq {
-						done = false
-					}
-				}
-				if done {
+				if appliedTo(ctx, store, tips) {
 					break
 				}
 				time.Sleep(time.Millisecond)
