@@ -9,9 +9,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
-	"strings"
 )
 
 // The journal is what makes a group commit durable: one file for all
@@ -75,24 +72,7 @@ func journalName(gen uint64) string {
 
 // listJournals returns the generations of the journal files in dir, sorted.
 func listJournals(dir string) ([]uint64, error) {
-	ents, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("list journals: %w", err)
-	}
-	var gens []uint64
-	for _, e := range ents {
-		name := e.Name()
-		if e.IsDir() || !strings.HasPrefix(name, journalPrefix) || !strings.HasSuffix(name, journalExt) {
-			continue
-		}
-		gen, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, journalPrefix), journalExt), 10, 64)
-		if err != nil || gen == 0 {
-			return nil, fmt.Errorf("list journals: unexpected file %s in %s", name, dir)
-		}
-		gens = append(gens, gen)
-	}
-	sort.Slice(gens, func(i, j int) bool { return gens[i] < gens[j] })
-	return gens, nil
+	return listNumbered(dir, "journals", journalPrefix, journalExt)
 }
 
 // appendFrameHeader starts a frame at the end of b; finishFrame fills it in.

@@ -57,24 +57,31 @@ func segmentName(base uint64) string {
 
 // listSegments returns the bases of the segment files in dir, sorted.
 func listSegments(dir string) ([]uint64, error) {
+	return listNumbered(dir, "segments", "", segmentExt)
+}
+
+// listNumbered returns the numbers N of the files prefix+N+ext in dir,
+// sorted; what names them in errors. Any other file with the suffix, or N
+// 0, is an error: the directory is not what this package wrote.
+func listNumbered(dir, what, prefix, ext string) ([]uint64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return nil, fmt.Errorf("list segments: %w", err)
+		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
-	var bases []uint64
+	var ns []uint64
 	for _, e := range ents {
 		name := e.Name()
-		if e.IsDir() || !strings.HasSuffix(name, segmentExt) {
+		if e.IsDir() || !strings.HasPrefix(name, prefix) || !strings.HasSuffix(name, ext) {
 			continue
 		}
-		base, err := strconv.ParseUint(strings.TrimSuffix(name, segmentExt), 10, 64)
-		if err != nil || base == 0 {
-			return nil, fmt.Errorf("list segments: unexpected file %s in %s", name, dir)
+		n, err := strconv.ParseUint(strings.TrimSuffix(strings.TrimPrefix(name, prefix), ext), 10, 64)
+		if err != nil || n == 0 {
+			return nil, fmt.Errorf("list %s: unexpected file %s in %s", what, name, dir)
 		}
-		bases = append(bases, base)
+		ns = append(ns, n)
 	}
-	sort.Slice(bases, func(i, j int) bool { return bases[i] < bases[j] })
-	return bases, nil
+	sort.Slice(ns, func(i, j int) bool { return ns[i] < ns[j] })
+	return ns, nil
 }
 
 // addIndex records where seq starts when it is far enough from the
