@@ -129,6 +129,9 @@ func decodeObject(r io.ReaderAt, size int64, fn func(*row) error) (err error) {
 			err = fmt.Errorf("decode parquet: malformed object: %v", p)
 		}
 	}()
+	if err := checkFooter(r, size); err != nil {
+		return err
+	}
 	f, err := parquet.OpenFile(r, size, parquet.SkipBloomFilters(true))
 	if err != nil {
 		return fmt.Errorf("decode parquet: %w", err)
