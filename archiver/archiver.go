@@ -94,8 +94,15 @@ func (a *Archiver) track(shard string, on bool) {
 // nil. It refreshes the shard list every DiscoverEvery; a shard with
 // parents (after a reshard) starts once its parents ended, so the archive
 // of a key follows stream order across a reshard. Failures are retried,
-// never returned. Call Run once.
+// never returned. Run may be called again once it returned (a standby that
+// becomes the active archiver again), never twice at once.
 func (a *Archiver) Run(ctx context.Context) error {
+	defer func() {
+		// Lag covers only shards being archived: none after Run.
+		a.mu.Lock()
+		clear(a.oldest)
+		a.mu.Unlock()
+	}()
 	r := stream.ShardRunner{
 		Every:   a.cfg.DiscoverEvery,
 		Backoff: a.cfg.Backoff,

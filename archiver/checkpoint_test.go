@@ -2,6 +2,7 @@ package archiver
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/pulsehq/pulse/internal/redistest"
@@ -51,6 +52,56 @@ func TestRedisCheckpoints(t *testing.T) {
 			t.Error("loaded a checkpoint with a non-decimal seq")
 		}
 	})
+}
+
+// TestRedisCheckpointsFenced plays the archive group's handover: each
+// step is one archiver (a, b: two processes sharing the key) claiming or
+// saving, in order, and what Redis must answer.
+func TestRedisCheckpointsFenced(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	a, b := NewRedisCheckpoints(rdb, "fence"), NewRedisCheckpoints(rdb, "fence")
+	ck := map[string]*RedisCheckpoints{"a": a, "b": b}
+	steps := []struct {
+		who     string
+		claim   int64  // > 0: Claim with this fence; else Save durable
+		durable string // saved by a Save
+		fenced  bool   // refused with ErrFenced
+	}{
+		{who: "a", durable: "1"},               // unfenced: no group yet
+		{who: "a", claim: 5},                   // a takes the lease
+		{who: "a", durable: "2"},               // and saves with fence 5
+		{who: "b", claim: 4, fenced: true},     // a stale lease cannot claim
+		{who: "b", claim: 7},                   // b takes over
+		{who: "a", durable: "3", fenced: true}, // a, deposed, is refused
+		{who: "b", durable: "4"},               // b is not
+		{who: "b", claim: 7},                   // claiming again with its fence is fine
+		{who: "a", claim: 9},                   // a takes the lease back
+		{who: "b", durable: "5", fenced: true},
+		{who: "a", durable: "6"},
+	}
+	want := ""
+	for i, st := range steps {
+		var err error
+		if st.claim > 0 {
+			err = ck[st.who].Claim(ctx, st.claim)
+		} else {
+			err = ck[st.who].Save(ctx, "s1", Checkpoint{Durable: st.durable})
+			if err == nil {
+				want = st.durable
+			}
+		}
+		if errors.Is(err, ErrFenced) != st.fenced || (err != nil && !st.fenced) {
+			t.Fatalf("step %d (%+v): %v", i, st, err)
+		}
+		got, err := b.Load(ctx, "s1")
+		if err != nil || got.Durable != want {
+			t.Fatalf("step %d (%+v): stored %+v, %v; want durable %q", i, st, got, err, want)
+		}
+	}
+	if err := a.Claim(ctx, 0); err == nil || errors.Is(err, ErrFenced) {
+		t.Errorf("claim with fence 0 = %v, want a usage error", err)
+	}
 }
 
 func TestFileCheckpoints(t *testing.T) {

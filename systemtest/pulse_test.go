@@ -127,6 +127,20 @@ func (s *server) stop(sig syscall.Signal) {
 	s.cmd = nil
 }
 
+// signal sends sig to the running process without waiting for it
+// (SIGSTOP and SIGCONT pause and resume it).
+func (s *server) signal(t *testing.T, sig syscall.Signal) {
+	t.Helper()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		t.Fatalf("signal %v: the server is not running", sig)
+	}
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
 // get fetches path with the read token and decodes JSON into v.
 func (s *server) get(ctx context.Context, path string, q url.Values, v any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url(path)+"?"+q.Encode(), nil)

@@ -25,7 +25,7 @@ type groupConfig struct {
 
 func groupFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.StringFlag{Name: "group", Value: "auto", Usage: "aggregate as one of a group of instances sharing the shards through leases in Redis: on, off, or auto (on unless --redis is embedded)"},
+		&cli.StringFlag{Name: "group", Value: "auto", Usage: "run the aggregate role as one of a group of instances sharing the shards through leases in Redis, and the archive role as one active archiver with standbys: on, off, or auto (on unless --redis is embedded)"},
 		&cli.DurationFlag{Name: "lease-ttl", Value: 10 * time.Second, Usage: "shard lease TTL in a group: a dead instance's shards move after about TTL + TTL/3"},
 		&cli.StringFlag{Name: "owner", Usage: "this instance's id in the group (default hostname-pid-random)"},
 	}

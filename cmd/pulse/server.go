@@ -131,7 +131,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			defer ast.Close()
 			src = ast
 		}
-		if err := startArchiver(workCtx, work, cfg, src, ns.arch, ns.archCk, log.With("role", "archive"), reg); err != nil {
+		if err := startArchiver(workCtx, work, cfg, src, ns.arch, ns.archCk, rdb, log.With("role", "archive"), reg); err != nil {
 			return err
 		}
 	}
