@@ -139,8 +139,10 @@ func (s *Stream) runSubscription(ctx context.Context, sub *subscription, shard s
 		case err == nil:
 			// Ended before its first event: back off rather than spin.
 		case errors.As(err, &inUse) || errors.As(err, &limited):
+			s.m.subscriptions.WithLabelValues(subRefused).Inc()
 			s.log.Debug("kinesis subscription refused, retrying", "shard", shard, "err", err)
 		default:
+			s.m.subscriptions.WithLabelValues(subFailed).Inc()
 			s.log.Warn("kinesis subscription failed", "shard", shard, "err", err)
 			select {
 			case sub.events <- efoEvent{err: err}:
@@ -172,6 +174,9 @@ func (s *Stream) subscribeOnce(ctx context.Context, sub *subscription, shard str
 	if err != nil {
 		return false, false, fmt.Errorf("subscribe to shard %s: %w", shard, err)
 	}
+	s.m.subscriptions.WithLabelValues(subOK).Inc()
+	s.m.subscribed.Inc()
+	defer s.m.subscribed.Dec()
 	es := out.GetStream()
 	defer es.Close()
 	for {

@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"github.com/pulsehq/pulse/stream"
 )
 
@@ -101,6 +103,12 @@ func testEFO(t *testing.T, endpoint string) {
 	if e.cursor(shard).sub != sub || sub == nil {
 		t.Fatalf("shard %s: reads elsewhere restarted the subscription", shard)
 	}
+	if n := metricValue(e.m.subscribed); n != 2 {
+		t.Errorf("pulse_kinesis_subscriptions_active = %v while both shards are followed, want 2", n)
+	}
+	if n := metricValue(e.m.subscriptions.WithLabelValues(subOK)); n < 2 {
+		t.Errorf("pulse_kinesis_subscriptions_total{result=ok} = %v, want at least 2", n)
+	}
 
 	// A second Stream under the same consumer name reuses the consumer; its
 	// fresh cursors subscribe at the positions asked: from a record
@@ -115,6 +123,9 @@ func testEFO(t *testing.T, endpoint string) {
 		default:
 			t.Fatalf("shard %s: subscription still running after Close", id)
 		}
+	}
+	if n := metricValue(e.m.subscribed); n != 0 {
+		t.Errorf("pulse_kinesis_subscriptions_active = %v after Close, want 0", n)
 	}
 	if _, err := e.Read(context.Background(), shard, recs[len(recs)-1].Seq, 10); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Read after Close: %v, want ErrClosed", err)
@@ -268,4 +279,16 @@ func TestShardEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricValue reads a gauge or counter.
+func metricValue(c prometheus.Metric) float64 {
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		return -1
+	}
+	if m.Gauge != nil {
+		return m.Gauge.GetValue()
+	}
+	return m.Counter.GetValue()
 }

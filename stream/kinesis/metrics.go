@@ -2,6 +2,13 @@ package kinesis
 
 import "github.com/prometheus/client_golang/prometheus"
 
+// Results of a SubscribeToShard, for pulse_kinesis_subscriptions_total.
+const (
+	subOK      = "ok"
+	subRefused = "refused"
+	subFailed  = "failed"
+)
+
 type metrics struct {
 	putSeconds      prometheus.Histogram
 	putRetries      prometheus.Counter
@@ -13,6 +20,8 @@ type metrics struct {
 	corrupt         prometheus.Counter
 	misplaced       prometheus.Counter
 	outOfRange      prometheus.Counter
+	subscriptions   *prometheus.CounterVec
+	subscribed      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -60,10 +69,22 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pulse_kinesis_out_of_range_records_total",
 			Help: "User records of aggregated records read from a shard that does not own their hash key (re-put by the producer), dropped.",
 		}),
+		subscriptions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pulse_kinesis_subscriptions_total",
+			Help: "SubscribeToShard calls of enhanced fan-out by result: ok (streaming), refused (ResourceInUse or LimitExceeded, retried), failed (at the call or mid-stream, retried).",
+		}, []string{"result"}),
+		subscribed: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_kinesis_subscriptions_active",
+			Help: "Enhanced fan-out subscriptions currently streaming (one per shard being read).",
+		}),
+	}
+	for _, r := range []string{subOK, subRefused, subFailed} {
+		m.subscriptions.WithLabelValues(r)
 	}
 	if reg != nil {
 		reg.MustRegister(m.putSeconds, m.putRetries, m.recordsPerPut, m.eventsPerRecord,
-			m.putFailures, m.backpressure, m.millisBehind, m.corrupt, m.misplaced, m.outOfRange)
+			m.putFailures, m.backpressure, m.millisBehind, m.corrupt, m.misplaced, m.outOfRange,
+			m.subscriptions, m.subscribed)
 	}
 	return m
 }
