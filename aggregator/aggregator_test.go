@@ -206,6 +206,47 @@ func TestReshard(t *testing.T) {
 	}
 }
 
+// TestReshardTwice resharding twice within one dedup window: a retry that
+// lands in a grandchild is recognized against its original in the
+// grandparent, not only in the parent.
+func TestReshardTwice(t *testing.T) {
+	cat := testCatalog(t)
+	base := time.Now().UnixMilli()
+	src := newMemSource(1,
+		stream.Shard{ID: "g", Closed: true},
+		stream.Shard{ID: "p", Parents: []string{"g"}, Closed: true},
+		stream.Shard{ID: "c", Parents: []string{"p"}})
+	ev := func(id string, rt int64) []byte {
+		return mustMarshal(t, &event.Event{ID: id, Site: "s", Type: "pageview", TS: base, RT: rt})
+	}
+	src.put("g", ev("x", base))
+	src.put("p", ev("y", base+1000))
+	src.put("c", ev("x", base+2000)) // a retry of x, seen only in g
+	src.put("c", ev("y", base+2500)) // a retry of y, seen in p
+	src.put("c", ev("z", base+3000))
+	st := newMemStore(1)
+	reg := prometheus.NewRegistry()
+	a, err := New(src, st, Config{Catalog: cat, DiscoverEvery: time.Hour, Registerer: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- a.Run(ctx) }()
+	waitApplied(t, func(sh string) string { return mustPos(st, sh) }, map[string]string{"g": "1", "p": "1", "c": "3"})
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	k := metric.CountKey{Site: "s", Metric: "pageviews", Step: "1m", Bucket: metric.DefaultSteps()[1].Bucket(base)}
+	if got := st.counts[k]; got != 3 {
+		t.Errorf("count %d, want 3 (x, y, z)", got)
+	}
+	if got := gathered(t, reg, "pulse_aggregator_events_total", "duplicate"); got != 2 {
+		t.Errorf("duplicates counted %v, want 2", got)
+	}
+}
+
 // gathered returns the value of the counter or gauge name whose one label
 // has value label.
 func gathered(t *testing.T, reg *prometheus.Registry, name, label string) float64 {

@@ -44,8 +44,9 @@ type dedup struct {
 	nlive  int       // live keys: sum of count over live tags
 
 	// inherited are the final states of the parent shards (after a
-	// reshard): a key live there counts as seen while the record's RT is
-	// within a window of the parent's clock. They are consulted, never
+	// reshard), each with its own inherited ones: a key live there counts
+	// as seen while the record's RT is within a window of that shard's
+	// clock. They are consulted, never
 	// changed, and are rebuilt from the parents' stored positions for every
 	// session of the child, so decisions stay a pure function of the
 	// records.
@@ -122,8 +123,14 @@ func (d *dedup) seen(seq string, rt int64, key dedupKey) bool {
 	if d.insert(key, cur.tag) {
 		return true
 	}
+	return d.seenInherited(key, rt)
+}
+
+// seenInherited reports whether key is live in an ancestor's final state
+// (parents, then theirs) whose window still covers receive time rt.
+func (d *dedup) seenInherited(key dedupKey, rt int64) bool {
 	for _, p := range d.inherited {
-		if rt-p.clock < p.width*generations && p.has(key) {
+		if rt-p.clock < p.width*generations && p.has(key) || p.seenInherited(key, rt) {
 			return true
 		}
 	}

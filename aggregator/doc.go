@@ -46,7 +46,8 @@
 // final states (rebuilt from their stored positions at each session start,
 // consulted read-only while a record's RT is within a window of the
 // parent's clock), so a retry landing in the child after its original
-// landed in a parent is a duplicate; grandparents are not consulted.
+// landed in a parent is a duplicate. Each parent's state carries its own
+// parents' in turn, so two reshards within one window forget nothing.
 //
 // # Groups
 //

@@ -389,18 +389,21 @@ func (a *Aggregator) inherit(ctx context.Context, shard string, pos metric.Posit
 		a.met.errors.WithLabelValues("shards").Inc()
 		return fmt.Errorf("list shards for the parents of %s: %w", shard, err)
 	}
-	var parents []string
+	byID := make(map[string]stream.Shard, len(shards))
 	for _, s := range shards {
-		if s.ID == shard {
-			parents = s.Parents
-		}
+		byID[s.ID] = s
 	}
-	listed := make(map[string]bool, len(shards))
-	for _, s := range shards {
-		listed[s.ID] = true
-	}
-	for _, p := range parents {
-		if !listed[p] {
+	return a.inheritFrom(ctx, byID, shard, pos, d)
+}
+
+// inheritFrom gives d the final states of shard's parents in byID, each
+// with its own parents' states in turn: after two reshards within one
+// window, the original of a retry landing in a grandchild may be in the
+// grandparent. Every ancestor is kept only while its clock is within two
+// windows of its child's, which bounds the lineage walked.
+func (a *Aggregator) inheritFrom(ctx context.Context, byID map[string]stream.Shard, shard string, pos metric.Position, d *dedup) error {
+	for _, p := range byID[shard].Parents {
+		if _, listed := byID[p]; !listed {
 			continue // trimmed from the stream
 		}
 		ppos, err := a.st.Position(ctx, p)
@@ -414,6 +417,9 @@ func (a *Aggregator) inherit(ctx context.Context, shard string, pos metric.Posit
 		pd := newDedup(a.cfg.DedupWindow, ppos.DedupClock)
 		if _, err := a.rebuild(ctx, p, ppos, pd); err != nil {
 			return fmt.Errorf("dedup state of %s, parent of %s: %w", p, shard, err)
+		}
+		if err := a.inheritFrom(ctx, byID, p, ppos, pd); err != nil {
+			return err
 		}
 		d.inherited = append(d.inherited, pd)
 	}
