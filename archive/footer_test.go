@@ -16,19 +16,7 @@ func parquetWith(footer []byte) []byte {
 }
 
 func TestCheckFooter(t *testing.T) {
-	recs := genRecords(1, 20, 2, 1, testStart)
-	var rows []row
-	for _, r := range recs[:5] {
-		x, err := toRow(r.shard, r.seq, &r.ev)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rows = append(rows, x)
-	}
-	valid, err := encodeObject(rows)
-	if err != nil {
-		t.Fatal(err)
-	}
+	valid := encodeRecs(t, genRecords(1, 5, 1, 1, testStart))
 	lying := bytes.Clone(valid)
 	binary.LittleEndian.PutUint32(lying[len(lying)-8:], 0x64690218) // 1.7 GB footer
 

@@ -26,19 +26,7 @@ func FuzzParseKey(f *testing.F) {
 // return an error or rows, never panic, and rows it returns must survive an
 // encode/decode round trip unchanged.
 func FuzzDecodeObject(f *testing.F) {
-	recs := genRecords(3, 5, 1, 1, testStart)
-	var rows []row
-	for _, r := range recs {
-		x, err := toRow(r.shard, r.seq, &r.ev)
-		if err != nil {
-			f.Fatal(err)
-		}
-		rows = append(rows, x)
-	}
-	body, err := encodeObject(rows)
-	if err != nil {
-		f.Fatal(err)
-	}
+	body := encodeRecs(f, genRecords(3, 5, 1, 1, testStart))
 	f.Add(body)
 	f.Add([]byte("PAR1"))
 	f.Fuzz(func(t *testing.T, body []byte) {

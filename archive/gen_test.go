@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/big"
 	"math/rand/v2"
+	"testing"
 	"time"
 
 	"github.com/pulsehq/pulse/event"
@@ -90,4 +91,22 @@ func indexSlash(s string) int {
 		}
 	}
 	return len(s)
+}
+
+// encodeRecs encodes recs as one archive object, as the writer does.
+func encodeRecs(tb testing.TB, recs []testRec) []byte {
+	tb.Helper()
+	var rows []row
+	for _, r := range recs {
+		x, err := toRow(r.shard, r.seq, &r.ev)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		rows = append(rows, x)
+	}
+	body, err := encodeObject(rows)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return body
 }
