@@ -77,11 +77,13 @@ func TestArchiveGroupFailover(t *testing.T) {
 
 	first := active(archs...)
 	first.stop(syscall.SIGKILL)
+	killed := time.Now()
 	second := other(first)
 	if active(second) != second {
 		t.Fatal("the standby did not take over")
 	}
-	t.Logf("active archiver killed; the standby took over; %d events acknowledged", l.acked.Load())
+	t.Logf("active archiver killed; the standby took over after %s (lease TTL 2s); %d events acknowledged",
+		time.Since(killed).Round(10*time.Millisecond), l.acked.Load())
 	more("after the failover", 300)
 
 	first.run()
@@ -104,10 +106,12 @@ func TestArchiveGroupFailover(t *testing.T) {
 	more("after the pause", 200)
 
 	first.stop(syscall.SIGTERM)
+	stopped := time.Now()
 	if active(second) != second {
 		t.Fatal("the standby did not take over after a graceful stop")
 	}
-	t.Logf("active archiver stopped with SIGTERM; the standby took over; %d events acknowledged", l.acked.Load())
+	t.Logf("active archiver stopped with SIGTERM; the standby took over after %s; %d events acknowledged",
+		time.Since(stopped).Round(10*time.Millisecond), l.acked.Load())
 	more("after the handover", 300)
 
 	if err := l.Stop(); err != nil {
