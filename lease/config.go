@@ -28,6 +28,12 @@ type Config struct {
 	// before its key is deleted anyway (fencing then guards a worker that did
 	// not stop); default TTL.
 	ReleaseTimeout time.Duration
+	// Sticky keeps a lease with its holder for as long as the holder
+	// renews it, instead of handing it to whichever member's share it falls
+	// in when members come and go; the split can then be uneven. For a
+	// single lease whose handover costs more than it gains (the archive
+	// role: one active archiver, the others standing by).
+	Sticky bool
 	// Clock is the local clock that bounds how long a lease is trusted after
 	// its last renew; default time.Now.
 	Clock func() time.Time

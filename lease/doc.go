@@ -16,7 +16,8 @@
 //  4. takes free or expired leases up to its share, each with a new fence
 //     (an INCR of the shard's fence counter, so fences strictly increase every
 //     time a shard changes hands), and starts releasing the leases above its
-//     share or no longer in the shard list.
+//     share or no longer in the shard list (with Config.Sticky, only the
+//     latter: a holder keeps its leases while it renews them).
 //
 // The first round of Run only announces the member, so instances started
 // together see each other before taking shards rather than one taking them

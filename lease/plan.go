@@ -17,8 +17,10 @@ type plan struct {
 // giving up. Members sorted by id get S/N shards each and the first S%N one
 // more. Each member prefers the shards starting at its own offset in the
 // sorted shard list, so members that start together mostly try different
-// shards and a member gives up the shards farthest from its offset.
-func makePlan(me string, members, shards []string, held, releasing map[string]bool) plan {
+// shards and a member gives up the shards farthest from its offset. A
+// sticky member keeps every listed shard it holds, even above its share:
+// it only takes fewer.
+func makePlan(me string, members, shards []string, held, releasing map[string]bool, sticky bool) plan {
 	members = sortedUnique(members)
 	if _, found := slices.BinarySearch(members, me); !found {
 		members = sortedUnique(append(members, me))
@@ -59,14 +61,14 @@ func makePlan(me string, members, shards []string, held, releasing map[string]bo
 			p.candidates = append(p.candidates, sh)
 		}
 	}
-	if len(keep) > p.quota {
+	if len(keep) > p.quota && !sticky {
 		extra := keep[p.quota:]
 		for i := len(extra) - 1; i >= 0; i-- {
 			p.release = append(p.release, extra[i])
 		}
 		keep = keep[:p.quota]
 	}
-	p.want = p.quota - len(keep)
+	p.want = max(p.quota-len(keep), 0)
 	if p.want == 0 {
 		p.candidates = nil
 	}

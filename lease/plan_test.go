@@ -30,6 +30,7 @@ func TestMakePlan(t *testing.T) {
 		members        []string
 		shards         []string
 		held, release  map[string]bool
+		sticky         bool
 		wantQuota      int
 		wantRelease    []string
 		wantCandidates []string
@@ -59,10 +60,18 @@ func TestMakePlan(t *testing.T) {
 			wantQuota: 1, wantCandidates: []string{"s00", "s01"}, wantWant: 1},
 		{name: "share held", me: "b", members: []string{"a", "b"}, shards: s8[:4], held: set("s02", "s03"),
 			wantQuota: 2},
+		{name: "sticky keeps above its share", me: "b", members: []string{"a", "b"}, shards: []string{"archive"}, held: set("archive"), sticky: true,
+			wantQuota: 0},
+		{name: "not sticky hands over", me: "b", members: []string{"a", "b"}, shards: []string{"archive"}, held: set("archive"),
+			wantQuota: 0, wantRelease: []string{"archive"}},
+		{name: "sticky gives up removed shards", me: "a", members: []string{"a"}, shards: s8[:2], held: set("s00", "s07"), sticky: true,
+			wantQuota: 2, wantRelease: []string{"s07"}, wantCandidates: []string{"s01"}, wantWant: 1},
+		{name: "sticky above share takes none", me: "a", members: []string{"a", "b"}, shards: s8[:4], held: set("s00", "s01", "s02"), sticky: true,
+			wantQuota: 2},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := makePlan(tt.me, tt.members, tt.shards, tt.held, tt.release)
+			p := makePlan(tt.me, tt.members, tt.shards, tt.held, tt.release, tt.sticky)
 			if p.quota != tt.wantQuota || p.want != tt.wantWant ||
 				!slices.Equal(p.release, tt.wantRelease) || !slices.Equal(p.candidates, tt.wantCandidates) {
 				t.Fatalf("plan = %+v\nwant quota %d want %d release %v candidates %v",
@@ -80,7 +89,7 @@ func TestMakePlanSplit(t *testing.T) {
 			members, shards := names("m", n), names("s", s)
 			total, lo, hi := 0, s, 0
 			for _, me := range members {
-				q := makePlan(me, members, shards, nil, nil).quota
+				q := makePlan(me, members, shards, nil, nil, false).quota
 				total += q
 				lo, hi = min(lo, q), max(hi, q)
 			}

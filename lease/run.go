@@ -275,7 +275,7 @@ func (m *Manager) rebalance(ctx context.Context, members, shards []string) {
 		}
 	}
 	m.mu.Unlock()
-	p := makePlan(m.cfg.Owner, members, shards, own, releasing)
+	p := makePlan(m.cfg.Owner, members, shards, own, releasing, m.cfg.Sticky)
 
 	if len(p.release) > 0 {
 		now := m.cfg.Clock()

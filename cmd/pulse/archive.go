@@ -74,7 +74,9 @@ func startArchiver(ctx context.Context, g *errgroup.Group, cfg serveConfig, src 
 	}
 	// The aggregator group's lease manager owns the pulse_lease_* names;
 	// pulse_archive_active tells this group's state.
-	m, err := lease.New(rdb, lease.Config{Namespace: archiveLeaseNS, Owner: cfg.Group.Owner, TTL: cfg.Group.LeaseTTL, Logger: log})
+	// Sticky: a standby that (re)joins must not take the lease from a
+	// healthy holder; every handover stops, flushes and restarts archiving.
+	m, err := lease.New(rdb, lease.Config{Namespace: archiveLeaseNS, Owner: cfg.Group.Owner, TTL: cfg.Group.LeaseTTL, Sticky: true, Logger: log})
 	if err != nil {
 		return fmt.Errorf("archive group: %w", err)
 	}
