@@ -293,6 +293,8 @@ func TestReplayNewMetricAndVerify(t *testing.T) {
 	// equal to the live namespace.
 	cmd := exec.CommandContext(ctx, pulseBin, "replay", "--namespace", "v3", "--from", "-3h",
 		"--server", "http://"+s.addr, "--admin-token", adminToken)
+	var cliOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &cliOut, &cliOut
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -305,7 +307,10 @@ func TestReplayNewMetricAndVerify(t *testing.T) {
 		time.Sleep(time.Millisecond)
 	}
 	s.stop(syscall.SIGKILL)
-	_ = cmd.Wait()
+	// The CLI watching the job tells how to go on.
+	if err := cmd.Wait(); err != nil && !strings.Contains(cliOut.String(), "run the same command again") {
+		t.Errorf("pulse replay after the server died: %v, with no hint to run it again:\n%s", err, cliOut.String())
+	}
 	s.run()
 	out, err := s.pulse(ctx, "namespaces")
 	if err != nil {

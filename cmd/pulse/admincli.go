@@ -321,7 +321,12 @@ func (a *adminClient) wait(ctx context.Context, id string) (jobStatus, error) {
 	for {
 		var st jobStatus
 		if err := a.do(ctx, http.MethodGet, "/v1/admin/jobs/"+url.PathEscape(id), nil, &st); err != nil {
-			return st, err
+			if bar != nil {
+				_ = bar.Exit()
+			}
+			// Jobs live in the server's memory: a restart loses the job,
+			// not its work.
+			return st, fmt.Errorf("watch job %s: %w (if the server restarted, run the same command again: a replay resumes where it got to, a verify starts over)", id, err)
 		}
 		p := st.Progress
 		if bar != nil {
