@@ -112,6 +112,10 @@ func (s *Stream) closeSubscriptions() {
 	s.subWG.Wait()
 }
 
+// failuresReported is how many subscription failures in a row, without a
+// record passed on in between, make Reads of the shard fail.
+const failuresReported = 3
+
 // runSubscription subscribes from start, passes each event on and
 // resubscribes after the last record passed on when a subscription ends
 // (Kinesis ends each after 5 minutes) or fails, with exponential backoff
@@ -143,11 +147,17 @@ func (s *Stream) runSubscription(ctx context.Context, sub *subscription, shard s
 			s.log.Debug("kinesis subscription refused, retrying", "shard", shard, "err", err)
 		default:
 			s.m.subscriptions.WithLabelValues(subFailed).Inc()
-			s.log.Warn("kinesis subscription failed", "shard", shard, "err", err)
-			select {
-			case sub.events <- efoEvent{err: err}:
-			case <-ctx.Done():
-				return
+			s.log.Warn("kinesis subscription failed, resubscribing", "shard", shard, "err", err, "failures", failures+1)
+			// A stream torn mid-way (a reset connection) is resumed
+			// from the last record passed on, as the SDK retries a
+			// failed GetRecords; Reads see the error only once
+			// subscribing keeps failing.
+			if failures+1 >= failuresReported {
+				select {
+				case sub.events <- efoEvent{err: err}:
+				case <-ctx.Done():
+					return
+				}
 			}
 		}
 		failures++
@@ -165,7 +175,7 @@ func (s *Stream) runSubscription(ctx context.Context, sub *subscription, shard s
 // subscribeOnce runs one subscription from *start to its end, advancing
 // *start past every event passed on.
 func (s *Stream) subscribeOnce(ctx context.Context, sub *subscription, shard string, start *types.StartingPosition) (ended, progressed bool, err error) {
-	client := kinesis.New(s.client.Options(), s.cfg.EFOClientOptions...)
+	client := kinesis.New(s.client.Options(), append([]func(*kinesis.Options){s.streamingHTTP}, s.cfg.EFOClientOptions...)...)
 	out, err := client.SubscribeToShard(ctx, &kinesis.SubscribeToShardInput{
 		ConsumerARN:      aws.String(s.consumerARN),
 		ShardId:          aws.String(shard),
@@ -217,6 +227,14 @@ func (s *Stream) subscribeOnce(ctx context.Context, sub *subscription, shard str
 				*start = types.StartingPosition{Type: types.ShardIteratorTypeAfterSequenceNumber, SequenceNumber: next}
 			}
 		}
+	}
+}
+
+// streamingHTTP gives a subscription's client the HTTP client without a
+// total timeout, when the Stream's client has one.
+func (s *Stream) streamingHTTP(o *kinesis.Options) {
+	if s.subHTTP != nil {
+		o.HTTPClient = s.subHTTP
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	smithyhttp "github.com/aws/smithy-go/transport/http"
@@ -205,6 +206,33 @@ func readN(t *testing.T, s *Stream, shard, pos string, from bool, n int) []strea
 		}
 	}
 	return all
+}
+
+// testEFOTotalTimeout: a subscription outlives the total request timeout
+// of the client's HTTP client (the server gives its Kinesis client one):
+// records put after that timeout arrive on the same subscription, with no
+// failure and no resubscription.
+func testEFOTotalTimeout(t *testing.T, client *kinesis.Client) {
+	const total = 1500 * time.Millisecond
+	timed := kinesis.New(client.Options(), func(o *kinesis.Options) {
+		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(total)
+	})
+	name := createStream(t, client, 1)
+	p := open(t, client, name, nil)
+	first := putEvents(t, p, "early", 50)
+	e := openEFO(t, timed, name, "pulse-efo-timeout")
+	shard := first[0].res.Shard
+	got := readN(t, e, shard, "", false, len(first))
+	time.Sleep(2 * total)
+	more := putEvents(t, p, "late", 50)
+	got = append(got, readN(t, e, shard, got[len(got)-1].Seq, false, len(more))...)
+	checkExactlyOnce(t, append(first, more...), map[string][]stream.Record{shard: got})
+	if n := metricValue(e.m.subscriptions.WithLabelValues(subFailed)); n != 0 {
+		t.Errorf("%v subscriptions failed; the total timeout of %v cut them", n, total)
+	}
+	if n := metricValue(e.m.subscriptions.WithLabelValues(subOK)); n != 1 {
+		t.Errorf("%v subscriptions made, want 1", n)
+	}
 }
 
 // testEFOReshard reads a resharded stream with enhanced fan-out in lineage

@@ -22,6 +22,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 )
 
@@ -73,7 +74,8 @@ type Stream struct {
 
 	// Enhanced fan-out (efo.go): consumerARN is "" when polling.
 	consumerARN string
-	subCtx      context.Context // parent of every subscription, done at Close
+	subHTTP     *awshttp.BuildableClient // the client's HTTP client without its total timeout; nil: the client's own
+	subCtx      context.Context          // parent of every subscription, done at Close
 	subCancel   context.CancelFunc
 	subMu       sync.Mutex // guards subClosed and subWG.Add
 	subClosed   bool
@@ -112,6 +114,13 @@ func New(ctx context.Context, cfg Config) (*Stream, error) {
 			return nil, fmt.Errorf("kinesis: open stream %s: enhanced fan-out: %w", cfg.Stream, err)
 		}
 		s.consumerARN = arn
+		// A subscription's response streams for up to 5 minutes: a total
+		// request timeout (the server gives its Kinesis client one, for
+		// every other call) would cut each one short. Dial and response
+		// header timeouts stay.
+		if bc, ok := cfg.Client.Options().HTTPClient.(*awshttp.BuildableClient); ok && bc.GetTimeout() > 0 {
+			s.subHTTP = bc.WithTimeout(0)
+		}
 	}
 	// Subscriptions outlive the Reads that start them, so they hang off
 	// the Stream, not a Read's context.

@@ -44,6 +44,7 @@ func TestEmulator(t *testing.T) {
 	t.Run("expired iterator", func(t *testing.T) { testExpired(t, endpoint) })
 	t.Run("enhanced fan-out", func(t *testing.T) { testEFO(t, endpoint) })
 	t.Run("enhanced fan-out reshard", func(t *testing.T) { testEFOReshard(t, endpoint) })
+	t.Run("enhanced fan-out past the total timeout", func(t *testing.T) { testEFOTotalTimeout(t, client) })
 }
 
 // open makes a Stream on name and runs it until the test ends.
