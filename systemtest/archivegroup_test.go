@@ -131,12 +131,23 @@ func TestArchiveGroupFailover(t *testing.T) {
 	// The active archiver cuts an object every second: the archive soon
 	// holds every acknowledged event.
 	from, to := now.Add(-2*time.Hour), time.Now().Add(time.Hour)
-	var seen map[string]int
+	seen := waitArchived(ctx, t, store, tr, from)
+	t.Logf("%d distinct events acknowledged, %d archived", tr.size(), len(seen))
+	second.stop(syscall.SIGTERM)
+	checkNoOverlap(ctx, t, store, from, to)
+}
+
+// waitArchived polls the archive until it holds every event of tr with an
+// event time from from on (failing t if ctx ends first) and returns how
+// many times it holds each (site/id).
+func waitArchived(ctx context.Context, t *testing.T, store archive.ObjectStore, tr *truth, from time.Time) map[string]int {
+	t.Helper()
+	seen := map[string]int{}
 	missing := -1
 	for missing != 0 && ctx.Err() == nil {
 		time.Sleep(500 * time.Millisecond)
-		seen = map[string]int{}
-		if err := archive.Read(ctx, store, from, to, func(ev event.Event) error {
+		clear(seen)
+		if err := archive.Read(ctx, store, from, time.Now().Add(time.Hour), func(ev event.Event) error {
 			seen[ev.Site+"/"+ev.ID]++
 			return nil
 		}); err != nil {
@@ -149,10 +160,8 @@ func TestArchiveGroupFailover(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d distinct events acknowledged, %d archived", tr.size(), len(seen))
 	if missing > 0 {
 		t.Errorf("archive: %d of %d acknowledged events missing", missing, tr.size())
 	}
-	first.stop(syscall.SIGTERM)
-	checkNoOverlap(ctx, t, store, from, to)
+	return seen
 }
