@@ -9,6 +9,7 @@ import (
 
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/kinesistest"
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
@@ -32,7 +33,7 @@ import (
 func TestArchiveGroupFailover(t *testing.T) {
 	const bucket = "pulse-archive"
 	kc := kinesisAndS3Env(t, bucket)
-	stream := "kinesis://" + createKinesisStream(t, kc, 2)
+	stream := "kinesis://" + kinesistest.CreateStream(t, kc, 2)
 	rdb := redistest.Start(t).URL()
 	common := []string{"--stream", stream, "--redis", rdb, "--rate-ip", "-1", "--rate-site", "-1"}
 	ingest := newServer(t, append([]string{"--roles", "ingest"}, common...)...)

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/pulsehq/pulse/internal/kinesistest"
 )
 
 // kinesisAndS3Env points this process and every pulse it starts at a
@@ -16,7 +18,7 @@ import (
 // creates bucket and returns a client of the Kinesis emulator.
 func kinesisAndS3Env(t *testing.T, bucket string) *kinesis.Client {
 	t.Helper()
-	endpoint := startKinesis(t)
+	endpoint := kinesistest.Start(t)
 	backend := s3mem.New()
 	if err := backend.CreateBucket(bucket); err != nil {
 		t.Fatal(err)

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
+	"github.com/pulsehq/pulse/internal/kinesistest"
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
@@ -124,9 +125,9 @@ func TestAggregatorGroupKinesis(t *testing.T) {
 	defer cancel()
 	seed := uint64(time.Now().UnixNano())
 	t.Logf("seed %d", seed)
-	endpoint := startKinesis(t)
+	endpoint := kinesistest.Start(t)
 	kc := kinesisClient(endpoint)
-	name := createKinesisStream(t, kc, 4)
+	name := kinesistest.CreateStream(t, kc, 4)
 	proxy, proxyURL := startFailingProxy(t, endpoint, 5)
 	rds := redistest.Start(t).URL()
 	common := []string{"--stream", "kinesis://" + name, "--redis", rds, "--rate-ip", "-1", "--rate-site", "-1"}
@@ -162,7 +163,7 @@ func TestAggregatorGroupKinesis(t *testing.T) {
 	}); err != nil {
 		t.Fatalf("update shard count: %v", err)
 	}
-	waitStreamActive(t, kc, name)
+	kinesistest.WaitActive(t, kc, name)
 	t.Log("resharded 4 -> 8")
 
 	waitEvents(ctx, t, tr, 2100)

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,21 +13,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
-	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
-
-	"github.com/pulsehq/pulse/internal/kinesistest"
 )
-
-// startKinesis runs kinesis-local on a free port for the test and returns
-// its endpoint.
-func startKinesis(t *testing.T) string {
-	t.Helper()
-	return kinesistest.Start(t)
-}
 
 // kinesisClient is a client of the emulator with the test's credentials
 // (the same ones the pulse processes get from the environment).
@@ -50,32 +38,6 @@ func awsEnv(t *testing.T, endpoint string) {
 	t.Setenv("AWS_ACCESS_KEY_ID", "AKIDPULSESYSTEM")
 	t.Setenv("AWS_SECRET_ACCESS_KEY", "secret")
 	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
-}
-
-// createKinesisStream makes a fresh stream of n shards and waits for it.
-func createKinesisStream(t *testing.T, c *kinesis.Client, n int) string {
-	t.Helper()
-	ctx := context.Background()
-	name := fmt.Sprintf("pulse-system-%d", time.Now().UnixNano())
-	if _, err := c.CreateStream(ctx, &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(n))}); err != nil {
-		t.Fatalf("create stream: %v", err)
-	}
-	waitStreamActive(t, c, name)
-	return name
-}
-
-func waitStreamActive(t *testing.T, c *kinesis.Client, name string) {
-	t.Helper()
-	for i := 0; ; i++ {
-		out, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
-		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
-			return
-		}
-		if i == 600 {
-			t.Fatalf("stream %s not active: %v", name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
 }
 
 // failingProxy sits between the producers and the emulator and makes

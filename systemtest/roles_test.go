@@ -11,6 +11,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pulsehq/pulse/archive"
+	"github.com/pulsehq/pulse/internal/kinesistest"
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
@@ -27,7 +28,7 @@ import (
 func TestRolesKilled(t *testing.T) {
 	const bucket = "pulse-archive"
 	kc := kinesisAndS3Env(t, bucket)
-	stream := "kinesis://" + createKinesisStream(t, kc, 2)
+	stream := "kinesis://" + kinesistest.CreateStream(t, kc, 2)
 	rdb := redistest.Start(t, "--appendonly", "yes").URL()
 	common := []string{"--stream", stream, "--redis", rdb, "--rate-ip", "-1", "--rate-site", "-1"}
 	role := func(r string, extra ...string) *server {

@@ -5,6 +5,7 @@ package kinesistest
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -15,6 +16,10 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 
 	"github.com/pulsehq/pulse/internal/redistest"
 )
@@ -78,4 +83,35 @@ func Start(tb testing.TB) string {
 		tb.Fatalf("kinesis-local not ready after 3 minutes (log %s)", logf.Name())
 	}
 	return fmt.Sprintf("http://127.0.0.1:%d", port)
+}
+
+// CreateStream makes a stream of n shards on the emulator behind c, named
+// after the test, and waits until it is active.
+func CreateStream(tb testing.TB, c *kinesis.Client, n int) string {
+	tb.Helper()
+	name := fmt.Sprintf("pulse-%s-%d", strings.NewReplacer("/", "-", "_", "-").Replace(strings.ToLower(tb.Name())), time.Now().UnixNano())
+	if len(name) > 128 {
+		name = name[len(name)-128:]
+	}
+	if _, err := c.CreateStream(context.Background(), &kinesis.CreateStreamInput{StreamName: aws.String(name), ShardCount: aws.Int32(int32(n))}); err != nil {
+		tb.Fatalf("create stream %s: %v", name, err)
+	}
+	WaitActive(tb, c, name)
+	return name
+}
+
+// WaitActive waits up to a minute for stream name to be ACTIVE (after a
+// create or a reshard).
+func WaitActive(tb testing.TB, c *kinesis.Client, name string) {
+	tb.Helper()
+	for i := 0; ; i++ {
+		out, err := c.DescribeStreamSummary(context.Background(), &kinesis.DescribeStreamSummaryInput{StreamName: aws.String(name)})
+		if err == nil && out.StreamDescriptionSummary.StreamStatus == types.StreamStatusActive {
+			return
+		}
+		if i == 600 {
+			tb.Fatalf("stream %s not active: %v", name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -14,6 +14,7 @@ import (
 	smithyhttp "github.com/aws/smithy-go/transport/http"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/pulsehq/pulse/internal/kinesistest"
 	"github.com/pulsehq/pulse/stream"
 )
 
@@ -43,7 +44,7 @@ func openEFO(t *testing.T, client *kinesis.Client, name, consumer string) *Strea
 // at the end of an aggregated record; from a position inclusive.
 func testEFO(t *testing.T, endpoint string) {
 	client := newClient(t, endpoint)
-	name := createStream(t, client, 2)
+	name := kinesistest.CreateStream(t, client, 2)
 	p := open(t, client, name, nil)
 	events := putEvents(t, p, "a", 500)
 	plain := open(t, client, name, func(c *Config) { c.NoAggregation = true })
@@ -217,7 +218,7 @@ func testEFOTotalTimeout(t *testing.T, client *kinesis.Client) {
 	timed := kinesis.New(client.Options(), func(o *kinesis.Options) {
 		o.HTTPClient = awshttp.NewBuildableClient().WithTimeout(total)
 	})
-	name := createStream(t, client, 1)
+	name := kinesistest.CreateStream(t, client, 1)
 	p := open(t, client, name, nil)
 	first := putEvents(t, p, "early", 50)
 	e := openEFO(t, timed, name, "pulse-efo-timeout")
@@ -240,7 +241,7 @@ func testEFOTotalTimeout(t *testing.T, client *kinesis.Client) {
 // records; the children follow.
 func testEFOReshard(t *testing.T, endpoint string) {
 	client := newClient(t, endpoint)
-	name := createStream(t, client, 2)
+	name := kinesistest.CreateStream(t, client, 2)
 	p := open(t, client, name, nil)
 	events := putEvents(t, p, "before", 300)
 	if _, err := client.UpdateShardCount(context.Background(), &kinesis.UpdateShardCountInput{
@@ -248,7 +249,7 @@ func testEFOReshard(t *testing.T, endpoint string) {
 	}); err != nil {
 		t.Fatalf("update shard count: %v", err)
 	}
-	waitActive(t, client, name)
+	kinesistest.WaitActive(t, client, name)
 	events = append(events, putEvents(t, p, "after", 300)...)
 
 	e := openEFO(t, client, name, "pulse-efo-reshard")

@@ -8,6 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
+
+	"github.com/pulsehq/pulse/internal/kinesistest"
 )
 
 // testReadFrom reads from positions inclusive, the dedup rebuild's first
@@ -15,7 +17,7 @@ import (
 // it, seq-1 followed by 999999, names no Kinesis record), one inside, the
 // last one, a plain record and a shard's first record.
 func testReadFrom(t *testing.T, client *kinesis.Client) {
-	name := createStream(t, client, 2)
+	name := kinesistest.CreateStream(t, client, 2)
 	s := open(t, client, name, nil)
 	events := putEvents(t, s, "f", 600)
 	plain := open(t, client, name, func(c *Config) { c.NoAggregation = true })

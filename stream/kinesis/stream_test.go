@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesis/types"
 	"github.com/aws/smithy-go/middleware"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/pulsehq/pulse/internal/kinesistest"
 	"github.com/pulsehq/pulse/stream"
 )
 
@@ -31,7 +32,7 @@ var (
 // TestEmulator runs the integration scenarios against one kinesis-local,
 // each on a fresh stream.
 func TestEmulator(t *testing.T) {
-	endpoint := startEmulator(t)
+	endpoint := kinesistest.Start(t)
 	client := newClient(t, endpoint)
 	t.Run("aggregated", func(t *testing.T) { testPutRead(t, client, 2000, false) })
 	t.Run("plain", func(t *testing.T) { testPutRead(t, client, 1000, true) })
@@ -198,7 +199,7 @@ func readAll(t *testing.T, s *Stream) map[string][]stream.Record {
 }
 
 func testPutRead(t *testing.T, client *kinesis.Client, n int, plain bool) {
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	s := open(t, client, name, func(c *Config) { c.NoAggregation = plain })
 	events := putEvents(t, s, "e", n)
 	byShard := readAll(t, s)
@@ -228,7 +229,7 @@ func testPutRead(t *testing.T, client *kinesis.Client, n int, plain bool) {
 }
 
 func testResume(t *testing.T, client *kinesis.Client) {
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	s := open(t, client, name, nil)
 	events := putEvents(t, s, "r", 1200)
 	// A second round without aggregation mixes plain records in.
@@ -279,7 +280,7 @@ func sameRecords(a, b []stream.Record) bool {
 }
 
 func testReshard(t *testing.T, client *kinesis.Client) {
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	s := open(t, client, name, nil)
 	events := putEvents(t, s, "before", 800)
 
@@ -297,7 +298,7 @@ func testReshard(t *testing.T, client *kinesis.Client) {
 	}); err != nil {
 		t.Fatalf("update shard count: %v", err)
 	}
-	waitActive(t, client, name)
+	kinesistest.WaitActive(t, client, name)
 	events = append(events, putEvents(t, s, "after", 800)...)
 
 	shards, err := s.Shards(context.Background())
@@ -354,7 +355,7 @@ func testReshard(t *testing.T, client *kinesis.Client) {
 }
 
 func testTooLarge(t *testing.T, client *kinesis.Client) {
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	for _, plain := range []bool{false, true} {
 		s := open(t, client, name, func(c *Config) { c.NoAggregation = plain })
 		key := fmt.Sprintf("demo/big-%v", plain)
@@ -441,7 +442,7 @@ func throttle(calls int32, count *atomic.Int32, all bool) func(*middleware.Stack
 func testThrottled(t *testing.T, endpoint string) {
 	var count atomic.Int32
 	client := newClient(t, endpoint, throttle(20, &count, false))
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	for _, plain := range []bool{false, true} {
 		count.Store(0)
 		s := open(t, client, name, func(c *Config) {
@@ -474,7 +475,7 @@ func testThrottled(t *testing.T, endpoint string) {
 }
 
 func testBackpressure(t *testing.T, client *kinesis.Client) {
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	s, err := New(context.Background(), Config{Stream: name, Client: client, MaxBuffered: 10})
 	if err != nil {
 		t.Fatal(err)
@@ -592,7 +593,7 @@ func expire(count *atomic.Int32) func(*middleware.Stack) error {
 func testExpired(t *testing.T, endpoint string) {
 	var count atomic.Int32
 	client := newClient(t, endpoint, expire(&count))
-	name := createStream(t, client, 4)
+	name := kinesistest.CreateStream(t, client, 4)
 	s := open(t, client, name, nil)
 	events := putEvents(t, s, "x", 600)
 	byShard := readAll(t, s)
