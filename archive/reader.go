@@ -56,30 +56,13 @@ func Read(ctx context.Context, store ObjectStore, from, to time.Time, fn func(ev
 		return err
 	}
 	lo, hi := from.UnixMilli(), to.UnixMilli()
+	inRange := func(ts int64) bool { return ts >= lo && ts < hi }
 	for _, o := range objs {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		var fnErr error
-		err := readObject(ctx, store, o.Key, func(r *row) error {
-			if r.TS < lo || r.TS >= hi {
-				return nil
-			}
-			ev, err := r.event()
-			if err != nil {
-				return err
-			}
-			if err := fn(ev); err != nil {
-				fnErr = err
-				return err
-			}
-			return nil
-		})
-		if fnErr != nil {
-			return fnErr
-		}
-		if err != nil {
-			return fmt.Errorf("archive read %s: %w", o.Key, err)
+		if err := readRecords(ctx, store, o.Key, inRange, func(r Record) error { return fn(r.Event) }); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -18,11 +18,20 @@ type Record struct {
 // (the order the archiver added them). Memory is bounded as for Read. An
 // error from fn stops the read and is returned as is.
 func ReadObject(ctx context.Context, store ObjectStore, key string, fn func(Record) error) error {
+	return readRecords(ctx, store, key, nil, fn)
+}
+
+// readRecords is ReadObject for the records whose ts keep accepts (nil:
+// all), tested before the event (its props JSON) is decoded.
+func readRecords(ctx context.Context, store ObjectStore, key string, keep func(ts int64) bool, fn func(Record) error) error {
 	var fnErr error
 	err := readObject(ctx, store, key, func(r *row) error {
 		if err := ctx.Err(); err != nil {
 			fnErr = err
 			return err
+		}
+		if keep != nil && !keep(r.TS) {
+			return nil
 		}
 		ev, err := r.event()
 		if err != nil {
