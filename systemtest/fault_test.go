@@ -110,16 +110,7 @@ func TestGracefulStop(t *testing.T) {
 	s := newServer(t, "--redis", rs.URL())
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","id":"g","site":"grace","metric":"events","step":"10s","window":"5m"}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := s.subscribe(ctx, t, `{"op":"subscribe","id":"g","site":"grace","metric":"events","step":"10s","window":"5m"}`)
 	read(ctx, t, c) // snapshot
 	const n = 200
 	var body []byte

@@ -91,17 +91,7 @@ func TestTwoPushNodes(t *testing.T) {
 	var clients []*websocket.Conn
 	totals := []*liveTotal{{}, {}}
 	for _, s := range []*server{a, b} {
-		c, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
-			HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
-		})
-		if err != nil {
-			t.Fatalf("dial %s: %v", s.addr, err)
-		}
-		defer c.CloseNow()
-		sub := `{"op":"subscribe","id":"s1","site":"two","metric":"events","step":"10s","window":"15m"}`
-		if err := c.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
-			t.Fatal(err)
-		}
+		c := s.subscribe(ctx, t, `{"op":"subscribe","id":"s1","site":"two","metric":"events","step":"10s","window":"15m"}`)
 		clients = append(clients, c)
 	}
 	for i, c := range clients {
@@ -129,6 +119,24 @@ func TestTwoPushNodes(t *testing.T) {
 	if totals[0].seq != totals[1].seq {
 		t.Errorf("nodes end at seq %d and %d: both follow one delta log", totals[0].seq, totals[1].seq)
 	}
+}
+
+// subscribe opens a dashboard's WebSocket on s (read token, same-origin)
+// and sends the subscribe message sub; the connection is closed when the
+// test ends.
+func (s *server) subscribe(ctx context.Context, t *testing.T, sub string) *websocket.Conn {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
+		HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
+	})
+	if err != nil {
+		t.Fatalf("dial %s: %v", s.addr, err)
+	}
+	t.Cleanup(func() { c.CloseNow() })
+	if err := c.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
+		t.Fatalf("subscribe on %s: %v", s.addr, err)
+	}
+	return c
 }
 
 func read(ctx context.Context, t *testing.T, c *websocket.Conn) wsMessage {

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
@@ -19,7 +18,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/coder/websocket"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	"github.com/redis/go-redis/v9"
@@ -186,17 +184,7 @@ func TestReplayPromoteUnderWebSocket(t *testing.T) {
 	x.send(ctx, t, 500)
 	waitTruth(ctx, t, s, x)
 
-	ws, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
-	})
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	defer ws.CloseNow()
-	sub := `{"op":"subscribe","id":"s1","site":"demo","metric":"events","step":"1m","window":"2h"}`
-	if err := ws.Write(ctx, websocket.MessageText, []byte(sub)); err != nil {
-		t.Fatal(err)
-	}
+	ws := s.subscribe(ctx, t, `{"op":"subscribe","id":"s1","site":"demo","metric":"events","step":"1m","window":"2h"}`)
 	var live liveTotal
 	if m := read(ctx, t, ws); m.Op != "snapshot" {
 		t.Fatalf("first message %+v, want a snapshot", m)

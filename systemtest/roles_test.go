@@ -3,12 +3,9 @@ package systemtest
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/internal/kinesistest"
@@ -69,16 +66,7 @@ func TestRolesKilled(t *testing.T) {
 
 	// A dashboard on the restarted push node: its snapshot equals the truth.
 	want := tr.total("demo", "events", "1h")
-	c, _, err := websocket.Dial(ctx, "ws://"+push.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Origin": {"http://" + push.addr}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.CloseNow()
-	if err := c.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","id":"r","site":"demo","metric":"events","step":"1h","window":"3h"}`)); err != nil {
-		t.Fatal(err)
-	}
+	c := push.subscribe(ctx, t, `{"op":"subscribe","id":"r","site":"demo","metric":"events","step":"1h","window":"3h"}`)
 	var live liveTotal
 	live.apply(t, read(ctx, t, c))
 	if live.sum() != want {

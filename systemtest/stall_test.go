@@ -2,11 +2,8 @@ package systemtest
 
 import (
 	"context"
-	"net/http"
 	"testing"
 	"time"
-
-	"github.com/coder/websocket"
 
 	"github.com/pulsehq/pulse/internal/redistest"
 )
@@ -27,16 +24,7 @@ func TestStalledDashboard(t *testing.T) {
 		}
 		defer c.CloseNow()
 	}
-	live, _, err := websocket.Dial(ctx, "ws://"+s.addr+"/v1/ws?token="+readToken, &websocket.DialOptions{
-		HTTPHeader: http.Header{"Origin": {"http://" + s.addr}},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer live.CloseNow()
-	if err := live.Write(ctx, websocket.MessageText, []byte(`{"op":"subscribe","id":"live","site":"demo","metric":"events","step":"1h","window":"3h"}`)); err != nil {
-		t.Fatal(err)
-	}
+	live := s.subscribe(ctx, t, `{"op":"subscribe","id":"live","site":"demo","metric":"events","step":"1h","window":"3h"}`)
 	var total liveTotal
 	total.apply(t, read(ctx, t, live))
 
