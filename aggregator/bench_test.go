@@ -13,7 +13,6 @@ import (
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/stream"
-	"github.com/pulsehq/pulse/stream/local"
 )
 
 // referenceEvents is the reference workload: 1,000 Zipf-distributed paths,
@@ -57,29 +56,8 @@ func BenchmarkAggregate(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	log, err := local.Open(b.TempDir(), local.Config{Shards: 4})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer log.Close()
 	n := b.N
-	evs := referenceEvents(n, time.Now().UnixMilli())
-	tips := map[string]string{}
-	for i := 0; i < n; i += 5000 {
-		var entries []stream.Entry
-		for j := i; j < min(i+5000, n); j++ {
-			entries = append(entries, stream.Entry{Key: evs[j].PartitionKey(), Data: mustMarshal(b, &evs[j])})
-		}
-		res, err := log.Put(ctx, entries)
-		if err != nil {
-			b.Fatal(err)
-		}
-		for _, r := range res {
-			if stream.CompareSeq(r.Seq, tips[r.Shard]) > 0 {
-				tips[r.Shard] = r.Seq
-			}
-		}
-	}
+	log, tips := fillLocal(b, 4, benchEvents(b, n))
 	store := redisagg.New(rdb, cat, redisagg.Config{})
 	a, err := New(log, store, Config{Catalog: cat})
 	if err != nil {

@@ -20,11 +20,11 @@ import (
 // benchShards is divisible by 1, 2 and 3 instances.
 const benchShards = 6
 
-// fillLocal puts evs into a stream/local of benchShards shards and returns
+// fillLocal puts evs into a stream/local of the given shards and returns
 // it with the last sequence number of every shard.
-func fillLocal(b *testing.B, evs []metricEvent) (*local.Log, map[string]string) {
+func fillLocal(b *testing.B, shards int, evs []metricEvent) (*local.Log, map[string]string) {
 	b.Helper()
-	log, err := local.Open(b.TempDir(), local.Config{Shards: benchShards})
+	log, err := local.Open(b.TempDir(), local.Config{Shards: shards})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -88,7 +88,7 @@ func BenchmarkGroup(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			log, tips := fillLocal(b, benchEvents(b, b.N))
+			log, tips := fillLocal(b, benchShards, benchEvents(b, b.N))
 			store := redisagg.New(rdb, cat, redisagg.Config{})
 			b.ResetTimer()
 			var members []*member
@@ -154,7 +154,7 @@ func BenchmarkRebalance(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			log, _ := fillLocal(b, benchEvents(b, 1000))
+			log, _ := fillLocal(b, benchShards, benchEvents(b, 1000))
 			store := redisagg.New(rdb, cat, redisagg.Config{})
 			// A trickle of events keeps every shard moving.
 			var wg sync.WaitGroup
