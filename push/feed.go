@@ -300,15 +300,22 @@ func (h *Hub) catchUp(ctx context.Context, f *feed, upto int64) {
 func (h *Hub) resetFeed(f *feed, last int64) {
 	for _, t := range f.topics {
 		h.flushTopic(t)
-		for s := range t.syncing {
-			s.earlyOverflow = true
-		}
-		for s := range t.subs {
-			delete(t.subs, s)
-			s.c.q.markReset(s)
-		}
+		detachTopic(t)
 	}
 	f.last = last
+}
+
+// detachTopic sends every subscriber of t back for a reset snapshot: the
+// active ones at once, those still syncing when their snapshot comes (it
+// may predate the break, so activate refuses it and they attach again).
+func detachTopic(t *topic) {
+	for s := range t.syncing {
+		s.earlyOverflow = true
+	}
+	for s := range t.subs {
+		delete(t.subs, s)
+		s.c.q.markReset(s)
+	}
 }
 
 // apply processes one entry: filtered once per topic, buffered for syncing

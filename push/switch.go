@@ -37,15 +37,7 @@ func (h *Hub) Switch(ctx context.Context, cat *metric.Catalog, swap func()) erro
 		}
 		for _, f := range h.feeds {
 			for _, t := range f.topics {
-				for s := range t.syncing {
-					// Its snapshot may come from the old namespace:
-					// activate refuses it and it attaches again.
-					s.earlyOverflow = true
-				}
-				for s := range t.subs {
-					delete(t.subs, s)
-					s.c.q.markReset(s)
-				}
+				detachTopic(t) // snapshots in flight may be the old namespace's
 				t.pending = nil
 			}
 			// The new namespace's log has its own n: learn its head
