@@ -12,19 +12,19 @@ import (
 // BenchmarkWrite measures Add+Flush into a DirStore (encode, Zstd, fsync)
 // with the default MaxBytes, and reports the archive's size per event and
 // its compression against NDJSON of the same events (the stream records).
+// Every event is a distinct one: repeating a smaller set would let Zstd
+// find whole repeated rows and overstate the compression (8.7 bytes/event
+// at 600,000 events made of 100,000 repeated, against about 28 here).
 func BenchmarkWrite(b *testing.B) {
-	recs := genRecords(11, 100_000, 4, 24, testStart)
+	recs := genRecords(11, b.N, 4, 24, testStart)
 	store := NewDir(filepath.Join(b.TempDir(), "a"))
 	w := NewWriter(store, WriterConfig{})
 	ctx := context.Background()
 	var ndjson int64
-	seqs := map[string]int{}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		r := recs[i%len(recs)]
-		// Fresh seqs per pass so every event is a new record.
-		seqs[r.shard]++
-		if err := w.Add(r.shard, itoa(seqs[r.shard]), r.data, r.ev); err != nil {
+		r := recs[i]
+		if err := w.Add(r.shard, r.seq, r.data, r.ev); err != nil {
 			b.Fatal(err)
 		}
 		ndjson += int64(len(r.data)) + 1
