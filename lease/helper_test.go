@@ -3,7 +3,6 @@ package lease
 import (
 	"context"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -252,8 +251,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
-
-func sortedKeys(m map[string]int64) []string { return slices.Sorted(maps.Keys(m)) }
 
 // pauseHook stalls every command of a client while paused, as a process
 // frozen by GC or a hung connection would. It ignores ctx, as go-redis does

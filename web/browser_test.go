@@ -127,12 +127,6 @@ func (c *collector) wait(ctx context.Context, t *testing.T, what string, cond fu
 	}
 }
 
-func (c *collector) requests() []collected {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.reqs)
-}
-
 func dump(reqs []collected) string {
 	b, _ := json.MarshalIndent(func() (out []map[string]any) {
 		for _, r := range reqs {
