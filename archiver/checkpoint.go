@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/redisagg"
 )
 
 // ErrFenced is returned by Claim and Save of RedisCheckpoints once an
@@ -31,9 +33,12 @@ var ErrFenced = errors.New("archive checkpoints claimed by a newer archiver (fen
 // that boundary, writes the same object: the archive gets no overlap even
 // when a paused process wakes up after its lease moved.
 type RedisCheckpoints struct {
-	rdb   redis.UniversalClient
-	key   string
-	fence atomic.Int64 // 0: unfenced (one archiver, no group)
+	rdb redis.UniversalClient
+	key string
+	// fenceKey holds the highest fence that claimed the checkpoints; the
+	// same slot as the hash, so one script reads both on a Redis Cluster.
+	fenceKey string
+	fence    atomic.Int64 // 0: unfenced (one archiver, no group)
 }
 
 // claimScript raises the fence in KEYS[1] to ARGV[1], refusing (0) to lower
@@ -54,23 +59,17 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1
 `)
 
-// NewRedisCheckpoints stores checkpoints under p:{archive}:ck, or
-// p:NAMESPACE:{archive}:ck for a non-empty namespace (two deployments
-// sharing a Redis, each with its own archive).
+// NewRedisCheckpoints stores checkpoints under
+// redisagg.KeysFor(namespace).ArchiveCheckpoint: one hash for the empty
+// namespace, or one per namespace (two deployments sharing a Redis, each
+// with its own archive).
 func NewRedisCheckpoints(rdb redis.UniversalClient, namespace string) *RedisCheckpoints {
-	key := "p:{archive}:ck"
-	if namespace != "" {
-		key = "p:" + namespace + ":{archive}:ck"
-	}
-	return &RedisCheckpoints{rdb: rdb, key: key}
+	keys := redisagg.KeysFor(namespace)
+	return &RedisCheckpoints{rdb: rdb, key: keys.ArchiveCheckpoint(), fenceKey: keys.ArchiveFence()}
 }
 
 // Key is the Redis key of the hash.
 func (r *RedisCheckpoints) Key() string { return r.key }
-
-// fenceKey holds the highest fence that claimed the checkpoints; the same
-// {archive} slot as the hash, so one script reads both on a Redis Cluster.
-func (r *RedisCheckpoints) fenceKey() string { return r.key + ":fence" }
 
 // Claim makes fence (a lease's fencing token, > 0) the checkpoints' fence:
 // later Saves carry it, and Saves carrying a lower one are refused. It
@@ -79,7 +78,7 @@ func (r *RedisCheckpoints) Claim(ctx context.Context, fence int64) error {
 	if fence <= 0 {
 		return fmt.Errorf("claim archive checkpoints: fence %d is not positive", fence)
 	}
-	ok, err := claimScript.Run(ctx, r.rdb, []string{r.fenceKey()}, fence).Int()
+	ok, err := claimScript.Run(ctx, r.rdb, []string{r.fenceKey}, fence).Int()
 	if err != nil {
 		return fmt.Errorf("claim archive checkpoints %s with fence %d: %w", r.key, fence, err)
 	}
@@ -116,7 +115,7 @@ func (r *RedisCheckpoints) Save(ctx context.Context, shard string, c Checkpoint)
 		}
 		return nil
 	}
-	ok, err := fencedSaveScript.Run(ctx, r.rdb, []string{r.key, r.fenceKey()}, shard, encodeCheckpoint(c), strconv.FormatInt(fence, 10)).Int()
+	ok, err := fencedSaveScript.Run(ctx, r.rdb, []string{r.key, r.fenceKey}, shard, encodeCheckpoint(c), strconv.FormatInt(fence, 10)).Int()
 	if err != nil {
 		return fmt.Errorf("save archive checkpoint of shard %s: %w", shard, err)
 	}

@@ -22,7 +22,7 @@ func TestCluster(t *testing.T) {
 	ctx := context.Background()
 	st := ins[0].m.st
 	slots := map[int64]bool{}
-	for _, k := range []string{st.membersKey(), st.fenceKey(), st.leaseKey("s00"), st.leaseKey("s07")} {
+	for _, k := range []string{st.keys.LeaseMembers(), st.keys.LeaseFence(), st.keys.LeaseShard("s00"), st.keys.LeaseShard("s07")} {
 		slot, err := c.ClusterKeySlot(ctx, k).Result()
 		if err != nil {
 			t.Fatal(err)
@@ -32,7 +32,7 @@ func TestCluster(t *testing.T) {
 	if len(slots) != 1 {
 		t.Fatalf("lease keys span slots %v", slots)
 	}
-	if n, err := c.Exists(ctx, st.leaseKey("s00")).Result(); err != nil || n != 1 {
-		t.Fatalf("lease key %s: exists %d, %v", st.leaseKey("s00"), n, err)
+	if n, err := c.Exists(ctx, st.keys.LeaseShard("s00")).Result(); err != nil || n != 1 {
+		t.Fatalf("lease key %s: exists %d, %v", st.keys.LeaseShard("s00"), n, err)
 	}
 }

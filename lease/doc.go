@@ -59,7 +59,7 @@
 //
 // All keys share the hash tag {lease}, so every script (renew and take touch
 // many shards, the fence counter and the lease keys at once) runs in one
-// Redis Cluster slot:
+// Redis Cluster slot (redisagg.Keys builds them):
 //
 //	p:NS:{lease}:members     sorted set: owner -> expiry (server ms)
 //	p:NS:{lease}:fence       hash: shard -> last fence handed out (never expires)

@@ -81,10 +81,10 @@ var scenarios = []struct {
 			t.Fatal(err)
 		}
 		rdb := client()
-		if n, err := rdb.Exists(context.Background(), ins[1].m.st.membersKey()).Result(); err != nil || n != 1 {
+		if n, err := rdb.Exists(context.Background(), ins[1].m.st.keys.LeaseMembers()).Result(); err != nil || n != 1 {
 			t.Fatalf("members key: %d, %v", n, err)
 		}
-		if _, err := rdb.ZScore(context.Background(), ins[1].m.st.membersKey(), "b").Result(); err != redis.Nil {
+		if _, err := rdb.ZScore(context.Background(), ins[1].m.st.keys.LeaseMembers(), "b").Result(); err != redis.Nil {
 			t.Fatalf("b still a member after Leave: %v", err)
 		}
 		g.waitSplit([]*instance{ins[0], ins[2]}, 4, 4)
@@ -98,7 +98,7 @@ var scenarios = []struct {
 		// Another owner takes s01 as if a had been paused past its TTL.
 		rdb := client()
 		st := a.m.st
-		f, err := rdb.HIncrBy(ctx, st.fenceKey(), "s01", 1).Result()
+		f, err := rdb.HIncrBy(ctx, st.keys.LeaseFence(), "s01", 1).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -107,10 +107,10 @@ var scenarios = []struct {
 			t.Fatal(err)
 		}
 		exp := now.Add(3 * testTTL).UnixMilli()
-		if err := rdb.HSet(ctx, st.leaseKey("s01"), "owner", "thief", "fence", f, "exp", exp).Err(); err != nil {
+		if err := rdb.HSet(ctx, st.keys.LeaseShard("s01"), "owner", "thief", "fence", f, "exp", exp).Err(); err != nil {
 			t.Fatal(err)
 		}
-		if err := rdb.PExpire(ctx, st.leaseKey("s01"), 3*testTTL).Err(); err != nil {
+		if err := rdb.PExpire(ctx, st.keys.LeaseShard("s01"), 3*testTTL).Err(); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, "stolen lease disappears", func() bool {

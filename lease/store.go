@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/redisagg"
 )
 
 // nowMillis is the server's clock in ms; every script decides expiry with it
@@ -80,25 +82,21 @@ end
 return n
 `)
 
-// store is the key layout and the scripts.
+// store is the scripts over the lease keys of one namespace.
 type store struct {
-	rdb    redis.UniversalClient
-	prefix string // p:NS:{lease}:
-	owner  string
-	ttl    string // ms
+	rdb   redis.UniversalClient
+	keys  redisagg.Keys
+	owner string
+	ttl   string // ms
 }
 
 func newStore(rdb redis.UniversalClient, ns, owner string, ttl time.Duration) *store {
-	return &store{rdb: rdb, prefix: "p:" + ns + ":{lease}:", owner: owner, ttl: strconv.FormatInt(ttl.Milliseconds(), 10)}
+	return &store{rdb: rdb, keys: redisagg.KeysFor(ns), owner: owner, ttl: strconv.FormatInt(ttl.Milliseconds(), 10)}
 }
-
-func (s *store) membersKey() string           { return s.prefix + "members" }
-func (s *store) fenceKey() string             { return s.prefix + "fence" }
-func (s *store) leaseKey(shard string) string { return s.prefix + "shard:" + shard }
 
 // heartbeat refreshes this owner's membership and returns the live members.
 func (s *store) heartbeat(ctx context.Context) ([]string, error) {
-	members, err := heartbeatScript.Run(ctx, s.rdb, []string{s.membersKey()}, s.owner, s.ttl).StringSlice()
+	members, err := heartbeatScript.Run(ctx, s.rdb, []string{s.keys.LeaseMembers()}, s.owner, s.ttl).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("heartbeat %s: %w", s.owner, err)
 	}
@@ -111,7 +109,7 @@ func (s *store) renew(ctx context.Context, shards []string, fences []int64) ([]b
 	args := make([]any, 0, 2+len(shards))
 	args = append(args, s.owner, s.ttl)
 	for i, sh := range shards {
-		keys[i] = s.leaseKey(sh)
+		keys[i] = s.keys.LeaseShard(sh)
 		args = append(args, strconv.FormatInt(fences[i], 10))
 	}
 	res, err := renewScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
@@ -132,11 +130,11 @@ func (s *store) renew(ctx context.Context, shards []string, fences []int64) ([]b
 // fence of each one taken.
 func (s *store) acquire(ctx context.Context, candidates []string, want int) (map[string]int64, error) {
 	keys := make([]string, 0, 1+len(candidates))
-	keys = append(keys, s.fenceKey())
+	keys = append(keys, s.keys.LeaseFence())
 	args := make([]any, 0, 3+len(candidates))
 	args = append(args, s.owner, s.ttl, want)
 	for _, sh := range candidates {
-		keys = append(keys, s.leaseKey(sh))
+		keys = append(keys, s.keys.LeaseShard(sh))
 		args = append(args, sh)
 	}
 	res, err := acquireScript.Run(ctx, s.rdb, keys, args...).Int64Slice()
@@ -160,7 +158,7 @@ func (s *store) release(ctx context.Context, shards []string, fences []int64) er
 	args := make([]any, 0, 1+len(shards))
 	args = append(args, s.owner)
 	for i, sh := range shards {
-		keys[i] = s.leaseKey(sh)
+		keys[i] = s.keys.LeaseShard(sh)
 		args = append(args, strconv.FormatInt(fences[i], 10))
 	}
 	if err := releaseScript.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
@@ -171,7 +169,7 @@ func (s *store) release(ctx context.Context, shards []string, fences []int64) er
 
 // leave removes this owner from the members.
 func (s *store) leave(ctx context.Context) error {
-	if err := s.rdb.ZRem(ctx, s.membersKey(), s.owner).Err(); err != nil {
+	if err := s.rdb.ZRem(ctx, s.keys.LeaseMembers(), s.owner).Err(); err != nil {
 		return fmt.Errorf("leave %s: %w", s.owner, err)
 	}
 	return nil

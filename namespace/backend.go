@@ -9,35 +9,39 @@ import (
 	"path/filepath"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/redisagg"
 )
 
-// RedisKey is where RedisBackend keeps the registry. The tag {ns} keeps it
-// in one Redis Cluster slot, outside every namespace's own keys, so
-// dropping a namespace (SCAN p:NS:*) never touches it.
-const RedisKey = "p:{ns}:registry"
-
-// RedisBackend keeps the registry in one Redis string.
-type RedisBackend struct{ rdb redis.UniversalClient }
+// RedisBackend keeps the registry in one Redis string, at
+// redisagg.Keys.Registry: outside every namespace's own keys, so dropping
+// a namespace never touches it.
+type RedisBackend struct {
+	rdb redis.UniversalClient
+	key string
+}
 
 // NewRedisBackend returns a backend on rdb.
-func NewRedisBackend(rdb redis.UniversalClient) *RedisBackend { return &RedisBackend{rdb: rdb} }
+func NewRedisBackend(rdb redis.UniversalClient) *RedisBackend {
+	return &RedisBackend{rdb: rdb, key: redisagg.Keys{}.Registry()}
+}
 
 // Load implements Backend.
 func (b *RedisBackend) Load(ctx context.Context) ([]byte, error) {
-	v, err := b.rdb.Get(ctx, RedisKey).Bytes()
+	v, err := b.rdb.Get(ctx, b.key).Bytes()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("get %s: %w", RedisKey, err)
+		return nil, fmt.Errorf("get %s: %w", b.key, err)
 	}
 	return v, nil
 }
 
 // Save implements Backend: one SET, atomic for readers.
 func (b *RedisBackend) Save(ctx context.Context, doc []byte) error {
-	if err := b.rdb.Set(ctx, RedisKey, doc, 0).Err(); err != nil {
-		return fmt.Errorf("set %s: %w", RedisKey, err)
+	if err := b.rdb.Set(ctx, b.key, doc, 0).Err(); err != nil {
+		return fmt.Errorf("set %s: %w", b.key, err)
 	}
 	return nil
 }
@@ -54,9 +58,9 @@ return 0`)
 
 // CompareAndSwap implements Swapper: one script, atomic.
 func (b *RedisBackend) CompareAndSwap(ctx context.Context, old, doc []byte) (bool, error) {
-	n, err := casScript.Run(ctx, b.rdb, []string{RedisKey}, old, doc).Int()
+	n, err := casScript.Run(ctx, b.rdb, []string{b.key}, old, doc).Int()
 	if err != nil {
-		return false, fmt.Errorf("compare and set %s: %w", RedisKey, err)
+		return false, fmt.Errorf("compare and set %s: %w", b.key, err)
 	}
 	return n == 1, nil
 }

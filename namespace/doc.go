@@ -5,7 +5,7 @@
 // moves the pointer in one write, so readers switch atomically.
 //
 // The registry is one small JSON document, kept where it survives what the
-// aggregates survive and more: in Redis (key p:{ns}:registry) when the
+// aggregates survive and more: in Redis (key redisagg.Keys.Registry) when the
 // aggregate store is a real Redis, in a file in the data directory with the
 // embedded store, whose in-memory Redis forgets everything at exit.
 package namespace

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/internal/redistest"
+	"github.com/pulsehq/pulse/redisagg"
 )
 
 var (
@@ -23,7 +24,7 @@ func backends(t *testing.T) map[string]func() Backend {
 		"file": func() Backend { return NewFileBackend(filepath.Join(t.TempDir(), "namespaces.json")) },
 		"redis": func() Backend {
 			c := rs.Client(t)
-			if err := c.Del(context.Background(), RedisKey).Err(); err != nil {
+			if err := c.Del(context.Background(), redisagg.Keys{}.Registry()).Err(); err != nil {
 				t.Fatal(err)
 			}
 			return NewRedisBackend(c)
@@ -147,28 +148,31 @@ func TestRegistryLifecycle(t *testing.T) {
 	}
 }
 
-// TestDropKeys drops one namespace of a real redis-server and leaves the
-// others (including one whose name extends it) and the registry alone.
+// TestDropKeys drops the keys of a namespace of a real redis-server, and
+// refuses a name the registry would not hold (a SCAN pattern would match
+// other namespaces). What a drop leaves is redisagg's TestDrop.
 func TestDropKeys(t *testing.T) {
 	ctx := context.Background()
 	c := redistest.Start(t).Client(t)
-	keys := []string{"p:v2:{demo}:c:events:1m:0", "p:v2:{shard-000001}:pos", "p:v2:{demo}:dlog:events",
-		"p:v20:{demo}:c:events:1m:0", "p:v1:{demo}:ck", RedisKey, "p:{archive}:ck"}
-	for _, k := range keys {
-		if err := c.Set(ctx, k, "x", 0).Err(); err != nil {
-			t.Fatal(err)
+	v2 := redisagg.KeysFor("v2")
+	for _, tc := range []struct {
+		name    string
+		want    int64
+		wantErr error
+	}{
+		{"*", 0, ErrBadName},
+		{"v2:x", 0, ErrBadName},
+		{"v2", 2, nil},
+	} {
+		for _, k := range []string{v2.DeltaLog("demo", "events"), v2.LeaseMembers()} {
+			if err := c.Set(ctx, k, "x", 0).Err(); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	n, err := DropKeys(ctx, c, "v2")
-	if err != nil || n != 3 {
-		t.Fatalf("DropKeys: %d, %v; want 3", n, err)
-	}
-	left, _ := c.Keys(ctx, "*").Result()
-	if len(left) != len(keys)-3 {
-		t.Fatalf("keys left: %v", left)
-	}
-	if _, err := DropKeys(ctx, c, "*"); !errors.Is(err, ErrBadName) {
-		t.Fatalf("DropKeys(*): %v, want ErrBadName", err)
+		n, err := DropKeys(ctx, c, tc.name)
+		if n != tc.want || !errors.Is(err, tc.wantErr) {
+			t.Fatalf("DropKeys(%q): %d, %v; want %d, %v", tc.name, n, err, tc.want, tc.wantErr)
+		}
 	}
 }
 

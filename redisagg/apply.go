@@ -160,12 +160,12 @@ func (s *Store) encode(c *metric.Commit, parts []*sitePart, withPos bool) ([]str
 	header := 11 + 2*len(parts)
 	heads := make([]any, 0, 2*len(parts))
 	for _, sp := range parts {
-		heads = append(heads, e.key(s.checkpointKey(sp.site)), strconv.Itoa(header+len(e.body)+1))
+		heads = append(heads, e.key(s.keys.checkpoint(sp.site)), strconv.Itoa(header+len(e.body)+1))
 		s.encodePart(e, sp)
 	}
 	pos := "0"
 	if withPos {
-		pos = e.key(s.positionKey(c.Shard))
+		pos = e.key(s.keys.position(c.Shard))
 	}
 	deltas := "1"
 	if s.cfg.NoDeltas {
@@ -190,11 +190,11 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 	e.add(strconv.Itoa(len(names)))
 	for _, m := range names {
 		mp := sp.metrics[m]
-		e.add(m, e.key(s.deltaSeqKey(sp.site, m)), e.key(s.DeltaLogKey(sp.site, m)), s.DeltaChannel(sp.site, m),
+		e.add(m, e.key(s.keys.deltaSeq(sp.site, m)), e.key(s.keys.DeltaLog(sp.site, m)), s.keys.DeltaChannel(sp.site, m),
 			strconv.Itoa(len(mp.hashes)), strconv.Itoa(len(mp.hlls)))
 		for _, h := range sortedOps(mp.hashes) {
 			exp := strconv.FormatInt(h.st.ExpireAt(h.bucket), 10)
-			e.add(e.key(s.countKey(sp.site, m, h.st.Name, h.bucket)), exp, h.st.Name,
+			e.add(e.key(s.keys.count(sp.site, m, h.st.Name, h.bucket)), exp, h.st.Name,
 				strconv.FormatInt(h.bucket, 10), strconv.FormatInt(h.total, 10), strconv.Itoa(len(h.dims)))
 			dims := make([]string, 0, len(h.dims))
 			for d := range h.dims {
@@ -204,7 +204,7 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 			for _, d := range dims {
 				z := "0"
 				if s.hasTop(h.st) {
-					z = e.key(s.topKey(sp.site, m, d, h.st.Name, h.bucket))
+					z = e.key(s.keys.top(sp.site, m, d, h.st.Name, h.bucket))
 				}
 				vals := h.dims[d]
 				e.add(d, z, exp, strconv.Itoa(len(vals)))
@@ -230,7 +230,7 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 			}
 		}
 		for _, h := range sortedOps(mp.hlls) {
-			e.add(e.key(s.uniqueKey(sp.site, m, h.st.Name, h.bucket)), strconv.FormatInt(h.st.ExpireAt(h.bucket), 10),
+			e.add(e.key(s.keys.unique(sp.site, m, h.st.Name, h.bucket)), strconv.FormatInt(h.st.ExpireAt(h.bucket), 10),
 				h.st.Name, strconv.FormatInt(h.bucket, 10), strconv.Itoa(len(h.values)))
 			for v := range h.values {
 				e.add(v)
@@ -319,7 +319,7 @@ func (s *Store) run(ctx context.Context, keys []string, args []any) error {
 // Position returns where the aggregation of shard stands; the zero Position
 // when nothing was applied yet.
 func (s *Store) Position(ctx context.Context, shard string) (metric.Position, error) {
-	m, err := s.rdb.HGetAll(ctx, s.positionKey(shard)).Result()
+	m, err := s.rdb.HGetAll(ctx, s.keys.position(shard)).Result()
 	if err != nil {
 		return metric.Position{}, fmt.Errorf("read position of shard %s: %w", shard, err)
 	}

@@ -27,7 +27,7 @@ func TestCluster(t *testing.T) {
 	for _, s := range sites {
 		a.count(s, "pageviews", ts, 2, "path", "/"+s)
 		a.unique(s, "visitors", ts, "u1", "u2")
-		slot, err := c.ClusterKeySlot(ctx, st.checkpointKey(s)).Result()
+		slot, err := c.ClusterKeySlot(ctx, st.keys.checkpoint(s)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -62,7 +62,7 @@ func TestCluster(t *testing.T) {
 	if err := st.Apply(ctx, commit("5", "6", 2, newAdder(cat).count("new", "events", ts, 1, "type", "x").u)); !errors.Is(err, ErrFenced) {
 		t.Errorf("fenced writer: err %v, want ErrFenced", err)
 	}
-	if n, _ := c.Exists(ctx, st.checkpointKey("new")).Result(); n != 0 {
+	if n, _ := c.Exists(ctx, st.keys.checkpoint("new")).Result(); n != 0 {
 		t.Errorf("fenced writer wrote a site")
 	}
 }

@@ -106,7 +106,7 @@ return 1
 
 // mark runs markLua for c's shard.
 func (s *Store) mark(ctx context.Context, shard, last string, fence int64) error {
-	err := markLua.Run(ctx, s.rdb, []string{s.positionKey(shard)}, strconv.FormatInt(fence, 10), last, shard).Err()
+	err := markLua.Run(ctx, s.rdb, []string{s.keys.position(shard)}, strconv.FormatInt(fence, 10), last, shard).Err()
 	if err != nil {
 		return refusal(err)
 	}
@@ -118,7 +118,7 @@ func (s *Store) mark(ctx context.Context, shard, last string, fence int64) error
 // "" when none is: the next commit of the shard must end there. On a
 // single node a commit is one script and nothing is ever pending.
 func (s *Store) Pending(ctx context.Context, shard string) (string, error) {
-	v, err := s.rdb.HMGet(ctx, s.positionKey(shard), "seq", "pending").Result()
+	v, err := s.rdb.HMGet(ctx, s.keys.position(shard), "seq", "pending").Result()
 	if err != nil {
 		return "", fmt.Errorf("read pending commit of shard %s: %w", shard, err)
 	}
@@ -135,7 +135,7 @@ func (s *Store) Pending(ctx context.Context, shard string) (string, error) {
 // group, so a child shard of a reshard starts only after its parents ended,
 // whoever applied them.
 func (s *Store) End(ctx context.Context, shard string, fence int64) error {
-	if err := endLua.Run(ctx, s.rdb, []string{s.positionKey(shard)}, strconv.FormatInt(fence, 10), shard).Err(); err != nil {
+	if err := endLua.Run(ctx, s.rdb, []string{s.keys.position(shard)}, strconv.FormatInt(fence, 10), shard).Err(); err != nil {
 		return fmt.Errorf("mark shard %s ended: %w", shard, refusal(err))
 	}
 	return nil
@@ -146,7 +146,7 @@ func (s *Store) Ended(ctx context.Context, shards []string) (map[string]bool, er
 	cmds := make([]*redis.StringCmd, len(shards))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, sh := range shards {
-			cmds[i] = p.HGet(ctx, s.positionKey(sh), "ended")
+			cmds[i] = p.HGet(ctx, s.keys.position(sh), "ended")
 		}
 		return nil
 	})

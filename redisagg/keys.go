@@ -1,6 +1,9 @@
 package redisagg
 
-import "strconv"
+import (
+	"strconv"
+	"strings"
+)
 
 // Field names inside a count hash. Dimension value fields are
 // dim + fieldSep + value; the total and the distinct-count fields contain no
@@ -11,36 +14,147 @@ const (
 	distinctMark = "#" // "#path" holds how many distinct path values the bucket has
 )
 
-// sitePrefix is "p:NS:{SITE}:": the hash tag puts every key of a site in one
-// Redis Cluster slot, so a site's part of a commit is one atomic script.
-func (s *Store) sitePrefix(site string) string {
-	return "p:" + s.cfg.Namespace + ":{" + site + "}:"
+// Kinds of bucket key, the letter after the site tag.
+const (
+	kindCount  = "c"
+	kindTop    = "t"
+	kindUnique = "u"
+)
+
+// Keys builds every Redis key and channel name Pulse uses in one namespace
+// (docs/redis-keys.md): the aggregates, checkpoints and delta log of the
+// Store, the shard positions, the leases, the archive checkpoints and the
+// namespace registry. It is the only code that spells the layout; every
+// other package asks it for a key.
+type Keys struct{ ns string }
+
+// KeysFor returns the keys of namespace ns, used as given (Config's default
+// "v1" is the Store's business). An empty ns is meaningful only for
+// ArchiveCheckpoint, which then names the deployment-wide hash.
+func KeysFor(ns string) Keys { return Keys{ns: ns} }
+
+// tagged is "p:NS:{TAG}:". The namespace comes before any hash tag, so one
+// SCAN MATCH p:NS:* finds the whole namespace; Redis Cluster hashes only
+// TAG, so every key with one tag lives in one slot and one script may touch
+// them all. Each key is one concatenation: Apply builds thousands a commit.
+func (k Keys) tagged(tag string) string { return "p:" + k.ns + ":{" + tag + "}:" }
+
+func (k Keys) bucket(site, kind, m, step string, bucket int64) string {
+	return "p:" + k.ns + ":{" + site + "}:" + kind + ":" + m + ":" + step + ":" + strconv.FormatInt(bucket, 10)
 }
 
-func (s *Store) countKey(site, m, step string, bucket int64) string {
-	return s.sitePrefix(site) + "c:" + m + ":" + step + ":" + strconv.FormatInt(bucket, 10)
+func (k Keys) count(site, m, step string, bucket int64) string {
+	return k.bucket(site, kindCount, m, step, bucket)
 }
 
-func (s *Store) topKey(site, m, dim, step string, bucket int64) string {
-	return s.sitePrefix(site) + "t:" + m + ":" + dim + ":" + step + ":" + strconv.FormatInt(bucket, 10)
+func (k Keys) top(site, m, dim, step string, bucket int64) string {
+	return "p:" + k.ns + ":{" + site + "}:" + kindTop + ":" + m + ":" + dim + ":" +
+		step + ":" + strconv.FormatInt(bucket, 10)
 }
 
-func (s *Store) uniqueKey(site, m, step string, bucket int64) string {
-	return s.sitePrefix(site) + "u:" + m + ":" + step + ":" + strconv.FormatInt(bucket, 10)
+func (k Keys) unique(site, m, step string, bucket int64) string {
+	return k.bucket(site, kindUnique, m, step, bucket)
 }
 
-func (s *Store) checkpointKey(site string) string { return s.sitePrefix(site) + "ck" }
+// checkpoint is a site's hash of shard -> last applied sequence number, in
+// the site's slot so the apply script writes it with the site's counters.
+func (k Keys) checkpoint(site string) string { return "p:" + k.ns + ":{" + site + "}:ck" }
 
-func (s *Store) deltaSeqKey(site, m string) string { return s.sitePrefix(site) + "dseq:" + m }
+func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dseq:" + m }
 
-// DeltaLogKey is the stream holding the recent deltas of a site's metric:
+// position is a shard's position, tagged with the shard: written after the
+// site parts, in a slot of its own.
+func (k Keys) position(shard string) string { return "p:" + k.ns + ":{" + shard + "}:pos" }
+
+// DeltaLog is the stream holding the recent deltas of a site's metric:
 // entries with id "N-0" and one field "d" holding the JSON DeltaEntry.
-func (s *Store) DeltaLogKey(site, m string) string { return s.sitePrefix(site) + "dlog:" + m }
+func (k Keys) DeltaLog(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dlog:" + m }
 
 // DeltaChannel is the pub/sub channel each delta of a site's metric is
 // published on, with the same JSON as the delta log entry.
-func (s *Store) DeltaChannel(site, m string) string { return s.sitePrefix(site) + "deltas:" + m }
+func (k Keys) DeltaChannel(site, m string) string {
+	return "p:" + k.ns + ":{" + site + "}:deltas:" + m
+}
 
-func (s *Store) positionKey(shard string) string {
-	return "p:" + s.cfg.Namespace + ":{" + shard + "}:pos"
+// LeaseMembers is the sorted set of the lease group's live members
+// (owner -> expiry). Every lease key has the tag {lease}, so each lease
+// script runs in one slot.
+func (k Keys) LeaseMembers() string { return k.tagged("lease") + "members" }
+
+// LeaseFence is the hash of shard -> last fence handed out.
+func (k Keys) LeaseFence() string { return k.tagged("lease") + "fence" }
+
+// LeaseShard is the hash holding the lease of one shard.
+func (k Keys) LeaseShard(shard string) string { return k.tagged("lease") + "shard:" + shard }
+
+// ArchiveCheckpoint is the archiver's hash of shard -> checkpoint. The
+// archive is of raw events, not of an aggregate namespace, so the key is
+// p:{archive}:ck for the empty namespace and p:NS:{archive}:ck only for
+// deployments that share a Redis and each keep their own archive.
+func (k Keys) ArchiveCheckpoint() string {
+	if k.ns == "" {
+		return "p:{archive}:ck"
+	}
+	return k.tagged("archive") + "ck"
+}
+
+// ArchiveFence holds the highest fence that claimed the archive checkpoints,
+// in the same {archive} slot, so one script reads both.
+func (k Keys) ArchiveFence() string { return k.ArchiveCheckpoint() + ":fence" }
+
+// Registry is the namespace registry. It is the same for every Keys: it
+// lies outside every namespace (p:{ns}:, not p:NS:), so dropping a
+// namespace never touches it.
+func (Keys) Registry() string { return "p:{ns}:registry" }
+
+// pattern is the SCAN MATCH pattern of every key of the namespace. The ':'
+// after the name keeps v2's pattern from matching the keys of v20.
+func (k Keys) pattern() string { return "p:" + globEscape(k.ns) + ":*" }
+
+// bucketPattern matches every bucket key of one kind in the namespace.
+func (k Keys) bucketPattern(kind string) string {
+	return "p:" + globEscape(k.ns) + ":{*}:" + kind + ":*"
+}
+
+// parseBucket splits a key p:NS:{SITE}:KIND:METRIC:STEP:BUCKET of this
+// namespace, as SCAN returns them; ok is false for any other key.
+func (k Keys) parseBucket(key, kind string) (site, m, step string, bucket int64, ok bool) {
+	rest, found := strings.CutPrefix(key, "p:"+k.ns+":{")
+	if !found {
+		return
+	}
+	site, rest, found = strings.Cut(rest, "}:"+kind+":")
+	if !found {
+		return
+	}
+	i := strings.LastIndexByte(rest, ':')
+	if i < 0 {
+		return
+	}
+	b, err := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err != nil {
+		return
+	}
+	rest = rest[:i]
+	j := strings.LastIndexByte(rest, ':')
+	if j < 0 {
+		return
+	}
+	return site, rest[:j], rest[j+1:], b, true
+}
+
+// globEscape quotes the characters SCAN MATCH treats as a pattern, so a
+// namespace name matches only itself.
+func globEscape(s string) string {
+	if !strings.ContainsAny(s, `*?[]\`) {
+		return s
+	}
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }

@@ -114,9 +114,9 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 	for b := from; b <= to; b += w {
 		p.buckets = append(p.buckets, b)
 		if p.mode == readHLL {
-			p.keys = append(p.keys, s.uniqueKey(q.Site, q.Metric, p.step.Name, b))
+			p.keys = append(p.keys, s.keys.unique(q.Site, q.Metric, p.step.Name, b))
 		} else {
-			p.keys = append(p.keys, s.countKey(q.Site, q.Metric, p.step.Name, b))
+			p.keys = append(p.keys, s.keys.count(q.Site, q.Metric, p.step.Name, b))
 		}
 	}
 	return p, nil
@@ -168,7 +168,7 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 	if err != nil {
 		return 0, Result{}, err
 	}
-	keys := append([]string{s.deltaSeqKey(q.Site, q.Metric)}, p.keys...)
+	keys := append([]string{s.keys.deltaSeq(q.Site, q.Metric)}, p.keys...)
 	res, err := s.read.Run(ctx, s.rdb, keys, string(p.mode)).Slice()
 	if err != nil {
 		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %w", q.Site, q.Metric, err)
@@ -291,7 +291,7 @@ func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 			continue
 		}
 		for b := from; b <= to; b += w {
-			keys = append(keys, s.topKey(q.Site, q.Metric, q.Dim, st.Name, b))
+			keys = append(keys, s.keys.top(q.Site, q.Metric, q.Dim, st.Name, b))
 		}
 		break
 	}

@@ -1,6 +1,7 @@
 // Package redisagg is the Redis aggregate store: the one place that knows the
-// key layout (docs/redis-keys.md) and the Lua scripts that apply a commit
-// atomically with its checkpoints, write the delta log, and read series.
+// key layout (Keys, docs/redis-keys.md) and the Lua scripts that apply a
+// commit atomically with its checkpoints, write the delta log, and read
+// series; it also drops a namespace's keys and compares two namespaces.
 package redisagg
 
 import (
@@ -80,6 +81,7 @@ type Store struct {
 	rdb     redis.UniversalClient
 	cat     *metric.Catalog
 	cfg     Config
+	keys    Keys
 	cluster bool
 	apply   *redis.Script
 	read    *redis.Script
@@ -90,10 +92,12 @@ type Store struct {
 // New returns a Store over rdb for the metrics of cat.
 func New(rdb redis.UniversalClient, cat *metric.Catalog, cfg Config) *Store {
 	_, cluster := rdb.(*redis.ClusterClient)
+	cfg = cfg.withDefaults()
 	return &Store{
 		rdb:     rdb,
 		cat:     cat,
-		cfg:     cfg.withDefaults(),
+		cfg:     cfg,
+		keys:    KeysFor(cfg.Namespace),
 		cluster: cluster,
 		apply:   redis.NewScript(applyLua),
 		read:    redis.NewScript(readLua),
@@ -110,6 +114,12 @@ func (s *Store) Stats() Stats {
 		Expired:    s.expired.Load(),
 	}
 }
+
+// DeltaLogKey is Keys.DeltaLog in the Store's namespace.
+func (s *Store) DeltaLogKey(site, m string) string { return s.keys.DeltaLog(site, m) }
+
+// DeltaChannel is Keys.DeltaChannel in the Store's namespace.
+func (s *Store) DeltaChannel(site, m string) string { return s.keys.DeltaChannel(site, m) }
 
 // hasTop reports whether step st keeps top-K sorted sets.
 func (s *Store) hasTop(st metric.Step) bool { return st.Width >= s.cfg.TopMinWidth }

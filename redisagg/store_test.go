@@ -230,9 +230,9 @@ func TestStore(t *testing.T) {
 				key string
 				exp int64
 			}{
-				{e.st.countKey("demo", "pageviews", "10s", st10.Bucket(ts)), st10.ExpireAt(st10.Bucket(ts))},
-				{e.st.topKey("demo", "pageviews", "path", "1m", st1m.Bucket(ts)), st1m.ExpireAt(st1m.Bucket(ts))},
-				{e.st.uniqueKey("demo", "visitors", "10s", st10.Bucket(ts)), st10.ExpireAt(st10.Bucket(ts))},
+				{e.st.keys.count("demo", "pageviews", "10s", st10.Bucket(ts)), st10.ExpireAt(st10.Bucket(ts))},
+				{e.st.keys.top("demo", "pageviews", "path", "1m", st1m.Bucket(ts)), st1m.ExpireAt(st1m.Bucket(ts))},
+				{e.st.keys.unique("demo", "visitors", "10s", st10.Bucket(ts)), st10.ExpireAt(st10.Bucket(ts))},
 			} {
 				ttl, err := e.rdb.PTTL(ctx, k.key).Result()
 				want := time.Duration(k.exp-time.Now().UnixMilli()) * time.Millisecond
@@ -240,10 +240,10 @@ func TestStore(t *testing.T) {
 					t.Errorf("%s: ttl %v (%v), want about %v", k.key, ttl, err, want)
 				}
 			}
-			if n, _ := e.rdb.Exists(ctx, e.st.countKey("demo", "pageviews", "10s", st10.Bucket(old))).Result(); n != 0 {
+			if n, _ := e.rdb.Exists(ctx, e.st.keys.count("demo", "pageviews", "10s", st10.Bucket(old))).Result(); n != 0 {
 				t.Errorf("expired 10s bucket was written")
 			}
-			if n, _ := e.rdb.Exists(ctx, e.st.countKey("demo", "pageviews", "1m", st1m.Bucket(old))).Result(); n != 1 {
+			if n, _ := e.rdb.Exists(ctx, e.st.keys.count("demo", "pageviews", "1m", st1m.Bucket(old))).Result(); n != 1 {
 				t.Errorf("1m bucket of a 7h-old event missing")
 			}
 			if e.st.Stats().Expired != 2 { // the total and the path counter

@@ -77,7 +77,7 @@ func TestBuildResumes(t *testing.T) {
 			if err := Build(ctx, f.source(from, to), st, cfg); err != nil {
 				t.Fatalf("resumed build: %v", err)
 			}
-			rep, err := Compare(ctx, rdb, cat, whole, steps, 0, 1<<52)
+			rep, err := redisagg.Compare(ctx, rdb, cat, whole, steps, 0, 1<<52)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,7 +1,7 @@
 // Package replay rebuilds aggregates from the raw-event archive and the
 // stream, with the same aggregator code that runs live (the Kappa
-// architecture's reprocessing), and audits live aggregates against such a
-// recomputation (verify).
+// architecture's reprocessing); verify audits live aggregates against such
+// a recomputation, built here and compared by redisagg.Compare.
 //
 // # The chained source
 //

@@ -26,7 +26,7 @@ import (
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/namespace"
-	"github.com/pulsehq/pulse/replay"
+	"github.com/pulsehq/pulse/redisagg"
 )
 
 // sender sends generated events, keeping the ground truth and the list of
@@ -135,13 +135,13 @@ func archived(ctx context.Context, store archive.ObjectStore) (int, error) {
 
 // compareNamespaces lists every counter that differs between two
 // namespaces, over all buckets.
-func compareNamespaces(ctx context.Context, t *testing.T, rdb redis.UniversalClient, a, b, metricsConfig string) replay.Report {
+func compareNamespaces(ctx context.Context, t *testing.T, rdb redis.UniversalClient, a, b, metricsConfig string) redisagg.Report {
 	t.Helper()
 	cat, err := namespace.ParseCatalog(metricsConfig)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep, err := replay.Compare(ctx, rdb, cat, a, b, 0, 1<<52)
+	rep, err := redisagg.Compare(ctx, rdb, cat, a, b, 0, 1<<52)
 	if err != nil {
 		t.Fatalf("compare %s and %s: %v", a, b, err)
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/namespace"
+	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/replay"
 )
 
@@ -36,7 +37,7 @@ type jobStatus struct {
 }
 
 type verifyResult struct {
-	replay.Report
+	redisagg.Report
 	From   int64  `json:"from"`
 	To     int64  `json:"to"`
 	Live   string `json:"live"`
@@ -270,7 +271,7 @@ func (r *nsRuntime) verify(ctx context.Context, j *job, live, v *nsView, req ver
 		}); err != nil {
 			return nil, err
 		}
-		rep, err := replay.Compare(ctx, r.rdb, live.cat, live.info.Name, v.info.Name, req.From, req.To)
+		rep, err := redisagg.Compare(ctx, r.rdb, live.cat, live.info.Name, v.info.Name, req.From, req.To)
 		if err != nil {
 			return nil, fmt.Errorf("verify: compare: %w", err)
 		}
