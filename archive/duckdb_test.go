@@ -16,6 +16,9 @@ import (
 // PULSE_DUCKDB_NODE_MODULES to the node_modules directory holding it
 // (npm install --prefix DIR @duckdb/node-api); skipped otherwise.
 func TestDuckDBReadsArchive(t *testing.T) {
+	if testing.Short() {
+		t.Skip("skipped in -short: runs node")
+	}
 	modules := os.Getenv("PULSE_DUCKDB_NODE_MODULES")
 	node, err := exec.LookPath("node")
 	if modules == "" || err != nil {

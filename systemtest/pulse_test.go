@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,6 +27,14 @@ import (
 var pulseBin string
 
 func TestMain(m *testing.M) {
+	// Every test here builds and runs the pulse binary as a subprocess,
+	// which is what the -short tier leaves out; skipping here also skips
+	// the build.
+	flag.Parse()
+	if testing.Short() {
+		fmt.Println("systemtest: skipped in -short: builds and runs the pulse binary")
+		os.Exit(0)
+	}
 	dir, err := os.MkdirTemp("", "pulse-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

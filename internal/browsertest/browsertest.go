@@ -19,9 +19,13 @@ const UserAgent = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, li
 // New starts headless Chromium with a fresh profile and returns a context
 // for a tab in it, closed when the test ends. PULSE_CHROMIUM overrides the
 // binary. The test fails when Chromium is missing: the test script
-// installs it.
+// installs it. Under -short the test is skipped: starting a browser is what
+// the fast tier leaves out.
 func New(t *testing.T) context.Context {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("skipped in -short: starts chromium")
+	}
 	path := os.Getenv("PULSE_CHROMIUM")
 	if path == "" {
 		for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {

@@ -26,9 +26,13 @@ import (
 
 // Start runs kinesis-local on a free port until the test ends and returns
 // its endpoint URL (plain HTTP). Its log goes to a file in the test's temp
-// dir, named when it fails to start.
+// dir, named when it fails to start. Under -short the test is skipped: the
+// emulator is a node process that takes seconds to start.
 func Start(tb testing.TB) string {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("skipped in -short: starts the Kinesis emulator (kinesis-local)")
+	}
 	_, file, _, _ := runtime.Caller(0)
 	script := filepath.Join(filepath.Dir(file), "..", "..", "scripts", "kinesis-local.sh")
 	dir := os.Getenv("KINESIS_LOCAL_DIR")

@@ -30,6 +30,9 @@ func TestCrash(t *testing.T) {
 	if os.Getenv(crashDirEnv) != "" {
 		t.Skip("in the child")
 	}
+	if testing.Short() {
+		t.Skip("skipped in -short: runs and SIGKILLs child processes")
+	}
 	dir := t.TempDir()
 	var all []acked
 	// The last round also writes large records, so that the journal files

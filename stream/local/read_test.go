@@ -8,20 +8,26 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pulsehq/pulse/stream"
 )
 
-// waitForReader returns once a reader waits on the shard of key.
+// waitForReader returns once the one reader started on shard waits there.
+// It runs in a synctest bubble: once every goroutine of the bubble is
+// durably blocked, the reader is in Read's select or has returned.
 func waitForReader(t *testing.T, l *Log, shard string) {
 	t.Helper()
-	for l.byID[shard].waiting.Load() == 0 {
-		time.Sleep(time.Millisecond)
+	synctest.Wait()
+	if n := l.byID[shard].waiting.Load(); n != 1 {
+		t.Fatalf("%d readers wait on %s, want 1", n, shard)
 	}
 }
 
-func TestReadWakesOnPut(t *testing.T) {
+func TestReadWakesOnPut(t *testing.T) { synctest.Test(t, testReadWakesOnPut) }
+
+func testReadWakesOnPut(t *testing.T) {
 	l := openT(t, t.TempDir(), Config{Shards: 2, ReadWait: time.Hour})
 	e := entry("wake")
 	shard := l.ShardFor(e.Key)
@@ -59,32 +65,39 @@ func TestReadWaitEnds(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wait := time.Hour
-			if tt.end == nil {
-				wait = 10 * time.Millisecond
-			}
-			l := openT(t, t.TempDir(), Config{Shards: 1, ReadWait: wait})
-			put(t, l, entries("a", 2))
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			done := make(chan error, 1)
-			var got stream.Batch
-			go func() {
-				var err error
-				got, err = l.Read(ctx, "shard-000000", "2", 10)
-				done <- err
-			}()
-			if tt.end != nil {
-				waitForReader(t, l, "shard-000000")
-				tt.end(l, cancel)
-			}
-			err := <-done
-			if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
-				t.Fatalf("read: %v, want %v", err, tt.wantErr)
-			}
-			if len(got.Records) != 0 || got.BehindRecords != 0 || got.Trimmed {
-				t.Fatalf("batch at the tip: %+v", got)
-			}
+			synctest.Test(t, func(t *testing.T) {
+				// In the bubble the read wait passes in fake time, at once.
+				wait := time.Hour
+				if tt.end == nil {
+					wait = 10 * time.Second
+				}
+				l := openT(t, t.TempDir(), Config{Shards: 1, ReadWait: wait})
+				put(t, l, entries("a", 2))
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				done := make(chan error, 1)
+				var got stream.Batch
+				start := time.Now()
+				go func() {
+					var err error
+					got, err = l.Read(ctx, "shard-000000", "2", 10)
+					done <- err
+				}()
+				if tt.end != nil {
+					waitForReader(t, l, "shard-000000")
+					tt.end(l, cancel)
+				}
+				err := <-done
+				if !errors.Is(err, tt.wantErr) || (tt.wantErr == nil && err != nil) {
+					t.Fatalf("read: %v, want %v", err, tt.wantErr)
+				}
+				if waited := time.Since(start); (tt.end == nil) != (waited == wait) {
+					t.Fatalf("read returned after %v with a read wait of %v", waited, wait)
+				}
+				if len(got.Records) != 0 || got.BehindRecords != 0 || got.Trimmed {
+					t.Fatalf("batch at the tip: %+v", got)
+				}
+			})
 		})
 	}
 }
