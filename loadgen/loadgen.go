@@ -77,85 +77,119 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	}
 	tr := &http.Transport{MaxIdleConns: cfg.Concurrency, MaxIdleConnsPerHost: cfg.Concurrency, MaxConnsPerHost: cfg.Concurrency, DisableCompression: true}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
+	l := &loop{cfg: cfg, client: &http.Client{Transport: tr, Timeout: 30 * time.Second}, start: time.Now()}
+	if cfg.Rate > 0 {
+		l.interval = time.Duration(float64(time.Second) / cfg.Rate)
+	}
 
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
 	var (
-		next     atomic.Int64
-		mu       sync.Mutex
-		res      = Result{Status: map[int]int64{}}
-		wg       sync.WaitGroup
-		start    = time.Now()
-		interval time.Duration
+		mu  sync.Mutex
+		res = Result{Status: map[int]int64{}}
+		wg  sync.WaitGroup
 	)
-	if cfg.Rate > 0 {
-		interval = time.Duration(float64(time.Second) / cfg.Rate)
-	}
-	for w := 0; w < cfg.Concurrency; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var lat []time.Duration
-			status := map[int]int64{}
-			var reqs, events, errs int64
-			for ctx.Err() == nil {
-				i := next.Add(1) - 1
-				if cfg.MaxRequests > 0 && i >= cfg.MaxRequests {
-					break
-				}
-				sched := time.Now()
-				if interval > 0 {
-					sched = start.Add(time.Duration(i) * interval)
-					if d := time.Until(sched); d > 0 {
-						select {
-						case <-ctx.Done():
-						case <-time.After(d):
-						}
-						if ctx.Err() != nil {
-							break
-						}
-					}
-				}
-				body, n := cfg.Body(i)
-				req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.URL, bytes.NewReader(body))
-				if err != nil {
-					errs++
-					continue
-				}
-				req.Header.Set("Content-Type", cfg.ContentType)
-				resp, err := client.Do(req)
-				if err != nil {
-					if ctx.Err() == nil {
-						errs++
-					}
-					continue
-				}
-				_, _ = io.Copy(io.Discard, resp.Body)
-				resp.Body.Close()
-				reqs++
-				status[resp.StatusCode]++
-				if resp.StatusCode/100 == 2 {
-					events += int64(n)
-				}
-				lat = append(lat, time.Since(sched))
-			}
+	for range cfg.Concurrency {
+		wg.Go(func() {
+			w := l.work(ctx)
 			mu.Lock()
-			res.Requests += reqs
-			res.Events += events
-			res.Errors += errs
-			for k, v := range status {
-				res.Status[k] += v
-			}
-			res.latencies = append(res.latencies, lat...)
+			res.add(w)
 			mu.Unlock()
-		}()
+		})
 	}
 	wg.Wait()
-	res.Elapsed = time.Since(start)
+	res.Elapsed = time.Since(l.start)
 	if cfg.Duration < res.Elapsed && cfg.MaxRequests == 0 {
 		res.Elapsed = cfg.Duration
 	}
 	sort.Slice(res.latencies, func(a, b int) bool { return res.latencies[a] < res.latencies[b] })
 	return res, nil
+}
+
+// loop is the state the workers of one Run share: request i of all
+// workers is scheduled at start + i*interval in the open loop.
+type loop struct {
+	cfg      Config
+	client   *http.Client
+	start    time.Time
+	interval time.Duration
+	next     atomic.Int64
+}
+
+// add merges one worker's counts into r.
+func (r *Result) add(w Result) {
+	r.Requests += w.Requests
+	r.Events += w.Events
+	r.Errors += w.Errors
+	for k, v := range w.Status {
+		r.Status[k] += v
+	}
+	r.latencies = append(r.latencies, w.latencies...)
+}
+
+// work sends requests until ctx ends or the request budget is spent, and
+// returns its own counts, so workers share no lock per request.
+func (l *loop) work(ctx context.Context) Result {
+	w := Result{Status: map[int]int64{}}
+	for ctx.Err() == nil {
+		i := l.next.Add(1) - 1
+		if l.cfg.MaxRequests > 0 && i >= l.cfg.MaxRequests {
+			break
+		}
+		sched := time.Now()
+		if l.interval > 0 {
+			sched = l.start.Add(time.Duration(i) * l.interval)
+			if !sleepUntil(ctx, sched) {
+				break
+			}
+		}
+		body, n := l.cfg.Body(i)
+		status, err := l.send(ctx, body)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.Errors++
+			}
+			continue
+		}
+		w.Requests++
+		w.Status[status]++
+		if status/100 == 2 {
+			w.Events += int64(n)
+		}
+		w.latencies = append(w.latencies, time.Since(sched))
+	}
+	return w
+}
+
+// sleepUntil waits for t; false when ctx ended first.
+func sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-timer.C:
+		return true
+	}
+}
+
+// send posts one body and returns the status, the body read to its end so
+// the connection is reused.
+func (l *loop) send(ctx context.Context, body []byte) (int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.cfg.URL, bytes.NewReader(body))
+	if err != nil {
+		return 0, fmt.Errorf("build request to %s: %w", l.cfg.URL, err)
+	}
+	req.Header.Set("Content-Type", l.cfg.ContentType)
+	resp, err := l.client.Do(req)
+	if err != nil {
+		return 0, fmt.Errorf("post to %s: %w", l.cfg.URL, err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, nil
 }
