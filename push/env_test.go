@@ -22,6 +22,9 @@ type env struct {
 	t   testing.TB
 	cat *metric.Catalog
 	src *MemorySource
+	// pipes serves hubs on a pipeNet instead of loopback TCP: set it in a
+	// synctest bubble.
+	pipes bool
 }
 
 func newEnv(t testing.TB) *env {
@@ -51,7 +54,31 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 func (e *env) hubWith(cfg Config, smallBuf bool) (*Hub, *httptest.Server) {
 	e.t.Helper()
 	cfg.Catalog = e.cat
+	if e.pipes {
+		return servePipes(e.t, New(e.src, cfg))
+	}
 	return serveHub(e.t, New(e.src, cfg), smallBuf)
+}
+
+// servePipes is serveHub on a pipeNet, for tests in a synctest bubble.
+func servePipes(t testing.TB, h *Hub) (*Hub, *httptest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	ts := httptest.NewUnstartedServer(h)
+	_ = ts.Listener.Close() // the loopback listener it opened
+	ts.Listener = newPipeNet()
+	ts.Start()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub run: %v", err)
+		}
+		ts.Close()
+	})
+	waitRunning(t, h)
+	return h, ts
 }
 
 // serveHub runs h and serves it until the test ends; it returns once Run
@@ -200,7 +227,11 @@ func dial(t testing.TB, ts *httptest.Server, query string, hdr http.Header) (*we
 	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/ws" + query
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
+	opts := &websocket.DialOptions{HTTPHeader: hdr}
+	if pn, ok := ts.Listener.(*pipeNet); ok {
+		opts.HTTPClient = pn.client()
+	}
+	ws, resp, err := websocket.Dial(ctx, u, opts)
 	if err == nil {
 		ws.SetReadLimit(-1)
 		t.Cleanup(func() { _ = ws.CloseNow() })
