@@ -194,24 +194,18 @@ func TestLimits(t *testing.T) {
 // TestShutdown: ending Run closes every connection with 1001 and returns.
 func TestShutdown(t *testing.T) {
 	e := newEnv(t)
-	h := New(e.store, NewRedisSource(e.srv.Client(t), e.store), Config{Catalog: e.cat})
+	h := New(e.src, Config{Catalog: e.cat})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	ts := httptest.NewServer(h)
 	defer ts.Close()
-	var c *client
-	for c == nil {
-		ws, resp, err := dial(t, ts, "", nil)
-		switch {
-		case err == nil:
-			c = &client{t: t, ws: ws, subs: map[string]*view{}}
-		case resp != nil && resp.StatusCode == http.StatusServiceUnavailable:
-			time.Sleep(time.Millisecond) // Run not started yet
-		default:
-			t.Fatal(err)
-		}
+	waitRunning(t, h)
+	ws, _, err := dial(t, ts, "", nil)
+	if err != nil {
+		t.Fatal(err)
 	}
+	c := &client{t: t, ws: ws, subs: map[string]*view{}}
 	c.subscribe("s", "10s", "", nil)
 	c.until(0, "s")
 	cancel()

@@ -4,15 +4,18 @@ import (
 	"net/http"
 	"sync/atomic"
 	"testing"
-	"time"
+	"testing/synctest"
 
 	"github.com/coder/websocket"
 )
 
 // TestAdmit: a connection refused by Config.Admit gets 429 before the
 // upgrade; an admitted one holds its slot until it ends, then releases it.
-func TestAdmit(t *testing.T) {
+func TestAdmit(t *testing.T) { synctest.Test(t, testAdmit) }
+
+func testAdmit(t *testing.T) {
 	e := newEnv(t)
+	e.pipes = true
 	var open, limit atomic.Int64
 	limit.Store(1)
 	_, ts := e.hub(Config{Admit: func(*http.Request) (func(), bool) {
@@ -35,12 +38,9 @@ func TestAdmit(t *testing.T) {
 		t.Fatalf("second connection: %v %v, want 429", err, resp)
 	}
 	_ = first.Close(websocket.StatusNormalClosure, "")
-	deadline := time.Now().Add(10 * time.Second)
-	for open.Load() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("slot not released after the connection ended: %d open", open.Load())
-		}
-		time.Sleep(10 * time.Millisecond)
+	synctest.Wait() // the connection's goroutines have ended
+	if n := open.Load(); n != 0 {
+		t.Fatalf("slot not released after the connection ended: %d open", n)
 	}
 	if _, _, err := dial(t, ts, "", nil); err != nil {
 		t.Fatalf("connection after release: %v", err)

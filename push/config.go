@@ -10,9 +10,6 @@ import (
 	"github.com/pulsehq/pulse/metric"
 )
 
-// Clock tells the time; tests inject their own.
-type Clock interface{ Now() time.Time }
-
 // TokenChecker says whether a token may read.
 type TokenChecker interface{ Read(token string) bool }
 
@@ -58,17 +55,14 @@ type Config struct {
 	// its delta log, so a pub/sub message lost in a quiet period is still
 	// caught up (5s).
 	CheckEvery time.Duration
-	// Clock defaults to the system clock.
-	Clock Clock
+	// Now tells the time of the stall and message-rate clocks and of
+	// snapshot windows; nil means time.Now.
+	Now func() time.Time
 	// Logger: nil means no logging.
 	Logger *slog.Logger
 	// Registerer: nil means no metrics are registered.
 	Registerer prometheus.Registerer
 }
-
-type systemClock struct{}
-
-func (systemClock) Now() time.Time { return time.Now() }
 
 const (
 	// maxEarly bounds the entries buffered for a subscription between
@@ -120,8 +114,8 @@ func (c Config) withDefaults() Config {
 	if c.CheckEvery <= 0 {
 		c.CheckEvery = 5 * time.Second
 	}
-	if c.Clock == nil {
-		c.Clock = systemClock{}
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

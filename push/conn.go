@@ -403,7 +403,7 @@ func (c *conn) checkStall() {
 	if c.stallOff {
 		return
 	}
-	d := c.q.stalledFor(c.h.cfg.Clock.Now())
+	d := c.q.stalledFor(c.h.cfg.Now())
 	switch {
 	case d == 0: // the writer took the queue: disarmed until the next stall
 		c.stallT = nil

@@ -29,10 +29,12 @@
 //
 // # Sequence numbers
 //
-// This refines DESIGN.md ("seq rises by one per delta"): a subscription's seq
-// is the counter n of the per-(site, metric) delta log that the aggregate
-// store writes atomically with every applied batch. A snapshot carries the n
-// it was read at. A delta covers the log entries from..seq (both inclusive)
+// As docs/api.md says (the data flow is in docs/architecture.md), a
+// subscription's seq is the counter n of the per-(site, metric) delta log
+// that the aggregate store writes atomically with every applied batch; the
+// hub reads that log, its snapshots and its live entries through a Source
+// (redisagg.Source over Redis, MemorySource in memory). A snapshot carries
+// the n it was read at. A delta covers the log entries from..seq (both inclusive)
 // restricted to the subscription's step and group_by; entries are merged per
 // flush tick (and further for slow clients), so one delta may span several
 // entries. A client has missed nothing iff every delta's from equals the
@@ -42,9 +44,9 @@
 // Resume: a subscribe with "since":S replays the entries S+1..now as one
 // delta when the log still holds S+1 (sending nothing when nothing is new);
 // otherwise the answer is a snapshot with "reset":true. The hub never leaves a
-// silent gap: when the pub/sub stream skips an n it catches up from the log
-// (XRANGE), and when that is impossible every subscriber of the key gets a
-// reset snapshot. Every Config.CheckEvery it also compares each key with the
+// silent gap: when the live notices (Redis pub/sub) skip an n it catches up
+// from the log (Source.Range), and when that is impossible every subscriber
+// of the key gets a reset snapshot. Every Config.CheckEvery it also compares each key with the
 // head of its log, so a message lost in a quiet period, or a reconnect of the
 // pub/sub connection, is caught up too; a log whose head went back (Redis
 // lost its data) resets every subscriber of the key.

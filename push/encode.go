@@ -3,34 +3,28 @@ package push
 import (
 	"encoding/json"
 	"strconv"
-
-	"github.com/pulsehq/pulse/redisagg"
 )
 
-// point is one changed bucket of a topic, with its labels encoded once.
-type point struct {
-	labels string // JSON object, e.g. {"path":"/x"}; doubles as the merge key
-	t      int64
-	add    int64
-	value  int64
+// pointKey is what merging keys a point by; a topic's points all have its
+// step.
+type pointKey struct {
+	t     int64
+	label Label
 }
 
-type pointKey struct {
-	t      int64
-	labels string
-}
+func keyOf(p DeltaPoint) pointKey { return pointKey{p.T, p.Label} }
 
 // entryPoints are the points of one log entry that one topic selects.
 type entryPoints struct {
 	n      int64
-	points []point
+	points []DeltaPoint
 }
 
 // batch is a delta over the log entries from..seq, shared by every
 // subscriber whose chain it continues; body is immutable once built.
 type batch struct {
 	from, seq int64
-	points    []point
+	points    []DeltaPoint
 	body      []byte // `"from":F,"seq":S,"points":[...]}`
 }
 
@@ -48,10 +42,10 @@ func mergeEntries(entries []entryPoints, after int64) (b *batch, ok bool) {
 		}
 		b.seq = e.n
 		for _, p := range e.points {
-			k := pointKey{p.t, p.labels}
+			k := keyOf(p)
 			if i, dup := idx[k]; dup {
-				b.points[i].add += p.add
-				b.points[i].value = p.value
+				b.points[i].Add += p.Add
+				b.points[i].Value = p.Value
 				continue
 			}
 			idx[k] = len(b.points)
@@ -65,7 +59,7 @@ func mergeEntries(entries []entryPoints, after int64) (b *batch, ok bool) {
 	return b, true
 }
 
-func encodeBody(from, seq int64, pts []point) []byte {
+func encodeBody(from, seq int64, pts []DeltaPoint) []byte {
 	buf := make([]byte, 0, 32+len(pts)*48)
 	buf = append(buf, `"from":`...)
 	buf = strconv.AppendInt(buf, from, 10)
@@ -77,13 +71,13 @@ func encodeBody(from, seq int64, pts []point) []byte {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"labels":`...)
-		buf = append(buf, p.labels...)
+		buf = p.Label.appendJSON(buf)
 		buf = append(buf, `,"t":`...)
-		buf = strconv.AppendInt(buf, p.t, 10)
+		buf = strconv.AppendInt(buf, p.T, 10)
 		buf = append(buf, `,"add":`...)
-		buf = strconv.AppendInt(buf, p.add, 10)
+		buf = strconv.AppendInt(buf, p.Add, 10)
 		buf = append(buf, `,"value":`...)
-		buf = strconv.AppendInt(buf, p.value, 10)
+		buf = strconv.AppendInt(buf, p.Value, 10)
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...)
@@ -96,38 +90,12 @@ func deltaPrefix(id string) []byte {
 	return append(append([]byte(`{"op":"delta","id":`), b...), ',')
 }
 
-// entryPointsOf decodes a log entry's points once per feed, labels encoded.
-func entryPointsOf(e redisagg.DeltaEntry) []decodedPoint {
-	out := make([]decodedPoint, len(e.Points))
-	for i, p := range e.Points {
-		lb := []byte("{}")
-		if len(p.Labels) > 0 {
-			lb, _ = json.Marshal(p.Labels)
-		}
-		dim := ""
-		if len(p.Labels) == 1 {
-			for k := range p.Labels {
-				dim = k
-			}
-		} else if len(p.Labels) > 1 {
-			dim = "\x00" // matches no topic
-		}
-		out[i] = decodedPoint{step: p.Step, dim: dim, point: point{labels: string(lb), t: p.T, add: p.Add, value: p.Value}}
-	}
-	return out
-}
-
-type decodedPoint struct {
-	step, dim string
-	point
-}
-
 type snapshotMsg struct {
-	Op     string            `json:"op"`
-	ID     string            `json:"id"`
-	Seq    int64             `json:"seq"`
-	Series []redisagg.Series `json:"series"`
-	Reset  bool              `json:"reset,omitempty"`
+	Op     string   `json:"op"`
+	ID     string   `json:"id"`
+	Seq    int64    `json:"seq"`
+	Series []Series `json:"series"`
+	Reset  bool     `json:"reset,omitempty"`
 }
 
 type errorMsg struct {
@@ -147,9 +115,9 @@ const (
 	CodeUnavailable = "unavailable"
 )
 
-func encodeSnapshot(id string, seq int64, series []redisagg.Series, reset bool) []byte {
+func encodeSnapshot(id string, seq int64, series []Series, reset bool) []byte {
 	if series == nil {
-		series = []redisagg.Series{}
+		series = []Series{}
 	}
 	b, _ := json.Marshal(snapshotMsg{Op: "snapshot", ID: id, Seq: seq, Series: series, Reset: reset})
 	return b

@@ -9,48 +9,34 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/redis/go-redis/v9"
 
-	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
-	"github.com/pulsehq/pulse/redisagg"
 )
 
-// Compile-time checks that the real store implements what push needs.
-var (
-	_ Snapshotter = (*redisagg.Store)(nil)
-	_ DeltaKeys   = (*redisagg.Store)(nil)
-)
-
-// env is a real redis-server with the real aggregate store on it.
+// env is a memory source with the built-in catalog, and the hubs on it.
 type env struct {
-	t     testing.TB
-	srv   *redistest.Server
-	rdb   *redis.Client
-	cat   *metric.Catalog
-	store *redisagg.Store
-	seq   int // last record seq applied
-	hubs  []*Hub
-	mu    sync.Mutex
+	t   testing.TB
+	cat *metric.Catalog
+	src *MemorySource
+	// pipes serves hubs on a pipeNet instead of loopback TCP: set it in a
+	// synctest bubble.
+	pipes bool
 }
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	srv := redistest.Start(t)
 	cat, err := metric.NewCatalog(metric.Builtins(), metric.DefaultSteps())
 	if err != nil {
 		t.Fatal(err)
 	}
-	rdb := srv.Client(t)
-	return &env{t: t, srv: srv, rdb: rdb, cat: cat, store: redisagg.New(rdb, cat, redisagg.Config{})}
+	return &env{t: t, cat: cat, src: NewMemorySource(cat, MemoryConfig{})}
 }
 
-// hub starts a Hub (a push node) on its own go-redis client and serves it.
+// hub starts a Hub (a push node) on the source and serves it.
 func (e *env) hub(cfg Config) (*Hub, *httptest.Server) { return e.hubWith(cfg, false) }
 
 // smallBufListener shrinks the send buffer of accepted connections, so a
@@ -68,9 +54,37 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 func (e *env) hubWith(cfg Config, smallBuf bool) (*Hub, *httptest.Server) {
 	e.t.Helper()
 	cfg.Catalog = e.cat
-	rdb := e.srv.Client(e.t)
-	h := New(e.store, NewRedisSource(rdb, e.store), cfg)
-	e.hubs = append(e.hubs, h)
+	if e.pipes {
+		return servePipes(e.t, New(e.src, cfg))
+	}
+	return serveHub(e.t, New(e.src, cfg), smallBuf)
+}
+
+// servePipes is serveHub on a pipeNet, for tests in a synctest bubble.
+func servePipes(t testing.TB, h *Hub) (*Hub, *httptest.Server) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	ts := httptest.NewUnstartedServer(h)
+	_ = ts.Listener.Close() // the loopback listener it opened
+	ts.Listener = newPipeNet()
+	ts.Start()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub run: %v", err)
+		}
+		ts.Close()
+	})
+	waitRunning(t, h)
+	return h, ts
+}
+
+// serveHub runs h and serves it until the test ends; it returns once Run
+// accepts connections.
+func serveHub(t testing.TB, h *Hub, smallBuf bool) (*Hub, *httptest.Server) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -79,59 +93,69 @@ func (e *env) hubWith(cfg Config, smallBuf bool) (*Hub, *httptest.Server) {
 		ts.Listener = smallBufListener{ts.Listener}
 	}
 	ts.Start()
-	e.t.Cleanup(func() {
+	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != nil {
-			e.t.Errorf("hub run: %v", err)
+			t.Errorf("hub run: %v", err)
 		}
 		ts.Close()
 	})
-	// Wait until Run accepts connections.
-	for {
-		h.mu.Lock()
-		r := h.running
-		h.mu.Unlock()
-		if r {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+	waitRunning(t, h)
 	return h, ts
 }
 
-// apply applies one commit adding n pageviews at ts to each path, as the
-// aggregator would, and returns nothing: the delta log counts it.
+// waitRunning returns once h's loop runs: Run marks the hub running before
+// its loop takes the first request.
+func waitRunning(t testing.TB, h *Hub) {
+	t.Helper()
+	if err := h.do(context.Background(), func(Listener) {}); err != nil {
+		t.Fatalf("hub not running: %v", err)
+	}
+}
+
+// apply publishes one commit adding n pageviews at ts to each path, as the
+// aggregator would through the store.
 func (e *env) apply(ts int64, n int64, paths ...string) {
 	e.t.Helper()
 	e.applyAt([]int64{ts}, n, paths...)
 }
 
-// applyAt applies one commit adding n pageviews to each path at each ts.
+// applyAt publishes one commit adding n pageviews to each path at each ts:
+// one point per bucket and label, as the store writes them.
 func (e *env) applyAt(tss []int64, n int64, paths ...string) {
 	e.t.Helper()
-	e.mu.Lock()
-	e.seq++
-	s := strconv.Itoa(e.seq)
-	e.mu.Unlock()
-	u := metric.NewUpdate()
+	adds := map[DeltaPoint]int64{} // keyed with Add and Value 0
+	var order []DeltaPoint
+	add := func(p DeltaPoint) {
+		if _, ok := adds[p]; !ok {
+			order = append(order, p)
+		}
+		adds[p] += n
+	}
 	for _, st := range e.cat.Steps {
 		for _, ts := range tss {
 			b := st.Bucket(ts)
 			for _, p := range paths {
-				u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: st.Name, Bucket: b}] += n
-				u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: st.Name, Bucket: b, Dim: "path", Value: p}] += n
+				add(DeltaPoint{Step: st.Name, T: b})
+				add(DeltaPoint{Step: st.Name, T: b, Label: Label{Dim: "path", Value: p}})
 			}
 		}
 	}
-	c := &metric.Commit{Shard: "shard-1", First: s, Last: s, Update: u, Pos: metric.Position{Seq: s, DedupFrom: s}}
-	if err := e.store.Apply(context.Background(), c); err != nil {
-		e.t.Fatalf("apply %s: %v", s, err)
+	pts := make([]DeltaPoint, len(order))
+	for i, p := range order {
+		p.Add = adds[p]
+		pts[i] = p
+	}
+	if _, err := e.src.Publish("demo", "pageviews", pts); err != nil {
+		e.t.Fatalf("publish: %v", err)
 	}
 }
 
-func (e *env) head() int64 {
+func (e *env) head() int64 { return e.headOf("pageviews") }
+
+func (e *env) headOf(metric string) int64 {
 	e.t.Helper()
-	n, err := NewRedisSource(e.rdb, e.store).Last(context.Background(), "demo", "pageviews")
+	n, err := e.src.Last(context.Background(), "demo", metric)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -146,12 +170,12 @@ func (e *env) want(step, groupBy string, from, to int64) map[string]int64 {
 
 func (e *env) wantMetric(metric, step, groupBy string, from, to int64) map[string]int64 {
 	e.t.Helper()
-	_, r, err := e.store.Snapshot(context.Background(), redisagg.SeriesQuery{Site: "demo", Metric: metric, Step: step, From: from, To: to, GroupBy: groupBy, Limit: 100})
+	_, series, err := e.src.Snapshot(context.Background(), SnapshotQuery{Site: "demo", Metric: metric, Step: step, From: from, To: to, GroupBy: groupBy, Limit: 100})
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	out := map[string]int64{}
-	for _, s := range r.Series {
+	for _, s := range series {
 		lb, _ := json.Marshal(s.Labels)
 		if len(s.Labels) == 0 {
 			lb = []byte("{}")
@@ -183,12 +207,12 @@ type view struct {
 }
 
 type serverMsg struct {
-	Op     string            `json:"op"`
-	ID     string            `json:"id"`
-	Seq    int64             `json:"seq"`
-	From   int64             `json:"from"`
-	Reset  bool              `json:"reset"`
-	Series []redisagg.Series `json:"series"`
+	Op     string   `json:"op"`
+	ID     string   `json:"id"`
+	Seq    int64    `json:"seq"`
+	From   int64    `json:"from"`
+	Reset  bool     `json:"reset"`
+	Series []Series `json:"series"`
 	Points []struct {
 		Labels map[string]string `json:"labels"`
 		T      int64             `json:"t"`
@@ -203,7 +227,11 @@ func dial(t testing.TB, ts *httptest.Server, query string, hdr http.Header) (*we
 	u := "ws" + strings.TrimPrefix(ts.URL, "http") + "/v1/ws" + query
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	ws, resp, err := websocket.Dial(ctx, u, &websocket.DialOptions{HTTPHeader: hdr})
+	opts := &websocket.DialOptions{HTTPHeader: hdr}
+	if pn, ok := ts.Listener.(*pipeNet); ok {
+		opts.HTTPClient = pn.client()
+	}
+	ws, resp, err := websocket.Dial(ctx, u, opts)
 	if err == nil {
 		ws.SetReadLimit(-1)
 		t.Cleanup(func() { _ = ws.CloseNow() })

@@ -3,8 +3,6 @@ package push
 import (
 	"context"
 	"fmt"
-
-	"github.com/pulsehq/pulse/redisagg"
 )
 
 type feedKey struct{ site, metric string }
@@ -34,11 +32,11 @@ type topic struct {
 	pending []entryPoints     // since the last flush
 }
 
-func (t *topic) filter(pts []decodedPoint) []point {
-	var out []point
+func (t *topic) filter(pts []DeltaPoint) []DeltaPoint {
+	var out []DeltaPoint
 	for _, p := range pts {
-		if p.step == t.key.step && p.dim == t.key.dim {
-			out = append(out, p.point)
+		if p.Step == t.key.step && p.Label.Dim == t.key.dim {
+			out = append(out, p)
 		}
 	}
 	return out
@@ -122,7 +120,7 @@ func (h *Hub) activate(ctx context.Context, s *sub, seq int64, pre []byte) (bool
 			q.push(s, pre)
 		}
 		if b, more := mergeEntries(early, seq); more {
-			if merges, overflow := q.pushDelta(s, b, h.cfg.Clock.Now()); merges > 0 || overflow {
+			if merges, overflow := q.pushDelta(s, b, h.cfg.Now()); merges > 0 || overflow {
 				h.m.merges.Add(float64(merges))
 			}
 		}
@@ -175,7 +173,7 @@ func (h *Hub) flushTopic(t *topic) {
 		return
 	}
 	shared, _ := mergeEntries(t.pending, t.pending[0].n-1)
-	now := h.cfg.Clock.Now()
+	now := h.cfg.Now()
 	for s := range t.subs {
 		b := shared
 		switch {
@@ -214,13 +212,7 @@ func (h *Hub) notice(ctx context.Context, n Notice) {
 	if !f.ready {
 		return
 	}
-	e, err := redisagg.DecodeDeltaEntry(n.Data)
-	if err != nil {
-		// Skipped; the next entry or the periodic check sees the hole and
-		// reads the entry from the log.
-		h.cfg.Logger.Warn("push: undecodable delta message", "site", n.Site, "metric", n.Metric, "err", err)
-		return
-	}
+	e := n.Delta
 	if e.N <= f.last {
 		return
 	}
@@ -276,17 +268,10 @@ func (h *Hub) catchUp(ctx context.Context, f *feed, upto int64) {
 		if len(entries) == 0 || entries[0].N != f.last+1 {
 			break
 		}
-		for _, le := range entries {
-			if le.N != f.last+1 || le.N > upto {
+		for _, e := range entries {
+			if e.N != f.last+1 || e.N > upto {
 				break
 			}
-			e, err := redisagg.DecodeDeltaEntry(le.Data)
-			if err != nil {
-				h.cfg.Logger.Warn("push: undecodable delta log entry", "n", le.N, "err", err)
-				h.resetFeed(f, upto)
-				return
-			}
-			e.N = le.N
 			h.apply(f, e)
 		}
 	}
@@ -320,10 +305,9 @@ func detachTopic(t *topic) {
 
 // apply processes one entry: filtered once per topic, buffered for syncing
 // subscribers.
-func (h *Hub) apply(f *feed, e redisagg.DeltaEntry) {
-	pts := entryPointsOf(e)
+func (h *Hub) apply(f *feed, e Delta) {
 	for _, t := range f.topics {
-		ep := entryPoints{n: e.N, points: t.filter(pts)}
+		ep := entryPoints{n: e.N, points: t.filter(e.Points)}
 		t.pending = append(t.pending, ep)
 		for s := range t.syncing {
 			if len(s.early) >= maxEarly {

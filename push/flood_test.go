@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coder/websocket"
@@ -99,120 +100,113 @@ func TestSubscribeFloods(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			h, ts := e.hub(tc.cfg)
-			now := time.Now().UnixMilli()
-			from := now - 15*time.Minute.Milliseconds()
-			e.apply(now, 1, "/a")
-			obs := newClient(t, ts)
-			obs.send(map[string]any{"op": "subscribe", "id": "o", "site": "demo", "metric": "pageviews", "step": "10s", "window": "15m", "group_by": []string{"path"}})
-			obs.until(e.head(), "o")
+			synctest.Test(t, func(t *testing.T) {
+				e := newEnv(t)
+				e.pipes = true
+				h, ts := e.hub(tc.cfg)
+				now := time.Now().UnixMilli()
+				from := now - 15*time.Minute.Milliseconds()
+				e.apply(now, 1, "/a")
+				obs := newClient(t, ts)
+				obs.send(map[string]any{"op": "subscribe", "id": "o", "site": "demo", "metric": "pageviews", "step": "10s", "window": "15m", "group_by": []string{"path"}})
+				obs.until(e.head(), "o")
 
-			var target atomic.Int64
-			target.Store(math.MaxInt64)
-			var wg sync.WaitGroup
-			flooders := make([]*client, tc.conns)
-			codes := make([]websocket.StatusCode, tc.conns)
-			for i := range flooders {
-				fl := newClient(t, ts)
-				flooders[i] = fl
-				wg.Add(1)
-				// The reader: until the final subscription is current, or
-				// the connection ends.
-				go func() {
-					defer wg.Done()
-					ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-					defer cancel()
-					for {
-						if v := fl.subs["final"]; v != nil && v.seq >= target.Load() {
-							return
+				var target atomic.Int64
+				target.Store(math.MaxInt64)
+				var wg sync.WaitGroup
+				flooders := make([]*client, tc.conns)
+				codes := make([]websocket.StatusCode, tc.conns)
+				for i := range flooders {
+					fl := newClient(t, ts)
+					flooders[i] = fl
+					wg.Add(1)
+					// The reader: until the final subscription is current, or
+					// the connection ends.
+					go func() {
+						defer wg.Done()
+						ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+						defer cancel()
+						for {
+							if v := fl.subs["final"]; v != nil && v.seq >= target.Load() {
+								return
+							}
+							if _, err := fl.next(ctx); err != nil {
+								codes[i] = websocket.CloseStatus(err)
+								return
+							}
 						}
-						if _, err := fl.next(ctx); err != nil {
-							codes[i] = websocket.CloseStatus(err)
-							return
+					}()
+				}
+				sub := func(id string) map[string]any {
+					return map[string]any{"op": "subscribe", "id": id, "site": "demo", "metric": "pageviews", "step": "10s", "window": "15m", "group_by": []string{"path"}}
+				}
+				write := func(fl *client, v map[string]any) bool {
+					b, _ := json.Marshal(v)
+					return fl.ws.Write(context.Background(), websocket.MessageText, b) == nil
+				}
+				for n := 0; n < max(tc.pairs, tc.subs); n++ {
+					for _, fl := range flooders {
+						if n < tc.pairs {
+							// Writes fail once the server closed a flooder: stop it.
+							_ = write(fl, sub("s")) && write(fl, map[string]any{"op": "unsubscribe", "id": "s"})
+						}
+						if n < tc.subs {
+							write(fl, sub(fmt.Sprintf("k%d", n)))
 						}
 					}
-				}()
-			}
-			sub := func(id string) map[string]any {
-				return map[string]any{"op": "subscribe", "id": id, "site": "demo", "metric": "pageviews", "step": "10s", "window": "15m", "group_by": []string{"path"}}
-			}
-			write := func(fl *client, v map[string]any) bool {
-				b, _ := json.Marshal(v)
-				return fl.ws.Write(context.Background(), websocket.MessageText, b) == nil
-			}
-			for n := 0; n < max(tc.pairs, tc.subs); n++ {
+					if n%40 == 0 {
+						e.apply(now, 1, "/a", fmt.Sprintf("/p%d", n/40%5)) // few paths: a snapshot holds the top 10
+					}
+				}
 				for _, fl := range flooders {
-					if n < tc.pairs {
-						// Writes fail once the server closed a flooder: stop it.
-						_ = write(fl, sub("s")) && write(fl, map[string]any{"op": "unsubscribe", "id": "s"})
+					if tc.subs > 0 {
+						write(fl, map[string]any{"op": "unsubscribe", "id": "k0"}) // room for final
 					}
-					if n < tc.subs {
-						write(fl, sub(fmt.Sprintf("k%d", n)))
-					}
+					write(fl, sub("final"))
 				}
-				if n%40 == 0 {
-					e.apply(now, 1, "/a", fmt.Sprintf("/p%d", n/40%5)) // few paths: a snapshot holds the top 10
-				}
-			}
-			for _, fl := range flooders {
-				if tc.subs > 0 {
-					write(fl, map[string]any{"op": "unsubscribe", "id": "k0"}) // room for final
-				}
-				write(fl, sub("final"))
-			}
-			e.apply(now, 1, "/b")
-			target.Store(e.head())
-			wg.Wait()
+				e.apply(now, 1, "/b")
+				target.Store(e.head())
+				wg.Wait()
 
-			obs.until(e.head(), "o")
-			want := e.want("10s", "path", from, now)
-			checkState(t, "observer", obs.subs["o"].state, want)
-			live := 1 // the observer's
-			for i, fl := range flooders {
-				if tc.closed {
-					if codes[i] != websocket.StatusPolicyViolation {
-						t.Errorf("flooder %d: close code %d, want 1008", i, codes[i])
+				obs.until(e.head(), "o")
+				want := e.want("10s", "path", from, now)
+				checkState(t, "observer", obs.subs["o"].state, want)
+				live := 1 // the observer's
+				for i, fl := range flooders {
+					if tc.closed {
+						if codes[i] != websocket.StatusPolicyViolation {
+							t.Errorf("flooder %d: close code %d, want 1008", i, codes[i])
+						}
+						continue
 					}
-					continue
-				}
-				checkState(t, fmt.Sprintf("flooder %d", i), fl.subs["final"].state, want)
-				limits := 0
-				for _, m := range fl.errs {
-					if m.Code != CodeLimit {
-						t.Errorf("flooder %d: unexpected error %+v", i, m)
+					checkState(t, fmt.Sprintf("flooder %d", i), fl.subs["final"].state, want)
+					limits := 0
+					for _, m := range fl.errs {
+						if m.Code != CodeLimit {
+							t.Errorf("flooder %d: unexpected error %+v", i, m)
+						}
+						limits++
 					}
-					limits++
+					if limits != tc.limitErrs {
+						t.Errorf("flooder %d: %d limit errors, want %d", i, limits, tc.limitErrs)
+					}
+					live += tc.live
 				}
-				if limits != tc.limitErrs {
-					t.Errorf("flooder %d: %d limit errors, want %d", i, limits, tc.limitErrs)
+				if tc.closed && value(h.m.floodCloses) != float64(tc.conns) {
+					t.Errorf("flood closes %v, want %d", value(h.m.floodCloses), tc.conns)
 				}
-				live += tc.live
-			}
-			if tc.closed && value(h.m.floodCloses) != float64(tc.conns) {
-				t.Errorf("flood closes %v, want %d", value(h.m.floodCloses), tc.conns)
-			}
-			// The closed connections detach on their own goroutines.
-			waitFor(t, func() bool { return value(h.m.subscriptions) == float64(live) })
-			if got := value(h.m.topics); got != 1 {
-				t.Errorf("topics %v, want 1 (every subscription is the same key)", got)
-			}
-			if got := queuedPoints(h); got > h.cfg.SendQueue {
-				t.Errorf("a queue holds %d points, cap %d", got, h.cfg.SendQueue)
-			}
+				// The closed connections detach on their own goroutines.
+				synctest.Wait()
+				if got := value(h.m.subscriptions); got != float64(live) {
+					t.Errorf("subscriptions %v, want %d", got, live)
+				}
+				if got := value(h.m.topics); got != 1 {
+					t.Errorf("topics %v, want 1 (every subscription is the same key)", got)
+				}
+				if got := queuedPoints(h); got > h.cfg.SendQueue {
+					t.Errorf("a queue holds %d points, cap %d", got, h.cfg.SendQueue)
+				}
+			})
 		})
-	}
-}
-
-// waitFor polls cond until it holds, failing after a generous deadline;
-// the deadline only bounds a hung test.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not reached")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

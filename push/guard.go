@@ -47,5 +47,5 @@ func (c Config) newMessageLimiter() *rate.Limiter {
 // allowMessage takes one client message from the connection's bucket.
 // Only the reader calls it.
 func (c *conn) allowMessage() bool {
-	return c.msgs == nil || c.msgs.AllowN(c.h.cfg.Clock.Now(), 1)
+	return c.msgs == nil || c.msgs.AllowN(c.h.cfg.Now(), 1)
 }

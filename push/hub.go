@@ -14,10 +14,9 @@ import (
 // clients watch and serves GET /v1/ws. Run must be running for ServeHTTP to
 // accept connections. Safe for concurrent use.
 type Hub struct {
-	store Snapshotter
-	src   DeltaSource
-	cfg   Config
-	m     *metrics
+	src Source
+	cfg Config
+	m   *metrics
 
 	reqs chan func(Listener) // run by the loop goroutine
 	done chan struct{}       // closed when the loop has ended
@@ -40,11 +39,11 @@ type Hub struct {
 // ErrStopped is returned to calls made after the hub's Run has ended.
 var ErrStopped = errors.New("push: hub stopped")
 
-// New returns a Hub reading snapshots from store and deltas from src.
-func New(store Snapshotter, src DeltaSource, cfg Config) *Hub {
+// New returns a Hub reading snapshots and deltas from src.
+func New(src Source, cfg Config) *Hub {
 	cfg = cfg.withDefaults()
 	h := &Hub{
-		store: store, src: src, cfg: cfg, m: newMetrics(cfg.Registerer),
+		src: src, cfg: cfg, m: newMetrics(cfg.Registerer),
 		reqs: make(chan func(Listener)), done: make(chan struct{}),
 		conns: map[*conn]struct{}{}, feeds: map[feedKey]*feed{},
 	}

@@ -6,8 +6,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pulsehq/pulse/metric"
 )
 
 func paths(n int) []string {
@@ -123,9 +121,7 @@ func TestResume(t *testing.T) {
 			e.apply(now, 1, "/b")
 		}
 		// The log forgets everything but the newest entry.
-		if err := e.rdb.XTrimMaxLen(context.Background(), e.store.DeltaLogKey("demo", "pageviews"), 1).Err(); err != nil {
-			t.Fatal(err)
-		}
+		e.src.Trim("demo", "pageviews", 1)
 		c4 := newClient(t, ts)
 		c4.subscribe("s", "10s", "path", &since)
 		c4.until(e.head(), "s")
@@ -137,33 +133,72 @@ func TestResume(t *testing.T) {
 	})
 }
 
-// TestGap: entries missing from pub/sub are caught up from the log; when the
-// log lacks them too, subscribers get a reset snapshot.
+// lossy is a Source whose listeners lose the entries drop names, as a
+// pub/sub connection loses messages.
+type lossy struct {
+	*MemorySource
+	mu   sync.Mutex
+	drop map[int64]bool
+}
+
+func (l *lossy) lose(n int64) {
+	l.mu.Lock()
+	l.drop[n] = true
+	l.mu.Unlock()
+}
+
+func (l *lossy) Listen(ctx context.Context) (Listener, error) {
+	in, err := l.MemorySource.Listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make(chan Notice)
+	go func() { // ends when Close closes in's notices
+		defer close(out)
+		for n := range in.Notices() {
+			l.mu.Lock()
+			lost := !n.Joined && l.drop[n.Delta.N]
+			l.mu.Unlock()
+			if !lost {
+				out <- n
+			}
+		}
+	}()
+	return lossyListener{Listener: in, out: out}, nil
+}
+
+type lossyListener struct {
+	Listener
+	out chan Notice
+}
+
+func (l lossyListener) Notices() <-chan Notice { return l.out }
+
+// Close drains what the hub no longer reads, so the forwarder ends.
+func (l lossyListener) Close() error {
+	go func() {
+		for range l.out {
+		}
+	}()
+	return l.Listener.Close()
+}
+
+// TestGap: entries missing from the live notices are caught up from the
+// log; when the log lacks them too, subscribers get a reset snapshot.
 func TestGap(t *testing.T) {
 	e := newEnv(t)
-	_, ts := e.hub(Config{})
+	src := &lossy{MemorySource: e.src, drop: map[int64]bool{}}
+	_, ts := serveHub(t, New(src, Config{Catalog: e.cat}), false)
 	now := time.Now().UnixMilli()
 	from := now - 15*time.Minute.Milliseconds()
 	e.apply(now, 1, "/a")
 	c := newClient(t, ts)
 	c.subscribe("s", "10s", "", nil)
 	c.until(e.head(), "s")
-	ctx := context.Background()
-	seqKey := e.store.DeltaLogKey("demo", "pageviews")
-	seqKey = seqKey[:len(seqKey)-len("dlog:pageviews")] + "dseq:pageviews"
 
 	t.Run("caught up", func(t *testing.T) {
-		// An entry in the log that was never published: a zero-change point
-		// of an old bucket, harmless to the totals.
-		n, err := e.rdb.Incr(ctx, seqKey).Result()
-		if err != nil {
-			t.Fatal(err)
-		}
-		old := metric.DefaultSteps()[0].Bucket(now - 60_000)
-		d := fmt.Sprintf(`{"n":%d,"metric":"pageviews","points":[{"step":"10s","t":%d,"labels":{},"add":0,"value":0}]}`, n, old)
-		if err := e.rdb.Do(ctx, "XADD", e.store.DeltaLogKey("demo", "pageviews"), fmt.Sprintf("%d-0", n), "d", d).Err(); err != nil {
-			t.Fatal(err)
-		}
+		src.lose(e.head() + 1)
+		e.apply(now, 2, "/a") // logged, never notified
 		e.apply(now, 3, "/a")
 		c.until(e.head(), "s")
 		if v := c.subs["s"]; v.resets != 0 {
@@ -172,9 +207,9 @@ func TestGap(t *testing.T) {
 		checkState(t, "caught up", c.subs["s"].state, e.want("10s", "", from, now))
 	})
 	t.Run("reset", func(t *testing.T) {
-		if err := e.rdb.Incr(ctx, seqKey).Err(); err != nil { // n taken, never logged
-			t.Fatal(err)
-		}
+		src.lose(e.head() + 1)
+		e.apply(now, 5, "/a")
+		e.src.Trim("demo", "pageviews", 0) // and forgotten by the log
 		e.apply(now, 4, "/a")
 		c.until(e.head(), "s")
 		if v := c.subs["s"]; v.resets != 1 {
@@ -190,18 +225,23 @@ func TestUnique(t *testing.T) {
 	e := newEnv(t)
 	_, ts := e.hub(Config{})
 	now := time.Now().UnixMilli()
+	seen := map[string]bool{} // step/bucket/uid
 	visit := func(uids ...string) {
-		u := metric.NewUpdate()
+		var pts []DeltaPoint
 		for _, st := range e.cat.Steps {
+			p := DeltaPoint{Step: st.Name, T: st.Bucket(now)}
 			for _, id := range uids {
-				u.AddUnique(metric.UniqueKey{Site: "demo", Metric: "visitors", Step: st.Name, Bucket: st.Bucket(now)}, id)
+				k := fmt.Sprint(st.Name, p.T, id)
+				if !seen[k] {
+					seen[k] = true
+					p.Add++
+				}
+			}
+			if p.Add > 0 {
+				pts = append(pts, p)
 			}
 		}
-		e.mu.Lock()
-		e.seq++
-		s := fmt.Sprint(e.seq)
-		e.mu.Unlock()
-		if err := e.store.Apply(context.Background(), &metric.Commit{Shard: "shard-1", First: s, Last: s, Update: u, Pos: metric.Position{Seq: s}}); err != nil {
+		if _, err := e.src.Publish("demo", "visitors", pts); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -211,10 +251,6 @@ func TestUnique(t *testing.T) {
 	for i := range 20 {
 		visit(fmt.Sprintf("u%d", i%7), fmt.Sprintf("w%d", i))
 	}
-	head, err := NewRedisSource(e.rdb, e.store).Last(context.Background(), "demo", "visitors")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.until(head, "v")
+	c.until(e.headOf("visitors"), "v")
 	checkState(t, "visitors", c.subs["v"].state, e.wantMetric("visitors", "1m", "", now-15*time.Minute.Milliseconds(), now))
 }

@@ -20,7 +20,7 @@ type pending struct {
 	sub       *sub
 	from, seq int64
 	idx       map[pointKey]int
-	points    []point
+	points    []DeltaPoint
 }
 
 // queue is a connection's bounded send queue. Producers (the hub loop and
@@ -108,10 +108,10 @@ func (q *queue) pushDelta(s *sub, b *batch, now time.Time) (merges int, overflow
 	merges = q.fold()
 	m := q.pendingOf(s, b.from)
 	for _, p := range b.points {
-		k := pointKey{p.t, p.labels}
+		k := keyOf(p)
 		if i, ok := m.idx[k]; ok {
-			m.points[i].add += p.add
-			m.points[i].value = p.value
+			m.points[i].Add += p.Add
+			m.points[i].Value = p.Value
 			merges++
 			continue
 		}
@@ -157,10 +157,10 @@ func (q *queue) fold() (merges int) {
 		}
 		m := q.pendingOf(f.sub, f.b.from)
 		for _, p := range f.b.points {
-			k := pointKey{p.t, p.labels}
+			k := keyOf(p)
 			if i, ok := m.idx[k]; ok {
-				m.points[i].add += p.add
-				m.points[i].value = p.value
+				m.points[i].Add += p.Add
+				m.points[i].Value = p.Value
 				merges++
 				q.points--
 				continue

@@ -5,15 +5,15 @@ import (
 	"time"
 )
 
-func pts(t int64, labels ...string) []point {
-	var out []point
+func pts(t int64, labels ...string) []DeltaPoint {
+	var out []DeltaPoint
 	for _, l := range labels {
-		out = append(out, point{labels: l, t: t, add: 1, value: 0})
+		out = append(out, DeltaPoint{Step: "10s", Label: Label{Dim: "path", Value: l}, T: t, Add: 1})
 	}
 	return out
 }
 
-func testBatch(from, seq int64, p []point) *batch {
+func testBatch(from, seq int64, p []DeltaPoint) *batch {
 	return &batch{from: from, seq: seq, points: p, body: encodeBody(from, seq, p)}
 }
 
@@ -24,16 +24,16 @@ func TestQueue(t *testing.T) {
 	now := time.Unix(0, 0)
 	cases := []struct {
 		name       string
-		batches    [][]point
+		batches    [][]DeltaPoint
 		limit      int
 		wantFrames int
 		wantMerged int // points in the pending delta
 		wantMerges int
 		wantReset  bool
 	}{
-		{name: "room", limit: 10, batches: [][]point{pts(1, "a", "b"), pts(1, "a", "b")}, wantFrames: 2},
-		{name: "fold and merge", limit: 3, batches: [][]point{pts(1, "a", "b"), pts(1, "a", "b"), pts(1, "a")}, wantMerged: 2, wantMerges: 3},
-		{name: "overflow", limit: 3, batches: [][]point{pts(1, "a", "b"), pts(2, "a", "b")}, wantReset: true},
+		{name: "room", limit: 10, batches: [][]DeltaPoint{pts(1, "a", "b"), pts(1, "a", "b")}, wantFrames: 2},
+		{name: "fold and merge", limit: 3, batches: [][]DeltaPoint{pts(1, "a", "b"), pts(1, "a", "b"), pts(1, "a")}, wantMerged: 2, wantMerges: 3},
+		{name: "overflow", limit: 3, batches: [][]DeltaPoint{pts(1, "a", "b"), pts(2, "a", "b")}, wantReset: true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -61,7 +61,7 @@ func TestQueue(t *testing.T) {
 				}
 				var sum int64
 				for _, p := range merged[0].points {
-					sum += p.add
+					sum += p.Add
 				}
 				if want := int64(len(c.batches[0]) + len(c.batches[1]) + len(c.batches[2])); sum != want {
 					t.Fatalf("merged adds sum to %d, want %d", sum, want)

@@ -8,7 +8,6 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/pulsehq/pulse/metric"
-	"github.com/pulsehq/pulse/redisagg"
 )
 
 // close closes the WebSocket with code; the goroutines end with it.
@@ -118,8 +117,8 @@ func (h *Hub) validate(m ClientMessage) error {
 	if m.Window > st.Retention {
 		return fmt.Errorf("window %s is longer than the %s retention of step %s", m.Window, st.Retention, st.Name)
 	}
-	if n := int64(m.Window / st.Width); n > redisagg.MaxBuckets {
-		return fmt.Errorf("window %s holds %d buckets of %s, at most %d", m.Window, n, st.Name, redisagg.MaxBuckets)
+	if n := int64(m.Window / st.Width); n > MaxSnapshotBuckets {
+		return fmt.Errorf("window %s holds %d buckets of %s, at most %d", m.Window, n, st.Name, MaxSnapshotBuckets)
 	}
 	return nil
 }
@@ -154,22 +153,22 @@ func (c *conn) subscribe(ctx context.Context, m ClientMessage, reset bool) {
 		}
 		if !resumed {
 			rctx, cancel := h.redisCtx(ctx)
-			now := h.cfg.Clock.Now().UnixMilli()
-			var res redisagg.Result
+			now := h.cfg.Now().UnixMilli()
+			var series []Series
 			var err error
-			seq, res, err = h.store.Snapshot(rctx, redisagg.SeriesQuery{Site: m.Site, Metric: m.Metric, Step: m.Step,
+			seq, series, err = h.src.Snapshot(rctx, SnapshotQuery{Site: m.Site, Metric: m.Metric, Step: m.Step,
 				From: now - m.Window.Milliseconds(), To: now, GroupBy: m.GroupBy})
 			cancel()
 			if err != nil {
 				h.detach(ctx, s)
-				if errors.Is(err, redisagg.ErrQuery) {
+				if errors.Is(err, ErrBadQuery) {
 					c.sendError(m.ID, CodeBadQuery, err.Error())
 					return
 				}
 				lastErr = err
 				break
 			}
-			pre = encodeSnapshot(m.ID, seq, res.Series, reset)
+			pre = encodeSnapshot(m.ID, seq, series, reset)
 		}
 		ok, err := h.activate(ctx, s, seq, pre)
 		if err != nil {
@@ -217,9 +216,12 @@ func (c *conn) resume(ctx context.Context, s *sub, since int64) (msg []byte, seq
 	h := c.h
 	rctx, cancel := h.redisCtx(ctx)
 	defer cancel()
-	var entries []LogEntry
+	var entries []Delta
 	for attempt := 0; ; attempt++ {
 		entries, err = h.src.Range(rctx, s.key.site, s.key.metric, since+1, maxReplay+1)
+		if errors.Is(err, ErrBadDelta) {
+			return nil, 0, false, nil
+		}
 		if err != nil {
 			return nil, 0, false, err
 		}
@@ -243,15 +245,11 @@ func (c *conn) resume(ctx context.Context, s *sub, since int64) (msg []byte, seq
 	}
 	t := topic{key: s.key}
 	eps := make([]entryPoints, 0, len(entries))
-	for i, le := range entries {
-		if le.N != since+1+int64(i) {
+	for i, e := range entries {
+		if e.N != since+1+int64(i) {
 			return nil, 0, false, nil
 		}
-		e, err := redisagg.DecodeDeltaEntry(le.Data)
-		if err != nil {
-			return nil, 0, false, nil
-		}
-		eps = append(eps, entryPoints{n: le.N, points: t.filter(entryPointsOf(e))})
+		eps = append(eps, entryPoints{n: e.N, points: t.filter(e.Points)})
 	}
 	b, _ := mergeEntries(eps, since)
 	if len(b.points) > h.cfg.SendQueue {

@@ -9,8 +9,8 @@ import (
 
 // Switch moves the hub to another aggregate namespace without a restart:
 // on the hub's loop, it unsubscribes every delta channel of the old
-// namespace, calls swap (which must make the hub's Snapshotter and
-// DeltaSource read the new namespace from then on), subscribes the new
+// namespace, calls swap (which must make the hub's Source read the new
+// namespace from then on), subscribes the new
 // namespace's channels, and gives every live subscription a reset snapshot
 // ({"op":"snapshot","reset":true}) read from the new namespace. The
 // subscription's chain then continues from that snapshot's seq with the

@@ -2,86 +2,130 @@ package push
 
 import (
 	"context"
-	"net/http/httptest"
-	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/pulsehq/pulse/metric"
-	"github.com/pulsehq/pulse/redisagg"
 )
 
-// nsStores is the switchable namespace pointer a server gives the hub.
-type nsStores struct {
-	cur atomic.Pointer[redisagg.Store]
+// nsSources is the switchable namespace pointer a server gives the hub.
+type nsSources struct {
+	cur atomic.Pointer[MemorySource]
 }
 
-func (n *nsStores) Snapshot(ctx context.Context, q redisagg.SeriesQuery) (int64, redisagg.Result, error) {
+var _ Source = (*nsSources)(nil)
+
+func (n *nsSources) Snapshot(ctx context.Context, q SnapshotQuery) (int64, []Series, error) {
 	return n.cur.Load().Snapshot(ctx, q)
 }
-func (n *nsStores) DeltaLogKey(site, m string) string  { return n.cur.Load().DeltaLogKey(site, m) }
-func (n *nsStores) DeltaChannel(site, m string) string { return n.cur.Load().DeltaChannel(site, m) }
+func (n *nsSources) Listen(context.Context) (Listener, error) {
+	return &nsListener{ns: n, inner: map[*MemorySource]Listener{}, out: make(chan Notice), done: make(chan struct{})}, nil
+}
+func (n *nsSources) Range(ctx context.Context, site, metric string, from, count int64) ([]Delta, error) {
+	return n.cur.Load().Range(ctx, site, metric, from, count)
+}
+func (n *nsSources) Last(ctx context.Context, site, metric string) (int64, error) {
+	return n.cur.Load().Last(ctx, site, metric)
+}
 
-// applyTo applies one commit of n pageviews per path at ts into st.
-func applyTo(t *testing.T, st *redisagg.Store, cat *metric.Catalog, seq int, ts, n int64, paths ...string) {
-	t.Helper()
-	u := metric.NewUpdate()
-	for _, step := range cat.Steps {
-		b := step.Bucket(ts)
-		for _, p := range paths {
-			u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: step.Name, Bucket: b}] += n
-			u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: step.Name, Bucket: b, Dim: "path", Value: p}] += n
+// nsListener subscribes on the current namespace's source, as a Redis
+// listener subscribes to the current namespace's channels.
+type nsListener struct {
+	ns    *nsSources
+	mu    sync.Mutex
+	inner map[*MemorySource]Listener
+	out   chan Notice
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+func (l *nsListener) current(ctx context.Context) (Listener, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	src := l.ns.cur.Load()
+	if in := l.inner[src]; in != nil {
+		return in, nil
+	}
+	in, err := src.Listen(ctx)
+	if err != nil {
+		return nil, err
+	}
+	l.inner[src] = in
+	l.wg.Add(1)
+	go func() {
+		defer l.wg.Done()
+		for n := range in.Notices() {
+			select {
+			case l.out <- n:
+			case <-l.done:
+				return
+			}
 		}
+	}()
+	return in, nil
+}
+
+func (l *nsListener) Subscribe(ctx context.Context, site, metric string) error {
+	in, err := l.current(ctx)
+	if err != nil {
+		return err
 	}
-	s := strconv.Itoa(seq)
-	c := &metric.Commit{Shard: "shard-1", First: s, Last: s, Update: u, Pos: metric.Position{Seq: s, DedupFrom: s}}
-	if err := st.Apply(context.Background(), c); err != nil {
-		t.Fatalf("apply %s: %v", s, err)
+	return in.Subscribe(ctx, site, metric)
+}
+
+func (l *nsListener) Unsubscribe(ctx context.Context, site, metric string) error {
+	in, err := l.current(ctx)
+	if err != nil {
+		return err
 	}
+	return in.Unsubscribe(ctx, site, metric)
+}
+
+func (l *nsListener) Notices() <-chan Notice { return l.out }
+
+func (l *nsListener) Close() error {
+	close(l.done)
+	l.mu.Lock()
+	for _, in := range l.inner {
+		_ = in.Close()
+	}
+	l.mu.Unlock()
+	l.wg.Wait()
+	close(l.out)
+	return nil
 }
 
 // TestSwitch moves a hub with live subscriptions from namespace v1 to v2
-// (built meanwhile without deltas, as a replay builds): every subscription
-// gets a reset snapshot of v2, then v2's deltas with no gap, and nothing
-// more of v1.
+// (built meanwhile, with a shorter log than v1's): every subscription gets
+// a reset snapshot of v2, then v2's deltas with no gap, and nothing more of
+// v1.
 func TestSwitch(t *testing.T) {
 	e := newEnv(t)
-	v1 := redisagg.New(e.rdb, e.cat, redisagg.Config{Namespace: "v1"})
-	built := redisagg.New(e.rdb, e.cat, redisagg.Config{Namespace: "v2", NoDeltas: true})
-	v2 := redisagg.New(e.rdb, e.cat, redisagg.Config{Namespace: "v2"})
-	ns := &nsStores{}
+	v1 := e.src
+	v2 := NewMemorySource(e.cat, MemoryConfig{})
+	ns := &nsSources{}
 	ns.cur.Store(v1)
-	h := New(ns, NewRedisSource(e.srv.Client(t), ns), Config{Catalog: e.cat})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	ts := httptest.NewServer(h)
-	t.Cleanup(func() { cancel(); <-done; ts.Close() })
-	for {
-		h.mu.Lock()
-		r := h.running
-		h.mu.Unlock()
-		if r {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	h, ts := serveHub(t, New(ns, Config{Catalog: e.cat}), false)
+	ctx := context.Background()
+	now := time.Now().UnixMilli()
+	applyTo := func(src *MemorySource, n int64, paths ...string) {
+		t.Helper()
+		(&env{t: t, cat: e.cat, src: src}).apply(now, n, paths...)
 	}
 
-	now := time.Now().UnixMilli()
-	for i := 1; i <= 5; i++ {
-		applyTo(t, v1, e.cat, i, now, 1, "/a")
+	for range 5 {
+		applyTo(v1, 1, "/a")
 	}
 	c := newClient(t, ts)
 	c.subscribe("total", "10s", "", nil)
 	c.subscribe("paths", "1m", "path", nil)
 	c.until(0, "total", "paths")
-	for i := 6; i <= 8; i++ {
-		applyTo(t, v1, e.cat, i, now, 1, "/a", "/b")
+	for range 3 {
+		applyTo(v1, 1, "/a", "/b")
 	}
 	c.until(8, "total", "paths") // v1's log holds 8 entries
-	for i := 1; i <= 20; i++ {
-		applyTo(t, built, e.cat, i, now, 2, "/a", "/c")
+	for range 3 {
+		applyTo(v2, 2, "/a", "/c")
 	}
 
 	if err := h.Switch(ctx, nil, func() { ns.cur.Store(v2) }); err != nil {
@@ -95,36 +139,18 @@ func TestSwitch(t *testing.T) {
 		}
 	}
 	for _, id := range []string{"total", "paths"} {
-		if v := c.subs[id]; v.seq != 0 {
-			t.Fatalf("%s: reset snapshot at seq %d, want v2's log head 0", id, v.seq)
+		if v := c.subs[id]; v.seq != 3 {
+			t.Fatalf("%s: reset snapshot at seq %d, want v2's log head 3 (below v1's 8)", id, v.seq)
 		}
 	}
 	// Live in v2 from where the build ended; v1 no longer reaches clients.
-	for i := 21; i <= 24; i++ {
-		applyTo(t, v2, e.cat, i, now, 1, "/c", "/d")
+	for range 4 {
+		applyTo(v2, 1, "/c", "/d")
 	}
-	applyTo(t, v1, e.cat, 9, now, 100, "/zzz")
-	c.until(4, "total", "paths")
+	applyTo(v1, 100, "/zzz")
+	c.until(7, "total", "paths")
 	from := now - 15*60_000
-	wantOf := func(step, by string) map[string]int64 {
-		_, r, err := v2.Snapshot(ctx, redisagg.SeriesQuery{Site: "demo", Metric: "pageviews", Step: step, From: from, To: now, GroupBy: by, Limit: 100})
-		if err != nil {
-			t.Fatal(err)
-		}
-		out := map[string]int64{}
-		for _, s := range r.Series {
-			for _, p := range s.Points {
-				if p[1] != 0 {
-					lb := `{}`
-					if v, ok := s.Labels["path"]; ok {
-						lb = `{"path":"` + v + `"}`
-					}
-					out[lb+"@"+strconv.FormatInt(p[0], 10)] = p[1]
-				}
-			}
-		}
-		return out
-	}
-	checkState(t, "total", c.subs["total"].state, wantOf("10s", ""))
-	checkState(t, "paths", c.subs["paths"].state, wantOf("1m", "path"))
+	v2env := &env{t: t, cat: e.cat, src: v2}
+	checkState(t, "total", c.subs["total"].state, v2env.want("10s", "", from, now))
+	checkState(t, "paths", c.subs["paths"].state, v2env.want("1m", "path", from, now))
 }

@@ -2,62 +2,71 @@ package redisagg
 
 import (
 	"encoding/json"
+	"errors"
+	"reflect"
 	"testing"
+
+	"github.com/pulsehq/pulse/push"
 )
 
-func TestDecodeDeltaEntry(t *testing.T) {
+func TestDecodeDelta(t *testing.T) {
 	cases := []struct {
 		name, in string
-		want     DeltaEntry
+		want     push.Delta
 		wantErr  bool
 	}{
-		{name: "redis cjson", in: `{"n":3,"metric":"pageviews","points":[{"step":"10s","t":1764258000000,"labels":{},"add":3,"value":57},{"step":"10s","t":1764258000000,"labels":{"path":"\/x"},"add":1,"value":2}]}`,
-			want: DeltaEntry{N: 3, Metric: "pageviews", Points: []DeltaPoint{
-				{Step: "10s", T: 1764258000000, Labels: map[string]string{}, Add: 3, Value: 57},
-				{Step: "10s", T: 1764258000000, Labels: map[string]string{"path": "/x"}, Add: 1, Value: 2}}}},
-		{name: "empty labels as array, exponent numbers", in: `{"n":1,"metric":"e","points":[{"step":"1m","t":1.764258e+12,"labels":[],"add":1,"value":1}]}`,
-			want: DeltaEntry{N: 1, Metric: "e", Points: []DeltaPoint{{Step: "1m", T: 1764258000000, Labels: map[string]string{}, Add: 1, Value: 1}}}},
-		{name: "fractional number", in: `{"n":1.5,"metric":"e","points":[]}`, wantErr: true},
+		{name: "as apply.lua writes it", in: `{"n":3,"metric":"pageviews","points":[{"step":"10s","t":1764258000000,"labels":{},"add":3,"value":57},{"step":"10s","t":1764258000000,"labels":{"path":"\/x"},"add":1,"value":2}]}`,
+			want: push.Delta{N: 3, Points: []push.DeltaPoint{
+				{Step: "10s", T: 1764258000000, Add: 3, Value: 57},
+				{Step: "10s", T: 1764258000000, Label: push.Label{Dim: "path", Value: "/x"}, Add: 1, Value: 2}}}},
+		{name: "negative add", in: `{"n":1,"metric":"e","points":[{"step":"1m","t":60000,"labels":{"type":"a\"b"},"add":-2,"value":0}]}`,
+			want: push.Delta{N: 1, Points: []push.DeltaPoint{{Step: "1m", T: 60000, Label: push.Label{Dim: "type", Value: `a"b`}, Add: -2, Value: 0}}}},
+		{name: "exponent number", in: `{"n":1,"metric":"e","points":[{"step":"1m","t":1.764258e+12,"labels":{},"add":1,"value":1}]}`, wantErr: true},
+		{name: "fractional n", in: `{"n":1.5,"metric":"e","points":[]}`, wantErr: true},
+		{name: "no n", in: `{"metric":"e","points":[]}`, wantErr: true},
 		{name: "label not a string", in: `{"n":1,"metric":"e","points":[{"labels":{"a":1}}]}`, wantErr: true},
+		{name: "two dimensions", in: `{"n":1,"metric":"e","points":[{"labels":{"a":"1","b":"2"}}]}`, wantErr: true},
+		{name: "empty dimension name", in: `{"n":1,"metric":"e","points":[{"labels":{"":"x"}}]}`, wantErr: true},
 		{name: "not json", in: `nope`, wantErr: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := DecodeDeltaEntry([]byte(tc.in))
+			got, err := DecodeDelta([]byte(tc.in))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tc.wantErr)
 			}
 			if tc.wantErr {
+				if !errors.Is(err, push.ErrBadDelta) {
+					t.Fatalf("err = %v, want it to wrap push.ErrBadDelta", err)
+				}
 				return
 			}
-			a, _ := json.Marshal(got)
-			b, _ := json.Marshal(tc.want)
-			if string(a) != string(b) {
-				t.Errorf("got %s, want %s", a, b)
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("got %+v, want %+v", got, tc.want)
 			}
 		})
 	}
 }
 
-// FuzzDecodeDeltaEntry checks that decoding never panics and that what
-// decodes re-encodes (as the store's JSON) to the same entry.
-func FuzzDecodeDeltaEntry(f *testing.F) {
+// FuzzDecodeDelta checks that decoding never panics and that what decodes
+// re-encodes to JSON that decodes to the same delta.
+func FuzzDecodeDelta(f *testing.F) {
+	f.Add([]byte(`{"n":3,"metric":"pageviews","points":[{"step":"10s","t":1764258000000,"labels":{"path":"\/x"},"add":1,"value":2}]}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		e, err := DecodeDeltaEntry(b)
+		d, err := DecodeDelta(b)
 		if err != nil {
 			return
 		}
-		out, err := json.Marshal(e)
+		out, err := json.Marshal(d)
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		e2, err := DecodeDeltaEntry(out)
+		d2, err := DecodeDelta(out)
 		if err != nil {
 			t.Fatalf("decode of re-encoded %s: %v", out, err)
 		}
-		out2, _ := json.Marshal(e2)
-		if string(out) != string(out2) {
-			t.Fatalf("round trip changed %s to %s", out, out2)
+		if !reflect.DeepEqual(d, d2) {
+			t.Fatalf("round trip changed %+v to %+v", d, d2)
 		}
 	})
 }

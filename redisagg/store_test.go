@@ -2,6 +2,7 @@ package redisagg
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strconv"
 	"testing"
@@ -12,6 +13,7 @@ import (
 
 	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/push"
 )
 
 // env is one store over one backend, with a fixed clock near the real time
@@ -102,20 +104,27 @@ func sum(r Result, label, value string) int64 {
 	return n
 }
 
-func (e *env) deltas(t *testing.T, site, m string) []DeltaEntry {
+// deltas reads the delta log of (site, m), checking that each entry's id
+// and "metric" agree with its key.
+func (e *env) deltas(t *testing.T, site, m string) []push.Delta {
 	t.Helper()
 	xs, err := e.rdb.XRange(context.Background(), e.st.DeltaLogKey(site, m), "-", "+").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out []DeltaEntry
+	var out []push.Delta
 	for _, x := range xs {
-		d, err := DecodeDeltaEntry([]byte(x.Values["d"].(string)))
+		raw := []byte(x.Values["d"].(string))
+		d, err := DecodeDelta(raw)
 		if err != nil {
 			t.Fatalf("entry %s: %v", x.ID, err)
 		}
 		if x.ID != strconv.FormatInt(d.N, 10)+"-0" {
 			t.Fatalf("entry id %s holds n=%d", x.ID, d.N)
+		}
+		var named struct{ Metric string }
+		if err := json.Unmarshal(raw, &named); err != nil || named.Metric != m {
+			t.Fatalf("entry %s of %s names metric %q (%v)", x.ID, m, named.Metric, err)
 		}
 		out = append(out, d)
 	}
@@ -296,7 +305,7 @@ func TestStore(t *testing.T) {
 				t.Fatalf("%d entries, want 3", len(ds))
 			}
 			for i, d := range ds {
-				if d.N != int64(i+1) || d.Metric != "events" || len(d.Points) != 2*len(e.cat.Steps) {
+				if d.N != int64(i+1) || len(d.Points) != 2*len(e.cat.Steps) {
 					t.Fatalf("entry %d: %+v", i, d)
 				}
 			}
@@ -304,11 +313,11 @@ func TestStore(t *testing.T) {
 			for _, p := range ds[2].Points {
 				if p.Step == "10s" && p.T == st10.Bucket(ts) {
 					found++
-					want := DeltaPoint{Step: "10s", T: st10.Bucket(ts), Labels: map[string]string{}, Add: 3, Value: 6}
-					if len(p.Labels) == 1 {
-						want.Labels = map[string]string{"type": "click"}
+					want := push.DeltaPoint{Step: "10s", T: st10.Bucket(ts), Add: 3, Value: 6}
+					if p.Label.Dim != "" {
+						want.Label = push.Label{Dim: "type", Value: "click"}
 					}
-					if p.Add != want.Add || p.Value != want.Value || len(p.Labels) != len(want.Labels) || p.Labels["type"] != want.Labels["type"] {
+					if p != want {
 						t.Errorf("point %+v, want %+v", p, want)
 					}
 				}
@@ -369,8 +378,8 @@ func TestStore(t *testing.T) {
 			}
 			seen := map[string]bool{}
 			for _, p := range ds[0].Points {
-				if v, ok := p.Labels["target"]; ok && p.Step == "10s" {
-					seen[v] = true
+				if p.Label.Dim == "target" && p.Step == "10s" {
+					seen[p.Label.Value] = true
 				}
 			}
 			for _, v := range vals {
@@ -410,7 +419,7 @@ func TestStore(t *testing.T) {
 				for _, p := range d.Points {
 					for i := range snap.Series {
 						s := &snap.Series[i]
-						if p.Step != "10s" || len(p.Labels) != 1 || s.Labels["path"] != p.Labels["path"] {
+						if p.Step != "10s" || p.Label.Dim != "path" || s.Labels["path"] != p.Label.Value {
 							continue
 						}
 						for j := range s.Points {

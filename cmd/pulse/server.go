@@ -155,7 +155,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	ns.registerAdmin(router.Group("/", limiter.Middleware(), tokens.RequireAdmin()))
 
 	if cfg.Roles["push"] {
-		hub := push.New(ns, push.NewRedisSource(rdb, ns), push.Config{
+		hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
 			AllowedOrigins: cfg.AllowedOrigins,
 			Tokens:         tokens,
 			Catalog:        ns.Current().cat,
