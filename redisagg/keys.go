@@ -67,7 +67,7 @@ func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site
 func (k Keys) position(shard string) string { return "p:" + k.ns + ":{" + shard + "}:pos" }
 
 // DeltaLog is the stream holding the recent deltas of a site's metric:
-// entries with id "N-0" and one field "d" holding the JSON DeltaEntry.
+// entries with id "N-0" and one field "d" holding the JSON push.Delta.
 func (k Keys) DeltaLog(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dlog:" + m }
 
 // DeltaChannel is the pub/sub channel each delta of a site's metric is
