@@ -64,7 +64,9 @@ type Config struct {
 	Clock func() time.Time
 	// Logger nil means don't log.
 	Logger *slog.Logger
-	// Registerer nil means don't register metrics.
+	// Registerer nil means don't register metrics. Aggregators on one
+	// registry share the collectors of the first (internal/promreg): the
+	// live one is made anew on every namespace switch.
 	Registerer prometheus.Registerer
 }
 
@@ -153,10 +155,7 @@ func New(src Source, st Store, cfg Config) (*Aggregator, error) {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	met, err := newMetrics(cfg.Registerer, cfg.Catalog)
-	if err != nil {
-		return nil, err
-	}
+	met := newMetrics(cfg.Registerer, cfg.Catalog)
 	return &Aggregator{
 		src: src, st: st, cfg: cfg, log: log, met: met,
 		plan: newPlan(cfg.Catalog, cfg.MaxFuture.Milliseconds(), cfg.AllowedLateness.Milliseconds()),

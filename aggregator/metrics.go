@@ -1,11 +1,9 @@
 package aggregator
 
 import (
-	"errors"
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pulsehq/pulse/internal/promreg"
 	"github.com/pulsehq/pulse/metric"
 )
 
@@ -34,7 +32,7 @@ type metrics struct {
 	skipped []prometheus.Counter // by catalog step index
 }
 
-func newMetrics(reg prometheus.Registerer, cat *metric.Catalog) (*metrics, error) {
+func newMetrics(reg prometheus.Registerer, cat *metric.Catalog) *metrics {
 	m := &metrics{
 		events: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_aggregator_events_total", Help: "Records read by the aggregator, by outcome.",
@@ -63,25 +61,30 @@ func newMetrics(reg prometheus.Registerer, cat *metric.Catalog) (*metrics, error
 			Name: "pulse_aggregator_dedup_entries", Help: "Keys held in the shard's dedup window.",
 		}, []string{"shard"}),
 	}
+	if reg != nil {
+		m.register(reg)
+	}
 	for _, o := range outcomes {
 		m.outcome = append(m.outcome, m.events.WithLabelValues(o))
 	}
 	for _, s := range cat.Steps {
 		m.skipped = append(m.skipped, m.stepSkipped.WithLabelValues(s.Name))
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.events, m.stepSkipped, m.applySecs, m.batch, m.lagRecords, m.lagMillis, m.errors, m.dedup} {
-		if err := reg.Register(c); err != nil {
-			var are prometheus.AlreadyRegisteredError
-			if errors.As(err, &are) {
-				return nil, fmt.Errorf("aggregator: register metrics: %w (one Aggregator per registry)", err)
-			}
-			return nil, fmt.Errorf("aggregator: register metrics: %w", err)
-		}
-	}
-	return m, nil
+	return m
+}
+
+// register registers the collectors with reg. A second Aggregator on the
+// registry (the live one is made anew on every namespace switch) continues
+// the collectors of the first, under the project's policy (promreg).
+func (m *metrics) register(reg prometheus.Registerer) {
+	m.events = promreg.Register(reg, m.events)
+	m.stepSkipped = promreg.Register(reg, m.stepSkipped)
+	m.applySecs = promreg.Register(reg, m.applySecs)
+	m.batch = promreg.Register(reg, m.batch)
+	m.lagRecords = promreg.Register(reg, m.lagRecords)
+	m.lagMillis = promreg.Register(reg, m.lagMillis)
+	m.errors = promreg.Register(reg, m.errors)
+	m.dedup = promreg.Register(reg, m.dedup)
 }
 
 // tally is what one batch adds to the counters, added in one go so the hot

@@ -97,6 +97,8 @@ func (a *Archiver) track(shard string, on bool) {
 // never returned. Run may be called again once it returned (a standby that
 // becomes the active archiver again), never twice at once.
 func (a *Archiver) Run(ctx context.Context) error {
+	a.met.active.Set(1)
+	defer a.met.active.Set(0)
 	defer func() {
 		// Lag covers only shards being archived: none after Run.
 		a.mu.Lock()

@@ -26,7 +26,7 @@ var ErrFenced = errors.New("archive checkpoints claimed by a newer archiver (fen
 // concurrent use.
 //
 // In a group of instances one archiver at a time holds the archive lease
-// (cmd/pulse); it Claims the checkpoints with its lease's fence before it
+// (Archiver.RunLeased); it Claims the checkpoints with its lease's fence before it
 // loads any, and from then on every Save of an archiver with a lower fence
 // is refused inside Redis. A deposed archiver can therefore only finish an
 // object whose boundary it had already saved, and the new one, having loaded

@@ -14,11 +14,11 @@
 // (stream, store, checkpoint) drops the shard's buffered records and restarts
 // the shard from its checkpoint after a backoff.
 //
-// The archiver itself takes no lease. With a shared Redis, cmd/pulse runs
-// the archive role of a group of instances as one active archiver and hot
-// standbys: the holder of a single lease archives every shard, fenced
-// through RedisCheckpoints.Claim, and another instance takes over within
-// the lease TTL when it dies. Changing
+// Run archives alone. With a shared Redis, the archive role of a group of
+// instances is one active archiver and hot standbys: each runs RunLeased
+// with a lease.Manager over the one lease Workable lists, the holder
+// archives every shard, fenced through RedisCheckpoints.Claim, and another
+// instance takes over within the lease TTL when it dies. Changing
 // archive.WriterConfig.MaxBytes or MaxPendingBytes between runs is safe only
 // while no checkpoint holds a FlushAt (a clean stop leaves none); otherwise
 // the rebuild may cut differently and an object may overlap one written

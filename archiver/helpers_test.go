@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/event"
@@ -63,6 +64,7 @@ func testStores(t *testing.T) []struct {
 // events put so far.
 type env struct {
 	log  *local.Log
+	rdb  *redis.Client
 	ck   *RedisCheckpoints
 	rng  *rand.Rand
 	sent map[string]string // id -> summary
@@ -76,7 +78,7 @@ func newEnv(t *testing.T, seed uint64) *env {
 	}
 	t.Cleanup(func() { l.Close() })
 	rdb := redistest.Start(t).Client(t)
-	return &env{log: l, ck: NewRedisCheckpoints(rdb, "test"), rng: rand.New(rand.NewPCG(seed, 7)), sent: map[string]string{}}
+	return &env{log: l, rdb: rdb, ck: NewRedisCheckpoints(rdb, "test"), rng: rand.New(rand.NewPCG(seed, 7)), sent: map[string]string{}}
 }
 
 func summary(ev *event.Event) string {

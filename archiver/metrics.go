@@ -12,6 +12,7 @@ import (
 type metrics struct {
 	events prometheus.Counter
 	errors *prometheus.CounterVec
+	active prometheus.Gauge
 }
 
 var lagDesc = prometheus.NewDesc("pulse_archive_lag_seconds",
@@ -28,12 +29,18 @@ func newMetrics(reg prometheus.Registerer, a *Archiver) *metrics {
 			Name: "pulse_archive_errors_total",
 			Help: "Archiver failures by operation: shards, read, decode (record skipped), trimmed (records lost to stream retention before archiving), add, flush, checkpoint.",
 		}, []string{"op"}),
+		// Across a fleet the sum is 1, or the archive falls behind.
+		active: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pulse_archive_active",
+			Help: "1 while this instance archives (alone, or as the group's holder of the archive lease), 0 while it stands by.",
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	m.events = promreg.Register(reg, m.events)
 	m.errors = promreg.Register(reg, m.errors)
+	m.active = promreg.Register(reg, m.active)
 	// The lag collector reads Lag at scrape time; a second archiver on the
 	// same registry keeps the first one's.
 	_ = reg.Register(lagCollector{a})

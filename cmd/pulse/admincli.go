@@ -18,6 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/urfave/cli/v3"
 
+	"github.com/pulsehq/pulse/control"
 	"github.com/pulsehq/pulse/namespace"
 )
 
@@ -189,7 +190,7 @@ func replayCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			req := replayRequest{Namespace: c.String("namespace")}
+			req := control.ReplayRequest{Namespace: c.String("namespace")}
 			// No --to: no upper bound, so the namespace has every event
 			// after --from and can be promoted (the live aggregator goes
 			// on from where the replay ended). With --to it is a window,
@@ -212,7 +213,7 @@ func replayCommand() *cli.Command {
 				}
 				req.MetricsConfig = string(b)
 			}
-			var st jobStatus
+			var st control.JobStatus
 			if err := a.do(ctx, http.MethodPost, "/v1/admin/replay", req, &st); err != nil {
 				return err
 			}
@@ -252,8 +253,8 @@ func verifyCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			var st jobStatus
-			if err := a.do(ctx, http.MethodPost, "/v1/admin/verify", verifyRequest{From: from, To: to}, &st); err != nil {
+			var st control.JobStatus
+			if err := a.do(ctx, http.MethodPost, "/v1/admin/verify", control.VerifyRequest{From: from, To: to}, &st); err != nil {
 				return err
 			}
 			if st, err = a.wait(ctx, st.ID); err != nil {
@@ -267,7 +268,7 @@ func verifyCommand() *cli.Command {
 // errDrift is returned (exit status 1) when verify found differences.
 var errDrift = errors.New("verify: live aggregates differ from the recomputation")
 
-func printVerify(out io.Writer, v *verifyResult, maxRows int) error {
+func printVerify(out io.Writer, v *control.VerifyResult, maxRows int) error {
 	if v == nil {
 		return errors.New("verify: no result")
 	}
@@ -299,7 +300,7 @@ func printVerify(out io.Writer, v *verifyResult, maxRows int) error {
 
 // wait polls a job until it ends, drawing a progress bar on a terminal
 // and a plain line every 5 seconds otherwise.
-func (a *adminClient) wait(ctx context.Context, id string) (jobStatus, error) {
+func (a *adminClient) wait(ctx context.Context, id string) (control.JobStatus, error) {
 	tty := false
 	if fi, err := os.Stderr.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
 		tty = true
@@ -319,7 +320,7 @@ func (a *adminClient) wait(ctx context.Context, id string) (jobStatus, error) {
 	}
 	lastLine := time.Time{}
 	for {
-		var st jobStatus
+		var st control.JobStatus
 		if err := a.do(ctx, http.MethodGet, "/v1/admin/jobs/"+url.PathEscape(id), nil, &st); err != nil {
 			if bar != nil {
 				_ = bar.Exit()

@@ -108,11 +108,11 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 
 	// ns follows the current namespace (docs/architecture.md, "Namespaces"):
 	// queries, push and the live aggregator read it, admin jobs build others.
-	ns, err := startNamespaces(ctx, workCtx, work, cfg, rdb, st, log, reg)
+	ns, arch, archCk, err := startNamespaces(ctx, cfg, rdb, st, log, reg)
 	if err != nil {
 		return err
 	}
-	registerOverflow(reg, func() redisagg.Stats { return ns.Current().store.Stats() })
+	registerOverflow(reg, func() redisagg.Stats { return ns.Current().Store.Stats() })
 
 	if cfg.Roles["archive"] {
 		// The archiver reads at its own pace: on Kinesis it gets its own
@@ -131,7 +131,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			defer ast.Close()
 			src = ast
 		}
-		if err := startArchiver(workCtx, work, cfg, src, ns.arch, ns.archCk, rdb, log.With("role", "archive"), reg); err != nil {
+		if err := startArchiver(workCtx, work, cfg, src, arch, archCk, rdb, log.With("role", "archive"), reg); err != nil {
 			return err
 		}
 	}
@@ -152,13 +152,13 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	for _, p := range []string{"/v1/metrics", "/v1/query", "/v1/top"} {
 		reads.GET(p, ns.QueryHandler())
 	}
-	ns.registerAdmin(router.Group("/", limiter.Middleware(), tokens.RequireAdmin()))
+	ns.RegisterAdmin(router.Group("/", limiter.Middleware(), tokens.RequireAdmin()))
 
 	if cfg.Roles["push"] {
 		hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
 			AllowedOrigins: cfg.AllowedOrigins,
 			Tokens:         tokens,
-			Catalog:        ns.Current().cat,
+			Catalog:        ns.Current().Catalog,
 			Admit: func(r *http.Request) (func(), bool) {
 				return limiter.AcquireConn(limiter.ClientIP(r))
 			},
@@ -166,15 +166,15 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 			Registerer: reg,
 		})
 		work.Go(func() error { return hub.Run(workCtx) })
-		ns.hub = hub
+		ns.SetSwitcher(hub)
 		router.GET("/v1/ws", limiter.Middleware(), gin.WrapH(hub))
 	}
 	web.Register(router)
-	work.Go(func() error { return ns.Follow(workCtx) })
+	work.Go(func() error { return ns.Run(workCtx) })
 
 	router.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
 	router.GET("/readyz", func(c *gin.Context) {
-		if msg := readiness(c.Request.Context(), rdb, ns.aggLag()); msg != "" {
+		if msg := readiness(c.Request.Context(), rdb, ns.Lag()); msg != "" {
 			c.String(http.StatusServiceUnavailable, msg+"\n")
 			return
 		}

@@ -1,0 +1,133 @@
+package docs_test
+
+import (
+	"bufio"
+	"errors"
+	"go/build"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+)
+
+const module = "github.com/pulsehq/pulse/"
+
+// TestPackageMap checks the layering documented in architecture.md's
+// "Package map" against the code: every package is listed, every listed
+// package exists, and a package imports only the module packages its row
+// allows. The document is the rule; a new import edge is a change to both.
+func TestPackageMap(t *testing.T) {
+	allowed := readPackageMap(t, "architecture.md")
+	actual := modulePackages(t, "..")
+
+	for pkg, imports := range actual {
+		may, ok := allowed[pkg]
+		if !ok {
+			t.Errorf("package %s is not in architecture.md's package map", pkg)
+			continue
+		}
+		for _, imp := range imports {
+			if !slices.Contains(may, imp) {
+				t.Errorf("%s imports %s, which its row in architecture.md's package map does not allow", pkg, imp)
+			}
+		}
+	}
+	for pkg := range allowed {
+		if _, ok := actual[pkg]; !ok {
+			t.Errorf("architecture.md's package map lists %s, which is not a package", pkg)
+		}
+	}
+}
+
+// rowPattern matches a package-map row: | `pkg` | what it is | `a`, `b` |
+var rowPattern = regexp.MustCompile("^\\|\\s*`([^`]+)`\\s*\\|[^|]+\\|([^|]*)\\|\\s*$")
+
+var quoted = regexp.MustCompile("`([^`]+)`")
+
+// readPackageMap returns, per package, the module packages it may import.
+func readPackageMap(t *testing.T, path string) map[string][]string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatalf("open %s: %v", path, err)
+	}
+	defer f.Close()
+	out := map[string][]string{}
+	in := false
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "## ") {
+			in = strings.TrimSpace(line) == "## Package map"
+			continue
+		}
+		if !in {
+			continue
+		}
+		m := rowPattern.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		var may []string
+		for _, q := range quoted.FindAllStringSubmatch(m[2], -1) {
+			may = append(may, q[1])
+		}
+		out[m[1]] = may
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	if len(out) == 0 {
+		t.Fatalf("%s has no \"## Package map\" table", path)
+	}
+	return out
+}
+
+// modulePackages returns every package under root with the module packages
+// its non-test files import (paths relative to the module).
+func modulePackages(t *testing.T, root string) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			return nil
+		}
+		name := d.Name()
+		if path != root && (strings.HasPrefix(name, ".") || name == "testdata" || name == "node_modules") {
+			return filepath.SkipDir
+		}
+		p, err := build.Default.ImportDir(path, 0)
+		if err != nil {
+			var noGo *build.NoGoError
+			if errors.As(err, &noGo) {
+				return nil
+			}
+			return err
+		}
+		rel, err := filepath.Rel(root, path)
+		if err != nil {
+			return err
+		}
+		if rel == "." {
+			return nil // the module root holds only the tools.go pin
+		}
+		var imports []string
+		for _, imp := range p.Imports {
+			if s, ok := strings.CutPrefix(imp, module); ok {
+				imports = append(imports, s)
+			}
+		}
+		out[filepath.ToSlash(rel)] = imports
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk packages: %v", err)
+	}
+	return out
+}
