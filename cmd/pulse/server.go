@@ -72,8 +72,9 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 		case <-workCtx.Done(): // a runner failed
 		}
 	}
+	signalled := ctx.Err() != nil
 	stopSignals()
-	return n.stop(ctx, workCtx, srv, stopWork, work, err)
+	return n.stop(workCtx, signalled, srv, stopWork, work, err)
 }
 
 // node is one `pulse serve` process: what its parts share.
@@ -162,10 +163,10 @@ func ignoreClosed(err error) error {
 // stop shuts the node down in the order serve documents. It returns what
 // made the node stop: nil for a signal (also during start-up), else the
 // start-up error or the first runner's.
-func (n *node) stop(ctx, workCtx context.Context, srv *http.Server, stopWork context.CancelFunc, work *errgroup.Group, startErr error) error {
+func (n *node) stop(workCtx context.Context, signalled bool, srv *http.Server, stopWork context.CancelFunc, work *errgroup.Group, startErr error) error {
 	n.gate.Drain()
 	srv.SetKeepAlivesEnabled(false)
-	if startErr == nil && ctx.Err() != nil && n.cfg.DrainDelay > 0 {
+	if startErr == nil && signalled && n.cfg.DrainDelay > 0 {
 		n.log.Info("pulse draining: /readyz answers 503 until the listener closes", "drain_delay", n.cfg.DrainDelay)
 		select {
 		case <-time.After(n.cfg.DrainDelay):
@@ -184,7 +185,7 @@ func (n *node) stop(ctx, workCtx context.Context, srv *http.Server, stopWork con
 		n.closers[i]()
 	}
 	switch {
-	case startErr != nil && ctx.Err() == nil:
+	case startErr != nil && !signalled:
 		return startErr
 	case errors.Is(err, context.Canceled):
 		return nil
