@@ -56,7 +56,8 @@ func TestDrainOnSigterm(t *testing.T) {
 	time.Sleep(time.Until(term.Add(drain - 300*time.Millisecond)))
 	answered := l.requests.Load() - atReadyz
 	if n := failed(); n != 0 {
-		t.Errorf("%d requests got a transport error, 503 or 429 during the drain delay", n)
+		t.Errorf("during the drain delay %d requests got a transport error, %d a 503, %d a 429",
+			l.unanswered.Load(), l.refused.Load(), l.limited.Load())
 	}
 	if answered < 20 {
 		t.Errorf("only %d requests answered 202 during the drain delay; want the node to keep serving", answered)

@@ -37,8 +37,8 @@ import (
 //
 // Stop (docs/operations.md, "Stopping a node"), in this order:
 //  1. /readyz answers 503 "shutting down" while every route still answers,
-//     with keep-alives off so that clients reconnect, through the load
-//     balancer, elsewhere;
+//     each answer closing its connection so that clients reconnect,
+//     through the load balancer, elsewhere;
 //  2. --drain-delay passes: load balancers see /readyz and stop sending;
 //  3. http.Server.Shutdown stops accepting and waits (up to 15 s) for the
 //     requests in flight: every 202 answered is durable;
@@ -165,7 +165,6 @@ func ignoreClosed(err error) error {
 // start-up error or the first runner's.
 func (n *node) stop(workCtx context.Context, signalled bool, srv *http.Server, stopWork context.CancelFunc, work *errgroup.Group, startErr error) error {
 	n.gate.Drain()
-	srv.SetKeepAlivesEnabled(false)
 	if startErr == nil && signalled && n.cfg.DrainDelay > 0 {
 		n.log.Info("pulse draining: /readyz answers 503 until the listener closes", "drain_delay", n.cfg.DrainDelay)
 		select {

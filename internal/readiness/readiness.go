@@ -50,14 +50,22 @@ func (g *Gate) Serve(h http.Handler, check func(ctx context.Context) string) {
 }
 
 // Drain makes /readyz answer 503 "shutting down" from now on, while every
-// other route still answers: load balancers take the node out before its
-// listener closes.
+// other route still answers, each answer closing its connection: load
+// balancers take the node out before its listener closes, and keep-alive
+// clients move off it.
 func (g *Gate) Drain() { g.drain.Store(true) }
 
 // ServeHTTP serves /healthz and /readyz until the gate is open, and 503
 // with Retry-After for everything else; once open, the handler given to
 // Serve, which routes /healthz and /readyz back to Healthz and Readyz.
 func (g *Gate) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.drain.Load() {
+		// The connection closes after this answer, which the client
+		// reads before sending again: it reconnects, through the load
+		// balancer, elsewhere. (Closing idle connections instead races
+		// with a client sending on one, which then sees a reset.)
+		w.Header().Set("Connection", "close")
+	}
 	if s := g.serving.Load(); s != nil {
 		s.h.ServeHTTP(w, r)
 		return

@@ -64,8 +64,14 @@ func TestGate(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			g := New(quiet())
 			tc.setup(g)
-			if code, body := get(t, g, tc.path); code != tc.code || body != tc.body {
+			rec := httptest.NewRecorder()
+			g.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, tc.path, nil))
+			if code, body := rec.Code, rec.Body.String(); code != tc.code || body != tc.body {
 				t.Errorf("GET %s: %d %q, want %d %q", tc.path, code, body, tc.code, tc.body)
+			}
+			// Draining, every answer closes its connection.
+			if got, want := rec.Header().Get("Connection"), map[bool]string{true: "close"}[g.drain.Load()]; got != want {
+				t.Errorf("GET %s: Connection %q, want %q", tc.path, got, want)
 			}
 		})
 	}
