@@ -1,7 +1,8 @@
 // Package stream holds the types shared by the stream backends (the embedded
 // local log and Kinesis Data Streams) and their users. The interfaces over
 // these types are declared where they are used: ingest declares what it puts,
-// the aggregator and archiver declare what they read.
+// the aggregator and archiver declare what they read. Publisher is the one
+// declared here, for TimedPublisher, which wraps any backend's puts.
 package stream
 
 import "time"

@@ -72,6 +72,15 @@ type server struct {
 
 func newServer(t testing.TB, extra ...string) *server {
 	t.Helper()
+	s := newServerStarting(t, extra...)
+	s.waitServing()
+	return s
+}
+
+// newServerStarting starts the process and returns once it answers
+// /healthz, possibly still waiting for its dependencies.
+func newServerStarting(t testing.TB, extra ...string) *server {
+	t.Helper()
 	s := &server{t: t, data: t.TempDir()}
 	s.addr = "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
 	s.args = append([]string{"serve", "--addr", s.addr, "--data", s.data,
@@ -92,14 +101,39 @@ func newServer(t testing.TB, extra ...string) *server {
 		}
 		f.Close()
 	})
-	s.run()
+	s.launch()
 	return s
 }
 
 func (s *server) url(path string) string { return "http://" + s.addr + path }
 
-// run starts the process and waits until it answers /healthz.
+// run starts the process and waits until it serves its routes.
 func (s *server) run() {
+	s.t.Helper()
+	s.launch()
+	s.waitServing()
+}
+
+// waitServing waits until the process finished its start-up: /healthz
+// answers from the start, the other routes once the dependencies are up.
+func (s *server) waitServing() {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(s.url("/v1/openapi.yaml"))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	s.t.Fatalf("pulse on %s did not finish its start-up", s.addr)
+}
+
+// launch starts the process and waits until it answers /healthz.
+func (s *server) launch() {
 	s.t.Helper()
 	s.mu.Lock()
 	cmd := exec.Command(pulseBin, s.args...)
@@ -125,15 +159,18 @@ func (s *server) run() {
 	s.t.Fatalf("pulse on %s did not become healthy", s.addr)
 }
 
-func (s *server) stop(sig syscall.Signal) {
+// stop sends sig and waits for the process to exit; it returns how it
+// exited (nil: status 0).
+func (s *server) stop(sig syscall.Signal) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.cmd == nil {
-		return
+		return nil
 	}
 	_ = s.cmd.Process.Signal(sig)
-	_ = s.cmd.Wait()
+	err := s.cmd.Wait()
 	s.cmd = nil
+	return err
 }
 
 // signal sends sig to the running process without waiting for it

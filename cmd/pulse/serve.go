@@ -42,6 +42,7 @@ type serveConfig struct {
 	Harden          hardenConfig
 	Group           groupConfig
 	ArchiveMaxAge   time.Duration
+	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
 }
 
 var allRoles = []string{"ingest", "aggregate", "push", "archive"}
@@ -71,6 +72,7 @@ func serveCommand() *cli.Command {
 		&cli.StringSliceFlag{Name: "trusted-proxies", Usage: "CIDRs of proxies whose X-Forwarded-For is believed"},
 		&cli.Int64Flag{Name: "max-inflight", Value: 0, Usage: "events admitted by ingest and not yet durable in the stream; past it requests wait briefly, then get 503 with Retry-After (0: default 100000)"},
 		&cli.DurationFlag{Name: "archive-max-age", Value: 5 * time.Minute, Usage: "how long an event may wait in the archiver before its object is written"},
+		&cli.DurationFlag{Name: "drain-delay", Value: 5 * time.Second, Usage: "at SIGTERM, how long /readyz answers 503 while requests are still served, so load balancers stop sending before the listener closes (at least their health-check interval times unhealthy threshold; 0 or less: close at once)"},
 		&cli.StringFlag{Name: "admin-addr", Usage: "listen address of the admin listener with /debug/pprof (off when empty; keep it on loopback)"},
 		&cli.StringFlag{Name: "log-format", Value: "text", Usage: "text or json"},
 		&cli.StringFlag{Name: "log-level", Value: "info", Usage: "debug, info, warn or error"},
@@ -138,6 +140,7 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		AdminAddr:       c.String("admin-addr"),
 		MaxInFlight:     c.Int64("max-inflight"),
 		ArchiveMaxAge:   c.Duration("archive-max-age"),
+		DrainDelay:      c.Duration("drain-delay"),
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {

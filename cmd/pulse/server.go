@@ -10,234 +10,186 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
-	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/errgroup"
-	"golang.org/x/time/rate"
 
-	"github.com/pulsehq/pulse/aggregator"
-	"github.com/pulsehq/pulse/ingest"
-	"github.com/pulsehq/pulse/internal/outbound"
+	"github.com/pulsehq/pulse/access"
+	"github.com/pulsehq/pulse/internal/readiness"
 	"github.com/pulsehq/pulse/metric"
-	"github.com/pulsehq/pulse/push"
 	"github.com/pulsehq/pulse/ratelimit"
-	"github.com/pulsehq/pulse/redisagg"
-	"github.com/pulsehq/pulse/stream"
-	"github.com/pulsehq/pulse/stream/kinesis"
-	"github.com/pulsehq/pulse/stream/local"
-	"github.com/pulsehq/pulse/web"
 )
 
-// serve wires the parts for the roles asked and runs them until SIGINT or
-// SIGTERM. Start order: stores, stream, workers, then the HTTP listener;
-// stop order is the reverse: stop accepting and drain requests (every 202
-// already answered is durable), then stop the workers (the aggregator
-// commits only whole batches, so stopping anywhere is safe), then close the
-// stream and the stores.
+// serve runs the roles cfg asks for until SIGINT or SIGTERM.
+//
+// Start: the HTTP listener comes first, answering /healthz 200 and /readyz
+// 503 naming what start-up waits for (other routes 503 with Retry-After).
+// Then Redis, the stream and the namespace registry are brought up, each
+// retried with capped backoff while it is not ready yet; a signal meanwhile
+// ends the process cleanly. Then the roles are built, each by one function
+// (roles.go) returning its runner and routes, and one errgroup runs every
+// runner; the routes are served from then on.
+//
+// Stop (docs/operations.md, "Stopping a node"), in this order:
+//  1. /readyz answers 503 "shutting down" while every route still answers,
+//     each answer closing its connection so that clients reconnect,
+//     through the load balancer, elsewhere;
+//  2. --drain-delay passes: load balancers see /readyz and stop sending;
+//  3. http.Server.Shutdown stops accepting and waits (up to 15 s) for the
+//     requests in flight: every 202 answered is durable;
+//  4. the workers stop: WebSockets close with 1001, the aggregator stops
+//     between commits (each is all or nothing), the archiver flushes;
+//  5. the stream and the stores close.
+//
+// A second signal during the stop ends the process at once.
 func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
-	ctx, stop := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
-	defer stop()
-
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return fmt.Errorf("create data dir %s: %w", cfg.Data, err)
-	}
-	readTok, err := loadOrCreateToken(cfg.ReadToken, cfg.Data, "read-token")
+	ctx, stopSignals := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
+	defer stopSignals()
+	n, err := newNode(cfg, log)
 	if err != nil {
 		return err
 	}
-	adminTok, err := loadOrCreateToken(cfg.AdminToken, cfg.Data, "admin-token")
-	if err != nil {
-		return err
-	}
-	tokens, err := buildTokens(cfg.Harden, readTok, adminTok, log)
-	if err != nil {
-		return err
-	}
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-
-	cat, err := loadCatalog(cfg.MetricsConfig)
-	if err != nil {
-		return err
-	}
-	limiter := ratelimit.New(ratelimit.Config{
-		PerIP: rateLimit(cfg.RateIP), PerSite: rateLimit(cfg.RateSite),
-		TrustedProxies: cfg.TrustedProxies, MaxConnsPerIP: cfg.Harden.MaxConnsPerIP, Registerer: reg,
-	})
-
-	// workers run until the HTTP server has drained; then they are stopped.
+	// The workers outlive ctx: they stop only once the HTTP server drained.
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	work, workCtx := errgroup.WithContext(workCtx)
-
-	rdb, closeRedis, err := openRedis(workCtx, cfg.Redis, work, log)
+	srv, err := n.listen(work, workCtx)
 	if err != nil {
 		return err
 	}
-	defer closeRedis()
-
-	// A push-only node reads Redis alone and needs no stream.
-	var st streamBackend
-	var pub ingest.Publisher
-	if cfg.Roles["ingest"] || cfg.Roles["aggregate"] || cfg.Roles["archive"] {
-		// Kinesis registers pulse_kinesis_* per reader; the archive role
-		// opens a second one labelled reader="archive", and one metric
-		// name must have one label set, so this one is reader="main".
-		var streamReg prometheus.Registerer = reg
-		if strings.HasPrefix(cfg.Stream, "kinesis://") {
-			streamReg = prometheus.WrapRegistererWith(prometheus.Labels{"reader": "main"}, reg)
+	router, check, err := n.start(ctx, workCtx, work)
+	if err == nil {
+		n.gate.Serve(router, check)
+		log.Info("pulse serving", "addr", cfg.Addr, "roles", strings.Join(rolesOf(cfg), ","),
+			"stream", cfg.Stream, "redis", redactURL(cfg.Redis), "data", cfg.Data)
+		select {
+		case <-ctx.Done():
+		case <-workCtx.Done(): // a runner failed
 		}
-		if st, pub, err = openStream(ctx, cfg, cat, log.With("part", "stream"), streamReg); err != nil {
-			return err
-		}
-		pub = newTimedPublisher(pub, streamBackendName(cfg.Stream), reg)
-		defer st.Close()
-		work.Go(func() error { return st.Run(workCtx) })
 	}
+	signalled := ctx.Err() != nil
+	stopSignals()
+	return n.stop(workCtx, signalled, srv, stopWork, work, err)
+}
 
-	// ns follows the current namespace (docs/architecture.md, "Namespaces"):
-	// queries, push and the live aggregator read it, admin jobs build others.
-	ns, arch, archCk, err := startNamespaces(ctx, cfg, rdb, st, log, reg)
+// node is one `pulse serve` process: what its parts share.
+type node struct {
+	cfg     serveConfig
+	log     *slog.Logger
+	reg     *prometheus.Registry
+	cat     *metric.Catalog
+	tokens  *access.Tokens
+	readTok string
+	limiter *ratelimit.Limiter
+	gate    *readiness.Gate
+	closers []func() // the stream and stores, closed last, in reverse
+}
+
+// newNode reads what needs no dependency: the data dir, tokens, metric
+// catalog, rate limits. Its errors are the operator's to fix: they end the
+// process before it listens.
+func newNode(cfg serveConfig, log *slog.Logger) (*node, error) {
+	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
+		return nil, fmt.Errorf("create data dir %s: %w", cfg.Data, err)
+	}
+	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry(), gate: readiness.New(log.With("part", "start"))}
+	var err error
+	if n.readTok, err = loadOrCreateToken(cfg.ReadToken, cfg.Data, "read-token"); err != nil {
+		return nil, err
+	}
+	adminTok, err := loadOrCreateToken(cfg.AdminToken, cfg.Data, "admin-token")
 	if err != nil {
-		return err
+		return nil, err
 	}
-	registerOverflow(reg, func() redisagg.Stats { return ns.Current().Store.Stats() })
-
-	if cfg.Roles["archive"] {
-		// The archiver reads at its own pace: on Kinesis it gets its own
-		// reader, since shard iterators are per reader position.
-		src := st
-		if strings.HasPrefix(cfg.Stream, "kinesis://") {
-			// It polls: a bulk reader minutes behind gains nothing from
-			// push, and it has the shards' shared 2 MB/s to itself while
-			// the main reader uses enhanced fan-out (docs/scaling.md).
-			acfg := cfg
-			acfg.KinesisEFO = ""
-			ast, _, err := openStream(ctx, acfg, cat, log.With("part", "archive-stream"), prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, reg))
-			if err != nil {
-				return err
-			}
-			defer ast.Close()
-			src = ast
-		}
-		if err := startArchiver(workCtx, work, cfg, src, arch, archCk, rdb, log.With("role", "archive"), reg); err != nil {
-			return err
-		}
+	if n.tokens, err = buildTokens(cfg.Harden, n.readTok, adminTok, log); err != nil {
+		return nil, err
 	}
-
-	gin.SetMode(gin.ReleaseMode)
-	router := gin.New()
-	router.Use(gin.Recovery())
-	router.ContextWithFallback = true
-
-	if cfg.Roles["ingest"] {
-		icfg := ingest.Config{Sites: limiter, MaxInFlight: cfg.MaxInFlight, Logger: log.With("role", "ingest"), Registerer: reg}
-		if err := ingestAccess(cfg.Harden, &icfg, log); err != nil {
-			return err
-		}
-		ingest.New(pub, icfg).Register(router.Group("/", limiter.Middleware()))
+	n.reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if n.cat, err = loadCatalog(cfg.MetricsConfig); err != nil {
+		return nil, err
 	}
-	reads := router.Group("/", limiter.Middleware(), tokens.RequireRead())
-	for _, p := range []string{"/v1/metrics", "/v1/query", "/v1/top"} {
-		reads.GET(p, ns.QueryHandler())
-	}
-	ns.RegisterAdmin(router.Group("/", limiter.Middleware(), tokens.RequireAdmin()))
-
-	if cfg.Roles["push"] {
-		hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
-			AllowedOrigins: cfg.AllowedOrigins,
-			Tokens:         tokens,
-			Catalog:        ns.Current().Catalog,
-			Admit: func(r *http.Request) (func(), bool) {
-				return limiter.AcquireConn(limiter.ClientIP(r))
-			},
-			Logger:     log.With("role", "push"),
-			Registerer: reg,
-		})
-		work.Go(func() error { return hub.Run(workCtx) })
-		ns.SetSwitcher(hub)
-		router.GET("/v1/ws", limiter.Middleware(), gin.WrapH(hub))
-	}
-	web.Register(router)
-	work.Go(func() error { return ns.Run(workCtx) })
-
-	router.GET("/healthz", func(c *gin.Context) { c.String(http.StatusOK, "ok\n") })
-	router.GET("/readyz", func(c *gin.Context) {
-		if msg := readiness(c.Request.Context(), rdb, ns.Lag()); msg != "" {
-			c.String(http.StatusServiceUnavailable, msg+"\n")
-			return
-		}
-		c.String(http.StatusOK, "ready\n")
+	n.limiter = ratelimit.New(ratelimit.Config{
+		PerIP: rateLimit(cfg.RateIP), PerSite: rateLimit(cfg.RateSite),
+		TrustedProxies: cfg.TrustedProxies, MaxConnsPerIP: cfg.Harden.MaxConnsPerIP, Registerer: n.reg,
 	})
-	router.GET("/metrics", gin.WrapH(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})))
-	registerOpenAPI(router)
-	logRoutes(log, router)
+	return n, nil
+}
 
-	ln, err := net.Listen("tcp", cfg.Addr)
+// listen opens the HTTP listener, serving the readiness gate, and the
+// admin (pprof) listener when asked; both are runners of work.
+func (n *node) listen(work *errgroup.Group, workCtx context.Context) (*http.Server, error) {
+	ln, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", cfg.Addr, err)
+		return nil, fmt.Errorf("listen %s: %w", n.cfg.Addr, err)
 	}
 	srv := &http.Server{
-		Handler:           router,
+		Handler:           n.gate,
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		WriteTimeout:      30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	printDashboardURL(cfg, ln.Addr(), readTok)
-	log.Info("pulse serving", "addr", ln.Addr().String(), "roles", strings.Join(rolesOf(cfg), ","),
-		"stream", cfg.Stream, "redis", redactURL(cfg.Redis), "data", cfg.Data)
-
-	if cfg.AdminAddr != "" {
+	printDashboardURL(n.cfg, ln.Addr(), n.readTok)
+	work.Go(func() error { return ignoreClosed(srv.Serve(ln)) })
+	if n.cfg.AdminAddr != "" {
 		// pprof on its own listener, off by default: profiles expose
 		// internals and cost CPU, so they never share the public port.
-		admin := &http.Server{Addr: cfg.AdminAddr, Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
+		admin := &http.Server{Addr: n.cfg.AdminAddr, Handler: adminMux(), ReadHeaderTimeout: 5 * time.Second}
 		work.Go(func() error {
 			go func() { <-workCtx.Done(); admin.Close() }()
-			if err := admin.ListenAndServe(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("admin listener %s: %w", cfg.AdminAddr, err)
+			if err := ignoreClosed(admin.ListenAndServe()); err != nil {
+				return fmt.Errorf("admin listener %s: %w", n.cfg.AdminAddr, err)
 			}
 			return nil
 		})
-		log.Info("admin listener (pprof)", "addr", cfg.AdminAddr)
+		n.log.Info("admin listener (pprof)", "addr", n.cfg.AdminAddr)
 	}
+	return srv, nil
+}
 
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	var runErr error
-	select {
-	case <-ctx.Done():
-	case runErr = <-serveErr:
-	case <-workCtx.Done():
-		runErr = work.Wait()
+func ignoreClosed(err error) error {
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
 	}
-	log.Info("pulse shutting down")
+	return err
+}
+
+// stop shuts the node down in the order serve documents. It returns what
+// made the node stop: nil for a signal (also during start-up), else the
+// start-up error or the first runner's.
+func (n *node) stop(workCtx context.Context, signalled bool, srv *http.Server, stopWork context.CancelFunc, work *errgroup.Group, startErr error) error {
+	n.gate.Drain()
+	if startErr == nil && signalled && n.cfg.DrainDelay > 0 {
+		n.log.Info("pulse draining: /readyz answers 503 until the listener closes", "drain_delay", n.cfg.DrainDelay)
+		select {
+		case <-time.After(n.cfg.DrainDelay):
+		case <-workCtx.Done():
+		}
+	}
+	n.log.Info("pulse shutting down")
 	shCtx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	if err := srv.Shutdown(shCtx); err != nil {
-		log.Warn("http shutdown", "err", err)
+		n.log.Warn("http shutdown", "err", err)
 	}
 	stopWork()
-	if err := work.Wait(); err != nil && !errors.Is(err, context.Canceled) && runErr == nil {
-		runErr = err
+	err := work.Wait()
+	for i := len(n.closers) - 1; i >= 0; i-- {
+		n.closers[i]()
 	}
-	if errors.Is(runErr, http.ErrServerClosed) {
-		runErr = nil
+	switch {
+	case startErr != nil && !signalled:
+		return startErr
+	case errors.Is(err, context.Canceled):
+		return nil
 	}
-	return runErr
+	return err
 }
 
 // adminMux serves the runtime profiles of net/http/pprof.
@@ -251,132 +203,6 @@ func adminMux() *http.ServeMux {
 	return mux
 }
 
-// loadCatalog returns the metric definitions of path, or the built-ins.
-func loadCatalog(path string) (*metric.Catalog, error) {
-	defs, steps := metric.Builtins(), metric.DefaultSteps()
-	if path != "" {
-		var err error
-		if defs, steps, err = metric.LoadConfig(path); err != nil {
-			return nil, fmt.Errorf("--metrics-config: %w", err)
-		}
-	}
-	cat, err := metric.NewCatalog(defs, steps)
-	if err != nil {
-		return nil, fmt.Errorf("metric catalog: %w", err)
-	}
-	return cat, nil
-}
-
-// rateLimit maps a flag value to a limit: 0 is the default, negative off.
-func rateLimit(v float64) rate.Limit {
-	switch {
-	case v < 0:
-		return ratelimit.Disabled
-	case v == 0:
-		return 0
-	}
-	return rate.Limit(v)
-}
-
-// streamBackend is what serve needs of a stream backend; Put goes through
-// the Publisher each backend adapts, since their result types differ.
-type streamBackend interface {
-	Shards(ctx context.Context) ([]stream.Shard, error)
-	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
-	Run(ctx context.Context) error
-	Close() error
-}
-
-// publisherFunc adapts a backend's Put to ingest.Publisher.
-type publisherFunc func(ctx context.Context, entries []stream.Entry) error
-
-func (f publisherFunc) Publish(ctx context.Context, entries []stream.Entry) error {
-	return f(ctx, entries)
-}
-
-func openStream(ctx context.Context, cfg serveConfig, cat *metric.Catalog, log *slog.Logger, reg prometheus.Registerer) (streamBackend, ingest.Publisher, error) {
-	switch {
-	case cfg.Stream == "local":
-		age := cfg.RetentionAge
-		if age == 0 {
-			for _, s := range cat.Steps {
-				if r := s.Width + s.Retention; r > age {
-					age = r
-				}
-			}
-		}
-		l, err := local.Open(filepath.Join(cfg.Data, "stream"), local.Config{
-			Shards: cfg.Shards, RetentionAge: age, RetentionBytes: cfg.RetentionBytes, Logger: log,
-		})
-		if err != nil {
-			return nil, nil, fmt.Errorf("open local stream: %w", err)
-		}
-		return l, publisherFunc(func(ctx context.Context, e []stream.Entry) error { _, err := l.Put(ctx, e); return err }), nil
-	case strings.HasPrefix(cfg.Stream, "kinesis://"):
-		name := strings.TrimPrefix(cfg.Stream, "kinesis://")
-		if name == "" {
-			return nil, nil, fmt.Errorf("--stream %s: no stream name", cfg.Stream)
-		}
-		awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(outbound.AWSHTTPClient(outbound.KinesisTotalTimeout)))
-		if err != nil {
-			return nil, nil, fmt.Errorf("--stream %s: load AWS config: %w", cfg.Stream, err)
-		}
-		k, err := kinesis.New(ctx, kinesis.Config{Stream: name, Client: awskinesis.NewFromConfig(awsCfg), EFOConsumer: cfg.KinesisEFO, Logger: log, Registerer: reg})
-		if err != nil {
-			return nil, nil, fmt.Errorf("open kinesis stream %s: %w", name, err)
-		}
-		return k, publisherFunc(func(ctx context.Context, e []stream.Entry) error { _, err := k.Put(ctx, e); return err }), nil
-	}
-	return nil, nil, fmt.Errorf("--stream: %q is not local or kinesis://NAME", cfg.Stream)
-}
-
-// openRedis connects to the aggregate store, starting the embedded one when
-// asked. Background work it needs runs in g.
-func openRedis(ctx context.Context, raw string, g *errgroup.Group, log *slog.Logger) (redis.UniversalClient, func(), error) {
-	switch {
-	case raw == "embedded":
-		e, err := startEmbeddedRedis()
-		if err != nil {
-			return nil, nil, err
-		}
-		g.Go(func() error { return e.Run(ctx) })
-		log.Info("embedded redis listening (aggregates are rebuilt from the stream at start)", "addr", e.Addr())
-		c := redis.NewClient(outbound.RedisOptions(&redis.Options{Addr: e.Addr()}))
-		return c, func() { c.Close(); e.Close() }, nil
-	case strings.HasPrefix(raw, "redis://"), strings.HasPrefix(raw, "rediss://"):
-		opt, err := redis.ParseURL(raw)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--redis %s: %w", redactURL(raw), err)
-		}
-		c := redis.NewClient(outbound.RedisOptions(opt))
-		return c, func() { c.Close() }, nil
-	case strings.HasPrefix(raw, "redis-cluster://"):
-		addrs := strings.Split(strings.TrimPrefix(raw, "redis-cluster://"), ",")
-		c := redis.NewClusterClient(outbound.RedisClusterOptions(&redis.ClusterOptions{Addrs: addrs}))
-		return c, func() { c.Close() }, nil
-	}
-	return nil, nil, fmt.Errorf("--redis: %q is not embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2", raw)
-}
-
-// readiness says why the server should not take traffic yet ("" when ready):
-// the aggregate store must answer, and the aggregator must have caught up
-// with the stream (after a start on the embedded store it rebuilds first).
-func readiness(ctx context.Context, rdb redis.UniversalClient, lag map[string]aggregator.Lag) string {
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := rdb.Ping(ctx).Err(); err != nil {
-		return "redis: " + err.Error()
-	}
-	if lag != nil {
-		for shard, l := range lag {
-			if l.Records > 10000 {
-				return fmt.Sprintf("aggregator: shard %s is %d records behind", shard, l.Records)
-			}
-		}
-	}
-	return ""
-}
-
 func printDashboardURL(cfg serveConfig, addr net.Addr, token string) {
 	base := cfg.PublicURL
 	if base == "" {
@@ -386,7 +212,8 @@ func printDashboardURL(cfg serveConfig, addr net.Addr, token string) {
 		}
 		base = "http://localhost:" + port
 	}
-	fmt.Fprintf(os.Stderr, "\n  Pulse dashboard: %s/?token=%s\n  Demo page:       %s/demo/\n\n", strings.TrimRight(base, "/"), token, strings.TrimRight(base, "/"))
+	base = strings.TrimRight(base, "/")
+	fmt.Fprintf(os.Stderr, "\n  Pulse dashboard: %s/?token=%s\n  Demo page:       %s/demo/\n\n", base, token, base)
 }
 
 func rolesOf(cfg serveConfig) []string {
@@ -407,4 +234,19 @@ func redactURL(raw string) string {
 		}
 	}
 	return raw
+}
+
+// routed registers the routes of parts on a new router.
+func (n *node) routed(parts []part) *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	r := gin.New()
+	r.Use(gin.Recovery())
+	r.ContextWithFallback = true
+	for _, p := range parts {
+		if p.routes != nil {
+			p.routes(r)
+		}
+	}
+	logRoutes(n.log, r)
+	return r
 }

@@ -30,12 +30,18 @@ type Server struct {
 // script installs it.
 func Start(tb testing.TB, extra ...string) *Server {
 	tb.Helper()
+	return StartOn(tb, FreePort(tb), extra...)
+}
+
+// StartOn is Start on a given port: a test reserves the port (FreePort),
+// starts what connects to it, and starts the server later.
+func StartOn(tb testing.TB, port int, extra ...string) *Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redis-server not found in PATH (run ./scripts/test.sh, which installs it): %v", err)
 	}
 	s := &Server{Dir: tb.TempDir()}
-	port := FreePort(tb)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
 	s.args = append([]string{"--port", strconv.Itoa(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
 		"--dir", s.Dir, "--daemonize", "no", "--logfile", ""}, extra...)

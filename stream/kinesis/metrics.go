@@ -1,6 +1,10 @@
 package kinesis
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/internal/promreg"
+)
 
 // Results of a SubscribeToShard, for pulse_kinesis_subscriptions_total.
 const (
@@ -82,9 +86,20 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		m.subscriptions.WithLabelValues(r)
 	}
 	if reg != nil {
-		reg.MustRegister(m.putSeconds, m.putRetries, m.recordsPerPut, m.eventsPerRecord,
-			m.putFailures, m.backpressure, m.millisBehind, m.corrupt, m.misplaced, m.outOfRange,
-			m.subscriptions, m.subscribed)
+		// Shared, not refused, when registered before: pulse serve retries
+		// a New that failed (the endpoint not up yet) on the same registry.
+		m.putSeconds = promreg.Register(reg, m.putSeconds)
+		m.putRetries = promreg.Register(reg, m.putRetries)
+		m.recordsPerPut = promreg.Register(reg, m.recordsPerPut)
+		m.eventsPerRecord = promreg.Register(reg, m.eventsPerRecord)
+		m.putFailures = promreg.Register(reg, m.putFailures)
+		m.backpressure = promreg.Register(reg, m.backpressure)
+		m.millisBehind = promreg.Register(reg, m.millisBehind)
+		m.corrupt = promreg.Register(reg, m.corrupt)
+		m.misplaced = promreg.Register(reg, m.misplaced)
+		m.outOfRange = promreg.Register(reg, m.outOfRange)
+		m.subscriptions = promreg.Register(reg, m.subscriptions)
+		m.subscribed = promreg.Register(reg, m.subscribed)
 	}
 	return m
 }

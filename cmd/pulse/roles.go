@@ -1,0 +1,340 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"time"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	awskinesis "github.com/aws/aws-sdk-go-v2/service/kinesis"
+	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/time/rate"
+
+	"github.com/pulsehq/pulse/aggregator"
+	"github.com/pulsehq/pulse/archive"
+	"github.com/pulsehq/pulse/archiver"
+	"github.com/pulsehq/pulse/control"
+	"github.com/pulsehq/pulse/ingest"
+	"github.com/pulsehq/pulse/internal/embedredis"
+	"github.com/pulsehq/pulse/internal/outbound"
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/push"
+	"github.com/pulsehq/pulse/ratelimit"
+	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/stream"
+	"github.com/pulsehq/pulse/stream/kinesis"
+	"github.com/pulsehq/pulse/stream/local"
+	"github.com/pulsehq/pulse/web"
+)
+
+// part is what building one role, or one common piece, yields: the runner
+// serve's errgroup runs (nil: none) and the routes it adds (nil: none).
+type part struct {
+	run    func(ctx context.Context) error
+	routes func(r *gin.Engine)
+}
+
+// start brings up Redis, the stream and the namespace registry, retrying
+// each while it is not ready, then builds the roles and starts every
+// runner in work. It returns the router of all routes and the readiness
+// check of /readyz.
+func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.Engine, func(context.Context) string, error) {
+	rdb, redisPart, err := n.redis(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	// A push-only node reads Redis alone and needs no stream.
+	var st streamBackend
+	var pub ingest.Publisher
+	streamPart := part{}
+	if n.cfg.Roles["ingest"] || n.cfg.Roles["aggregate"] || n.cfg.Roles["archive"] {
+		if st, pub, streamPart, err = n.stream(ctx); err != nil {
+			return nil, nil, err
+		}
+	}
+	ns, ap, nsPart, err := n.namespaces(ctx, rdb, st)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts := []part{redisPart, streamPart, n.common()}
+	if n.cfg.Roles["archive"] {
+		if err := n.archive(ctx, workCtx, work, st, ap, rdb); err != nil {
+			return nil, nil, err
+		}
+	}
+	if n.cfg.Roles["ingest"] {
+		p, err := n.ingest(pub)
+		if err != nil {
+			return nil, nil, err
+		}
+		parts = append(parts, p)
+	}
+	if n.cfg.Roles["push"] {
+		parts = append(parts, n.push(ns, rdb))
+	}
+	// Last: the control plane must not run before the push role set its switcher.
+	parts = append(parts, nsPart)
+	for _, p := range parts {
+		if p.run != nil {
+			work.Go(func() error { return p.run(workCtx) })
+		}
+	}
+	check := func(ctx context.Context) string { return notReady(ctx, rdb, ns.Lag()) }
+	return n.routed(parts), check, nil
+}
+
+// redis connects to the aggregate store, starting the embedded one when
+// asked, and waits until it answers.
+func (n *node) redis(ctx context.Context) (redis.UniversalClient, part, error) {
+	raw := n.cfg.Redis
+	var c redis.UniversalClient
+	switch {
+	case raw == "embedded":
+		e, err := embedredis.Start()
+		if err != nil {
+			return nil, part{}, err
+		}
+		n.log.Info("embedded redis listening (aggregates are rebuilt from the stream at start)", "addr", e.Addr())
+		c = redis.NewClient(outbound.RedisOptions(&redis.Options{Addr: e.Addr()}))
+		n.closers = append(n.closers, e.Close, func() { c.Close() })
+		return c, part{run: e.Run}, nil
+	case strings.HasPrefix(raw, "redis://"), strings.HasPrefix(raw, "rediss://"):
+		opt, err := redis.ParseURL(raw)
+		if err != nil {
+			return nil, part{}, fmt.Errorf("--redis %s: %w", redactURL(raw), err)
+		}
+		c = redis.NewClient(outbound.RedisOptions(opt))
+	case strings.HasPrefix(raw, "redis-cluster://"):
+		addrs := strings.Split(strings.TrimPrefix(raw, "redis-cluster://"), ",")
+		c = redis.NewClusterClient(outbound.RedisClusterOptions(&redis.ClusterOptions{Addrs: addrs}))
+	default:
+		return nil, part{}, fmt.Errorf("--redis: %q is not embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2", raw)
+	}
+	n.closers = append(n.closers, func() { c.Close() })
+	err := n.gate.Retry(ctx, "redis "+redactURL(raw), func(ctx context.Context) error {
+		return c.Ping(ctx).Err()
+	})
+	return c, part{}, err
+}
+
+// stream opens the stream (retried while its endpoint is not ready) and
+// wraps its puts in the timing of pulse_stream_put_seconds.
+func (n *node) stream(ctx context.Context) (streamBackend, ingest.Publisher, part, error) {
+	// Kinesis registers pulse_kinesis_* per reader; the archive role opens
+	// a second one labelled reader="archive", and one metric name must
+	// have one label set, so this one is reader="main".
+	var reg prometheus.Registerer = n.reg
+	backend := "local"
+	if strings.HasPrefix(n.cfg.Stream, "kinesis://") {
+		reg = prometheus.WrapRegistererWith(prometheus.Labels{"reader": "main"}, n.reg)
+		backend = "kinesis"
+	}
+	st, pub, err := n.openStream(ctx, n.cfg, "stream", reg)
+	if err != nil {
+		return nil, nil, part{}, err
+	}
+	return st, stream.NewTimedPublisher(pub, backend, n.reg), part{run: st.Run}, nil
+}
+
+// namespaces loads the namespace registry (retried while Redis cannot
+// serve it, as a cluster that has not settled) and opens the current
+// namespace. Its part runs the control plane (with the aggregate role, the
+// live aggregator), adds the read and admin routes; the archive role gets
+// the archive and its checkpoints.
+func (n *node) namespaces(ctx context.Context, rdb redis.UniversalClient, st streamBackend) (*control.Runtime, archiveParts, part, error) {
+	var ns *control.Runtime
+	var ap archiveParts
+	err := n.gate.Retry(ctx, "namespace registry", func(ctx context.Context) error {
+		var err error
+		ns, ap.store, ap.ck, err = startNamespaces(ctx, n.cfg, rdb, st, n.log, n.reg)
+		return err
+	})
+	if err != nil {
+		return nil, archiveParts{}, part{}, err
+	}
+	registerOverflow(n.reg, func() redisagg.Stats { return ns.Current().Store.Stats() })
+	return ns, ap, part{run: ns.Run, routes: func(r *gin.Engine) {
+		reads := r.Group("/", n.limiter.Middleware(), n.tokens.RequireRead())
+		for _, p := range []string{"/v1/metrics", "/v1/query", "/v1/top"} {
+			reads.GET(p, ns.QueryHandler())
+		}
+		ns.RegisterAdmin(r.Group("/", n.limiter.Middleware(), n.tokens.RequireAdmin()))
+	}}, nil
+}
+
+// archiveParts is where the archive role writes and keeps its positions.
+type archiveParts struct {
+	store archive.ObjectStore
+	ck    archiver.Checkpoints
+}
+
+// archive starts the archive role in work. On Kinesis it reads with a
+// reader of its own, since shard iterators are per reader position; it
+// polls: a bulk reader minutes behind gains nothing from push, and it has
+// the shards' shared 2 MB/s to itself while the main reader uses enhanced
+// fan-out (docs/scaling.md).
+func (n *node) archive(ctx, workCtx context.Context, work *errgroup.Group, st streamBackend, ap archiveParts, rdb redis.UniversalClient) error {
+	src := st
+	if strings.HasPrefix(n.cfg.Stream, "kinesis://") {
+		acfg := n.cfg
+		acfg.KinesisEFO = ""
+		ast, _, err := n.openStream(ctx, acfg, "archive-stream", prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, n.reg))
+		if err != nil {
+			return err
+		}
+		src = ast
+	}
+	return startArchiver(workCtx, work, n.cfg, src, ap.store, ap.ck, rdb, n.log.With("role", "archive"), n.reg)
+}
+
+// ingest is the beacon endpoint, publishing into the stream.
+func (n *node) ingest(pub ingest.Publisher) (part, error) {
+	icfg := ingest.Config{Sites: n.limiter, MaxInFlight: n.cfg.MaxInFlight, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
+	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
+		return part{}, err
+	}
+	h := ingest.New(pub, icfg)
+	return part{routes: func(r *gin.Engine) { h.Register(r.Group("/", n.limiter.Middleware())) }}, nil
+}
+
+// push is the WebSocket hub, fed by Redis from the current namespace.
+func (n *node) push(ns *control.Runtime, rdb redis.UniversalClient) part {
+	hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
+		AllowedOrigins: n.cfg.AllowedOrigins,
+		Tokens:         n.tokens,
+		Catalog:        ns.Current().Catalog,
+		Admit: func(r *http.Request) (func(), bool) {
+			return n.limiter.AcquireConn(n.limiter.ClientIP(r))
+		},
+		Logger:     n.log.With("role", "push"),
+		Registerer: n.reg,
+	})
+	ns.SetSwitcher(hub)
+	return part{run: hub.Run, routes: func(r *gin.Engine) { r.GET("/v1/ws", n.limiter.Middleware(), gin.WrapH(hub)) }}
+}
+
+// common is what every node serves: probes, metrics, the API description,
+// the dashboard.
+func (n *node) common() part {
+	return part{routes: func(r *gin.Engine) {
+		r.GET("/healthz", gin.WrapF(n.gate.Healthz))
+		r.GET("/readyz", gin.WrapF(n.gate.Readyz))
+		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})))
+		registerOpenAPI(r)
+		web.Register(r)
+	}}
+}
+
+// notReady says why the server should not take traffic yet ("" when ready):
+// the aggregate store must answer, and the aggregator must have caught up
+// with the stream (after a start on the embedded store it rebuilds first).
+func notReady(ctx context.Context, rdb redis.UniversalClient, lag map[string]aggregator.Lag) string {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := rdb.Ping(ctx).Err(); err != nil {
+		return "redis: " + err.Error()
+	}
+	for shard, l := range lag {
+		if l.Records > 10000 {
+			return fmt.Sprintf("aggregator: shard %s is %d records behind", shard, l.Records)
+		}
+	}
+	return ""
+}
+
+// streamBackend is what serve needs of a stream backend; Put goes through
+// the Publisher each backend adapts, since their result types differ.
+type streamBackend interface {
+	Shards(ctx context.Context) ([]stream.Shard, error)
+	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
+	Run(ctx context.Context) error
+	Close() error
+}
+
+// openStream opens the stream cfg names, retried while its endpoint is
+// not ready; it is closed after the workers stopped.
+func (n *node) openStream(ctx context.Context, cfg serveConfig, what string, reg prometheus.Registerer) (streamBackend, ingest.Publisher, error) {
+	log := n.log.With("part", what)
+	if cfg.Stream == "kinesis://" {
+		return nil, nil, fmt.Errorf("--stream %s: no stream name", cfg.Stream)
+	}
+	var st streamBackend
+	var pub stream.PublisherFunc
+	err := n.gate.Retry(ctx, what, func(ctx context.Context) error {
+		switch {
+		case cfg.Stream == "local":
+			l, err := local.Open(filepath.Join(cfg.Data, "stream"), local.Config{
+				Shards: cfg.Shards, RetentionAge: localRetention(cfg, n.cat), RetentionBytes: cfg.RetentionBytes, Logger: log,
+			})
+			if err != nil {
+				return fmt.Errorf("open local stream: %w", err)
+			}
+			st, pub = l, func(ctx context.Context, e []stream.Entry) error { _, err := l.Put(ctx, e); return err }
+			return nil
+		case strings.HasPrefix(cfg.Stream, "kinesis://"):
+			name := strings.TrimPrefix(cfg.Stream, "kinesis://")
+			awsCfg, err := awsconfig.LoadDefaultConfig(ctx, awsconfig.WithHTTPClient(outbound.AWSHTTPClient(outbound.KinesisTotalTimeout)))
+			if err != nil {
+				return fmt.Errorf("--stream %s: load AWS config: %w", cfg.Stream, err)
+			}
+			k, err := kinesis.New(ctx, kinesis.Config{Stream: name, Client: awskinesis.NewFromConfig(awsCfg), EFOConsumer: cfg.KinesisEFO, Logger: log, Registerer: reg})
+			if err != nil {
+				return fmt.Errorf("open kinesis stream %s: %w", name, err)
+			}
+			st, pub = k, func(ctx context.Context, e []stream.Entry) error { _, err := k.Put(ctx, e); return err }
+			return nil
+		}
+		return fmt.Errorf("--stream: %q is not local or kinesis://NAME", cfg.Stream)
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	n.closers = append(n.closers, func() { st.Close() })
+	return st, pub, nil
+}
+
+// localRetention is --retention-age, by default the longest aggregate
+// retention, so that a restart rebuilds every aggregate exactly.
+func localRetention(cfg serveConfig, cat *metric.Catalog) time.Duration {
+	age := cfg.RetentionAge
+	if age == 0 {
+		for _, s := range cat.Steps {
+			age = max(age, s.Width+s.Retention)
+		}
+	}
+	return age
+}
+
+// loadCatalog returns the metric definitions of path, or the built-ins.
+func loadCatalog(path string) (*metric.Catalog, error) {
+	defs, steps := metric.Builtins(), metric.DefaultSteps()
+	if path != "" {
+		var err error
+		if defs, steps, err = metric.LoadConfig(path); err != nil {
+			return nil, fmt.Errorf("--metrics-config: %w", err)
+		}
+	}
+	cat, err := metric.NewCatalog(defs, steps)
+	if err != nil {
+		return nil, fmt.Errorf("metric catalog: %w", err)
+	}
+	return cat, nil
+}
+
+// rateLimit maps a flag value to a limit: 0 is the default, negative off.
+func rateLimit(v float64) rate.Limit {
+	switch {
+	case v < 0:
+		return ratelimit.Disabled
+	case v == 0:
+		return 0
+	}
+	return rate.Limit(v)
+}
