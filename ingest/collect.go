@@ -50,7 +50,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.limitSites(evs); err != nil {
 		return err
 	}
-	event.EnrichAll(evs, h.cfg.Clock(), c.Request.UserAgent())
+	event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

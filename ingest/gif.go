@@ -31,7 +31,7 @@ func (h *Handler) gif(c *gin.Context) error {
 		// One event: its own reason says more than the batch message.
 		return &httpError{status: http.StatusForbidden, msg: rejects[0].Error, rejected: rejects}
 	}
-	event.Enrich(&evs[0], h.cfg.Clock(), c.Request.UserAgent())
+	event.Enrich(&evs[0], h.cfg.Now(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

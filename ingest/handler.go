@@ -54,7 +54,7 @@ type Config struct {
 	// carries the key (X-Pulse-Key or Authorization: Bearer); a wrong key
 	// is refused from anywhere. Nil: no site needs a key.
 	WriteKeys  *access.WriteKeys
-	Clock      func() time.Time
+	Now        func() time.Time      // nil: time.Now
 	Logger     *slog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
@@ -98,8 +98,8 @@ func New(pub Publisher, cfg Config) *Handler {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)

@@ -24,8 +24,8 @@ type Store interface {
 
 // Config configures a Handler. Zero values mean the documented defaults.
 type Config struct {
-	// Clock gives "now" for relative times; default time.Now.
-	Clock func() time.Time
+	// Now gives "now" for relative times; nil means time.Now.
+	Now func() time.Time
 	// TargetBuckets is the most buckets the default step gives; default 1000.
 	TargetBuckets int
 	// MaxBuckets is the most buckets a query may ask for; default 5000.
@@ -46,8 +46,8 @@ type Handler struct {
 
 // New returns a Handler reading st for the metrics of cat.
 func New(st Store, cat *metric.Catalog, cfg Config) *Handler {
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.TargetBuckets <= 0 {
 		cfg.TargetBuckets = 1000

@@ -82,7 +82,7 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := gin.New()
-	New(st, cat, Config{Clock: func() time.Time { return now }}).Register(r)
+	New(st, cat, Config{Now: func() time.Time { return now }}).Register(r)
 
 	type check func(t *testing.T, body []byte)
 	series := func(step string, n int, sums map[string]int64) check {

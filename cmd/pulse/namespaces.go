@@ -82,7 +82,7 @@ func registryBackend(cfg serveConfig, rdb redis.UniversalClient) namespace.Backe
 // building, and `pulse replay` rebuilds them.
 func newNSRuntime(ctx context.Context, g *errgroup.Group, cfg serveConfig, rdb redis.UniversalClient, src streamBackend, log *slog.Logger, prom prometheus.Registerer) (*nsRuntime, error) {
 	r := &nsRuntime{
-		rdb: rdb, reg: namespace.New(registryBackend(cfg, rdb), nil), cfg: cfg, log: log, prom: prom,
+		rdb: rdb, reg: namespace.New(registryBackend(cfg, rdb), namespace.Config{}), cfg: cfg, log: log, prom: prom,
 		g: g, ctx: ctx, src: src, kick: make(chan struct{}, 1), jobs: jobTable{jobs: map[string]*job{}},
 	}
 	metricsConfig := ""
