@@ -74,13 +74,12 @@ const (
 
 // Handler serves the collect routes. It is safe for concurrent use.
 type Handler struct {
-	pub        Publisher
-	cfg        Config
-	sem        *semaphore.Weighted
-	m          *metrics
-	retryAfter string
-	bufs       sync.Pool // *bytes.Buffer for request bodies
-	gate       gate
+	pub  Publisher
+	cfg  Config
+	sem  *semaphore.Weighted
+	m    *metrics
+	bufs sync.Pool // *bytes.Buffer for request bodies
+	gate gate
 }
 
 // New returns a Handler publishing through pub.
@@ -104,15 +103,13 @@ func New(pub Publisher, cfg Config) *Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	secs := int64((cfg.RetryAfter + time.Second - 1) / time.Second)
 	return &Handler{
-		pub:        pub,
-		cfg:        cfg,
-		sem:        semaphore.NewWeighted(cfg.MaxInFlight),
-		m:          newMetrics(cfg.Registerer),
-		retryAfter: formatInt(secs),
-		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		gate:       newGate(cfg),
+		pub:  pub,
+		cfg:  cfg,
+		sem:  semaphore.NewWeighted(cfg.MaxInFlight),
+		m:    newMetrics(cfg.Registerer),
+		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		gate: newGate(cfg),
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
 )
@@ -76,33 +77,19 @@ func (h *Handler) Register(r gin.IRouter) {
 	r.GET("/v1/top", h.wrap(h.top))
 }
 
-// paramError is a bad request parameter; it answers 400 {"error":"param: msg"}.
-type paramError struct {
-	param, msg string
-}
-
-func (e *paramError) Error() string { return e.param + ": " + e.msg }
-
-func bad(param, msg string) error { return &paramError{param, msg} }
+// bad is the error of a bad request parameter: 400 {"error":"param: msg"}.
+func bad(param, msg string) error { return httperr.BadRequest(param + ": " + msg) }
 
 // wrap turns a handler's error into a status and a JSON body.
 func (h *Handler) wrap(f func(c *gin.Context) error) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		err := f(c)
-		if err == nil {
-			return
-		}
-		var pe *paramError
-		switch {
-		case errors.As(err, &pe):
-			c.JSON(http.StatusBadRequest, gin.H{"error": pe.Error()})
-		case errors.Is(err, redisagg.ErrQuery):
-			c.JSON(http.StatusBadRequest, gin.H{"error": "query: " + err.Error()})
-		case errors.Is(err, context.Canceled):
-			c.Status(499) // client went away; nobody reads the body
-		default:
-			h.log.Error("query failed", "path", c.Request.URL.Path, "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "store: the aggregate store did not answer, try again"})
-		}
+	return httperr.Handle(f, httperr.Classify(classify), httperr.Log(h.log, "query failed"))
+}
+
+// classify answers a query the store refused 400, and any other store
+// failure 503: the store is the only thing the handlers wait for.
+func classify(err error) *httperr.Error {
+	if errors.Is(err, redisagg.ErrQuery) {
+		return httperr.Wrap(http.StatusBadRequest, "query: "+err.Error(), err)
 	}
+	return httperr.Wrap(http.StatusServiceUnavailable, "store: the aggregate store did not answer, try again", err)
 }
