@@ -16,8 +16,6 @@ import (
 	"github.com/pulsehq/pulse/redisagg"
 )
 
-var _ Store = (*redisagg.Store)(nil)
-
 func TestParseTime(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	cases := []struct {

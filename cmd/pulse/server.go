@@ -283,6 +283,7 @@ func rateLimit(v float64) rate.Limit {
 type streamBackend interface {
 	Shards(ctx context.Context) ([]stream.Shard, error)
 	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
+	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
 	Run(ctx context.Context) error
 	Close() error
 }
