@@ -6,6 +6,7 @@ import (
 	"maps"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -15,29 +16,40 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
+// eventually polls cond every poll until it holds, and reports false when
+// it still does not after within. Tests against a real redis-server poll in
+// real time (network I/O is not durably blocking, which keeps them out of a
+// synctest bubble); inside a bubble every poll lets the fake clock advance
+// once the aggregator is idle, so waiting costs no real time.
+func eventually(within, poll time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(poll)
+	}
+	return true
+}
+
 // waitApplied runs until every shard's stored position reaches its last
 // record, failing after a generous deadline instead of hanging.
 func waitApplied(t *testing.T, pos func(shard string) string, want map[string]string) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		done := true
+	reached := func() bool {
 		for sh, seq := range want {
 			if pos(sh) != seq {
-				done = false
+				return false
 			}
 		}
-		if done {
-			return
+		return true
+	}
+	if !eventually(60*time.Second, 10*time.Millisecond, reached) {
+		got := map[string]string{}
+		for sh := range want {
+			got[sh] = pos(sh)
 		}
-		if time.Now().After(deadline) {
-			got := map[string]string{}
-			for sh := range want {
-				got[sh] = pos(sh)
-			}
-			t.Fatalf("positions %v, want %v", got, want)
-		}
-		time.Sleep(10 * time.Millisecond)
+		t.Fatalf("positions %v, want %v", got, want)
 	}
 }
 
@@ -68,72 +80,80 @@ func compareUpdate(t *testing.T, want *metric.Update, counts map[metric.CountKey
 // and late events while reads fail, applies fail before and after landing,
 // and the aggregator itself is cancelled and replaced at random moments;
 // the store must end up with exactly the counts of the first sightings.
+// It runs in a synctest bubble: the store and stream are in memory, so
+// backoffs, polls and replacements run on the fake clock.
 func TestExactlyOnceUnderFaults(t *testing.T) {
 	cat := testCatalog(t)
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) {
-			base := time.Now().UnixMilli()
-			w := makeWorkload(seed, 2000, base)
-			src := newMemSource(seed, stream.Shard{ID: "a"}, stream.Shard{ID: "b"})
-			want := map[string]string{}
-			for i := range w.events {
-				sh := []string{"a", "b"}[shardOf(&w.events[i], 2)]
-				want[sh] = src.put(sh, mustMarshal(t, &w.events[i]))
-			}
-			src.put("a", []byte("not an event")) // undecodable: counted and skipped
-			want["a"] = fmt.Sprint(len(src.records["a"]))
-			src.failP = 0.05
-			st := newMemStore(seed)
-			st.failP, st.lostP = 0.1, 0.1
+			synctest.Test(t, func(t *testing.T) {
+				base := time.Now().UnixMilli()
+				w := makeWorkload(seed, 2000, base)
+				src := newMemSource(seed, stream.Shard{ID: "a"}, stream.Shard{ID: "b"})
+				want := map[string]string{}
+				for i := range w.events {
+					sh := []string{"a", "b"}[shardOf(&w.events[i], 2)]
+					want[sh] = src.put(sh, mustMarshal(t, &w.events[i]))
+				}
+				src.put("a", []byte("not an event")) // undecodable: counted and skipped
+				want["a"] = fmt.Sprint(len(src.records["a"]))
+				src.failP = 0.05
+				st := newMemStore(seed)
+				st.failP, st.lostP = 0.1, 0.1
 
-			ctx, cancel := context.WithCancel(context.Background())
-			defer cancel()
-			var wg sync.WaitGroup
-			done := make(chan struct{})
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				for i := 0; ; i++ {
-					runCtx, stop := context.WithCancel(ctx)
-					a, err := New(src, st, Config{Catalog: cat, MaxBatch: 100, MaxCommit: 100, DiscoverEvery: 20 * time.Millisecond})
-					if err != nil {
-						t.Error(err)
-						stop()
-						return
-					}
-					a.backoffMin = time.Millisecond
-					go func() {
-						// Replace the aggregator now and then, mid-run.
-						select {
-						case <-time.After(time.Duration(50+i*37%200) * time.Millisecond):
-						case <-done:
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				var wg sync.WaitGroup
+				done := make(chan struct{})
+				runs := 0
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for i := 0; ; i++ {
+						runs++
+						runCtx, stop := context.WithCancel(ctx)
+						a, err := New(src, st, Config{Catalog: cat, MaxBatch: 100, MaxCommit: 100, DiscoverEvery: 20 * time.Millisecond})
+						if err != nil {
+							t.Error(err)
+							stop()
+							return
+						}
+						a.backoffMin = time.Millisecond
+						go func() {
+							// Replace the aggregator now and then, mid-run: after
+							// 1 to 20ms of the fake clock, which moves only while
+							// the aggregator waits (a backoff, an empty read).
+							select {
+							case <-time.After(time.Duration(1+i*37%20) * time.Millisecond):
+							case <-done:
+							}
+							stop()
+						}()
+						if err := a.Run(runCtx); err != nil {
+							t.Error(err)
 						}
 						stop()
-					}()
-					if err := a.Run(runCtx); err != nil {
-						t.Error(err)
+						select {
+						case <-done:
+							return
+						default:
+						}
 					}
-					stop()
-					select {
-					case <-done:
-						return
-					default:
-					}
-				}
-			}()
-			waitApplied(t, func(sh string) string { return mustPos(st, sh) }, want)
-			close(done)
-			wg.Wait()
+				}()
+				waitApplied(t, func(sh string) string { return mustPos(st, sh) }, want)
+				close(done)
+				wg.Wait()
 
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			compareUpdate(t, truth(cat, w.unique), st.counts, st.uniques)
-			if st.overlaps > 0 {
-				t.Errorf("%d overlapping commits: a restart did not resume from the stored position", st.overlaps)
-			}
-			if st.lost == 0 || st.failed == 0 {
-				t.Errorf("%d lost replies, %d failed applies: faults not exercised", st.lost, st.failed)
-			}
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				compareUpdate(t, truth(cat, w.unique), st.counts, st.uniques)
+				if st.overlaps > 0 {
+					t.Errorf("%d overlapping commits: a restart did not resume from the stored position", st.overlaps)
+				}
+				if st.lost == 0 || st.failed == 0 || runs < 3 {
+					t.Errorf("%d lost replies, %d failed applies, %d aggregator runs: faults not exercised", st.lost, st.failed, runs)
+				}
+			})
 		})
 	}
 }
@@ -153,7 +173,9 @@ func mustMarshal(t testing.TB, e *event.Event) []byte {
 
 // TestReshard checks that children of a closed shard start only after the
 // parent was read to its end, so one key's events stay in order.
-func TestReshard(t *testing.T) {
+func TestReshard(t *testing.T) { synctest.Test(t, testReshard) }
+
+func testReshard(t *testing.T) {
 	cat := testCatalog(t)
 	base := time.Now().UnixMilli()
 	src := newMemSource(1,
@@ -209,7 +231,9 @@ func TestReshard(t *testing.T) {
 // TestReshardTwice resharding twice within one dedup window: a retry that
 // lands in a grandchild is recognized against its original in the
 // grandparent, not only in the parent.
-func TestReshardTwice(t *testing.T) {
+func TestReshardTwice(t *testing.T) { synctest.Test(t, testReshardTwice) }
+
+func testReshardTwice(t *testing.T) {
 	cat := testCatalog(t)
 	base := time.Now().UnixMilli()
 	src := newMemSource(1,

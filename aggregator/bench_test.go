@@ -69,11 +69,8 @@ func BenchmarkAggregate(b *testing.B) {
 	b.ResetTimer()
 	start, cpu0 := time.Now(), cpuTime()
 	go func() { errc <- a.Run(runCtx) }()
-	for {
-		if appliedTo(ctx, store, tips) {
-			break
-		}
-		time.Sleep(time.Millisecond)
+	if !eventually(benchWait, time.Millisecond, func() bool { return appliedTo(ctx, store, tips) }) {
+		b.Fatalf("not applied within %v", benchWait)
 	}
 	elapsed, cpu := time.Since(start), cpuTime()-cpu0
 	b.StopTimer()
@@ -92,6 +89,11 @@ func BenchmarkAggregate(b *testing.B) {
 	b.ReportMetric((rcpu1-rcpu0)*1e6/float64(n), "redis-cpu-us/event")
 	b.ReportMetric(float64(store.Stats().Commits), "commits")
 }
+
+// benchWait bounds how long a benchmark waits for the aggregator, so that a
+// broken build fails instead of hanging (go test's own default timeout is
+// 10m).
+const benchWait = 9 * time.Minute
 
 // cpuTime is the user+system CPU time of this process so far.
 func cpuTime() time.Duration {

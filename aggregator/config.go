@@ -22,6 +22,10 @@ type Source interface {
 	// the shard's start), at most limit of them. It may wait a short while
 	// for new records and return an empty batch.
 	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
+	// ReadFrom is Read from the record numbered from, inclusive: the dedup
+	// rebuild starts at a record, and on Kinesis the number before a
+	// record is usually no record at all.
+	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
 }
 
 // Store is the aggregate store: it applies a commit (aggregates and
@@ -29,6 +33,15 @@ type Source interface {
 type Store interface {
 	Apply(ctx context.Context, c *metric.Commit) error
 	Position(ctx context.Context, shard string) (metric.Position, error)
+	// Pending returns the end of a commit that may be applied to some of
+	// its parts only (Redis Cluster), or "": the next commit must end there.
+	Pending(ctx context.Context, shard string) (string, error)
+	// End records, with the writer's fence, that shard was applied to its
+	// end; Ended reports which of shards were. They are state every
+	// instance of a group sees: a child shard of a reshard starts only
+	// after its parents ended, whoever applied them.
+	End(ctx context.Context, shard string, fence int64) error
+	Ended(ctx context.Context, shards []string) (map[string]bool, error)
 }
 
 // Config configures an Aggregator. Zero values mean the defaults given.
@@ -40,8 +53,9 @@ type Config struct {
 	// after it was last seen; default 10m.
 	DedupWindow time.Duration
 	// AllowedLateness is how far (RT - ts) an event may lag its receive
-	// time and still be aggregated; default 24h. DESIGN.md asks for at
-	// least 1h, as offline trackers deliver late.
+	// time and still be aggregated; default 24h. Keep it at least 1h:
+	// offline trackers deliver late (docs/architecture.md, "Event time,
+	// late and future events").
 	AllowedLateness time.Duration
 	// MaxFuture is how far ahead of its receive time an event's ts may be
 	// before it is clamped to the receive time; default 5m.
@@ -59,9 +73,9 @@ type Config struct {
 	MaxCommitBytes int
 	// DiscoverEvery is how often the shard list is refreshed; default 10s.
 	DiscoverEvery time.Duration
-	// Clock is used only to time applies; nil means time.Now. Aggregation
+	// Now is used only to time applies; nil means time.Now. Aggregation
 	// decisions never read it (they depend on receive times only).
-	Clock func() time.Time
+	Now func() time.Time
 	// Logger nil means don't log.
 	Logger *slog.Logger
 	// Registerer nil means don't register metrics. Aggregators on one
@@ -148,8 +162,8 @@ func New(src Source, st Store, cfg Config) (*Aggregator, error) {
 	if cfg.MaxCommitBytes == 0 {
 		cfg.MaxCommitBytes = 64 << 20
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	log := cfg.Logger
 	if log == nil {

@@ -150,14 +150,6 @@ func TestDedupWindow(t *testing.T) {
 	}
 }
 
-func TestPrevSeq(t *testing.T) {
-	for in, want := range map[string]string{"": "", "0": "", "1": "", "2": "1", "10": "9", "100": "99", "4720": "4719", "49590338271490256608559692538361571095921575989136588898": "49590338271490256608559692538361571095921575989136588897"} {
-		if got := prevSeq(in); got != want {
-			t.Errorf("prevSeq(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // BenchmarkDedup measures seen() with a window holding the keys of a
 // steady 10,000 events/s (1 event per 0.1ms of RT), and reports the
 // memory held per live key.

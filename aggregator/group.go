@@ -2,7 +2,6 @@ package aggregator
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 
@@ -18,40 +17,12 @@ type Leases interface {
 	Done(shard string, fence int64)
 }
 
-// Optional Store methods.
-type (
-	// ender keeps which shards were applied to their end, as state every
-	// instance of a group sees (RunLeased needs it).
-	ender interface {
-		End(ctx context.Context, shard string, fence int64) error
-		Ended(ctx context.Context, shards []string) (map[string]bool, error)
-	}
-	// pender tells the end of a commit that may be applied to some of its
-	// parts only (Redis Cluster); the next commit must end there.
-	pender interface {
-		Pending(ctx context.Context, shard string) (string, error)
-	}
-)
-
-// fromReader is an optional Source method: read from a record inclusive.
-// Without it the dedup rebuild reads after prevSeq(from), which is right
-// for sources whose sequence numbers count up by one (stream/local); on
-// Kinesis the number before a record is usually no record at all.
-type fromReader interface {
-	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
-}
-
 // Workable lists the shards a group may work now, for the lease manager's
 // shard list: every shard of the source not yet applied to its end whose
 // parents (after a reshard) were, by whichever instance, or are no longer
 // listed. A child thus gets a lease only once its parents' records are all
-// applied, so per-key order and dedup hold across a reshard. The store must
-// keep ended shards (redisagg.Store does).
+// applied, so per-key order and dedup hold across a reshard.
 func (a *Aggregator) Workable(ctx context.Context) ([]string, error) {
-	e, ok := a.st.(ender)
-	if !ok {
-		return nil, errors.New("aggregator: the store does not record ended shards; a group needs it")
-	}
 	shards, err := a.src.Shards(ctx)
 	if err != nil {
 		a.met.errors.WithLabelValues("shards").Inc()
@@ -61,7 +32,7 @@ func (a *Aggregator) Workable(ctx context.Context) ([]string, error) {
 	for i, s := range shards {
 		ids[i] = s.ID
 	}
-	ended, err := e.Ended(ctx, ids)
+	ended, err := a.st.Ended(ctx, ids)
 	if err != nil {
 		return nil, err
 	}
@@ -79,9 +50,6 @@ func (a *Aggregator) Workable(ctx context.Context) ([]string, error) {
 // applied a closed shard to its end records that in the store and idles
 // until the lease is released. Call RunLeased once, instead of Run.
 func (a *Aggregator) RunLeased(ctx context.Context, ls Leases) error {
-	if _, ok := a.st.(ender); !ok {
-		return errors.New("aggregator: the store does not record ended shards; a group needs it")
-	}
 	type worker struct {
 		fence    int64
 		cancel   context.CancelFunc

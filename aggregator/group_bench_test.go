@@ -112,14 +112,14 @@ func BenchmarkGroup(b *testing.B) {
 					}
 				}()
 			}
-			for {
+			applied := func() bool {
 				if start.IsZero() && slices.Max(leaseCounts(members)) > 0 {
 					start = time.Now()
 				}
-				if appliedTo(ctx, store, tips) {
-					break
-				}
-				time.Sleep(time.Millisecond)
+				return appliedTo(ctx, store, tips)
+			}
+			if !eventually(benchWait, time.Millisecond, applied) {
+				b.Fatalf("not applied within %v", benchWait)
 			}
 			elapsed := time.Since(start)
 			b.StopTimer()
@@ -162,6 +162,8 @@ func BenchmarkRebalance(b *testing.B) {
 			go func() {
 				defer wg.Done()
 				evs := benchEvents(b, 200)
+				tick := time.NewTicker(50 * time.Millisecond)
+				defer tick.Stop()
 				for i := 0; ctx.Err() == nil; i++ {
 					var entries []stream.Entry
 					for _, e := range evs {
@@ -171,7 +173,10 @@ func BenchmarkRebalance(b *testing.B) {
 						b.Error(err)
 						return
 					}
-					time.Sleep(50 * time.Millisecond)
+					select {
+					case <-tick.C:
+					case <-ctx.Done():
+					}
 				}
 			}()
 			defer wg.Wait()
@@ -183,8 +188,8 @@ func BenchmarkRebalance(b *testing.B) {
 					members = append(members, benchMember(b, rdb, log, store, cat, fmt.Sprintf("r%d-%d", i, j), 0))
 				}
 				// Balanced: every instance holds two shards.
-				for !slices.Equal(leaseCounts(members), []int{2, 2, 2}) {
-					time.Sleep(10 * time.Millisecond)
+				if !eventually(benchWait, 10*time.Millisecond, func() bool { return slices.Equal(leaseCounts(members), []int{2, 2, 2}) }) {
+					b.Fatalf("leases %v within %v, want 2 each", leaseCounts(members), benchWait)
 				}
 				victim := members[0]
 				var shards []string
@@ -202,15 +207,16 @@ func BenchmarkRebalance(b *testing.B) {
 					p, _ := store.Position(ctx, sh)
 					before[sh] = p.Seq
 				}
-				for moved := false; !moved; {
-					moved = true
+				moved := func() bool {
 					for _, sh := range shards {
-						p, err := store.Position(ctx, sh)
-						if err != nil || p.Seq == before[sh] {
-							moved = false
+						if p, err := store.Position(ctx, sh); err != nil || p.Seq == before[sh] {
+							return false
 						}
 					}
-					time.Sleep(5 * time.Millisecond)
+					return true
+				}
+				if !eventually(benchWait, 5*time.Millisecond, moved) {
+					b.Fatalf("shards %v made no progress within %v of the loss", shards, benchWait)
 				}
 				total += time.Since(start)
 				for _, m := range members[1:] {

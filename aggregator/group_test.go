@@ -24,8 +24,6 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-var _ Leases = (*lease.Manager)(nil)
-
 // member is one aggregator instance of a group: its own Aggregator and
 // lease.Manager, as one `pulse serve --roles aggregate` process has.
 type member struct {
@@ -403,12 +401,8 @@ func TestClusterCrashBetweenParts(t *testing.T) {
 		go func() { errc <- a.Run(runCtx) }()
 		// Until the crash, or the end when no crash is armed (enough
 		// partial commits seen: run to the end undisturbed).
-		deadline := time.Now().Add(60 * time.Second)
-		for runCtx.Err() == nil && !done() {
-			if time.Now().After(deadline) {
-				t.Fatalf("run %d (commit size %d) made no progress to the end in 60s", runs, size)
-			}
-			time.Sleep(10 * time.Millisecond)
+		if !eventually(60*time.Second, 10*time.Millisecond, func() bool { return runCtx.Err() != nil || done() }) {
+			t.Fatalf("run %d (commit size %d) made no progress to the end in 60s", runs, size)
 		}
 		cancel()
 		if err := <-errc; err != nil {
@@ -528,12 +522,8 @@ func TestRebuildOnGappySequences(t *testing.T) {
 		// Run until a few more commits landed, then stop: the next run
 		// resumes and rebuilds.
 		target := st.Stats().Commits + 3
-		deadline := time.Now().Add(30 * time.Second)
-		for st.Stats().Commits < target && !done() {
-			if time.Now().After(deadline) {
-				t.Fatalf("restart %d made no progress in 30s (dedup rebuild failing?)", restarts)
-			}
-			time.Sleep(time.Millisecond)
+		if !eventually(30*time.Second, time.Millisecond, func() bool { return st.Stats().Commits >= target || done() }) {
+			t.Fatalf("restart %d made no progress in 30s (dedup rebuild failing?)", restarts)
 		}
 		cancel()
 		if err := <-errc; err != nil {

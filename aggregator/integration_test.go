@@ -148,12 +148,8 @@ func TestIntegrationExactlyOnce(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("not done within 60s")
-		}
-		time.Sleep(20 * time.Millisecond)
+	if !eventually(60*time.Second, 20*time.Millisecond, cond) {
+		t.Fatal("not done within 60s")
 	}
 }
 

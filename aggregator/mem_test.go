@@ -83,6 +83,11 @@ func (s *memSource) Read(ctx context.Context, shard, after string, limit int) (s
 	return b, nil
 }
 
+// ReadFrom reads from the record numbered from: the numbers count up by one.
+func (s *memSource) ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error) {
+	return s.Read(ctx, shard, stream.PrevSeq(from), limit)
+}
+
 // memStore is an in-memory aggregate store with the redisagg contract
 // (overlapping commits refused, applied ones skipped), and injected
 // failures before and after the apply lands.
@@ -90,6 +95,7 @@ type memStore struct {
 	mu        sync.Mutex
 	rng       *rand.Rand
 	pos       map[string]metric.Position
+	ended     map[string]bool
 	counts    map[metric.CountKey]int64
 	uniques   map[metric.UniqueKey]map[string]struct{}
 	failP     float64 // probability of an error before applying
@@ -103,7 +109,7 @@ type memStore struct {
 }
 
 func newMemStore(seed uint64) *memStore {
-	return &memStore{rng: rand.New(rand.NewPCG(seed, 2)), pos: map[string]metric.Position{},
+	return &memStore{rng: rand.New(rand.NewPCG(seed, 2)), pos: map[string]metric.Position{}, ended: map[string]bool{},
 		counts: map[metric.CountKey]int64{}, uniques: map[metric.UniqueKey]map[string]struct{}{}}
 }
 
@@ -111,6 +117,30 @@ func (s *memStore) Position(ctx context.Context, shard string) (metric.Position,
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pos[shard], nil
+}
+
+// Pending is always "": an apply here lands whole or not at all.
+func (s *memStore) Pending(ctx context.Context, shard string) (string, error) {
+	return "", nil
+}
+
+func (s *memStore) End(ctx context.Context, shard string, fence int64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.ended[shard] = true
+	return nil
+}
+
+func (s *memStore) Ended(ctx context.Context, shards []string) (map[string]bool, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make(map[string]bool, len(shards))
+	for _, sh := range shards {
+		if s.ended[sh] {
+			out[sh] = true
+		}
+	}
+	return out, nil
 }
 
 func (s *memStore) Apply(ctx context.Context, c *metric.Commit) error {
@@ -132,7 +162,7 @@ func (s *memStore) Apply(ctx context.Context, c *metric.Commit) error {
 		s.overlaps++
 		return fmt.Errorf("commit %s..%s overlaps applied %s", c.First, c.Last, cur)
 	}
-	if prevSeq(c.First) != cur {
+	if stream.PrevSeq(c.First) != cur {
 		return fmt.Errorf("commit %s..%s leaves a gap after %s", c.First, c.Last, cur)
 	}
 	for k, n := range c.Update.Counts {

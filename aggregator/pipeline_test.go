@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/pulsehq/pulse/event"
@@ -72,47 +73,50 @@ func TestPipelinedCommits(t *testing.T) {
 		{"bounded by MaxCommit", 25, 26, 25},
 	}
 	for _, tt := range tests {
+		// In memory only, so in a synctest bubble: polls cost no time.
 		t.Run(tt.name, func(t *testing.T) {
-			cat, err := metric.NewCatalog(metric.Builtins(), metric.DefaultSteps())
-			if err != nil {
-				t.Fatal(err)
-			}
-			base := time.Now().UnixMilli()
-			src := &tipSource{memSource: newMemSource(5, stream.Shard{ID: "a"}), after: tt.gate, tip: make(chan struct{})}
-			const n = 200
-			for i := range n {
-				e := event.Event{ID: "e" + strconv.Itoa(i), Site: "s", Type: "pageview", TS: base, RT: base, Path: "/x"}
-				src.put("a", mustMarshal(t, &e))
-			}
-			st := &gatedStore{memStore: newMemStore(1), tip: src.tip}
-			a, err := New(src, st, Config{Catalog: cat, MaxBatch: 10, MaxCommit: tt.maxCommit, DiscoverEvery: time.Hour})
-			if err != nil {
-				t.Fatal(err)
-			}
-			ctx, cancel := context.WithCancel(context.Background())
-			errc := make(chan error, 1)
-			go func() { errc <- a.Run(ctx) }()
-			waitApplied(t, func(sh string) string { return mustPos(st.memStore, sh) }, map[string]string{"a": strconv.Itoa(n)})
-			cancel()
-			if err := <-errc; err != nil {
-				t.Fatal(err)
-			}
-			k := metric.CountKey{Site: "s", Metric: "pageviews", Step: "1m", Bucket: metric.DefaultSteps()[1].Bucket(base)}
-			if got := st.counts[k]; got != n {
-				t.Errorf("count %d, want %d", got, n)
-			}
-			st.mu.Lock()
-			defer st.mu.Unlock()
-			biggest := 0
-			for _, s := range st.sizes {
-				biggest = max(biggest, s)
-				if s > tt.maxCommit {
-					t.Errorf("commit of %d records, MaxCommit is %d", s, tt.maxCommit)
+			synctest.Test(t, func(t *testing.T) {
+				cat, err := metric.NewCatalog(metric.Builtins(), metric.DefaultSteps())
+				if err != nil {
+					t.Fatal(err)
 				}
-			}
-			if biggest < tt.wantMax {
-				t.Errorf("commit sizes %v: none above MaxBatch while an apply was in flight", st.sizes)
-			}
+				base := time.Now().UnixMilli()
+				src := &tipSource{memSource: newMemSource(5, stream.Shard{ID: "a"}), after: tt.gate, tip: make(chan struct{})}
+				const n = 200
+				for i := range n {
+					e := event.Event{ID: "e" + strconv.Itoa(i), Site: "s", Type: "pageview", TS: base, RT: base, Path: "/x"}
+					src.put("a", mustMarshal(t, &e))
+				}
+				st := &gatedStore{memStore: newMemStore(1), tip: src.tip}
+				a, err := New(src, st, Config{Catalog: cat, MaxBatch: 10, MaxCommit: tt.maxCommit, DiscoverEvery: time.Hour})
+				if err != nil {
+					t.Fatal(err)
+				}
+				ctx, cancel := context.WithCancel(context.Background())
+				errc := make(chan error, 1)
+				go func() { errc <- a.Run(ctx) }()
+				waitApplied(t, func(sh string) string { return mustPos(st.memStore, sh) }, map[string]string{"a": strconv.Itoa(n)})
+				cancel()
+				if err := <-errc; err != nil {
+					t.Fatal(err)
+				}
+				k := metric.CountKey{Site: "s", Metric: "pageviews", Step: "1m", Bucket: metric.DefaultSteps()[1].Bucket(base)}
+				if got := st.counts[k]; got != n {
+					t.Errorf("count %d, want %d", got, n)
+				}
+				st.mu.Lock()
+				defer st.mu.Unlock()
+				biggest := 0
+				for _, s := range st.sizes {
+					biggest = max(biggest, s)
+					if s > tt.maxCommit {
+						t.Errorf("commit of %d records, MaxCommit is %d", s, tt.maxCommit)
+					}
+				}
+				if biggest < tt.wantMax {
+					t.Errorf("commit sizes %v: none above MaxBatch while an apply was in flight", st.sizes)
+				}
+			})
 		})
 	}
 }

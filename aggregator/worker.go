@@ -131,15 +131,13 @@ func (a *Aggregator) session(ctx context.Context, shard string, fence int64, lea
 		}
 		pos.Fence = fence
 	}
-	if p, ok := a.st.(pender); ok {
-		pend, err := p.Pending(ctx, shard)
-		if err != nil {
-			a.met.errors.WithLabelValues("position").Inc()
-			return false, fmt.Errorf("load pending commit of shard %s: %w", shard, err)
-		}
-		if pend != "" {
-			*cuts = addCut(*cuts, pend)
-		}
+	pend, err := a.st.Pending(ctx, shard)
+	if err != nil {
+		a.met.errors.WithLabelValues("position").Inc()
+		return false, fmt.Errorf("load pending commit of shard %s: %w", shard, err)
+	}
+	if pend != "" {
+		*cuts = addCut(*cuts, pend)
 	}
 	// Boundaries at or before the position are behind us.
 	i, _ := slices.BinarySearchFunc(*cuts, pos.Seq, stream.CompareSeq)
@@ -172,12 +170,12 @@ func (a *Aggregator) session(ctx context.Context, shard string, fence int64, lea
 				return nil
 			}
 			if p.commit != nil {
-				start := a.cfg.Clock()
+				start := a.cfg.Now()
 				if err := a.st.Apply(gctx, p.commit); err != nil {
 					a.met.errors.WithLabelValues("apply").Inc()
 					return fmt.Errorf("apply shard %s records %s..%s: %w", shard, p.commit.First, p.commit.Last, err)
 				}
-				a.met.applySecs.Observe(a.cfg.Clock().Sub(start).Seconds())
+				a.met.applySecs.Observe(a.cfg.Now().Sub(start).Seconds())
 				a.met.batch.Observe(float64(p.records))
 				a.met.add(p.tally)
 				a.met.dedup.WithLabelValues(shard).Set(float64(p.entries))
@@ -185,11 +183,9 @@ func (a *Aggregator) session(ctx context.Context, shard string, fence int64, lea
 			}
 			a.setLag(shard, p.lag)
 			if p.ended {
-				if e, ok := a.st.(ender); ok {
-					if err := e.End(gctx, shard, pos.Fence); err != nil {
-						a.met.errors.WithLabelValues("apply").Inc()
-						return fmt.Errorf("record the end of shard %s: %w", shard, err)
-					}
+				if err := a.st.End(gctx, shard, pos.Fence); err != nil {
+					a.met.errors.WithLabelValues("apply").Inc()
+					return fmt.Errorf("record the end of shard %s: %w", shard, err)
 				}
 				return errEnded
 			}
@@ -329,14 +325,13 @@ func (a *Aggregator) rebuild(ctx context.Context, shard string, pos metric.Posit
 	if pos.Seq == "" || pos.DedupFrom == "" {
 		return nil, nil
 	}
-	after := prevSeq(pos.DedupFrom)
-	fr, inclusive := a.src.(fromReader)
+	after := "" // the last record read; none before the first read
 	n := 0
 	for reads := 0; ; reads++ {
 		var b stream.Batch
 		var err error
-		if inclusive && reads == 0 {
-			b, err = fr.ReadFrom(ctx, shard, pos.DedupFrom, a.cfg.MaxBatch)
+		if reads == 0 {
+			b, err = a.src.ReadFrom(ctx, shard, pos.DedupFrom, a.cfg.MaxBatch)
 		} else {
 			b, err = a.src.Read(ctx, shard, after, a.cfg.MaxBatch)
 		}
@@ -424,26 +419,4 @@ func (a *Aggregator) inheritFrom(ctx context.Context, byID map[string]stream.Sha
 		d.inherited = append(d.inherited, pd)
 	}
 	return nil
-}
-
-// prevSeq returns the sequence number just before seq, so that reading
-// after it starts at seq. Sequence numbers are decimal strings from 1; the
-// one before 1 is "", the shard's start.
-func prevSeq(seq string) string {
-	if seq == "" || seq == "0" || seq == "1" {
-		return ""
-	}
-	b := []byte(seq)
-	i := len(b) - 1
-	for ; i >= 0 && b[i] == '0'; i-- {
-		b[i] = '9'
-	}
-	if i < 0 {
-		return "" // not a decimal number; read from the start
-	}
-	b[i]--
-	if b[0] == '0' && len(b) > 1 {
-		b = b[1:]
-	}
-	return string(b)
 }

@@ -31,6 +31,7 @@ import (
 type Stream interface {
 	Shards(ctx context.Context) ([]stream.Shard, error)
 	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
+	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
 }
 
 // Switcher moves its subscribers to a new namespace: push.Hub. It calls
@@ -148,7 +149,7 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	r := &Runtime{
-		cfg: cfg, reg: namespace.New(cfg.Registry, nil), log: cfg.Logger,
+		cfg: cfg, reg: namespace.New(cfg.Registry, namespace.Config{}), log: cfg.Logger,
 		spawn: make(chan func(context.Context) error), stopped: make(chan struct{}),
 		jobs: jobTable{jobs: map[string]*job{}},
 	}

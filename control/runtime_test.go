@@ -96,7 +96,7 @@ func TestFollow(t *testing.T) {
 	e.put(t, 20)
 	e.waitAt(t, "v1", e.tips(t))
 	e.replay(t, "v2")
-	other := namespace.New(namespace.NewRedisBackend(e.rdb), nil)
+	other := namespace.New(namespace.NewRedisBackend(e.rdb), namespace.Config{})
 	if _, err := other.Promote(ctx, "v2"); err != nil {
 		t.Fatal(err)
 	}

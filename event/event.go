@@ -7,7 +7,7 @@ package event
 // client sends plus the fields the server derives at ingest. It is encoded as
 // JSON in stream records and in the archive, so other tools can read it.
 type Event struct {
-	// Client fields (DESIGN.md, "Event (JSON)").
+	// Client fields (docs/api.md, "Event").
 	ID    string         `json:"id"`
 	Site  string         `json:"site"`
 	Type  string         `json:"type"`

@@ -10,6 +10,7 @@ import (
 
 	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/httperr"
 )
 
 // Reasons of access refusals, in rejects and in pulse_ingest_rejected_total.
@@ -65,8 +66,8 @@ func (h *Handler) checkOrigin(r *http.Request, pixel bool) error {
 		return nil
 	}
 	h.m.rejected.WithLabelValues(reasonOrigin).Inc()
-	return &httpError{status: http.StatusForbidden,
-		msg: "origin: " + quote(o) + " may not send events to this server (not in --ingest-origins)"}
+	return httperr.New(http.StatusForbidden,
+		"origin: "+quote(o)+" may not send events to this server (not in --ingest-origins)")
 }
 
 // admit keeps the events whose site may send from r, and adds a Reject
@@ -136,9 +137,9 @@ func (h *Handler) cors(c *gin.Context) bool {
 
 // denied is the answer when no event was accepted and some were refused
 // by the access rules.
-func denied(rejects []event.Reject) *httpError {
-	return &httpError{status: http.StatusForbidden, rejected: rejects,
-		msg: "no event accepted: refused by the site allowlist or a write key (see rejected)"}
+func denied(rejects []event.Reject) error {
+	return refuse(http.StatusForbidden,
+		"no event accepted: refused by the site allowlist or a write key (see rejected)", rejects)
 }
 
 func quote(s string) string {

@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/stream"
 )
 
@@ -45,12 +46,12 @@ func (h *Handler) collect(c *gin.Context) error {
 		return denied(rejects)
 	}
 	if len(evs) == 0 {
-		return &httpError{status: http.StatusBadRequest, msg: "no valid event", rejected: rejects}
+		return refuse(http.StatusBadRequest, "no valid event", rejects)
 	}
 	if err := h.limitSites(evs); err != nil {
 		return err
 	}
-	event.EnrichAll(evs, h.cfg.Clock(), c.Request.UserAgent())
+	event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}
@@ -71,8 +72,9 @@ func (h *Handler) limitSites(evs []event.Event) error {
 			if secs < 1 {
 				secs = 1
 			}
-			return &httpError{status: http.StatusTooManyRequests, retryAfterSecs: secs,
-				msg: fmt.Sprintf("rate limit: site %q sends too many events, retry in %ds", site, secs)}
+			return httperr.New(http.StatusTooManyRequests,
+				fmt.Sprintf("rate limit: site %q sends too many events, retry in %ds", site, secs)).
+				WithRetryAfter(time.Duration(secs) * time.Second)
 		}
 		return nil
 	}
@@ -95,8 +97,8 @@ func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
 	max := h.cfg.Limits.MaxBodyBytes
 	tooLarge := func() error {
 		h.m.rejected.WithLabelValues("too_large").Inc()
-		return &httpError{status: http.StatusRequestEntityTooLarge,
-			msg: fmt.Sprintf("body larger than %d bytes: send fewer events per request", max)}
+		return httperr.New(http.StatusRequestEntityTooLarge,
+			fmt.Sprintf("body larger than %d bytes: send fewer events per request", max))
 	}
 	body := r.Body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
@@ -112,17 +114,17 @@ func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
 		// decompressed body, so a small bomb is refused like a large body.
 		zr, err := gzip.NewReader(body)
 		if err != nil {
-			return &httpError{status: http.StatusBadRequest, msg: "bad gzip body", err: err}
+			return httperr.Wrap(http.StatusBadRequest, "bad gzip body", err)
 		}
 		defer zr.Close()
 		body = zr
 	default:
 		h.m.rejected.WithLabelValues("encoding").Inc()
-		return &httpError{status: http.StatusUnsupportedMediaType, msg: "Content-Encoding " + enc + " not supported: send gzip or identity"}
+		return httperr.New(http.StatusUnsupportedMediaType, "Content-Encoding "+enc+" not supported: send gzip or identity")
 	}
 	n, err := buf.ReadFrom(io.LimitReader(body, max+1))
 	if err != nil {
-		return &httpError{status: http.StatusBadRequest, msg: "read body: " + err.Error(), err: err}
+		return httperr.Wrap(http.StatusBadRequest, "read body: "+err.Error(), err)
 	}
 	if n > max {
 		return tooLarge()
@@ -142,7 +144,7 @@ func (h *Handler) bodyError(err error) error {
 		reason = "empty"
 	}
 	h.m.rejected.WithLabelValues(reason).Inc()
-	return &httpError{status: status, msg: err.Error()}
+	return httperr.New(status, err.Error())
 }
 
 // publish admits evs against MaxInFlight, waiting at most AdmitWait, and
@@ -160,13 +162,13 @@ func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
 		if err != nil && ctx.Err() != nil {
 			// The client went away while waiting: nobody reads the answer.
 			h.m.refuse("canceled", len(evs))
-			return &httpError{status: http.StatusServiceUnavailable, retryAfter: true, msg: "request canceled", err: ctx.Err()}
+			return httperr.Wrap(http.StatusServiceUnavailable, "request canceled", ctx.Err()).WithRetryAfter(h.cfg.RetryAfter)
 		}
 		if err != nil {
 			h.m.overload.Inc()
 			h.m.refuse("overload", len(evs))
-			return &httpError{status: http.StatusServiceUnavailable, retryAfter: true,
-				msg: "overloaded: too many events waiting for the stream, retry later"}
+			return httperr.New(http.StatusServiceUnavailable,
+				"overloaded: too many events waiting for the stream, retry later").WithRetryAfter(h.cfg.RetryAfter)
 		}
 	}
 	h.m.inflight.Add(float64(n))
@@ -175,8 +177,8 @@ func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
 	h.sem.Release(n)
 	if err != nil {
 		h.m.refuse("unavailable", len(evs))
-		return &httpError{status: http.StatusServiceUnavailable, retryAfter: true,
-			msg: "stream unavailable, retry later", err: err}
+		return httperr.Wrap(http.StatusServiceUnavailable,
+			"stream unavailable, retry later", err).WithRetryAfter(h.cfg.RetryAfter)
 	}
 	h.m.accepted.Add(float64(n))
 	return nil

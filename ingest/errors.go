@@ -10,28 +10,22 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/httperr"
 )
 
-// httpError is a handler failure with the status it answers.
-type httpError struct {
-	status     int
-	msg        string // for the client
-	retryAfter bool   // add Retry-After
-	// retryAfterSecs, when positive, is the Retry-After to send instead of
-	// the configured one.
-	retryAfterSecs int
-	rejected       []event.Reject // per-event reasons, when known
-	err            error          // cause, for the log
+// refusal is a failure whose answer lists the refused events and why.
+type refusal struct {
+	e        *httperr.Error
+	rejected []event.Reject
 }
 
-func (e *httpError) Error() string {
-	if e.err != nil {
-		return e.msg + ": " + e.err.Error()
-	}
-	return e.msg
-}
+func (r *refusal) Error() string { return r.e.Error() }
+func (r *refusal) Unwrap() error { return r.e }
 
-func (e *httpError) Unwrap() error { return e.err }
+// refuse answers status with msg and the reasons of the refused events.
+func refuse(status int, msg string, rejected []event.Reject) error {
+	return &refusal{e: httperr.New(status, msg), rejected: rejected}
+}
 
 // answer is the JSON body of every collect answer.
 type answer struct {
@@ -42,27 +36,13 @@ type answer struct {
 
 // wrap turns a handler that returns an error into a gin handler: the error
 // becomes a status and a body (render), and every request is counted.
-func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *httpError)) gin.HandlerFunc {
+func (h *Handler) wrap(fn func(*gin.Context) error, render httperr.Renderer) gin.HandlerFunc {
+	handle := httperr.Handle(fn, httperr.Render(render), httperr.Log(h.cfg.Logger, "collect failed"))
 	return func(c *gin.Context) {
 		start := time.Now()
-		hd := c.Writer.Header()
 		h.cors(c)
-		hd["Access-Control-Expose-Headers"] = exposeHeaders
-		if err := fn(c); err != nil {
-			var he *httpError
-			if !errors.As(err, &he) {
-				he = &httpError{status: http.StatusInternalServerError, msg: "internal error", err: err}
-			}
-			if he.retryAfterSecs > 0 {
-				hd.Set("Retry-After", strconv.Itoa(he.retryAfterSecs))
-			} else if he.retryAfter {
-				hd.Set("Retry-After", h.retryAfter)
-			}
-			if he.status >= 500 {
-				h.cfg.Logger.WarnContext(c.Request.Context(), "collect failed", "status", he.status, "err", he.Error())
-			}
-			render(c, he)
-		}
+		c.Writer.Header()["Access-Control-Expose-Headers"] = exposeHeaders
+		handle(c)
 		if st := c.Writer.Status(); st == http.StatusAccepted {
 			h.m.accepted202.Inc()
 		} else {
@@ -72,9 +52,15 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render func(*gin.Context, *h
 	}
 }
 
-func renderJSON(c *gin.Context, e *httpError) {
-	a := answer{Rejected: e.rejected, Error: e.msg}
-	writeJSON(c, e.status, &a)
+// renderJSON writes the collect answer of a failure, with the reasons of
+// the refused events when err carries them.
+func renderJSON(c *gin.Context, err error, e *httperr.Error) {
+	a := answer{Error: e.Msg}
+	var r *refusal
+	if errors.As(err, &r) {
+		a.Rejected = r.rejected
+	}
+	writeJSON(c, e.Status, &a)
 }
 
 // Header values that every answer carries, made once: setting them with
@@ -111,5 +97,3 @@ func writeJSON(c *gin.Context, status int, a *answer) {
 	c.Status(status)
 	_, _ = c.Writer.Write(b)
 }
-
-func formatInt(n int64) string { return strconv.FormatInt(n, 10) }

@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/httperr"
 )
 
 // pixel is a 1x1 transparent GIF.
@@ -24,14 +25,14 @@ func (h *Handler) gif(c *gin.Context) error {
 	if err != nil {
 		r := reject(err)
 		h.m.rejectEvents([]event.Reject{r})
-		return &httpError{status: http.StatusBadRequest, msg: r.Error, rejected: []event.Reject{r}}
+		return refuse(http.StatusBadRequest, r.Error, []event.Reject{r})
 	}
 	evs, rejects, _ := h.admit(c.Request, true, []event.Event{e}, []int{0}, nil)
 	if len(evs) == 0 {
 		// One event: its own reason says more than the batch message.
-		return &httpError{status: http.StatusForbidden, msg: rejects[0].Error, rejected: rejects}
+		return refuse(http.StatusForbidden, rejects[0].Error, rejects)
 	}
-	event.Enrich(&evs[0], h.cfg.Clock(), c.Request.UserAgent())
+	event.Enrich(&evs[0], h.cfg.Now(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}
@@ -90,9 +91,9 @@ func reject(err error) event.Reject {
 	return r
 }
 
-func renderGIF(c *gin.Context, e *httpError) {
-	c.Writer.Header().Set("X-Pulse-Error", headerSafe(e.msg))
-	writeGIF(c, e.status)
+func renderGIF(c *gin.Context, _ error, e *httperr.Error) {
+	c.Writer.Header().Set("X-Pulse-Error", headerSafe(e.Msg))
+	writeGIF(c, e.Status)
 }
 
 func writeGIF(c *gin.Context, status int) {

@@ -54,7 +54,7 @@ type Config struct {
 	// carries the key (X-Pulse-Key or Authorization: Bearer); a wrong key
 	// is refused from anywhere. Nil: no site needs a key.
 	WriteKeys  *access.WriteKeys
-	Clock      func() time.Time
+	Now        func() time.Time      // nil: time.Now
 	Logger     *slog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
@@ -74,13 +74,12 @@ const (
 
 // Handler serves the collect routes. It is safe for concurrent use.
 type Handler struct {
-	pub        Publisher
-	cfg        Config
-	sem        *semaphore.Weighted
-	m          *metrics
-	retryAfter string
-	bufs       sync.Pool // *bytes.Buffer for request bodies
-	gate       gate
+	pub  Publisher
+	cfg  Config
+	sem  *semaphore.Weighted
+	m    *metrics
+	bufs sync.Pool // *bytes.Buffer for request bodies
+	gate gate
 }
 
 // New returns a Handler publishing through pub.
@@ -98,21 +97,19 @@ func New(pub Publisher, cfg Config) *Handler {
 	if cfg.RetryAfter <= 0 {
 		cfg.RetryAfter = DefaultRetryAfter
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
-	secs := int64((cfg.RetryAfter + time.Second - 1) / time.Second)
 	return &Handler{
-		pub:        pub,
-		cfg:        cfg,
-		sem:        semaphore.NewWeighted(cfg.MaxInFlight),
-		m:          newMetrics(cfg.Registerer),
-		retryAfter: formatInt(secs),
-		bufs:       sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		gate:       newGate(cfg),
+		pub:  pub,
+		cfg:  cfg,
+		sem:  semaphore.NewWeighted(cfg.MaxInFlight),
+		m:    newMetrics(cfg.Registerer),
+		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
+		gate: newGate(cfg),
 	}
 }
 

@@ -94,8 +94,8 @@ func newServer(t testing.TB, pub Publisher, cfg Config) (*gin.Engine, *prometheu
 	gin.SetMode(gin.ReleaseMode)
 	reg := prometheus.NewRegistry()
 	cfg.Registerer = reg
-	if cfg.Clock == nil {
-		cfg.Clock = func() time.Time { return testNow }
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return testNow }
 	}
 	r := gin.New()
 	New(pub, cfg).Register(r)
@@ -317,7 +317,7 @@ func TestBotFlag(t *testing.T) {
 func TestRetrySamePartitionKey(t *testing.T) {
 	pub := &memPub{}
 	now := testNow
-	r, _ := newServer(t, pub, Config{Clock: func() time.Time { now = now.Add(time.Second); return now }})
+	r, _ := newServer(t, pub, Config{Now: func() time.Time { now = now.Add(time.Second); return now }})
 	first := `{"id":"01JDX6T8Q5","site":"demo","type":"click","url":"https://a/x"}`
 	retry := `[{"id":"01JDX6T8Q5","site":"demo","type":"click","url":"https://a/x"}]`
 	for _, body := range []string{first, retry, first} {

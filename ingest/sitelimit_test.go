@@ -15,7 +15,7 @@ import (
 // nothing of the request is published; another site is unaffected.
 func TestSiteRateLimit(t *testing.T) {
 	now := testNow
-	lim := ratelimit.New(ratelimit.Config{PerSite: rate.Limit(1), BurstSite: 3, Clock: func() time.Time { return now }})
+	lim := ratelimit.New(ratelimit.Config{PerSite: rate.Limit(1), BurstSite: 3, Now: func() time.Time { return now }})
 	pub := &memPub{}
 	r, _ := newServer(t, pub, Config{Sites: lim})
 	body := func(site string, n int) string {

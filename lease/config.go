@@ -34,9 +34,9 @@ type Config struct {
 	// single lease whose handover costs more than it gains (the archive
 	// role: one active archiver, the others standing by).
 	Sticky bool
-	// Clock is the local clock that bounds how long a lease is trusted after
-	// its last renew; default time.Now.
-	Clock func() time.Time
+	// Now is the local clock that bounds how long a lease is trusted after
+	// its last renew; nil means time.Now.
+	Now func() time.Time
 	// Logger receives acquisitions, releases, losses and errors; nil: no logs.
 	Logger *slog.Logger
 	// Registerer registers the pulse_lease_* metrics; nil: not registered.
@@ -65,8 +65,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.ReleaseTimeout <= 0 {
 		c.ReleaseTimeout = c.TTL
 	}
-	if c.Clock == nil {
-		c.Clock = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -153,7 +153,7 @@ var scenarios = []struct {
 	{"clock jump", func(t *testing.T, client func() redis.UniversalClient) {
 		g := newGroup(t, client, 4)
 		var mu syncOffset
-		a := g.start("a", Config{Clock: mu.now}, consumerOpts{})
+		a := g.start("a", Config{Now: mu.now}, consumerOpts{})
 		g.waitSplit([]*instance{a}, 4)
 		old := a.m.Leases()
 		mu.add(2 * testTTL)

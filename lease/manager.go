@@ -69,7 +69,7 @@ func (m *Manager) Owner() string { return m.cfg.Owner }
 // its TTL is absent: its worker must stop. A shard whose fence changed was
 // lost and taken again: its worker must restart with the new fence.
 func (m *Manager) Leases() map[string]int64 {
-	now := m.cfg.Clock()
+	now := m.cfg.Now()
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	out := make(map[string]int64, len(m.leases))

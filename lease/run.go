@@ -68,7 +68,7 @@ func (m *Manager) watch(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		now := m.cfg.Clock()
+		now := m.cfg.Now()
 		visible := false
 		m.mu.Lock()
 		for _, l := range m.leases {
@@ -116,7 +116,7 @@ func (m *Manager) stepCtx(ctx context.Context) (context.Context, context.CancelF
 // untilExpiry is the time until the earliest local deadline of a lease not
 // yet past it, at most TTL and at least 1ms.
 func (m *Manager) untilExpiry() time.Duration {
-	now := m.cfg.Clock()
+	now := m.cfg.Now()
 	d := m.cfg.TTL
 	m.mu.Lock()
 	for _, l := range m.leases {
@@ -130,7 +130,7 @@ func (m *Manager) untilExpiry() time.Duration {
 
 // expire drops the leases past their local deadline.
 func (m *Manager) expire() {
-	now := m.cfg.Clock()
+	now := m.cfg.Now()
 	var lost []string
 	visible := false
 	m.mu.Lock()
@@ -167,7 +167,7 @@ func (m *Manager) renew(ctx context.Context) {
 	}
 	sctx, cancel := m.stepCtx(ctx)
 	defer cancel()
-	sent := m.cfg.Clock()
+	sent := m.cfg.Now()
 	ok, err := m.st.renew(sctx, shards, fences)
 	if err != nil {
 		m.fail("renew", err)
@@ -208,7 +208,7 @@ func (m *Manager) renew(ctx context.Context) {
 // releaseDue deletes the leases being given up whose worker stopped (Done)
 // or that waited ReleaseTimeout for it.
 func (m *Manager) releaseDue(ctx context.Context) {
-	now := m.cfg.Clock()
+	now := m.cfg.Now()
 	var shards, forced []string
 	var fences []int64
 	m.mu.Lock()
@@ -278,7 +278,7 @@ func (m *Manager) rebalance(ctx context.Context, members, shards []string) {
 	p := makePlan(m.cfg.Owner, members, shards, own, releasing, m.cfg.Sticky)
 
 	if len(p.release) > 0 {
-		now := m.cfg.Clock()
+		now := m.cfg.Now()
 		m.mu.Lock()
 		for _, sh := range p.release {
 			if l := m.leases[sh]; l != nil {
@@ -294,7 +294,7 @@ func (m *Manager) rebalance(ctx context.Context, members, shards []string) {
 	}
 	sctx, cancel := m.stepCtx(ctx)
 	defer cancel()
-	sent := m.cfg.Clock()
+	sent := m.cfg.Now()
 	got, err := m.st.acquire(sctx, p.candidates, p.want)
 	if err != nil {
 		m.fail("acquire", err)

@@ -69,7 +69,7 @@ type Def struct {
 	Field string `json:"field,omitempty"`
 }
 
-// Builtins are the metrics of DESIGN.md.
+// Builtins are the built-in metrics (docs/api.md, "Queries").
 func Builtins() []Def {
 	return []Def{
 		{Name: "events", Kind: Count, Dims: []string{"type"}},

@@ -21,7 +21,7 @@ func FuzzRegistry(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		ctx := context.Background()
-		r := New(&memBackend{doc: doc}, nil)
+		r := New(&memBackend{doc: doc}, Config{})
 		d, err := r.Load(ctx)
 		if err != nil {
 			return

@@ -120,12 +120,18 @@ type Registry struct {
 	mu  sync.Mutex
 }
 
-// New returns a registry over be; now nil means time.Now.
-func New(be Backend, now func() time.Time) *Registry {
-	if now == nil {
-		now = time.Now
+// Config configures a Registry. The zero Config is a sensible one.
+type Config struct {
+	// Now gives the Created and Promoted times; nil means time.Now.
+	Now func() time.Time
+}
+
+// New returns a registry over be.
+func New(be Backend, cfg Config) *Registry {
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
-	return &Registry{be: be, now: now}
+	return &Registry{be: be, now: cfg.Now}
 }
 
 // Load reads the registry.

@@ -132,7 +132,7 @@ func TestRegistryLifecycle(t *testing.T) {
 			now := func() time.Time { clock = clock.Add(time.Second); return clock }
 			for _, s := range steps {
 				// A fresh Registry per step: everything lives in the backend.
-				err := s.do(ctx, New(be, now))
+				err := s.do(ctx, New(be, Config{Now: now}))
 				switch {
 				case s.wantErr == nil && s.name == "bad metrics config":
 					if err == nil {
@@ -180,7 +180,7 @@ func TestDropKeys(t *testing.T) {
 // end: the live aggregator would continue after events it never counted.
 func TestPromoteBoundedRange(t *testing.T) {
 	ctx := context.Background()
-	r := New(NewFileBackend(filepath.Join(t.TempDir(), "r.json")), nil)
+	r := New(NewFileBackend(filepath.Join(t.TempDir(), "r.json")), Config{})
 	if _, err := r.Bootstrap(ctx, "v1", ""); err != nil {
 		t.Fatal(err)
 	}
@@ -212,7 +212,7 @@ func TestRegistryConcurrentProcesses(t *testing.T) {
 	const procs, each = 4, 5
 	errs := make(chan error, procs*each)
 	for p := 0; p < procs; p++ {
-		r := New(NewRedisBackend(rs.Client(t)), nil)
+		r := New(NewRedisBackend(rs.Client(t)), Config{})
 		go func() {
 			for i := 0; i < each; i++ {
 				_, err := r.Create(ctx, Info{Name: fmt.Sprintf("p%d-%d", p, i)})
@@ -225,7 +225,7 @@ func TestRegistryConcurrentProcesses(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d, err := New(NewRedisBackend(rs.Client(t)), nil).Load(ctx)
+	d, err := New(NewRedisBackend(rs.Client(t)), Config{}).Load(ctx)
 	if err != nil || len(d.Namespaces) != procs*each {
 		t.Fatalf("%d namespaces registered, want %d (%v)", len(d.Namespaces), procs*each, err)
 	}

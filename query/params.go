@@ -62,7 +62,7 @@ func parseTime(param, v string, now time.Time) (int64, error) {
 
 // timeRange reads from (default -15m) and to (default now).
 func (h *Handler) timeRange(c *gin.Context) (from, to int64, err error) {
-	now := h.cfg.Clock()
+	now := h.cfg.Now()
 	if from, err = parseTime("from", c.DefaultQuery("from", "-15m"), now); err != nil {
 		return 0, 0, err
 	}
@@ -110,7 +110,7 @@ func (h *Handler) step(c *gin.Context, from, to int64) (metric.Step, error) {
 		}
 		return st, nil
 	}
-	now := h.cfg.Clock().UnixMilli()
+	now := h.cfg.Now().UnixMilli()
 	var best, coarsest metric.Step
 	for _, st := range h.cat.Steps {
 		if coarsest.Width < st.Width {

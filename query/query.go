@@ -12,6 +12,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
 )
@@ -24,8 +25,8 @@ type Store interface {
 
 // Config configures a Handler. Zero values mean the documented defaults.
 type Config struct {
-	// Clock gives "now" for relative times; default time.Now.
-	Clock func() time.Time
+	// Now gives "now" for relative times; nil means time.Now.
+	Now func() time.Time
 	// TargetBuckets is the most buckets the default step gives; default 1000.
 	TargetBuckets int
 	// MaxBuckets is the most buckets a query may ask for; default 5000.
@@ -46,8 +47,8 @@ type Handler struct {
 
 // New returns a Handler reading st for the metrics of cat.
 func New(st Store, cat *metric.Catalog, cfg Config) *Handler {
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	if cfg.TargetBuckets <= 0 {
 		cfg.TargetBuckets = 1000
@@ -76,33 +77,19 @@ func (h *Handler) Register(r gin.IRouter) {
 	r.GET("/v1/top", h.wrap(h.top))
 }
 
-// paramError is a bad request parameter; it answers 400 {"error":"param: msg"}.
-type paramError struct {
-	param, msg string
-}
-
-func (e *paramError) Error() string { return e.param + ": " + e.msg }
-
-func bad(param, msg string) error { return &paramError{param, msg} }
+// bad is the error of a bad request parameter: 400 {"error":"param: msg"}.
+func bad(param, msg string) error { return httperr.BadRequest(param + ": " + msg) }
 
 // wrap turns a handler's error into a status and a JSON body.
 func (h *Handler) wrap(f func(c *gin.Context) error) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		err := f(c)
-		if err == nil {
-			return
-		}
-		var pe *paramError
-		switch {
-		case errors.As(err, &pe):
-			c.JSON(http.StatusBadRequest, gin.H{"error": pe.Error()})
-		case errors.Is(err, redisagg.ErrQuery):
-			c.JSON(http.StatusBadRequest, gin.H{"error": "query: " + err.Error()})
-		case errors.Is(err, context.Canceled):
-			c.Status(499) // client went away; nobody reads the body
-		default:
-			h.log.Error("query failed", "path", c.Request.URL.Path, "err", err)
-			c.JSON(http.StatusServiceUnavailable, gin.H{"error": "store: the aggregate store did not answer, try again"})
-		}
+	return httperr.Handle(f, httperr.Classify(classify), httperr.Log(h.log, "query failed"))
+}
+
+// classify answers a query the store refused 400, and any other store
+// failure 503: the store is the only thing the handlers wait for.
+func classify(err error) *httperr.Error {
+	if errors.Is(err, redisagg.ErrQuery) {
+		return httperr.Wrap(http.StatusBadRequest, "query: "+err.Error(), err)
 	}
+	return httperr.Wrap(http.StatusServiceUnavailable, "store: the aggregate store did not answer, try again", err)
 }

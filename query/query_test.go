@@ -16,8 +16,6 @@ import (
 	"github.com/pulsehq/pulse/redisagg"
 )
 
-var _ Store = (*redisagg.Store)(nil)
-
 func TestParseTime(t *testing.T) {
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
 	cases := []struct {
@@ -82,7 +80,7 @@ func TestHandler(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := gin.New()
-	New(st, cat, Config{Clock: func() time.Time { return now }}).Register(r)
+	New(st, cat, Config{Now: func() time.Time { return now }}).Register(r)
 
 	type check func(t *testing.T, body []byte)
 	series := func(step string, n int, sums map[string]int64) check {

@@ -63,8 +63,8 @@ type Config struct {
 	// right-most address of the header that is not in them. Empty means
 	// the header is ignored and the client is the direct peer.
 	TrustedProxies []netip.Prefix
-	// Clock returns the current time; default time.Now.
-	Clock func() time.Time
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
 	// Registerer receives the metrics; nil means they are not registered.
 	Registerer prometheus.Registerer
 }
@@ -94,8 +94,8 @@ func (c Config) withDefaults() Config {
 	if c.MaxConns == 0 {
 		c.MaxConns = DefaultMaxConns
 	}
-	if c.Clock == nil {
-		c.Clock = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	prefixes := make([]netip.Prefix, 0, len(c.TrustedProxies))
 	for _, p := range c.TrustedProxies {
@@ -143,7 +143,7 @@ func (l *Limiter) AllowIP(ip netip.Addr, n int) (bool, time.Duration) {
 	if l.ips == nil {
 		return true, 0
 	}
-	ok, d := l.ips.allow(bucketKey(ip), n, l.cfg.Clock())
+	ok, d := l.ips.allow(bucketKey(ip), n, l.cfg.Now())
 	if !ok {
 		l.m.limitedIP.Inc()
 	}
@@ -158,7 +158,7 @@ func (l *Limiter) AllowSite(site string, n int) (bool, time.Duration) {
 	if l.sites == nil {
 		return true, 0
 	}
-	ok, d := l.sites.allow(site, n, l.cfg.Clock())
+	ok, d := l.sites.allow(site, n, l.cfg.Now())
 	if !ok {
 		l.m.limitedSite.Inc()
 	}

@@ -15,7 +15,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 )
 
-// clock is a manual clock for Config.Clock.
+// clock is a manual clock for Config.Now.
 type clock struct {
 	mu  sync.Mutex
 	now time.Time
@@ -142,7 +142,7 @@ func TestMiddleware(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock()
-			tt.cfg.Clock = clk.Now
+			tt.cfg.Now = clk.Now
 			reg := prometheus.NewRegistry()
 			tt.cfg.Registerer = reg
 			l := New(tt.cfg)
@@ -290,7 +290,7 @@ func TestAllowSite(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clk := newClock()
-			tt.cfg.Clock = clk.Now
+			tt.cfg.Now = clk.Now
 			l := New(tt.cfg)
 			refused := 0
 			for i, s := range tt.steps {
@@ -323,7 +323,7 @@ func TestIPBucketsBounded(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reg := prometheus.NewRegistry()
-			l := New(Config{MaxIPs: tt.maxIPs, PerIP: 1, BurstIP: 1, Clock: newClock().Now, Registerer: reg})
+			l := New(Config{MaxIPs: tt.maxIPs, PerIP: 1, BurstIP: 1, Now: newClock().Now, Registerer: reg})
 			bound := l.cfg.MaxIPs
 			for i := range tt.ips {
 				ip := netip.AddrFrom4([4]byte{100, byte(i >> 16), byte(i >> 8), byte(i)})
@@ -370,7 +370,7 @@ func gaugeValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
 
 func TestLRUEvictsLeastRecentlyUsed(t *testing.T) {
 	clk := newClock()
-	l := New(Config{MaxIPs: 3, PerIP: 1, BurstIP: 1, Clock: clk.Now})
+	l := New(Config{MaxIPs: 3, PerIP: 1, BurstIP: 1, Now: clk.Now})
 	ip := func(b byte) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, b}) }
 	steps := []struct {
 		ip byte

@@ -230,6 +230,14 @@ func (s *Source) Read(ctx context.Context, shard, after string, limit int) (stre
 	return s.readStream(ctx, ss, shard, after, limit)
 }
 
+// ReadFrom implements aggregator.Source: Read from the record numbered
+// from, inclusive, by reading after stream.PrevSeq(from). That is exact in
+// the archive, whose records are selected by comparing numbers, and on the
+// local log, whose numbers count up by one.
+func (s *Source) ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error) {
+	return s.Read(ctx, shard, stream.PrevSeq(from), limit)
+}
+
 func (s *Source) readStream(ctx context.Context, ss *shardState, shard, after string, limit int) (stream.Batch, error) {
 	ss.inTail = true
 	b, err := s.st.Read(ctx, shard, after, limit)

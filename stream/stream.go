@@ -88,3 +88,26 @@ func Startable(shards []Shard, running, ended map[string]bool) []string {
 	}
 	return out
 }
+
+// PrevSeq returns the sequence number just before seq, so that reading
+// after it starts at seq on a stream whose numbers count up by one (the
+// local log); the one before 1 is "", the shard's start. On Kinesis the
+// number before a record is usually no record at all.
+func PrevSeq(seq string) string {
+	if seq == "" || seq == "0" || seq == "1" {
+		return ""
+	}
+	b := []byte(seq)
+	i := len(b) - 1
+	for ; i >= 0 && b[i] == '0'; i-- {
+		b[i] = '9'
+	}
+	if i < 0 {
+		return "" // not a decimal number; read from the start
+	}
+	b[i]--
+	if b[0] == '0' && len(b) > 1 {
+		b = b[1:]
+	}
+	return string(b)
+}

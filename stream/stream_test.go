@@ -52,3 +52,11 @@ func TestStartable(t *testing.T) {
 		})
 	}
 }
+
+func TestPrevSeq(t *testing.T) {
+	for in, want := range map[string]string{"": "", "0": "", "1": "", "2": "1", "10": "9", "100": "99", "4720": "4719", "49590338271490256608559692538361571095921575989136588898": "49590338271490256608559692538361571095921575989136588897"} {
+		if got := PrevSeq(in); got != want {
+			t.Errorf("PrevSeq(%q) = %q, want %q", in, got, want)
+		}
+	}
+}

@@ -254,6 +254,7 @@ func notReady(ctx context.Context, rdb redis.UniversalClient, lag map[string]agg
 type streamBackend interface {
 	Shards(ctx context.Context) ([]stream.Shard, error)
 	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
+	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
 	Run(ctx context.Context) error
 	Close() error
 }

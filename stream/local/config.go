@@ -33,8 +33,8 @@ type Config struct {
 	// segments are fdatasync'd in the background: a larger one syncs the
 	// segments less often, and leaves more to put back after a crash.
 	JournalBytes int64
-	// Clock gives arrival times and retention ages, default time.Now.
-	Clock func() time.Time
+	// Now gives arrival times and retention ages; nil means time.Now.
+	Now func() time.Time
 	// Logger gets recovery and retention events; nil means don't log.
 	Logger *slog.Logger
 }
@@ -74,8 +74,8 @@ func (c Config) withDefaults() Config {
 		c.JournalBytes = defaultJournalBytes
 	}
 	c.JournalBytes = max(c.JournalBytes, minJournalBytes)
-	if c.Clock == nil {
-		c.Clock = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)

@@ -14,11 +14,14 @@ import (
 // The journal is what makes a group commit durable: one file for all
 // shards, written with one write and fsync'd with one fdatasync per commit,
 // where fsyncing every shard file that got records costs one fdatasync per
-// shard (measured on this machine: about 140 µs of CPU and 0.5 ms for one
-// fdatasync of an overwritten journal block, against 790 µs and 1.3 ms for
-// four shard files that grow). The shard segments get the same bytes in
-// the same commit but are fsync'd only when the journal fills (in the
-// background, see Log.checkpoint), when a segment is sealed, and on Close;
+// shard. An fdatasync of a block written over flushes data only, while one
+// of a file that grows also commits its size in the file system journal:
+// docs/benchmarks.md ("Ingest, through the durable path") has the figures
+// (140 µs of CPU for one against 790 µs for four growing shard files) and
+// BenchmarkPut (bench_test.go) reports CPU per event and events per
+// fdatasync. The shard segments get the same bytes in the same commit but
+// are fsync'd only when the journal fills (in the background, see
+// Log.checkpoint), when a segment is sealed, and on Close;
 // until then a journal file holds every record that is not yet durable in
 // its segment, and Open puts those back.
 //

@@ -105,7 +105,7 @@ func TestRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			clock := time.UnixMilli(1764258000123)
-			l := openT(t, t.TempDir(), Config{Shards: tt.shards, SegmentBytes: tt.segment, Clock: func() time.Time { return clock }})
+			l := openT(t, t.TempDir(), Config{Shards: tt.shards, SegmentBytes: tt.segment, Now: func() time.Time { return clock }})
 			want := map[string][]string{} // shard -> keys in order
 			for bi, n := range tt.batches {
 				es := entries(fmt.Sprintf("b%d", bi), n)

@@ -44,6 +44,17 @@ func parseSeq(s string) (uint64, error) {
 	return v, nil
 }
 
+// ReadFrom is Read from the record numbered from, inclusive ("" reads from
+// the oldest retained record): the numbers of a shard count up by one, so
+// it reads after from-1.
+func (l *Log) ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error) {
+	f, err := parseSeq(from)
+	if err != nil {
+		return stream.Batch{}, fmt.Errorf("read shard %s: %w", shard, err)
+	}
+	return l.Read(ctx, shard, formatSeq(max(f, 1)-1), limit)
+}
+
 // Read returns the records of shard with sequence numbers after `after`
 // ("" reads from the oldest retained record), at most limit of them
 // (default 1000, at most 10000, and about 8 MiB). When there are none it
@@ -169,7 +180,7 @@ func (l *Log) readRecords(s *shard, seq uint64, limit int) (stream.Batch, error)
 	}
 	if len(b.Records) > 0 {
 		b.BehindRecords = int64(s.view().tip - (seq - 1))
-		b.BehindMillis = max(0, l.cfg.Clock().Sub(b.Records[len(b.Records)-1].Arrival).Milliseconds())
+		b.BehindMillis = max(0, l.cfg.Now().Sub(b.Records[len(b.Records)-1].Arrival).Milliseconds())
 	}
 	return b, nil
 }

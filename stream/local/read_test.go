@@ -105,7 +105,7 @@ func TestReadWaitEnds(t *testing.T) {
 func TestReadPositions(t *testing.T) {
 	now := time.UnixMilli(1764258000000)
 	l := openT(t, t.TempDir(), Config{Shards: 1, SegmentBytes: 200, ReadWait: time.Millisecond,
-		Clock: func() time.Time { return now }})
+		Now: func() time.Time { return now }})
 	put(t, l, entries("p", 10))
 	now = now.Add(1500 * time.Millisecond)
 	tests := []struct {
@@ -153,6 +153,39 @@ func TestReadPositions(t *testing.T) {
 }
 
 var errAny = errors.New("any error")
+
+// TestReadFrom: ReadFrom reads from a record inclusive, as the dedup
+// rebuild of the aggregator needs.
+func TestReadFrom(t *testing.T) {
+	l := openT(t, t.TempDir(), Config{Shards: 1, SegmentBytes: 200, ReadWait: time.Millisecond})
+	put(t, l, entries("f", 5))
+	tests := []struct {
+		from     string
+		wantSeqs []string
+		wantErr  bool
+	}{
+		{"", []string{"1", "2", "3"}, false},
+		{"1", []string{"1", "2", "3"}, false},
+		{"4", []string{"4", "5"}, false},
+		{"5", []string{"5"}, false},
+		{"6", nil, false},
+		{"0", nil, true},
+		{"x", nil, true},
+	}
+	for _, tt := range tests {
+		b, err := l.ReadFrom(context.Background(), "shard-000000", tt.from, 3)
+		if (err != nil) != tt.wantErr {
+			t.Fatalf("ReadFrom(%q): err %v, want error %v", tt.from, err, tt.wantErr)
+		}
+		var seqs []string
+		for _, r := range b.Records {
+			seqs = append(seqs, r.Seq)
+		}
+		if fmt.Sprint(seqs) != fmt.Sprint(tt.wantSeqs) {
+			t.Errorf("ReadFrom(%q) = %v, want %v", tt.from, seqs, tt.wantSeqs)
+		}
+	}
+}
 
 // TestConcurrentPutRead runs putters and several readers per shard at once
 // (under -race in CI); every reader must see every record once, in order.

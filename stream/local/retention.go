@@ -42,7 +42,7 @@ func (l *Log) enforceRetention() error {
 		return ErrClosed
 	}
 	var errs []error
-	cutoff := l.cfg.Clock().Add(-l.cfg.RetentionAge).UnixMilli()
+	cutoff := l.cfg.Now().Add(-l.cfg.RetentionAge).UnixMilli()
 	for _, s := range l.shards {
 		for {
 			g := s.oldestSealed()

@@ -43,7 +43,7 @@ func TestRetentionByAge(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			dir := t.TempDir()
 			clock := newFakeClock()
-			cfg := Config{Shards: 1, SegmentBytes: tt.segment, RetentionAge: time.Hour, Clock: clock.now, ReadWait: time.Millisecond}
+			cfg := Config{Shards: 1, SegmentBytes: tt.segment, RetentionAge: time.Hour, Now: clock.now, ReadWait: time.Millisecond}
 			l := openT(t, dir, cfg)
 			const shard = "shard-000000"
 			put(t, l, entries("old", 30))
@@ -103,7 +103,7 @@ func TestRetentionByAge(t *testing.T) {
 
 func TestRetentionBySize(t *testing.T) {
 	clock := newFakeClock()
-	l := openT(t, t.TempDir(), Config{Shards: 3, SegmentBytes: 400, RetentionBytes: 3000, Clock: clock.now, ReadWait: time.Millisecond})
+	l := openT(t, t.TempDir(), Config{Shards: 3, SegmentBytes: 400, RetentionBytes: 3000, Now: clock.now, ReadWait: time.Millisecond})
 	for i := range 20 {
 		put(t, l, entries("s"+strconv.Itoa(i), 10))
 		clock.add(time.Second)

@@ -207,7 +207,7 @@ func (l *Log) failure() error {
 // buffers, in call order, and writes them in frames, and returns what to
 // publish once they are durable.
 func (l *Log) write(taken []*putCall) ([]pubShard, error) {
-	now := l.cfg.Clock().UnixMilli()
+	now := l.cfg.Now().UnixMilli()
 	pending := 0
 	for _, c := range taken {
 		for i, e := range c.entries {
