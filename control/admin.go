@@ -7,6 +7,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/namespace"
 )
 
@@ -52,8 +53,7 @@ func (r *Runtime) RegisterAdmin(g gin.IRouter) {
 	g.GET("/v1/admin/jobs/:id", r.adminWrap(func(c *gin.Context) error {
 		st, ok := r.Job(c.Param("id"))
 		if !ok {
-			c.JSON(http.StatusNotFound, gin.H{"error": "no job " + c.Param("id") + " (jobs live in memory: a restart forgets them)"})
-			return nil
+			return httperr.New(http.StatusNotFound, "no job "+c.Param("id")+" (jobs live in memory: a restart forgets them)")
 		}
 		c.JSON(http.StatusOK, st)
 		return nil
@@ -63,15 +63,15 @@ func (r *Runtime) RegisterAdmin(g gin.IRouter) {
 func (r *Runtime) postReplay(c *gin.Context) error {
 	var req ReplayRequest
 	if err := c.ShouldBindJSON(&req); err != nil {
-		return badRequest{err}
+		return badRequest(err)
 	}
 	if req.From < 0 || req.To < 0 || (req.To != 0 && req.From >= req.To) {
-		return badRequest{errors.New("replay: want 0 <= from < to (unix ms), or neither for everything")}
+		return badRequest(errors.New("replay: want 0 <= from < to (unix ms), or neither for everything"))
 	}
 	// A config that does not parse is the caller's mistake (400, with
 	// its line and field), found before anything is registered.
 	if _, err := (namespace.Info{MetricsConfig: req.MetricsConfig}).Catalog(); err != nil {
-		return badRequest{fmt.Errorf("replay: metrics_config: %w", err)}
+		return badRequest(fmt.Errorf("replay: metrics_config: %w", err))
 	}
 	st, err := r.Replay(c, req)
 	if err != nil {
@@ -84,10 +84,10 @@ func (r *Runtime) postReplay(c *gin.Context) error {
 func (r *Runtime) postVerify(c *gin.Context) error {
 	var req VerifyRequest
 	if err := c.ShouldBindJSON(&req); err != nil {
-		return badRequest{err}
+		return badRequest(err)
 	}
 	if req.From >= req.To {
-		return badRequest{errors.New("verify: want from < to (unix ms)")}
+		return badRequest(errors.New("verify: want from < to (unix ms)"))
 	}
 	st, err := r.Verify(c, req)
 	if err != nil {
@@ -97,32 +97,29 @@ func (r *Runtime) postVerify(c *gin.Context) error {
 	return nil
 }
 
-type badRequest struct{ err error }
-
-func (b badRequest) Error() string { return b.err.Error() }
-
-// adminWrap maps errors to statuses: registry conflicts 409, unknown
-// namespaces 404, bad names and bodies 400, no stream 503, the rest 500.
-func (r *Runtime) adminWrap(f func(c *gin.Context) error) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		err := f(c)
-		if err == nil {
-			return
-		}
-		var br badRequest
-		status := http.StatusInternalServerError
-		switch {
-		case errors.As(err, &br), errors.Is(err, namespace.ErrBadName):
-			status = http.StatusBadRequest
-		case errors.Is(err, namespace.ErrNotFound):
-			status = http.StatusNotFound
-		case errors.Is(err, namespace.ErrConflict):
-			status = http.StatusConflict
-		case errors.Is(err, ErrNoStream):
-			status = http.StatusServiceUnavailable
-		default:
-			r.log.Error("admin request failed", "path", c.Request.URL.Path, "err", err)
-		}
-		c.JSON(status, gin.H{"error": err.Error()})
+// adminErrors maps the control plane's errors to statuses: bad names 400,
+// unknown namespaces 404, registry conflicts 409, no stream 503. The rest
+// are 500 with their text: the caller holds the admin token, and the
+// cause is what an operator needs to act.
+func adminErrors(err error) *httperr.Error {
+	if e := httperr.Sentinels(
+		httperr.Sentinel{Err: namespace.ErrBadName, Status: http.StatusBadRequest},
+		httperr.Sentinel{Err: namespace.ErrNotFound, Status: http.StatusNotFound},
+		httperr.Sentinel{Err: namespace.ErrConflict, Status: http.StatusConflict},
+		httperr.Sentinel{Err: ErrNoStream, Status: http.StatusServiceUnavailable},
+	)(err); e != nil {
+		return e
 	}
+	return httperr.Wrap(http.StatusInternalServerError, err.Error(), err)
+}
+
+// adminWrap answers a handler's error as every Pulse route does
+// (internal/httperr), with the control plane's statuses.
+func (r *Runtime) adminWrap(f func(c *gin.Context) error) gin.HandlerFunc {
+	return httperr.Handle(f, httperr.Classify(adminErrors), httperr.Log(r.log, "admin request failed"))
+}
+
+// badRequest is a 400 whose message is err's text.
+func badRequest(err error) error {
+	return httperr.Wrap(http.StatusBadRequest, err.Error(), err)
 }
