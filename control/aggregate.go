@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -98,11 +97,9 @@ func (r *Runtime) runAggregator(ctx context.Context, ns string, agg *aggregator.
 	if gc == nil {
 		return agg.Run(ctx)
 	}
-	var reg prometheus.Registerer
-	if r.lease != nil {
-		reg = r.lease.next()
-	}
-	m, err := lease.New(r.cfg.Redis, lease.Config{Namespace: ns, Owner: gc.Owner, TTL: gc.LeaseTTL, Logger: log, Registerer: reg})
+	// The manager made anew on every switch shares its metrics with the
+	// previous one (internal/promreg), which stopped before this started.
+	m, err := lease.New(r.cfg.Redis, lease.Config{Namespace: ns, Owner: gc.Owner, TTL: gc.LeaseTTL, Logger: log, Registerer: r.cfg.Registerer})
 	if err != nil {
 		return fmt.Errorf("aggregator group: %w", err)
 	}
@@ -110,80 +107,4 @@ func (r *Runtime) runAggregator(ctx context.Context, ns string, agg *aggregator.
 	return RunInGroup(ctx, m, "aggregator group", agg.Workable, func(ctx context.Context) error {
 		return agg.RunLeased(ctx, m)
 	}, log)
-}
-
-// liveMetrics is registered once on the node's registry and collects the
-// metrics of the live aggregator's lease manager, which a switch makes
-// anew in the new namespace's lease keys. A lease.Manager registers its
-// collectors once per registry; each gets a registerer of its own from
-// next, whose collectors replace the previous manager's (its counters
-// restart from zero, which Prometheus reads as a reset). Unchecked: it
-// describes nothing, as the collectors behind it change.
-type liveMetrics struct {
-	mu  sync.Mutex
-	cur []prometheus.Collector
-}
-
-var _ prometheus.Collector = (*liveMetrics)(nil)
-
-func (l *liveMetrics) Describe(chan<- *prometheus.Desc) {}
-
-func (l *liveMetrics) Collect(ch chan<- prometheus.Metric) {
-	l.mu.Lock()
-	cs := l.cur
-	l.mu.Unlock()
-	for _, c := range cs {
-		c.Collect(ch)
-	}
-}
-
-// next drops the collectors collected so far and returns the registerer
-// of the next lease manager.
-func (l *liveMetrics) next() prometheus.Registerer {
-	l.mu.Lock()
-	l.cur = nil
-	l.mu.Unlock()
-	reg := prometheus.NewRegistry() // checks the manager's collectors among themselves
-	return liveTerm{reg: reg, l: l}
-}
-
-// liveTerm is the registerer of one lease manager.
-type liveTerm struct {
-	reg *prometheus.Registry
-	l   *liveMetrics
-}
-
-var _ prometheus.Registerer = liveTerm{}
-
-func (t liveTerm) Register(c prometheus.Collector) error {
-	if err := t.reg.Register(c); err != nil {
-		return err
-	}
-	t.l.mu.Lock()
-	t.l.cur = append(t.l.cur, c)
-	t.l.mu.Unlock()
-	return nil
-}
-
-func (t liveTerm) MustRegister(cs ...prometheus.Collector) {
-	for _, c := range cs {
-		if err := t.Register(c); err != nil {
-			panic(err)
-		}
-	}
-}
-
-func (t liveTerm) Unregister(c prometheus.Collector) bool {
-	if !t.reg.Unregister(c) {
-		return false
-	}
-	t.l.mu.Lock()
-	defer t.l.mu.Unlock()
-	for i, x := range t.l.cur {
-		if x == c {
-			t.l.cur = append(t.l.cur[:i:i], t.l.cur[i+1:]...)
-			break
-		}
-	}
-	return true
 }

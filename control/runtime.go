@@ -112,10 +112,9 @@ var errStopped = errors.New("control: the runtime is not running")
 // admin jobs (replay, verify). Safe for concurrent use; Run owns every
 // goroutine it starts.
 type Runtime struct {
-	cfg   Config
-	reg   *namespace.Registry
-	log   *slog.Logger
-	lease *liveMetrics // nil without a group or a registerer
+	cfg Config
+	reg *namespace.Registry
+	log *slog.Logger
 
 	cur atomic.Pointer[View]
 	sw  Switcher // set before Run
@@ -152,12 +151,6 @@ func New(ctx context.Context, cfg Config) (*Runtime, error) {
 		cfg: cfg, reg: namespace.New(cfg.Registry, namespace.Config{}), log: cfg.Logger,
 		spawn: make(chan func(context.Context) error), stopped: make(chan struct{}),
 		jobs: jobTable{jobs: map[string]*job{}},
-	}
-	if cfg.Group != nil && cfg.Registerer != nil {
-		r.lease = &liveMetrics{}
-		if err := cfg.Registerer.Register(r.lease); err != nil {
-			return nil, fmt.Errorf("control: register lease metrics: %w", err)
-		}
 	}
 	info, err := r.reg.Bootstrap(ctx, cfg.Namespace, cfg.MetricsConfig)
 	if err != nil {

@@ -1,9 +1,9 @@
 package lease
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/pulsehq/pulse/internal/promreg"
 )
 
 // Reasons a lease is lost (dropped without a release).
@@ -51,10 +51,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.owned, m.members, m.acquired, m.released, m.lost, m.errors} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("lease: register metrics (one Manager per registry): %w", err)
-		}
-	}
+	// A manager made anew on the same registry (the live aggregator's,
+	// on every namespace switch) shares the previous one's collectors:
+	// the project's one policy (internal/promreg).
+	m.owned = promreg.Register(reg, m.owned)
+	m.members = promreg.Register(reg, m.members)
+	m.acquired = promreg.Register(reg, m.acquired)
+	m.released = promreg.Register(reg, m.released)
+	m.lost = promreg.Register(reg, m.lost)
+	m.errors = promreg.Register(reg, m.errors)
 	return m, nil
 }
