@@ -33,8 +33,8 @@ type WriterConfig struct {
 	// MaxPendingBytes bounds the raw bytes buffered per shard, across all
 	// its partitions (late events open many). Default 4 * MaxBytes.
 	MaxPendingBytes int64
-	// Clock gives the time objects are opened, for MaxAge. Default time.Now.
-	Clock func() time.Time
+	// Now gives the time objects are opened, for MaxAge. Default time.Now.
+	Now func() time.Time
 	// Logger receives one debug line per object and warnings on failed
 	// puts; nil means no logging.
 	Logger *slog.Logger
@@ -73,7 +73,7 @@ type object struct {
 	part   Partition
 	rows   []row
 	bytes  int64     // raw bytes of the records
-	opened time.Time // Clock when the first record arrived
+	opened time.Time // Now when the first record arrived
 }
 
 // NewWriter returns a writer into store.
@@ -87,8 +87,8 @@ func NewWriter(store ObjectStore, cfg WriterConfig) *Writer {
 	if cfg.MaxPendingBytes <= 0 {
 		cfg.MaxPendingBytes = 4 * cfg.MaxBytes
 	}
-	if cfg.Clock == nil {
-		cfg.Clock = time.Now
+	if cfg.Now == nil {
+		cfg.Now = time.Now
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -140,7 +140,7 @@ func (w *Writer) Add(shard, seq string, rec []byte, ev event.Event) error {
 	p := PartitionOf(ev.TS)
 	o := sb.open[p]
 	if o == nil {
-		o = &object{part: p, opened: w.cfg.Clock()}
+		o = &object{part: p, opened: w.cfg.Now()}
 		sb.open[p] = o
 	}
 	o.rows = append(o.rows, r)

@@ -272,7 +272,7 @@ func TestWriterDue(t *testing.T) {
 		return event.Event{ID: "x", Site: "s", Type: "t", TS: ts.UnixMilli()}
 	}
 	rec := make([]byte, 100)
-	w := NewWriter(NewDir(t.TempDir()), WriterConfig{MaxBytes: 1000, MaxAge: time.Minute, MaxPendingBytes: 1500, Clock: clock})
+	w := NewWriter(NewDir(t.TempDir()), WriterConfig{MaxBytes: 1000, MaxAge: time.Minute, MaxPendingBytes: 1500, Now: clock})
 
 	steps := []struct {
 		name    string

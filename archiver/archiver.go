@@ -44,7 +44,7 @@ func New(src Source, store archive.ObjectStore, ck Checkpoints, cfg Config) *Arc
 // not yet durable in the archive; 0 when every record read is. A shard whose
 // worker is restarting after a failure keeps its lag growing.
 func (a *Archiver) Lag() map[string]time.Duration {
-	now := a.cfg.Clock()
+	now := a.cfg.Now()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	out := make(map[string]time.Duration, len(a.oldest))
@@ -61,7 +61,7 @@ func (a *Archiver) Lag() map[string]time.Duration {
 // pending notes a record read and added, for Lag.
 func (a *Archiver) pending(shard string, arrival time.Time) {
 	if arrival.IsZero() {
-		arrival = a.cfg.Clock()
+		arrival = a.cfg.Now()
 	}
 	a.mu.Lock()
 	if t := a.oldest[shard]; t.IsZero() || arrival.Before(t) {

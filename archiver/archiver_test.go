@@ -115,7 +115,7 @@ func TestLag(t *testing.T) {
 	cfg := testConfig()
 	// Record arrival times come from the real clock: an hour ahead, every
 	// record read is at least an hour old.
-	cfg.Clock = func() time.Time { return time.Now().Add(time.Hour) }
+	cfg.Now = func() time.Time { return time.Now().Add(time.Hour) }
 	a := New(e.log, bs, e.ck, cfg)
 	e.put(t, 200)
 	stop := run(t, a)

@@ -38,7 +38,7 @@ type Checkpoints interface {
 // Config configures an Archiver. Zero values mean the defaults.
 type Config struct {
 	// Writer configures the archive writer (object size, buffer bound).
-	// Its MaxAge, Clock, Logger and Registerer are taken from this Config
+	// Its MaxAge, Now, Logger and Registerer are taken from this Config
 	// when unset there.
 	Writer archive.WriterConfig
 	// MaxAge is the flush cadence: how long a buffered record may wait
@@ -54,8 +54,8 @@ type Config struct {
 	// Backoff is the first wait after a failure, doubling per consecutive
 	// failure up to 10s; default 100ms.
 	Backoff time.Duration
-	// Clock gives the time for MaxAge and Lag; default time.Now.
-	Clock func() time.Time
+	// Now gives the time for MaxAge and Lag; default time.Now.
+	Now func() time.Time
 	// Logger; nil means don't log.
 	Logger *slog.Logger
 	// Registerer receives the archiver's and its writer's metrics; nil
@@ -92,14 +92,14 @@ func (c Config) withDefaults() Config {
 	if c.Backoff <= 0 {
 		c.Backoff = defaultBackoff
 	}
-	if c.Clock == nil {
-		c.Clock = time.Now
+	if c.Now == nil {
+		c.Now = time.Now
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.Writer.Clock == nil {
-		c.Writer.Clock = c.Clock
+	if c.Writer.Now == nil {
+		c.Writer.Now = c.Now
 	}
 	if c.Writer.Logger == nil {
 		c.Writer.Logger = c.Logger

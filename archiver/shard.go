@@ -79,14 +79,14 @@ func (s *session) loop(ctx context.Context) error {
 	a := s.a
 	after := s.ck.Durable
 	tick := a.cfg.tick()
-	next := a.cfg.Clock().Add(tick)
+	next := a.cfg.Now().Add(tick)
 	for {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
 		// While replaying toward a recorded boundary the flush point is
 		// fixed; time decides nothing.
-		if now := a.cfg.Clock(); !now.Before(next) {
+		if now := a.cfg.Now(); !now.Before(next) {
 			next = now.Add(tick)
 			if s.ck.FlushAt == "" && slices.Contains(a.w.Due(now), s.shard) {
 				if err := s.flush(ctx); err != nil {
