@@ -135,8 +135,12 @@ func TestStallClose(t *testing.T) {
 	fast.subscribe("s", "10s", "path", nil)
 	ps := paths(9)
 	tss := []int64{now, now - 10_000, now - 20_000}
-	for i := 0; i < 1000 && value(h.m.slowCloses) == 0; i++ {
+	// Keep the slow client's queue full until the hub gives up on it: the
+	// memory source publishes far faster than StallClose, so the bound is
+	// time, not a count of applies.
+	for deadline := time.Now().Add(20 * time.Second); value(h.m.slowCloses) == 0 && time.Now().Before(deadline); {
 		e.applyAt(tss, 1, ps...)
+		time.Sleep(time.Millisecond)
 	}
 	if value(h.m.slowCloses) != 1 {
 		t.Fatalf("slow closes = %v, want 1", value(h.m.slowCloses))
