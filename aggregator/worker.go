@@ -226,31 +226,11 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 			b, first = *first, nil
 		} else {
 			var err error
-			b, err = a.src.Read(ctx, shard, pos.Seq, limit)
-			if err != nil {
-				a.met.errors.WithLabelValues("read").Inc()
-				return fmt.Errorf("read shard %s after %q: %w", shard, pos.Seq, err)
-			}
-			if b.Trimmed && len(b.Records) > 0 {
-				// Records between pos.Seq and this batch left the stream's
-				// retention before they were applied: they are lost to the
-				// aggregates (the archive still has them for a replay).
-				a.met.errors.WithLabelValues("trimmed").Inc()
-				a.log.Error("shard trimmed past the applied position; records lost to aggregation", "shard", shard, "after", pos.Seq)
+			if b, err = a.read(ctx, shard, pos.Seq, limit); err != nil {
+				return err
 			}
 		}
-		var rest *stream.Batch
-		if len(cuts) > 0 {
-			last := pos.Seq
-			for i := range b.Records {
-				if (p.records > 0 || i > 0) && cutBetween(cuts, last, b.Records[i].Seq) {
-					rest = &stream.Batch{Records: b.Records[i:], BehindRecords: b.BehindRecords, BehindMillis: b.BehindMillis, Ended: b.Ended}
-					b.Records, b.Ended = b.Records[:i], false
-					break
-				}
-				last = b.Records[i].Seq
-			}
-		}
+		rest := splitAtCut(&b, cuts, pos.Seq, p.records > 0)
 		p.lag, p.ended = Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, b.Ended
 		if len(b.Records) > 0 {
 			if p.records == 0 {
@@ -301,6 +281,45 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 			first = rest
 		}
 	}
+}
+
+// read reads up to limit records of shard after seq, and reports records
+// the stream dropped before they were applied.
+func (a *Aggregator) read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
+	b, err := a.src.Read(ctx, shard, after, limit)
+	if err != nil {
+		a.met.errors.WithLabelValues("read").Inc()
+		return b, fmt.Errorf("read shard %s after %q: %w", shard, after, err)
+	}
+	if b.Trimmed && len(b.Records) > 0 {
+		// Records between after and this batch left the stream's retention
+		// before they were applied: they are lost to the aggregates (the
+		// archive still has them for a replay).
+		a.met.errors.WithLabelValues("trimmed").Inc()
+		a.log.Error("shard trimmed past the applied position; records lost to aggregation", "shard", shard, "after", after)
+	}
+	return b, nil
+}
+
+// splitAtCut cuts b at the first boundary in cuts (sorted) that falls
+// between its records, or between after and its first record when the
+// commit already holds records (open), so that no commit straddles a cut.
+// It returns the records after the cut, carrying the batch's lag and end,
+// or nil when b holds no cut.
+func splitAtCut(b *stream.Batch, cuts []string, after string, open bool) *stream.Batch {
+	if len(cuts) == 0 {
+		return nil
+	}
+	last := after
+	for i := range b.Records {
+		if (open || i > 0) && cutBetween(cuts, last, b.Records[i].Seq) {
+			rest := &stream.Batch{Records: b.Records[i:], BehindRecords: b.BehindRecords, BehindMillis: b.BehindMillis, Ended: b.Ended}
+			b.Records, b.Ended = b.Records[:i], false
+			return rest
+		}
+		last = b.Records[i].Seq
+	}
+	return nil
 }
 
 // fold decodes, deduplicates and combines one record.

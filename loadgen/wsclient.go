@@ -87,36 +87,15 @@ type wsClient struct {
 // DialFleet connects cfg.Clients subscribers and returns once every one has
 // its subscription confirmed; on any failure it closes them all.
 func DialFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
-	if cfg.DialConcurrency <= 0 {
-		cfg.DialConcurrency = 64
-	}
-	if cfg.ReadyTimeout <= 0 {
-		cfg.ReadyTimeout = 60 * time.Second
-	}
-	if cfg.MaxReadings <= 0 {
-		cfg.MaxReadings = 4096
-	}
+	cfg = cfg.withDefaults()
 	runCtx, cancel := context.WithCancel(context.Background())
 	f := &Fleet{clients: make([]*wsClient, cfg.Clients), cancel: cancel}
 	readyCtx, readyCancel := context.WithTimeout(ctx, cfg.ReadyTimeout)
 	defer readyCancel()
 
-	// One dialer for all: a transport per connection would be wasteful, and
-	// hijacked upgrade connections never return to its pool.
-	var dials atomic.Int64
-	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
-		d := net.Dialer{Timeout: 10 * time.Second}
-		if cfg.PerSourceIP > 0 {
-			// The host part of 127.0.0.0/8, from 2 on (127.0.0.1 stays free).
-			k := 2 + (dials.Add(1)-1)/int64(cfg.PerSourceIP)
-			if k >= 1<<24-1 {
-				return nil, fmt.Errorf("dial %s: out of loopback source addresses", addr)
-			}
-			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))}
-		}
-		return d.DialContext(ctx, network, addr)
-	}
-	tr := &http.Transport{DialContext: dialer, DisableCompression: true}
+	// One transport for all: a transport per connection would be wasteful,
+	// and hijacked upgrade connections never return to its pool.
+	tr := dialTransport(cfg.PerSourceIP)
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr}
 
@@ -155,22 +134,68 @@ func DialFleet(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			})
 		}()
 	}
-	for got := 0; failed == nil && got < dialed; got++ {
-		select {
-		case err := <-ready:
-			failed = err
-		case <-readyCtx.Done():
-			failed = fmt.Errorf("subscribers not ready after %s: %d of %d pending", cfg.ReadyTimeout, dialed-got, cfg.Clients)
-		}
-	}
-	if failed == nil && dialed < cfg.Clients {
-		failed = fmt.Errorf("connect %d subscribers: only %d dialed: %v", cfg.Clients, dialed, readyCtx.Err())
+	if failed == nil {
+		failed = awaitReady(readyCtx, cfg, ready, dialed)
 	}
 	if failed != nil {
 		f.Close()
 		return nil, failed
 	}
 	return f, nil
+}
+
+// withDefaults fills the unset limits of cfg.
+func (cfg FleetConfig) withDefaults() FleetConfig {
+	if cfg.DialConcurrency <= 0 {
+		cfg.DialConcurrency = 64
+	}
+	if cfg.ReadyTimeout <= 0 {
+		cfg.ReadyTimeout = 60 * time.Second
+	}
+	if cfg.MaxReadings <= 0 {
+		cfg.MaxReadings = 4096
+	}
+	return cfg
+}
+
+// dialTransport returns the transport every subscriber dials through. With
+// perSourceIP > 0 it spreads connections over loopback source addresses,
+// perSourceIP per address (see FleetConfig.PerSourceIP).
+func dialTransport(perSourceIP int) *http.Transport {
+	var dials atomic.Int64
+	dialer := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		d := net.Dialer{Timeout: 10 * time.Second}
+		if perSourceIP > 0 {
+			// The host part of 127.0.0.0/8, from 2 on (127.0.0.1 stays free).
+			k := 2 + (dials.Add(1)-1)/int64(perSourceIP)
+			if k >= 1<<24-1 {
+				return nil, fmt.Errorf("dial %s: out of loopback source addresses", addr)
+			}
+			d.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, byte(k>>16), byte(k>>8), byte(k))}
+		}
+		return d.DialContext(ctx, network, addr)
+	}
+	return &http.Transport{DialContext: dialer, DisableCompression: true}
+}
+
+// awaitReady waits until the dialed subscribers have reported on ready, and
+// returns the first failure, a timeout when readyCtx ends first, or an
+// error when the dial loop stopped before all cfg.Clients were dialed.
+func awaitReady(readyCtx context.Context, cfg FleetConfig, ready <-chan error, dialed int) error {
+	for got := 0; got < dialed; got++ {
+		select {
+		case err := <-ready:
+			if err != nil {
+				return err
+			}
+		case <-readyCtx.Done():
+			return fmt.Errorf("subscribers not ready after %s: %d of %d pending", cfg.ReadyTimeout, dialed-got, cfg.Clients)
+		}
+	}
+	if dialed < cfg.Clients {
+		return fmt.Errorf("connect %d subscribers: only %d dialed: %v", cfg.Clients, dialed, readyCtx.Err())
+	}
+	return nil
 }
 
 // run reads until the fleet closes. It calls done once: with nil at the

@@ -75,33 +75,9 @@ type sub struct {
 
 // ServeHTTP serves GET /v1/ws.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		http.Error(w, "use GET to open a WebSocket", http.StatusMethodNotAllowed)
+	tok, authed, release, ok := h.admit(w, r)
+	if !ok {
 		return
-	}
-	if !h.originAllowed(r) {
-		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return
-	}
-	authed := h.cfg.Tokens == nil
-	tok := r.URL.Query().Get("token")
-	if tok != "" && h.cfg.Tokens != nil {
-		if !h.cfg.Tokens.Read(tok) {
-			http.Error(w, "invalid read token", http.StatusUnauthorized)
-			return
-		}
-		authed = true
-	}
-	release := func() {}
-	if h.cfg.Admit != nil {
-		rel, ok := h.cfg.Admit(r)
-		if !ok {
-			w.Header().Set("Retry-After", "5")
-			http.Error(w, "too many WebSocket connections from this address", http.StatusTooManyRequests)
-			return
-		}
-		release = rel
 	}
 	h.mu.Lock()
 	if !h.running {
@@ -156,6 +132,45 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}()
 		c.run()
 	}()
+}
+
+// admit runs the checks that can refuse a request before the upgrade: the
+// method, the origin, the read token in the query and the per-address cap
+// (Config.Admit). When one refuses, it answers the request and ok is false.
+// Otherwise it returns the token, whether the connection is authenticated
+// already (a valid token, or no tokens configured; else a later message may
+// authenticate it), and the release of the admission, to call when the
+// connection ends.
+func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (tok string, authed bool, release func(), ok bool) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		http.Error(w, "use GET to open a WebSocket", http.StatusMethodNotAllowed)
+		return "", false, nil, false
+	}
+	if !h.originAllowed(r) {
+		http.Error(w, "origin not allowed", http.StatusForbidden)
+		return "", false, nil, false
+	}
+	authed = h.cfg.Tokens == nil
+	tok = r.URL.Query().Get("token")
+	if tok != "" && h.cfg.Tokens != nil {
+		if !h.cfg.Tokens.Read(tok) {
+			http.Error(w, "invalid read token", http.StatusUnauthorized)
+			return "", false, nil, false
+		}
+		authed = true
+	}
+	release = func() {}
+	if h.cfg.Admit != nil {
+		rel, admitted := h.cfg.Admit(r)
+		if !admitted {
+			w.Header().Set("Retry-After", "5")
+			http.Error(w, "too many WebSocket connections from this address", http.StatusTooManyRequests)
+			return "", false, nil, false
+		}
+		release = rel
+	}
+	return tok, authed, release, true
 }
 
 // originAllowed applies Config.AllowedOrigins before the upgrade.

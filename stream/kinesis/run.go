@@ -155,6 +155,57 @@ const putTimeout = 30 * time.Second
 // putRecords makes one PutRecords call and finishes the entries of records
 // stored or failed for good. It returns the records to retry and why.
 func (s *Stream) putRecords(ctx context.Context, recs []*record) ([]*record, error) {
+	in, live := s.putRequest(recs)
+	if len(live) == 0 {
+		return nil, nil
+	}
+	out, err := s.callPutRecords(ctx, in, len(live))
+	if err != nil {
+		if retryableCall(err) {
+			return live, err
+		}
+		for _, r := range live {
+			s.fail(r, err, "rejected")
+		}
+		return nil, nil
+	}
+	var retry []*record
+	var lastErr error
+	for i, res := range out.Records {
+		r := live[i]
+		if res.ErrorCode != nil {
+			if rerr := s.refused(r, aws.ToString(res.ErrorCode), aws.ToString(res.ErrorMessage)); rerr != nil {
+				retry = append(retry, r)
+				lastErr = rerr
+			}
+			continue
+		}
+		shard, seq := aws.ToString(res.ShardId), aws.ToString(res.SequenceNumber)
+		if r.shard != "" && shard != r.shard {
+			// The shard map is stale (a reshard): reload it so later
+			// aggregates follow the new shards.
+			select {
+			case s.refreshShard <- struct{}{}:
+			default:
+			}
+			if len(r.items) > 1 {
+				var moved error
+				if retry, moved = s.landedElsewhere(ctx, r, shard, seq, retry); moved != nil {
+					lastErr = moved
+				}
+				continue
+			}
+		}
+		s.m.eventsPerRecord.Observe(float64(len(r.items)))
+		s.succeed(r, shard, seq)
+	}
+	return retry, lastErr
+}
+
+// putRequest builds the PutRecords request for the records that still have
+// entries (an encoding failure empties a record) and returns those records,
+// in request order, so that results can be matched to them by index.
+func (s *Stream) putRequest(recs []*record) (*kinesis.PutRecordsInput, []*record) {
 	in := &kinesis.PutRecordsInput{StreamName: aws.String(s.cfg.Stream), Records: make([]types.PutRecordsRequestEntry, 0, len(recs))}
 	live := recs[:0:0]
 	for _, r := range recs {
@@ -168,9 +219,13 @@ func (s *Stream) putRecords(ctx context.Context, recs []*record) ([]*record, err
 		in.Records = append(in.Records, e)
 		live = append(live, r)
 	}
-	if len(live) == 0 {
-		return nil, nil
-	}
+	return in, live
+}
+
+// callPutRecords sends in, a request of n records, and records its latency
+// and size. An answer whose record count differs from n is an error: the
+// results could not be matched to the records.
+func (s *Stream) callPutRecords(ctx context.Context, in *kinesis.PutRecordsInput, n int) (*kinesis.PutRecordsOutput, error) {
 	start := time.Now()
 	// A hung connection must not hold entries forever: the SDK sets no
 	// response timeout of its own.
@@ -178,76 +233,58 @@ func (s *Stream) putRecords(ctx context.Context, recs []*record) ([]*record, err
 	out, err := s.client.PutRecords(callCtx, in)
 	cancel()
 	s.m.putSeconds.Observe(time.Since(start).Seconds())
-	s.m.recordsPerPut.Observe(float64(len(live)))
-	if err == nil && len(out.Records) != len(live) {
-		err = fmt.Errorf("PutRecords answered %d records for %d", len(out.Records), len(live))
+	s.m.recordsPerPut.Observe(float64(n))
+	if err == nil && len(out.Records) != n {
+		err = fmt.Errorf("PutRecords answered %d records for %d", len(out.Records), n)
 	}
 	if err != nil {
-		err = fmt.Errorf("put records to %s: %w", s.cfg.Stream, err)
-		if retryableCall(err) {
-			return live, err
-		}
-		for _, r := range live {
-			s.fail(r, err, "rejected")
-		}
-		return nil, nil
+		return nil, fmt.Errorf("put records to %s: %w", s.cfg.Stream, err)
 	}
-	var retry []*record
-	var lastErr error
-	for i, res := range out.Records {
-		r := live[i]
-		if res.ErrorCode == nil {
-			shard := aws.ToString(res.ShardId)
-			if r.shard != "" && shard != r.shard {
-				// The shard map is stale (a reshard): reload it so later
-				// aggregates follow the new shards.
-				select {
-				case s.refreshShard <- struct{}{}:
-				default:
-				}
-				if len(r.items) > 1 {
-					// Its user records may belong to other children than
-					// the one it landed on, where readers drop them
-					// (inRange): those are put again, each as a plain
-					// record that Kinesis routes by its own key, and
-					// acknowledged from there; the others stay here.
-					if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
-						s.reloadShards(ctx)
-					}
-					seq, last := aws.ToString(res.SequenceNumber), len(r.items)-1
-					s.m.eventsPerRecord.Observe(float64(len(r.items)))
-					for j, it := range r.items {
-						if s.inRange(shard, it.key, "") {
-							it.call.finish(it.i, PutResult{Shard: shard, Seq: position(seq, j, j == last)}, nil)
-							s.buffered.Add(-1)
-							continue
-						}
-						s.m.misplaced.Inc()
-						data := it.data
-						if data == nil {
-							data = []byte{}
-						}
-						retry = append(retry, &record{key: it.key, items: []item{it}, data: data, size: len(it.key) + len(data)})
-						lastErr = fmt.Errorf("aggregated record for shard %s landed on %s (reshard): entries of other shards are put again", r.shard, shard)
-					}
-					continue
-				}
-			}
-			s.m.eventsPerRecord.Observe(float64(len(r.items)))
-			s.succeed(r, shard, aws.ToString(res.SequenceNumber))
+	return out, nil
+}
+
+// refused handles a record Kinesis refused within an accepted call. It
+// returns the error to retry it with when the code is one that passes
+// (throttling, an internal fault); otherwise it fails the record's entries
+// for good and returns nil.
+func (s *Stream) refused(r *record, code, msg string) error {
+	rerr := fmt.Errorf("put record to %s: %s: %s", s.cfg.Stream, code, msg)
+	switch code {
+	case "ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException", "ServiceUnavailable":
+		return rerr
+	}
+	s.fail(r, rerr, "rejected")
+	return nil
+}
+
+// landedElsewhere settles an aggregated record that Kinesis stored at seq in
+// shard, not the shard it was packed for. Its user records may belong to
+// other children than the one it landed on, where readers drop them
+// (inRange): those are appended to retry, each as a plain record that
+// Kinesis routes by its own key, and acknowledged from there; the others are
+// acknowledged here. The error says why entries are put again, nil if none.
+func (s *Stream) landedElsewhere(ctx context.Context, r *record, shard, seq string, retry []*record) ([]*record, error) {
+	if rp := s.ranges.Load(); rp == nil || (*rp)[shard] == [2]hashKey{} {
+		s.reloadShards(ctx)
+	}
+	var moved error
+	last := len(r.items) - 1
+	s.m.eventsPerRecord.Observe(float64(len(r.items)))
+	for j, it := range r.items {
+		if s.inRange(shard, it.key, "") {
+			it.call.finish(it.i, PutResult{Shard: shard, Seq: position(seq, j, j == last)}, nil)
+			s.buffered.Add(-1)
 			continue
 		}
-		code := aws.ToString(res.ErrorCode)
-		rerr := fmt.Errorf("put record to %s: %s: %s", s.cfg.Stream, code, aws.ToString(res.ErrorMessage))
-		switch code {
-		case "ProvisionedThroughputExceededException", "InternalFailure", "KMSThrottlingException", "ServiceUnavailable":
-			retry = append(retry, r)
-			lastErr = rerr
-		default:
-			s.fail(r, rerr, "rejected")
+		s.m.misplaced.Inc()
+		data := it.data
+		if data == nil {
+			data = []byte{}
 		}
+		retry = append(retry, &record{key: it.key, items: []item{it}, data: data, size: len(it.key) + len(data)})
+		moved = fmt.Errorf("aggregated record for shard %s landed on %s (reshard): entries of other shards are put again", r.shard, shard)
 	}
-	return retry, lastErr
+	return retry, moved
 }
 
 // retryableCall reports whether a failed PutRecords call may succeed when
