@@ -3,7 +3,10 @@ package docs_test
 import (
 	"bufio"
 	"errors"
+	"go/ast"
 	"go/build"
+	"go/parser"
+	"go/token"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -130,4 +133,54 @@ func modulePackages(t *testing.T, root string) map[string][]string {
 		t.Fatalf("walk packages: %v", err)
 	}
 	return out
+}
+
+// longFuncs are the functions allowed over maxFuncLines: hand-written
+// parsers, one state machine each, read best in one piece.
+var longFuncs = map[string]string{
+	"event/object.go props":               "the props object parser",
+	"event/parse.go skip":                 "skips one JSON value of any kind",
+	"push/message.go DecodeClientMessage": "the client message parser",
+}
+
+const maxFuncLines = 80
+
+// TestFunctionLength keeps every function of the module's non-test code
+// at most maxFuncLines long, but the parsers in longFuncs.
+func TestFunctionLength(t *testing.T) {
+	fset := token.NewFileSet()
+	err := filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if path != ".." && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata" || d.Name() == "node_modules") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
+		if err != nil {
+			return err
+		}
+		rel, _ := filepath.Rel("..", path)
+		for _, decl := range f.Decls {
+			fd, ok := decl.(*ast.FuncDecl)
+			if !ok || fd.Body == nil {
+				continue
+			}
+			n := fset.Position(fd.End()).Line - fset.Position(fd.Pos()).Line + 1
+			name := filepath.ToSlash(rel) + " " + fd.Name.Name
+			if _, ok := longFuncs[name]; n > maxFuncLines && !ok {
+				t.Errorf("%s:%d: %s is %d lines, over %d: split it into named steps", rel, fset.Position(fd.Pos()).Line, fd.Name.Name, n, maxFuncLines)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("walk sources: %v", err)
+	}
 }
