@@ -6,52 +6,20 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/pulsehq/pulse/node"
 )
-
-// serveConfig is everything `pulse serve` reads from flags and environment.
-type serveConfig struct {
-	Addr            string
-	Data            string
-	Roles           map[string]bool
-	Stream          string
-	KinesisEFO      string // enhanced fan-out consumer name of the main Kinesis reader
-	Redis           string
-	Archive         string
-	Shards          int
-	ReadToken       string
-	AdminToken      string
-	PublicURL       string
-	AllowedOrigins  []string
-	Namespace       string
-	DedupWindow     time.Duration
-	AllowedLateness time.Duration
-	RetentionAge    time.Duration
-	RetentionBytes  int64
-	LogFormat       string
-	LogLevel        string
-	MetricsConfig   string
-	RateIP          float64
-	RateSite        float64
-	TrustedProxies  []netip.Prefix
-	AdminAddr       string
-	MaxInFlight     int64
-	Harden          hardenConfig
-	Group           groupConfig
-	ArchiveMaxAge   time.Duration
-	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
-}
-
-var allRoles = []string{"ingest", "aggregate", "push", "archive"}
 
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "addr", Value: ":8080", Usage: "HTTP listen address"},
 		&cli.StringFlag{Name: "data", Value: "./data", Usage: "data directory (local stream, tokens, local archive)"},
-		&cli.StringFlag{Name: "roles", Value: strings.Join(allRoles, ","), Usage: "roles to run: ingest,aggregate,push,archive"},
+		&cli.StringFlag{Name: "roles", Value: strings.Join(node.AllRoles(), ","), Usage: "roles to run: ingest,aggregate,push,archive"},
 		&cli.StringFlag{Name: "stream", Value: "local", Usage: "stream: local or kinesis://NAME"},
 		&cli.StringFlag{Name: "kinesis-efo", Usage: "read a kinesis:// stream with enhanced fan-out as this consumer name, registered if missing (empty: poll GetRecords)"},
 		&cli.StringFlag{Name: "redis", Value: "embedded", Usage: "aggregate store: embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2"},
@@ -108,13 +76,13 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return serve(ctx, cfg, log)
+			return node.Run(ctx, cfg, log)
 		},
 	}
 }
 
-func serveConfigFrom(c *cli.Command) (serveConfig, error) {
-	cfg := serveConfig{
+func serveConfigFrom(c *cli.Command) (node.Config, error) {
+	cfg := node.Config{
 		Addr:            c.String("addr"),
 		Data:            c.String("data"),
 		Roles:           map[string]bool{},
@@ -169,13 +137,13 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		if r == "" {
 			continue
 		}
-		if !contains(allRoles, r) {
-			return cfg, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(allRoles, ","))
+		if !slices.Contains(node.AllRoles(), r) {
+			return cfg, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(node.AllRoles(), ","))
 		}
 		cfg.Roles[r] = true
 	}
 	if len(cfg.Roles) == 0 {
-		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(allRoles, ","))
+		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(node.AllRoles(), ","))
 	}
 	if cfg.KinesisEFO != "" && !strings.HasPrefix(cfg.Stream, "kinesis://") {
 		return cfg, fmt.Errorf("--kinesis-efo: needs --stream kinesis://NAME, got %q", cfg.Stream)
@@ -190,15 +158,6 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 		return cfg, fmt.Errorf("--dedup-window: must be positive, got %s", cfg.DedupWindow)
 	}
 	return cfg, nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
-		}
-	}
-	return false
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
