@@ -81,11 +81,12 @@ func serveCommand() *cli.Command {
 	}
 }
 
+// serveConfigFrom maps the flags of c onto a node.Config and checks them,
+// naming the flag of a value that cannot work.
 func serveConfigFrom(c *cli.Command) (node.Config, error) {
 	cfg := node.Config{
 		Addr:            c.String("addr"),
 		Data:            c.String("data"),
-		Roles:           map[string]bool{},
 		Stream:          c.String("stream"),
 		KinesisEFO:      c.String("kinesis-efo"),
 		Redis:           c.String("redis"),
@@ -117,33 +118,11 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 	if cfg.Group, err = groupConfigFrom(c, cfg.Redis); err != nil {
 		return cfg, err
 	}
-	for _, p := range c.StringSlice("trusted-proxies") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return cfg, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", p)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
-		}
-		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+	if cfg.TrustedProxies, err = parseTrustedProxies(c.StringSlice("trusted-proxies")); err != nil {
+		return cfg, err
 	}
-	for _, r := range strings.Split(c.String("roles"), ",") {
-		r = strings.TrimSpace(r)
-		if r == "" {
-			continue
-		}
-		if !slices.Contains(node.AllRoles(), r) {
-			return cfg, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(node.AllRoles(), ","))
-		}
-		cfg.Roles[r] = true
-	}
-	if len(cfg.Roles) == 0 {
-		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(node.AllRoles(), ","))
+	if cfg.Roles, err = parseRoles(c.String("roles")); err != nil {
+		return cfg, err
 	}
 	if cfg.KinesisEFO != "" && !strings.HasPrefix(cfg.Stream, "kinesis://") {
 		return cfg, fmt.Errorf("--kinesis-efo: needs --stream kinesis://NAME, got %q", cfg.Stream)
@@ -158,6 +137,47 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 		return cfg, fmt.Errorf("--dedup-window: must be positive, got %s", cfg.DedupWindow)
 	}
 	return cfg, nil
+}
+
+// parseTrustedProxies reads --trusted-proxies: CIDRs, or addresses
+// standing for themselves.
+func parseTrustedProxies(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range ss {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pfx)
+	}
+	return out, nil
+}
+
+// parseRoles reads --roles: a comma-separated set of node.AllRoles.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(node.AllRoles(), r) {
+			return nil, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(node.AllRoles(), ","))
+		}
+		roles[r] = true
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(node.AllRoles(), ","))
+	}
+	return roles, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {
