@@ -12,6 +12,8 @@ import (
 
 	"github.com/urfave/cli/v3"
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pulsehq/pulse/node"
 )
 
 // composeFile is the part of docker-compose.yml the checks read.
@@ -76,7 +78,7 @@ func subcommand(name string) *cli.Command {
 
 // parseServe runs `pulse serve` flag parsing and validation on args and
 // env (PULSE_* variables), without serving, and returns the config.
-func parseServe(t *testing.T, args []string, env map[string]string) (serveConfig, error) {
+func parseServe(t *testing.T, args []string, env map[string]string) (node.Config, error) {
 	t.Helper()
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PULSE_") {
@@ -87,7 +89,7 @@ func parseServe(t *testing.T, args []string, env map[string]string) (serveConfig
 	for k, v := range env {
 		t.Setenv(k, interpolate(v))
 	}
-	var cfg serveConfig
+	var cfg node.Config
 	cmd := serveCommand()
 	cmd.Action = func(_ context.Context, c *cli.Command) error {
 		var err error
@@ -145,7 +147,7 @@ func TestCompose(t *testing.T) {
 				t.Fatalf("pulse %s: %v", strings.Join(svc.Command, " "), err)
 			}
 			if len(cfg.Roles) != 1 {
-				t.Errorf("runs roles %v, want one role per service", rolesOf(cfg))
+				t.Errorf("runs roles %v, want one role per service", cfg.RoleNames())
 			}
 			for r := range cfg.Roles {
 				if other, dup := roles[r]; dup {
@@ -197,7 +199,7 @@ func TestCompose(t *testing.T) {
 			checkPulseHealthcheck(t, svc)
 		})
 	}
-	for _, r := range allRoles {
+	for _, r := range node.AllRoles() {
 		if roles[r] == "" {
 			t.Errorf("no service runs role %s", r)
 		}

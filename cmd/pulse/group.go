@@ -5,16 +5,12 @@ import (
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/pulsehq/pulse/node"
 )
 
-// groupConfig is how the aggregate role shares the shards with other
+// groupFlags are how the aggregate role shares the shards with other
 // instances (docs/scaling.md).
-type groupConfig struct {
-	Mode     string // auto, on or off
-	LeaseTTL time.Duration
-	Owner    string
-}
-
 func groupFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "group", Value: "auto", Usage: "run the aggregate role as one of a group of instances sharing the shards through leases in Redis, and the archive role as one active archiver with standbys: on, off, or auto (on unless --redis is embedded)"},
@@ -23,8 +19,8 @@ func groupFlags() []cli.Flag {
 	}
 }
 
-func groupConfigFrom(c *cli.Command, redisURL string) (groupConfig, error) {
-	g := groupConfig{Mode: c.String("group"), LeaseTTL: c.Duration("lease-ttl"), Owner: c.String("owner")}
+func groupConfigFrom(c *cli.Command, redisURL string) (node.Group, error) {
+	g := node.Group{Mode: c.String("group"), LeaseTTL: c.Duration("lease-ttl"), Owner: c.String("owner")}
 	switch g.Mode {
 	case "auto":
 		g.Mode = "on"

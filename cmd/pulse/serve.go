@@ -6,52 +6,20 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/urfave/cli/v3"
+
+	"github.com/pulsehq/pulse/node"
 )
-
-// serveConfig is everything `pulse serve` reads from flags and environment.
-type serveConfig struct {
-	Addr            string
-	Data            string
-	Roles           map[string]bool
-	Stream          string
-	KinesisEFO      string // enhanced fan-out consumer name of the main Kinesis reader
-	Redis           string
-	Archive         string
-	Shards          int
-	ReadToken       string
-	AdminToken      string
-	PublicURL       string
-	AllowedOrigins  []string
-	Namespace       string
-	DedupWindow     time.Duration
-	AllowedLateness time.Duration
-	RetentionAge    time.Duration
-	RetentionBytes  int64
-	LogFormat       string
-	LogLevel        string
-	MetricsConfig   string
-	RateIP          float64
-	RateSite        float64
-	TrustedProxies  []netip.Prefix
-	AdminAddr       string
-	MaxInFlight     int64
-	Harden          hardenConfig
-	Group           groupConfig
-	ArchiveMaxAge   time.Duration
-	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
-}
-
-var allRoles = []string{"ingest", "aggregate", "push", "archive"}
 
 func serveCommand() *cli.Command {
 	flags := []cli.Flag{
 		&cli.StringFlag{Name: "addr", Value: ":8080", Usage: "HTTP listen address"},
 		&cli.StringFlag{Name: "data", Value: "./data", Usage: "data directory (local stream, tokens, local archive)"},
-		&cli.StringFlag{Name: "roles", Value: strings.Join(allRoles, ","), Usage: "roles to run: ingest,aggregate,push,archive"},
+		&cli.StringFlag{Name: "roles", Value: strings.Join(node.AllRoles(), ","), Usage: "roles to run: ingest,aggregate,push,archive"},
 		&cli.StringFlag{Name: "stream", Value: "local", Usage: "stream: local or kinesis://NAME"},
 		&cli.StringFlag{Name: "kinesis-efo", Usage: "read a kinesis:// stream with enhanced fan-out as this consumer name, registered if missing (empty: poll GetRecords)"},
 		&cli.StringFlag{Name: "redis", Value: "embedded", Usage: "aggregate store: embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2"},
@@ -108,16 +76,17 @@ func serveCommand() *cli.Command {
 			if err != nil {
 				return err
 			}
-			return serve(ctx, cfg, log)
+			return node.Run(ctx, cfg, log)
 		},
 	}
 }
 
-func serveConfigFrom(c *cli.Command) (serveConfig, error) {
-	cfg := serveConfig{
+// serveConfigFrom maps the flags of c onto a node.Config and checks them,
+// naming the flag of a value that cannot work.
+func serveConfigFrom(c *cli.Command) (node.Config, error) {
+	cfg := node.Config{
 		Addr:            c.String("addr"),
 		Data:            c.String("data"),
-		Roles:           map[string]bool{},
 		Stream:          c.String("stream"),
 		KinesisEFO:      c.String("kinesis-efo"),
 		Redis:           c.String("redis"),
@@ -149,33 +118,11 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 	if cfg.Group, err = groupConfigFrom(c, cfg.Redis); err != nil {
 		return cfg, err
 	}
-	for _, p := range c.StringSlice("trusted-proxies") {
-		p = strings.TrimSpace(p)
-		if p == "" {
-			continue
-		}
-		pfx, err := netip.ParsePrefix(p)
-		if err != nil {
-			a, aerr := netip.ParseAddr(p)
-			if aerr != nil {
-				return cfg, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", p)
-			}
-			pfx = netip.PrefixFrom(a, a.BitLen())
-		}
-		cfg.TrustedProxies = append(cfg.TrustedProxies, pfx)
+	if cfg.TrustedProxies, err = parseTrustedProxies(c.StringSlice("trusted-proxies")); err != nil {
+		return cfg, err
 	}
-	for _, r := range strings.Split(c.String("roles"), ",") {
-		r = strings.TrimSpace(r)
-		if r == "" {
-			continue
-		}
-		if !contains(allRoles, r) {
-			return cfg, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(allRoles, ","))
-		}
-		cfg.Roles[r] = true
-	}
-	if len(cfg.Roles) == 0 {
-		return cfg, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(allRoles, ","))
+	if cfg.Roles, err = parseRoles(c.String("roles")); err != nil {
+		return cfg, err
 	}
 	if cfg.KinesisEFO != "" && !strings.HasPrefix(cfg.Stream, "kinesis://") {
 		return cfg, fmt.Errorf("--kinesis-efo: needs --stream kinesis://NAME, got %q", cfg.Stream)
@@ -192,13 +139,45 @@ func serveConfigFrom(c *cli.Command) (serveConfig, error) {
 	return cfg, nil
 }
 
-func contains(xs []string, x string) bool {
-	for _, y := range xs {
-		if y == x {
-			return true
+// parseTrustedProxies reads --trusted-proxies: CIDRs, or addresses
+// standing for themselves.
+func parseTrustedProxies(ss []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, p := range ss {
+		p = strings.TrimSpace(p)
+		if p == "" {
+			continue
 		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			a, aerr := netip.ParseAddr(p)
+			if aerr != nil {
+				return nil, fmt.Errorf("--trusted-proxies: %q is not a CIDR or an address", p)
+			}
+			pfx = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, pfx)
 	}
-	return false
+	return out, nil
+}
+
+// parseRoles reads --roles: a comma-separated set of node.AllRoles.
+func parseRoles(s string) (map[string]bool, error) {
+	roles := map[string]bool{}
+	for _, r := range strings.Split(s, ",") {
+		r = strings.TrimSpace(r)
+		if r == "" {
+			continue
+		}
+		if !slices.Contains(node.AllRoles(), r) {
+			return nil, fmt.Errorf("--roles: unknown role %q (want some of %s)", r, strings.Join(node.AllRoles(), ","))
+		}
+		roles[r] = true
+	}
+	if len(roles) == 0 {
+		return nil, fmt.Errorf("--roles: no role given (want some of %s)", strings.Join(node.AllRoles(), ","))
+	}
+	return roles, nil
 }
 
 func newLogger(format, level string) (*slog.Logger, error) {

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -35,7 +35,7 @@ import (
 )
 
 // part is what building one role, or one common piece, yields: the runner
-// serve's errgroup runs (nil: none) and the routes it adds (nil: none).
+// Run's errgroup runs (nil: none) and the routes it adds (nil: none).
 type part struct {
 	run    func(ctx context.Context) error
 	routes func(r *gin.Engine)
@@ -249,7 +249,7 @@ func notReady(ctx context.Context, rdb redis.UniversalClient, lag map[string]agg
 	return ""
 }
 
-// streamBackend is what serve needs of a stream backend; Put goes through
+// streamBackend is what a node needs of a stream backend; Put goes through
 // the Publisher each backend adapts, since their result types differ.
 type streamBackend interface {
 	Shards(ctx context.Context) ([]stream.Shard, error)
@@ -261,7 +261,7 @@ type streamBackend interface {
 
 // openStream opens the stream cfg names, retried while its endpoint is
 // not ready; it is closed after the workers stopped.
-func (n *node) openStream(ctx context.Context, cfg serveConfig, what string, reg prometheus.Registerer) (streamBackend, ingest.Publisher, error) {
+func (n *node) openStream(ctx context.Context, cfg Config, what string, reg prometheus.Registerer) (streamBackend, ingest.Publisher, error) {
 	log := n.log.With("part", what)
 	if cfg.Stream == "kinesis://" {
 		return nil, nil, fmt.Errorf("--stream %s: no stream name", cfg.Stream)
@@ -303,7 +303,7 @@ func (n *node) openStream(ctx context.Context, cfg serveConfig, what string, reg
 
 // localRetention is --retention-age, by default the longest aggregate
 // retention, so that a restart rebuilds every aggregate exactly.
-func localRetention(cfg serveConfig, cat *metric.Catalog) time.Duration {
+func localRetention(cfg Config, cat *metric.Catalog) time.Duration {
 	age := cfg.RetentionAge
 	if age == 0 {
 		for _, s := range cat.Steps {

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -28,7 +28,7 @@ import (
 // role competes for one lease (archiver.RunLeased): its holder archives,
 // the others stand by and take over within about the lease TTL when it
 // dies.
-func startArchiver(ctx context.Context, g *errgroup.Group, cfg serveConfig, src archiver.Source, store archive.ObjectStore, ck archiver.Checkpoints, rdb redis.UniversalClient, log *slog.Logger, reg prometheus.Registerer) error {
+func startArchiver(ctx context.Context, g *errgroup.Group, cfg Config, src archiver.Source, store archive.ObjectStore, ck archiver.Checkpoints, rdb redis.UniversalClient, log *slog.Logger, reg prometheus.Registerer) error {
 	if store == nil {
 		return fmt.Errorf("--archive: no archive store")
 	}

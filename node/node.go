@@ -1,4 +1,6 @@
-package main
+// Package node is one `pulse serve` process: its roles built from a
+// Config, run under one errgroup, stopped in the documented order (Run).
+package node
 
 import (
 	"context"
@@ -25,7 +27,9 @@ import (
 	"github.com/pulsehq/pulse/ratelimit"
 )
 
-// serve runs the roles cfg asks for until SIGINT or SIGTERM.
+// Run runs the roles cfg asks for until ctx is done or the process gets
+// SIGINT or SIGTERM, logging to log. It returns nil for such a stop, else
+// what made the node fail.
 //
 // Start: the HTTP listener comes first, answering /healthz 200 and /readyz
 // 503 naming what start-up waits for (other routes 503 with Retry-After).
@@ -47,7 +51,13 @@ import (
 //  5. the stream and the stores close.
 //
 // A second signal during the stop ends the process at once.
-func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
+func Run(ctx context.Context, cfg Config, log *slog.Logger) error {
+	return run(ctx, cfg, log, nil)
+}
+
+// run is Run, calling listening (when not nil) with the address of the
+// HTTP listener once it is open.
+func run(parent context.Context, cfg Config, log *slog.Logger, listening func(net.Addr)) error {
 	ctx, stopSignals := signal.NotifyContext(parent, os.Interrupt, syscall.SIGTERM)
 	defer stopSignals()
 	n, err := newNode(cfg, log)
@@ -58,14 +68,14 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	work, workCtx := errgroup.WithContext(workCtx)
-	srv, err := n.listen(work, workCtx)
+	srv, err := n.listen(work, workCtx, listening)
 	if err != nil {
 		return err
 	}
 	router, check, err := n.start(ctx, workCtx, work)
 	if err == nil {
 		n.gate.Serve(router, check)
-		log.Info("pulse serving", "addr", cfg.Addr, "roles", strings.Join(rolesOf(cfg), ","),
+		log.Info("pulse serving", "addr", cfg.Addr, "roles", strings.Join(cfg.RoleNames(), ","),
 			"stream", cfg.Stream, "redis", redactURL(cfg.Redis), "data", cfg.Data)
 		select {
 		case <-ctx.Done():
@@ -79,7 +89,7 @@ func serve(parent context.Context, cfg serveConfig, log *slog.Logger) error {
 
 // node is one `pulse serve` process: what its parts share.
 type node struct {
-	cfg     serveConfig
+	cfg     Config
 	log     *slog.Logger
 	reg     *prometheus.Registry
 	cat     *metric.Catalog
@@ -93,7 +103,7 @@ type node struct {
 // newNode reads what needs no dependency: the data dir, tokens, metric
 // catalog, rate limits. Its errors are the operator's to fix: they end the
 // process before it listens.
-func newNode(cfg serveConfig, log *slog.Logger) (*node, error) {
+func newNode(cfg Config, log *slog.Logger) (*node, error) {
 	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
 		return nil, fmt.Errorf("create data dir %s: %w", cfg.Data, err)
 	}
@@ -122,7 +132,7 @@ func newNode(cfg serveConfig, log *slog.Logger) (*node, error) {
 
 // listen opens the HTTP listener, serving the readiness gate, and the
 // admin (pprof) listener when asked; both are runners of work.
-func (n *node) listen(work *errgroup.Group, workCtx context.Context) (*http.Server, error) {
+func (n *node) listen(work *errgroup.Group, workCtx context.Context, listening func(net.Addr)) (*http.Server, error) {
 	ln, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", n.cfg.Addr, err)
@@ -136,6 +146,9 @@ func (n *node) listen(work *errgroup.Group, workCtx context.Context) (*http.Serv
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
 	printDashboardURL(n.cfg, ln.Addr(), n.readTok)
+	if listening != nil {
+		listening(ln.Addr())
+	}
 	work.Go(func() error { return ignoreClosed(srv.Serve(ln)) })
 	if n.cfg.AdminAddr != "" {
 		// pprof on its own listener, off by default: profiles expose
@@ -160,8 +173,8 @@ func ignoreClosed(err error) error {
 	return err
 }
 
-// stop shuts the node down in the order serve documents. It returns what
-// made the node stop: nil for a signal (also during start-up), else the
+// stop shuts the node down in the order Run documents. It returns what
+// made the node stop: nil for a signal or the end of ctx (also during start-up), else the
 // start-up error or the first runner's.
 func (n *node) stop(workCtx context.Context, signalled bool, srv *http.Server, stopWork context.CancelFunc, work *errgroup.Group, startErr error) error {
 	n.gate.Drain()
@@ -203,7 +216,7 @@ func adminMux() *http.ServeMux {
 	return mux
 }
 
-func printDashboardURL(cfg serveConfig, addr net.Addr, token string) {
+func printDashboardURL(cfg Config, addr net.Addr, token string) {
 	base := cfg.PublicURL
 	if base == "" {
 		port := "8080"
@@ -214,16 +227,6 @@ func printDashboardURL(cfg serveConfig, addr net.Addr, token string) {
 	}
 	base = strings.TrimRight(base, "/")
 	fmt.Fprintf(os.Stderr, "\n  Pulse dashboard: %s/?token=%s\n  Demo page:       %s/demo/\n\n", base, token, base)
-}
-
-func rolesOf(cfg serveConfig) []string {
-	var out []string
-	for _, r := range allRoles {
-		if cfg.Roles[r] {
-			out = append(out, r)
-		}
-	}
-	return out
 }
 
 // redactURL hides a password in a Redis URL before it is logged.

@@ -1,4 +1,4 @@
-package main
+package node
 
 import (
 	"context"
@@ -19,7 +19,7 @@ import (
 // startNamespaces opens the namespace registry and the current namespace
 // (package control), and the archive (for replay and the archive role).
 // The runtime's Run starts the live aggregator with the aggregate role.
-func startNamespaces(ctx context.Context, cfg serveConfig, rdb redis.UniversalClient, st streamBackend, log *slog.Logger, reg prometheus.Registerer) (*control.Runtime, archive.ObjectStore, archiver.Checkpoints, error) {
+func startNamespaces(ctx context.Context, cfg Config, rdb redis.UniversalClient, st streamBackend, log *slog.Logger, reg prometheus.Registerer) (*control.Runtime, archive.ObjectStore, archiver.Checkpoints, error) {
 	metricsConfig := ""
 	if cfg.MetricsConfig != "" {
 		b, err := os.ReadFile(cfg.MetricsConfig)
@@ -62,7 +62,7 @@ func startNamespaces(ctx context.Context, cfg serveConfig, rdb redis.UniversalCl
 // registryBackend keeps the registry where it outlives the aggregates: in
 // the data dir with the embedded Redis (which forgets everything at exit),
 // in Redis otherwise.
-func registryBackend(cfg serveConfig, rdb redis.UniversalClient) namespace.Backend {
+func registryBackend(cfg Config, rdb redis.UniversalClient) namespace.Backend {
 	if cfg.Redis == "embedded" {
 		return namespace.NewFileBackend(filepath.Join(cfg.Data, "namespaces.json"))
 	}
@@ -71,7 +71,7 @@ func registryBackend(cfg serveConfig, rdb redis.UniversalClient) namespace.Backe
 
 // openArchive opens the archive store and the archiver's checkpoints that
 // --archive and --redis name; the archiver writes them, replay reads them.
-func openArchive(ctx context.Context, cfg serveConfig, rdb redis.UniversalClient) (archive.ObjectStore, archiver.Checkpoints, error) {
+func openArchive(ctx context.Context, cfg Config, rdb redis.UniversalClient) (archive.ObjectStore, archiver.Checkpoints, error) {
 	store, err := archive.ParseURL(ctx, archiveURL(cfg))
 	if err != nil {
 		return nil, nil, fmt.Errorf("--archive: %w", err)
@@ -84,7 +84,7 @@ func openArchive(ctx context.Context, cfg serveConfig, rdb redis.UniversalClient
 }
 
 // archiveURL is the archive --archive names, default file://DATA/archive.
-func archiveURL(cfg serveConfig) string {
+func archiveURL(cfg Config) string {
 	if cfg.Archive != "" {
 		return cfg.Archive
 	}

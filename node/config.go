@@ -1,0 +1,74 @@
+package node
+
+import (
+	"net/netip"
+	"time"
+)
+
+// Config is everything one `pulse serve` process reads from its flags and
+// environment, already validated (cmd/pulse checks the values and names
+// the flag of a bad one).
+type Config struct {
+	Addr            string
+	Data            string
+	Roles           map[string]bool // some of AllRoles
+	Stream          string
+	KinesisEFO      string // enhanced fan-out consumer name of the main Kinesis reader
+	Redis           string
+	Archive         string
+	Shards          int
+	ReadToken       string
+	AdminToken      string
+	PublicURL       string
+	AllowedOrigins  []string
+	Namespace       string
+	DedupWindow     time.Duration
+	AllowedLateness time.Duration
+	RetentionAge    time.Duration
+	RetentionBytes  int64
+	LogFormat       string
+	LogLevel        string
+	MetricsConfig   string
+	RateIP          float64
+	RateSite        float64
+	TrustedProxies  []netip.Prefix
+	AdminAddr       string
+	MaxInFlight     int64
+	Harden          Harden
+	Group           Group
+	ArchiveMaxAge   time.Duration
+	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
+}
+
+// Harden is the access and abuse settings of `pulse serve`.
+type Harden struct {
+	ReadTokensFile string   // TOKEN=SITES lines
+	WriteKeysFile  string   // SITE=KEY lines
+	AllowedSites   []string // empty: every site
+	IngestOrigins  []string // empty: every origin
+	MaxConnsPerIP  int      // 0: default; < 0: no cap
+}
+
+// Group is how the aggregate role shares the shards with other instances,
+// and the archive role takes turns with its standbys (docs/scaling.md).
+type Group struct {
+	Mode     string // on or off (cmd/pulse resolves auto)
+	LeaseTTL time.Duration
+	Owner    string
+}
+
+// AllRoles lists the roles a node can run, in the order they are named.
+func AllRoles() []string {
+	return []string{"ingest", "aggregate", "push", "archive"}
+}
+
+// RoleNames lists the roles cfg runs, in the order of AllRoles.
+func (cfg Config) RoleNames() []string {
+	var out []string
+	for _, r := range AllRoles() {
+		if cfg.Roles[r] {
+			out = append(out, r)
+		}
+	}
+	return out
+}
