@@ -68,7 +68,7 @@ func run(parent context.Context, cfg Config, log *slog.Logger, listening func(ne
 	workCtx, stopWork := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopWork()
 	work, workCtx := errgroup.WithContext(workCtx)
-	srv, err := n.listen(work, workCtx, listening)
+	srv, err := n.listen(workCtx, work, listening)
 	if err != nil {
 		return err
 	}
@@ -132,7 +132,7 @@ func newNode(cfg Config, log *slog.Logger) (*node, error) {
 
 // listen opens the HTTP listener, serving the readiness gate, and the
 // admin (pprof) listener when asked; both are runners of work.
-func (n *node) listen(work *errgroup.Group, workCtx context.Context, listening func(net.Addr)) (*http.Server, error) {
+func (n *node) listen(workCtx context.Context, work *errgroup.Group, listening func(net.Addr)) (*http.Server, error) {
 	ln, err := net.Listen("tcp", n.cfg.Addr)
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", n.cfg.Addr, err)

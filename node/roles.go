@@ -95,6 +95,7 @@ func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.E
 func (n *node) redis(ctx context.Context) (redis.UniversalClient, part, error) {
 	raw := n.cfg.Redis
 	var c redis.UniversalClient
+	reload := func(context.Context) {}
 	switch {
 	case raw == "embedded":
 		e, err := embedredis.Start()
@@ -113,13 +114,22 @@ func (n *node) redis(ctx context.Context) (redis.UniversalClient, part, error) {
 		c = redis.NewClient(outbound.RedisOptions(opt))
 	case strings.HasPrefix(raw, "redis-cluster://"):
 		addrs := strings.Split(strings.TrimPrefix(raw, "redis-cluster://"), ",")
-		c = redis.NewClusterClient(outbound.RedisClusterOptions(&redis.ClusterOptions{Addrs: addrs}))
+		cc := redis.NewClusterClient(outbound.RedisClusterOptions(&redis.ClusterOptions{Addrs: addrs}))
+		// The slot map of nodes not joined into a cluster yet is empty,
+		// and go-redis keeps a slot map for 10 s: ask for a fresh one
+		// after each failed attempt, so the node is ready soon after the
+		// cluster is.
+		c, reload = cc, cc.ReloadState
 	default:
 		return nil, part{}, fmt.Errorf("--redis: %q is not embedded, redis://HOST:PORT/DB or redis-cluster://H1,H2", raw)
 	}
 	n.closers = append(n.closers, func() { c.Close() })
 	err := n.gate.Retry(ctx, "redis "+redactURL(raw), func(ctx context.Context) error {
-		return c.Ping(ctx).Err()
+		err := c.Ping(ctx).Err()
+		if err != nil {
+			reload(ctx)
+		}
+		return err
 	})
 	return c, part{}, err
 }

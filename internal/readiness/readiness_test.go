@@ -169,6 +169,7 @@ func TestTransient(t *testing.T) {
 		{"timeout", fmt.Errorf("x: %w", context.DeadlineExceeded), true},
 		{"eof", fmt.Errorf("x: %w", io.EOF), true},
 		{"cluster down", reply("CLUSTERDOWN The cluster is down"), true},
+		{"cluster not formed (go-redis)", fmt.Errorf("load namespace registry: %w", errors.New("redis: cluster has no nodes")), true},
 		{"loading", reply("LOADING Redis is loading the dataset in memory"), true},
 		{"wrong password", reply("WRONGPASS invalid username-password pair"), false},
 		{"plain error naming a reply", errors.New("CLUSTERDOWN in a message, not a reply"), false},

@@ -17,13 +17,29 @@ import (
 // it, closed when the test ends.
 func StartCluster(tb testing.TB, n int) *redis.ClusterClient {
 	tb.Helper()
-	if _, err := exec.LookPath("redis-cli"); err != nil {
-		tb.Fatalf("redis-cli not found in PATH (run ./scripts/test.sh, which installs it): %v", err)
-	}
+	return CreateCluster(tb, StartClusterNodes(tb, n))
+}
+
+// StartClusterNodes runs n redis-servers in cluster mode that do not form
+// a cluster yet: each answers CLUSTERDOWN until CreateCluster joins them,
+// as a fleet's Redis does while it settles.
+func StartClusterNodes(tb testing.TB, n int) []string {
+	tb.Helper()
 	var addrs []string
 	for range n {
 		s := Start(tb, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
 		addrs = append(addrs, s.Addr)
+	}
+	return addrs
+}
+
+// CreateCluster makes the nodes at addrs one cluster (redis-cli --cluster
+// create, no replicas) and returns a client for it once every node sees
+// the cluster ok, closed when the test ends.
+func CreateCluster(tb testing.TB, addrs []string) *redis.ClusterClient {
+	tb.Helper()
+	if _, err := exec.LookPath("redis-cli"); err != nil {
+		tb.Fatalf("redis-cli not found in PATH (run ./scripts/test.sh, which installs it): %v", err)
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
 	args = append(args, "--cluster-replicas", "0", "--cluster-yes")

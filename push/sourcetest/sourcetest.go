@@ -1,6 +1,7 @@
 // Package sourcetest is the conformance suite of push.Source: one set of
 // tests that every implementation (push.MemorySource, redisagg.Source)
-// passes, so the hub's tests on the memory source hold for Redis too.
+// passes, so the hub's tests on the memory source hold for Redis too; and
+// Fanout, the one fan-out benchmark run on each.
 package sourcetest
 
 import (
