@@ -94,8 +94,10 @@ func TestStartWaitsForRedis(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	// Long enough for several attempts with backoff.
-	time.Sleep(1500 * time.Millisecond)
+	waitFor(ctx, t, "several attempts with backoff", func() bool {
+		log, _ := os.ReadFile(s.log.Name())
+		return bytes.Contains(log, []byte(`"attempt":3`))
+	})
 	resp, err := http.Get(s.url("/healthz"))
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("/healthz while waiting for Redis: %v %v", resp, err)
