@@ -20,6 +20,19 @@ type Config struct {
 	// 429 with Retry-After, and the release it returns runs when the
 	// connection ends.
 	Admit func(r *http.Request) (release func(), ok bool)
+	// ClientAddr names the client address of a request for
+	// MaxUnauthPerAddr; nil means the host of the peer (r.RemoteAddr).
+	ClientAddr func(r *http.Request) string
+	// MaxUnauthPerAddr caps, per client address, the connections that
+	// upgraded without a token and have not sent their auth message yet
+	// (4); MaxUnauth caps them in all (256). Past either, the upgrade is
+	// refused with 429 and Retry-After. They hold a slot of Admit too;
+	// the auth message frees the unauthenticated one. < 0: no cap.
+	MaxUnauthPerAddr int
+	MaxUnauth        int
+	// AuthTimeout is how long a connection without a token may take to
+	// send its auth message before it is closed with 1008 (2s).
+	AuthTimeout time.Duration
 	// FlushEvery is how often merged deltas go out to subscribers (50ms).
 	FlushEvery time.Duration
 	// MaxSubsPerConn caps subscriptions per connection (32).
@@ -64,6 +77,13 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// Defaults of the limits on connections not authenticated yet.
+const (
+	DefaultMaxUnauthPerAddr = 4
+	DefaultMaxUnauth        = 256
+	DefaultAuthTimeout      = 2 * time.Second
+)
+
 const (
 	// maxEarly bounds the entries buffered for a subscription between
 	// attaching and its snapshot; past it the subscribe is retried.
@@ -77,8 +97,6 @@ const (
 	maxQueuedBytes = 4 << 20
 	// maxScratch is the largest splice buffer a writer returns to the pool.
 	maxScratch = 64 << 10
-	// authTimeout is how long a connection may wait for its auth message.
-	authTimeout = 10 * time.Second
 	// redisTimeout bounds one store or log call.
 	redisTimeout = 5 * time.Second
 )
@@ -110,6 +128,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MessageBurst <= 0 {
 		c.MessageBurst = DefaultMessageBurst
+	}
+	if c.ClientAddr == nil {
+		c.ClientAddr = peerAddr
+	}
+	if c.MaxUnauthPerAddr == 0 {
+		c.MaxUnauthPerAddr = DefaultMaxUnauthPerAddr
+	}
+	if c.MaxUnauth == 0 {
+		c.MaxUnauth = DefaultMaxUnauth
+	}
+	if c.AuthTimeout <= 0 {
+		c.AuthTimeout = DefaultAuthTimeout
 	}
 	if c.CheckEvery <= 0 {
 		c.CheckEvery = 5 * time.Second

@@ -43,6 +43,10 @@ type conn struct {
 	pingT  *time.Timer    // under lifeMu
 	authT  *time.Timer    // under lifeMu
 
+	// dropUnauth frees the connection's slot among those waiting for their
+	// auth message (Config.MaxUnauthPerAddr); safe to call more than once.
+	dropUnauth func()
+
 	stallMu  sync.Mutex
 	stallT   *time.Timer // under stallMu: armed while the queue is stalled
 	stallOff bool        // under stallMu: the connection ended, arm no more
@@ -75,7 +79,7 @@ type sub struct {
 
 // ServeHTTP serves GET /v1/ws.
 func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	tok, authed, release, ok := h.admit(w, r)
+	tok, authed, release, dropUnauth, ok := h.admit(w, r)
 	if !ok {
 		return
 	}
@@ -89,7 +93,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.connWG.Add(1)
 	h.mu.Unlock()
 
-	c := &conn{h: h, q: newQueue(h.cfg.SendQueue), token: tok, msgs: h.cfg.newMessageLimiter()}
+	c := &conn{h: h, q: newQueue(h.cfg.SendQueue), token: tok, msgs: h.cfg.newMessageLimiter(), dropUnauth: dropUnauth}
 	c.ctx, c.cancel = context.WithCancel(context.Background())
 	c.q.onWake, c.q.onReset, c.q.onStall = c.wake, c.startResets, c.armStall
 	c.authed.Store(authed)
@@ -135,42 +139,56 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit runs the checks that can refuse a request before the upgrade: the
-// method, the origin, the read token in the query and the per-address cap
-// (Config.Admit). When one refuses, it answers the request and ok is false.
-// Otherwise it returns the token, whether the connection is authenticated
-// already (a valid token, or no tokens configured; else a later message may
-// authenticate it), and the release of the admission, to call when the
-// connection ends.
-func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (tok string, authed bool, release func(), ok bool) {
+// method, the origin, the read token in the query, the caps on connections
+// without a token (Config.MaxUnauthPerAddr, MaxUnauth) and the per-address
+// cap (Config.Admit). When one refuses, it answers the request and ok is
+// false. Otherwise it returns the token, whether the connection is
+// authenticated already (a valid token, or no tokens configured; else a
+// later message may authenticate it), the release of the admission, to
+// call when the connection ends, and dropUnauth, which frees the
+// unauthenticated slot alone once the auth message has come.
+func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (tok string, authed bool, release, dropUnauth func(), ok bool) {
 	if r.Method != http.MethodGet {
 		w.Header().Set("Allow", http.MethodGet)
 		http.Error(w, "use GET to open a WebSocket", http.StatusMethodNotAllowed)
-		return "", false, nil, false
+		return "", false, nil, nil, false
 	}
 	if !h.originAllowed(r) {
 		http.Error(w, "origin not allowed", http.StatusForbidden)
-		return "", false, nil, false
+		return "", false, nil, nil, false
 	}
 	authed = h.cfg.Tokens == nil
 	tok = r.URL.Query().Get("token")
 	if tok != "" && h.cfg.Tokens != nil {
 		if !h.cfg.Tokens.Read(tok) {
 			http.Error(w, "invalid read token", http.StatusUnauthorized)
-			return "", false, nil, false
+			return "", false, nil, nil, false
 		}
 		authed = true
 	}
-	release = func() {}
+	dropUnauth = func() {}
+	if !authed {
+		rel, refused := h.unauth.acquire(h.cfg.ClientAddr(r))
+		if refused != "" {
+			h.m.unauthRefused.WithLabelValues(refused).Inc()
+			w.Header().Set("Retry-After", "2")
+			http.Error(w, "too many WebSocket connections waiting for their auth message", http.StatusTooManyRequests)
+			return "", false, nil, nil, false
+		}
+		dropUnauth = rel
+	}
+	release = dropUnauth
 	if h.cfg.Admit != nil {
 		rel, admitted := h.cfg.Admit(r)
 		if !admitted {
+			dropUnauth()
 			w.Header().Set("Retry-After", "5")
 			http.Error(w, "too many WebSocket connections from this address", http.StatusTooManyRequests)
-			return "", false, nil, false
+			return "", false, nil, nil, false
 		}
-		release = rel
+		release = func() { dropUnauth(); rel() }
 	}
-	return tok, authed, release, true
+	return tok, authed, release, dropUnauth, true
 }
 
 // originAllowed applies Config.AllowedOrigins before the upgrade.
@@ -227,8 +245,12 @@ func (c *conn) run() {
 	c.lifeMu.Lock()
 	c.pingT = time.AfterFunc(c.h.cfg.PingEvery, c.ping)
 	if !c.authed.Load() {
-		c.authT = time.AfterFunc(authTimeout, func() {
+		c.authT = time.AfterFunc(c.h.cfg.AuthTimeout, func() {
 			if !c.authed.Load() {
+				// The slot is free at once: a client that does not
+				// answer the close must not hold it through the
+				// close handshake.
+				c.dropUnauth()
 				c.async(func() { c.close(websocket.StatusPolicyViolation, "no auth message") })
 			}
 		})

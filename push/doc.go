@@ -75,13 +75,17 @@
 //	1000 normal closure
 //	1001 going away: the hub is shutting down
 //	1008 policy violation: bad or missing token after the upgrade, a
-//	     non-auth message before auth, no auth message within 10s, or
+//	     non-auth message before auth, no auth message within
+//	     Config.AuthTimeout (2s), or
 //	     messages faster than Config.MessageRate ("too many messages")
 //	1009 message too big (over Config.MaxMessageBytes)
 //	4000 idle timeout: no pong within Config.IdleTimeout
 //	4008 slow consumer: queue full and unread for Config.StallClose
 //
-// Before the upgrade, a wrong ?token= gets HTTP 401 and a refused Origin 403.
+// Before the upgrade, a wrong ?token= gets HTTP 401 and a refused Origin
+// 403; an upgrade without a token past Config.MaxUnauthPerAddr (4 per
+// address) or Config.MaxUnauth (256 in all) connections still waiting for
+// their auth message gets 429 with Retry-After.
 //
 // A Hub is safe for concurrent use.
 package push

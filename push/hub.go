@@ -18,6 +18,8 @@ type Hub struct {
 	cfg Config
 	m   *metrics
 
+	unauth *unauthSlots // connections waiting for their auth message
+
 	reqs chan func(Listener) // run by the loop goroutine
 	done chan struct{}       // closed when the loop has ended
 
@@ -46,6 +48,7 @@ func New(src Source, cfg Config) *Hub {
 		src: src, cfg: cfg, m: newMetrics(cfg.Registerer),
 		reqs: make(chan func(Listener)), done: make(chan struct{}),
 		conns: map[*conn]struct{}{}, feeds: map[feedKey]*feed{},
+		unauth: newUnauthSlots(cfg.MaxUnauthPerAddr, cfg.MaxUnauth),
 	}
 	h.scratch.New = func() any { return new([]byte) }
 	h.catalog.Store(cfg.Catalog)

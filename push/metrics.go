@@ -6,6 +6,7 @@ type metrics struct {
 	connections, subscriptions, topics     prometheus.Gauge
 	deltasSent, merges, slowCloses, resets prometheus.Counter
 	floodCloses                            prometheus.Counter
+	unauthRefused                          *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -18,9 +19,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		slowCloses:    prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_slow_closes_total", Help: "Connections closed with 4008 slow consumer."}),
 		resets:        prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_resets_total", Help: "Reset snapshots sent (resume not possible, gap, queue overflow)."}),
 		floodCloses:   prometheus.NewCounter(prometheus.CounterOpts{Name: "pulse_push_flood_closes_total", Help: "Connections closed with 1008 for sending messages faster than MessageRate."}),
+		unauthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulse_push_unauth_refused_total",
+			Help: "WebSocket upgrades without a token refused with 429, by the cap reached (per_address: MaxUnauthPerAddr, total: MaxUnauth)."}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.connections, m.subscriptions, m.topics, m.deltasSent, m.merges, m.slowCloses, m.resets, m.floodCloses)
+		reg.MustRegister(m.connections, m.subscriptions, m.topics, m.deltasSent, m.merges, m.slowCloses, m.resets, m.floodCloses, m.unauthRefused)
 	}
 	return m
 }
