@@ -223,6 +223,7 @@ func (n *node) push(ns *control.Runtime, rdb redis.UniversalClient) part {
 		Admit: func(r *http.Request) (func(), bool) {
 			return n.limiter.AcquireConn(n.limiter.ClientIP(r))
 		},
+		ClientAddr: func(r *http.Request) string { return n.limiter.ClientIP(r).String() },
 		Logger:     n.log.With("role", "push"),
 		Registerer: n.reg,
 	})
