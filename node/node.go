@@ -12,6 +12,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
 
 	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/internal/readiness"
@@ -89,15 +91,16 @@ func run(parent context.Context, cfg Config, log *slog.Logger, listening func(ne
 
 // node is one `pulse serve` process: what its parts share.
 type node struct {
-	cfg     Config
-	log     *slog.Logger
-	reg     *prometheus.Registry
-	cat     *metric.Catalog
-	tokens  *access.Tokens
-	readTok string
-	limiter *ratelimit.Limiter
-	gate    *readiness.Gate
-	closers []func() // the stream and stores, closed last, in reverse
+	cfg        Config
+	log        *slog.Logger
+	reg        *prometheus.Registry
+	cat        *metric.Catalog
+	tokens     *access.Tokens
+	readTok    string
+	readTokSrc tokenSource
+	limiter    *ratelimit.Limiter
+	gate       *readiness.Gate
+	closers    []func() // the stream and stores, closed last, in reverse
 }
 
 // newNode reads what needs no dependency: the data dir, tokens, metric
@@ -109,10 +112,10 @@ func newNode(cfg Config, log *slog.Logger) (*node, error) {
 	}
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry(), gate: readiness.New(log.With("part", "start"))}
 	var err error
-	if n.readTok, err = loadOrCreateToken(cfg.ReadToken, cfg.Data, "read-token"); err != nil {
+	if n.readTok, n.readTokSrc, err = loadOrCreateToken(cfg.ReadToken, cfg.Data, "read-token"); err != nil {
 		return nil, err
 	}
-	adminTok, err := loadOrCreateToken(cfg.AdminToken, cfg.Data, "admin-token")
+	adminTok, _, err := loadOrCreateToken(cfg.AdminToken, cfg.Data, "admin-token")
 	if err != nil {
 		return nil, err
 	}
@@ -145,7 +148,7 @@ func (n *node) listen(workCtx context.Context, work *errgroup.Group, listening f
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
-	printDashboardURL(n.cfg, ln.Addr(), n.readTok)
+	printDashboardURL(n.cfg, ln.Addr(), n.readTok, n.readTokSrc)
 	if listening != nil {
 		listening(ln.Addr())
 	}
@@ -216,7 +219,7 @@ func adminMux() *http.ServeMux {
 	return mux
 }
 
-func printDashboardURL(cfg Config, addr net.Addr, token string) {
+func printDashboardURL(cfg Config, addr net.Addr, token string, src tokenSource) {
 	base := cfg.PublicURL
 	if base == "" {
 		port := "8080"
@@ -225,8 +228,28 @@ func printDashboardURL(cfg Config, addr net.Addr, token string) {
 		}
 		base = "http://localhost:" + port
 	}
+	terminal := term.IsTerminal(int(os.Stderr.Fd()))
+	fmt.Fprint(os.Stderr, dashboardNotice(base, token, src, filepath.Join(cfg.Data, "read-token"), terminal))
+}
+
+// dashboardNotice is what the start prints about the dashboard. The URL
+// carries the all-sites read token only when this start generated it and
+// stderr is a terminal: a configured token (fleet nodes) is the operator's
+// already, and stderr that is not a terminal is a log file or a collector,
+// where a secret must not go. Otherwise it says where the token is.
+func dashboardNotice(base, token string, src tokenSource, tokenFile string, terminal bool) string {
 	base = strings.TrimRight(base, "/")
-	fmt.Fprintf(os.Stderr, "\n  Pulse dashboard: %s/?token=%s\n  Demo page:       %s/demo/\n\n", base, token, base)
+	dash := base + "/"
+	var where string
+	switch {
+	case src == tokenGenerated && terminal:
+		dash += "?token=" + token
+	case src == tokenGiven:
+		where = "  Read token:      the read token you configured (--read-token / PULSE_READ_TOKEN); open " + base + "/?token=TOKEN\n"
+	default:
+		where = "  Read token:      in " + tokenFile + "; open " + base + "/?token=TOKEN\n"
+	}
+	return fmt.Sprintf("\n  Pulse dashboard: %s\n%s  Demo page:       %s/demo/\n\n", dash, where, base)
 }
 
 // redactURL hides a password in a Redis URL before it is logged.

@@ -18,14 +18,15 @@ func TestLoadOrCreateToken(t *testing.T) {
 		given   string
 		setup   func(t *testing.T, path string) // prepares DIR/read-token
 		want    string                          // "" with wantErr "": a generated token
+		wantSrc tokenSource
 		wantErr string
 	}{
-		{name: "given", given: "flag-token", want: "flag-token"},
-		{name: "given beats the file", given: "flag-token", setup: write("kept\n"), want: "flag-token"},
-		{name: "kept", setup: write("kept-token\n"), want: "kept-token"},
-		{name: "kept with spaces", setup: write("  kept-token \n\n"), want: "kept-token"},
-		{name: "none: generated"},
-		{name: "empty file: generated", setup: write("\n")},
+		{name: "given", given: "flag-token", want: "flag-token", wantSrc: tokenGiven},
+		{name: "given beats the file", given: "flag-token", setup: write("kept\n"), want: "flag-token", wantSrc: tokenGiven},
+		{name: "kept", setup: write("kept-token\n"), want: "kept-token", wantSrc: tokenKept},
+		{name: "kept with spaces", setup: write("  kept-token \n\n"), want: "kept-token", wantSrc: tokenKept},
+		{name: "none: generated", wantSrc: tokenGenerated},
+		{name: "empty file: generated", setup: write("\n"), wantSrc: tokenGenerated},
 		{name: "unreadable", setup: func(t *testing.T, path string) {
 			if err := os.Mkdir(path, 0o755); err != nil {
 				t.Fatal(err)
@@ -40,7 +41,7 @@ func TestLoadOrCreateToken(t *testing.T) {
 				tt.setup(t, path)
 			}
 			before, _ := os.ReadFile(path)
-			got, err := loadOrCreateToken(tt.given, dir, "read-token")
+			got, src, err := loadOrCreateToken(tt.given, dir, "read-token")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
@@ -49,6 +50,9 @@ func TestLoadOrCreateToken(t *testing.T) {
 			}
 			if err != nil {
 				t.Fatal(err)
+			}
+			if src != tt.wantSrc {
+				t.Errorf("source %v, want %v", src, tt.wantSrc)
 			}
 			after, _ := os.ReadFile(path)
 			switch {
@@ -71,9 +75,9 @@ func TestLoadOrCreateToken(t *testing.T) {
 				} else if fi.Mode().Perm() != 0o600 {
 					t.Errorf("token file mode %v, want 0600", fi.Mode().Perm())
 				}
-				again, err := loadOrCreateToken("", dir, "read-token")
-				if err != nil || again != got {
-					t.Errorf("second load %q, %v; want the kept %q", again, err, got)
+				again, src, err := loadOrCreateToken("", dir, "read-token")
+				if err != nil || again != got || src != tokenKept {
+					t.Errorf("second load %q, %v, %v; want the kept %q", again, src, err, got)
 				}
 			}
 		})
@@ -82,8 +86,49 @@ func TestLoadOrCreateToken(t *testing.T) {
 
 func TestLoadOrCreateTokenUnwritable(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "missing")
-	if _, err := loadOrCreateToken("", dir, "admin-token"); err == nil || !strings.Contains(err.Error(), "write token ") {
+	if _, _, err := loadOrCreateToken("", dir, "admin-token"); err == nil || !strings.Contains(err.Error(), "write token ") {
 		t.Fatalf("error %v, want write token", err)
+	}
+}
+
+// TestDashboardNotice: the start shows the read token only when it made
+// the token up and stderr is a terminal; otherwise it says where the
+// token is and never shows it.
+func TestDashboardNotice(t *testing.T) {
+	const tok, file = "s3cret-token-0123456789", "/var/lib/pulse/read-token"
+	tests := []struct {
+		name      string
+		src       tokenSource
+		terminal  bool
+		withToken bool
+		where     string // in the notice when the token is not shown
+	}{
+		{name: "generated, terminal", src: tokenGenerated, terminal: true, withToken: true},
+		{name: "generated, not a terminal", src: tokenGenerated, where: "in " + file},
+		{name: "kept, terminal", src: tokenKept, terminal: true, where: "in " + file},
+		{name: "kept, not a terminal", src: tokenKept, where: "in " + file},
+		{name: "configured, terminal", src: tokenGiven, terminal: true, where: "the read token you configured"},
+		{name: "configured, not a terminal", src: tokenGiven, where: "the read token you configured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := dashboardNotice("http://localhost:8080/", tok, tt.src, file, tt.terminal)
+			if !strings.Contains(got, "http://localhost:8080/demo/") {
+				t.Errorf("notice %q lacks the demo page", got)
+			}
+			if tt.withToken {
+				if !strings.Contains(got, "Pulse dashboard: http://localhost:8080/?token="+tok+"\n") {
+					t.Errorf("notice %q lacks the URL with the token", got)
+				}
+				return
+			}
+			if strings.Contains(got, tok) {
+				t.Errorf("notice %q shows the token", got)
+			}
+			if !strings.Contains(got, "Pulse dashboard: http://localhost:8080/\n") || !strings.Contains(got, tt.where) {
+				t.Errorf("notice %q, want the URL without the token and %q", got, tt.where)
+			}
+		})
 	}
 }
 

@@ -30,11 +30,11 @@ function readToken() {
   return token;
 }
 
-function wsURL(token) {
+// wsURL carries no token: the client sends it in the auth message.
+function wsURL() {
   const u = new URL("v1/ws", location.href);
   u.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   u.search = "";
-  if (token) u.searchParams.set("token", token);
   return u.href;
 }
 
@@ -121,7 +121,7 @@ function main() {
   const windowSelect = $("window");
   siteInput.value = params.get("site") || "demo";
   if (WINDOWS[params.get("window")]) windowSelect.value = params.get("window");
-  if (!token) $("notice").textContent = "No read token: open the dashboard URL that pulse serve prints (…/?token=…).";
+  if (!token) $("notice").textContent = "No read token: open …/?token=TOKEN with the read token (pulse serve names where it is).";
 
   const charts = {
     events: new Chart($("chart-events"), "events/s"),
@@ -134,7 +134,8 @@ function main() {
   let dirty = true;
 
   const client = new Client({
-    url: wsURL(token),
+    url: wsURL(),
+    token,
     onState: (s) => {
       const el = $("conn-state");
       el.textContent = s;

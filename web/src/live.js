@@ -132,12 +132,15 @@ export function totals(sub, ts) {
 /**
  * Client keeps one WebSocket open with backoff, resubscribes every
  * subscription on reconnect (resuming with since), and resubscribes on a gap.
- * opts: url, WebSocket (constructor), timers ({setTimeout, clearTimeout}),
+ * The read token goes in the first message ({"op":"auth"}), never in the
+ * URL, which proxies and access logs record.
+ * opts: url, token, WebSocket (constructor), timers ({setTimeout, clearTimeout}),
  * now() ms, random() in [0,1), onState(state), onData(sub), onError(sub|null, msg).
  */
 export class Client {
   constructor(opts) {
     this.url = opts.url;
+    this.token = opts.token || "";
     this.WS = opts.WebSocket || globalThis.WebSocket;
     this.timers = opts.timers || globalThis;
     this.now = opts.now || Date.now;
@@ -200,6 +203,7 @@ export class Client {
     ws.onopen = () => {
       if (this.ws !== ws) return;
       this.setState("open");
+      if (this.token) this.send({ op: "auth", token: this.token });
       for (const sub of this.subs.values()) this.send(sub.subscribeMsg());
     };
     ws.onmessage = (e) => {

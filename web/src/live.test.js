@@ -146,18 +146,18 @@ function fakeTimers() {
   };
 }
 
-test("client subscribes on open, resumes after reconnect, resubscribes on a gap", () => {
+test("client authenticates first on open, resumes after reconnect, resubscribes on a gap", () => {
   FakeWS.all = [];
   const timers = fakeTimers();
   const states = [];
   let now = 0;
-  const c = new Client({ url: "ws://x/v1/ws?token=T", WebSocket: FakeWS, timers, now: () => now, random: () => 0.5, onState: (s) => states.push(s) });
+  const c = new Client({ url: "ws://x/v1/ws", token: "T", WebSocket: FakeWS, timers, now: () => now, random: () => 0.5, onState: (s) => states.push(s) });
   const sub = c.subscribe("s1", req);
   c.start();
   const ws1 = FakeWS.all[0];
-  assert.equal(ws1.url, "ws://x/v1/ws?token=T");
+  assert.equal(ws1.url, "ws://x/v1/ws");
   ws1.open();
-  assert.deepEqual(ws1.sent, [{ op: "subscribe", id: "s1", ...req }]);
+  assert.deepEqual(ws1.sent, [{ op: "auth", token: "T" }, { op: "subscribe", id: "s1", ...req }]);
   ws1.recv(snap(3, [[1000, 1]]));
   now = 50;
   ws1.recv(delta(4, 4, [{ labels: { path: "/" }, t: 1000, add: 1, value: 2 }]));
@@ -178,7 +178,7 @@ test("client subscribes on open, resumes after reconnect, resubscribes on a gap"
   assert.ok(delay >= 250 && delay <= 500, `first backoff ${delay}`);
   const ws2 = FakeWS.all[1];
   ws2.open();
-  assert.deepEqual(ws2.sent, [{ op: "subscribe", id: "s1", ...req, since: 6 }]);
+  assert.deepEqual(ws2.sent, [{ op: "auth", token: "T" }, { op: "subscribe", id: "s1", ...req, since: 6 }]);
   ws2.recv(snap(1, [[5000, 1]], { reset: true }));
   assert.equal(value(sub, "/", 1000), undefined);
   assert.equal(value(sub, "/", 5000), 1);
