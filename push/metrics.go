@@ -22,6 +22,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		unauthRefused: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "pulse_push_unauth_refused_total",
 			Help: "WebSocket upgrades without a token refused with 429, by the cap reached (per_address: MaxUnauthPerAddr, total: MaxUnauth)."}, []string{"reason"}),
 	}
+	// Both reasons are exported from the start, at 0, so an alert on the
+	// rate has a series before the first refusal.
+	m.unauthRefused.WithLabelValues(refusedPerAddr)
+	m.unauthRefused.WithLabelValues(refusedTotal)
 	if reg != nil {
 		reg.MustRegister(m.connections, m.subscriptions, m.topics, m.deltasSent, m.merges, m.slowCloses, m.resets, m.floodCloses, m.unauthRefused)
 	}
