@@ -139,7 +139,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // admit runs the checks that can refuse a request before the upgrade: the
-// method, the origin, the read token in the query, the caps on connections
+// method, the origin, the read token of the upgrade (upgradeToken), the caps on connections
 // without a token (Config.MaxUnauthPerAddr, MaxUnauth) and the per-address
 // cap (Config.Admit). When one refuses, it answers the request and ok is
 // false. Otherwise it returns the token, whether the connection is
@@ -158,7 +158,7 @@ func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (tok string, authed 
 		return "", false, nil, nil, false
 	}
 	authed = h.cfg.Tokens == nil
-	tok = r.URL.Query().Get("token")
+	tok = upgradeToken(r)
 	if tok != "" && h.cfg.Tokens != nil {
 		if !h.cfg.Tokens.Read(tok) {
 			http.Error(w, "invalid read token", http.StatusUnauthorized)
@@ -189,6 +189,16 @@ func (h *Hub) admit(w http.ResponseWriter, r *http.Request) (tok string, authed 
 		release = func() { dropUnauth(); rel() }
 	}
 	return tok, authed, release, dropUnauth, true
+}
+
+// upgradeToken is the read token an upgrade request carries: an
+// Authorization: Bearer header (scripts; it stays out of proxies' access
+// logs), else the token query parameter; "" when neither.
+func upgradeToken(r *http.Request) string {
+	if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+		return strings.TrimSpace(v)
+	}
+	return r.URL.Query().Get("token")
 }
 
 // originAllowed applies Config.AllowedOrigins before the upgrade.

@@ -45,6 +45,14 @@ func testUnauthCaps(t *testing.T) {
 	a1, a2 := open("a", ""), open("a", "")
 	refused("a", refusedPerAddr)
 	open("a", "?token=good") // an authenticated upgrade is not capped by them
+	if ws, _, err := dial(t, ts, "", http.Header{"X-Test-Addr": {"a"}, "Authorization": {"Bearer good"}}); err != nil {
+		t.Fatalf("upgrade with Authorization: Bearer: %v", err) // nor by a header token
+	} else {
+		defer ws.CloseNow()
+	}
+	if _, resp, err := dial(t, ts, "", http.Header{"X-Test-Addr": {"a"}, "Authorization": {"Bearer bad"}}); err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade with a bad Bearer token: %v %v, want 401", err, resp)
+	}
 	open("b", "")
 	refused("c", refusedTotal)
 
