@@ -23,15 +23,13 @@ import (
 	"github.com/pulsehq/pulse/namespace"
 	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/redisagg"
-	"github.com/pulsehq/pulse/stream"
 )
 
 // Stream is the stream the live aggregator and the jobs read: stream/local
-// or stream/kinesis.
+// or stream/kinesis. The aggregator reads it, so it is what the aggregator
+// needs of a source.
 type Stream interface {
-	Shards(ctx context.Context) ([]stream.Shard, error)
-	Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error)
-	ReadFrom(ctx context.Context, shard, from string, limit int) (stream.Batch, error)
+	aggregator.Source
 }
 
 // Switcher moves its subscribers to a new namespace: push.Hub. It calls
