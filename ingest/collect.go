@@ -48,7 +48,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if len(evs) == 0 {
 		return refuse(http.StatusBadRequest, "no valid event", rejects)
 	}
-	if err := h.limitSites(evs); err != nil {
+	if err := h.limitSites(c.Request, evs); err != nil {
 		return err
 	}
 	event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
@@ -59,14 +59,16 @@ func (h *Handler) collect(c *gin.Context) error {
 	return nil
 }
 
-// limitSites charges each site of evs against its rate.
-func (h *Handler) limitSites(evs []event.Event) error {
+// limitSites charges each site of evs against its rate and against the
+// share of it that r's client may take.
+func (h *Handler) limitSites(r *http.Request, evs []event.Event) error {
 	if h.cfg.Sites == nil {
 		return nil
 	}
+	client := h.cfg.Sites.ClientIP(r)
 	site, n := evs[0].Site, 0
 	check := func() error {
-		if ok, wait := h.cfg.Sites.AllowSite(site, n); !ok {
+		if ok, wait := h.cfg.Sites.AllowSite(client, site, n); !ok {
 			h.m.refuse("rate_limited", len(evs))
 			secs := int((wait + time.Second - 1) / time.Second)
 			if secs < 1 {

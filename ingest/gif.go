@@ -32,6 +32,10 @@ func (h *Handler) gif(c *gin.Context) error {
 		// One event: its own reason says more than the batch message.
 		return refuse(http.StatusForbidden, rejects[0].Error, rejects)
 	}
+	// The same limits as POST: a pixel is an event of its site like any.
+	if err := h.limitSites(c.Request, evs); err != nil {
+		return err
+	}
 	event.Enrich(&evs[0], h.cfg.Now(), c.Request.UserAgent())
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err

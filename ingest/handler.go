@@ -8,6 +8,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -37,9 +38,11 @@ type Config struct {
 	MaxInFlight int64
 	AdmitWait   time.Duration // how long a request waits for room before 503 (default 50ms)
 	RetryAfter  time.Duration // Retry-After on 503, whole seconds, at least 1 (default 1s)
-	// Sites, when set, rate-limits events per site: a request whose sites
-	// are over their rate gets 429 with Retry-After and nothing of it is
-	// accepted (the client resends it whole).
+	// Sites, when set, rate-limits events per site and per site and
+	// client, on POST and the pixel alike: a request whose sites are over
+	// their rate, or whose client is over its share of one, gets 429 with
+	// Retry-After and nothing of it is accepted (the client resends it
+	// whole).
 	Sites SiteLimiter
 	// AllowedSites, when not empty, is the only sites accepted; an event
 	// of another site is refused on its own (reason site_not_allowed).
@@ -59,10 +62,13 @@ type Config struct {
 	Registerer prometheus.Registerer // nil: metrics are kept but not registered
 }
 
-// SiteLimiter says whether a site may send n more events now, and if not,
-// how long to wait.
+// SiteLimiter says whether client may send n more events of site now,
+// and if not, how long to wait. ClientIP names the client of a request
+// the way the limiter's other limits do (behind trusted proxies, from
+// X-Forwarded-For).
 type SiteLimiter interface {
-	AllowSite(site string, n int) (bool, time.Duration)
+	ClientIP(r *http.Request) netip.Addr
+	AllowSite(client netip.Addr, site string, n int) (bool, time.Duration)
 }
 
 // Default configuration values.

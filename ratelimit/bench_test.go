@@ -29,7 +29,8 @@ func BenchmarkAllowSite(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			l.AllowSite(sites[next.Add(1)%4], 10)
+			i := next.Add(1)
+			l.AllowSite(netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}), sites[i%4], 10)
 		}
 	})
 }

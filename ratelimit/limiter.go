@@ -1,6 +1,6 @@
 // Package ratelimit protects Pulse's public endpoints from abuse: token
-// buckets per client IP (gin middleware) and per site (called by the ingest
-// handler once it has decoded a batch), and a cap on concurrent WebSocket
+// buckets per client IP (gin middleware), per site and per site and client
+// (called by the ingest handler once it has decoded a batch), and a cap on concurrent WebSocket
 // connections per client IP. Every table is bounded: buckets live in LRU
 // caches, and connection counts exist only while connections are open.
 package ratelimit
@@ -22,14 +22,16 @@ const Disabled rate.Limit = -1
 
 // Defaults of Config.
 const (
-	DefaultPerIP         rate.Limit = 200
-	DefaultBurstIP                  = 400
-	DefaultPerSite       rate.Limit = 5000
-	DefaultBurstSite                = 10000
-	DefaultMaxIPs                   = 100_000
-	DefaultMaxSites                 = 10_000
-	DefaultMaxConnsPerIP            = 64
-	DefaultMaxConns                 = 100_000
+	DefaultPerIP          rate.Limit = 200
+	DefaultBurstIP                   = 400
+	DefaultPerSite        rate.Limit = 5000
+	DefaultBurstSite                 = 10000
+	DefaultMaxIPs                    = 100_000
+	DefaultMaxSites                  = 10_000
+	DefaultClientShare               = 0.25
+	DefaultMaxSiteClients            = 100_000
+	DefaultMaxConnsPerIP             = 64
+	DefaultMaxConns                  = 100_000
 )
 
 // Config configures a Limiter. Zero values mean the documented defaults.
@@ -44,12 +46,21 @@ type Config struct {
 	// bucket size. Defaults 5000/s and 10000; PerSite < 0 turns it off.
 	PerSite   rate.Limit
 	BurstSite int
+	// ClientShare is the share of a site's rate and burst that one client
+	// (IP, /64 for IPv6) may take, so that one sender cannot exhaust the
+	// site's budget and starve its other senders. Default 0.25; a value
+	// of 1 or more, or below 0, turns the per-client share off.
+	ClientShare float64
 	// MaxIPs bounds the per-IP buckets (least recently used are evicted);
 	// default 100000. An evicted client starts again with a full bucket,
 	// which only the least active clients can notice.
 	MaxIPs int
 	// MaxSites bounds the per-site buckets likewise; default 10000.
 	MaxSites int
+	// MaxSiteClients bounds the buckets per site and client likewise;
+	// default 100000. Only the least recently active pairs are evicted,
+	// so a sender that keeps sending keeps its (drawn-down) bucket.
+	MaxSiteClients int
 	// MaxConnsPerIP caps concurrent connections taken with AcquireConn per
 	// client IP (per /64 for IPv6); default 64, < 0 means no cap.
 	MaxConnsPerIP int
@@ -88,6 +99,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxSites <= 0 {
 		c.MaxSites = DefaultMaxSites
 	}
+	if c.ClientShare == 0 {
+		c.ClientShare = DefaultClientShare
+	}
+	if c.MaxSiteClients <= 0 {
+		c.MaxSiteClients = DefaultMaxSiteClients
+	}
 	if c.MaxConnsPerIP == 0 {
 		c.MaxConnsPerIP = DefaultMaxConnsPerIP
 	}
@@ -114,6 +131,7 @@ type Limiter struct {
 	cfg   Config
 	ips   *buckets[netip.Addr] // nil when the per-IP limit is off
 	sites *buckets[string]     // nil when the per-site limit is off
+	pairs *buckets[siteClient] // nil when the site limit or the client share is off
 	conns connTable
 	m     metrics
 }
@@ -129,6 +147,10 @@ func New(cfg Config) *Limiter {
 	}
 	if cfg.PerSite > 0 {
 		l.sites = newBuckets[string](cfg.PerSite, cfg.BurstSite, cfg.MaxSites)
+		if cfg.ClientShare > 0 && cfg.ClientShare < 1 {
+			burst := max(int(float64(cfg.BurstSite)*cfg.ClientShare), 1)
+			l.pairs = newBuckets[siteClient](cfg.PerSite*rate.Limit(cfg.ClientShare), burst, cfg.MaxSiteClients)
+		}
 	}
 	l.conns = connTable{perIP: cfg.MaxConnsPerIP, total: cfg.MaxConns, n: map[netip.Addr]int{}}
 	l.m = newMetrics(cfg.Registerer, l)
@@ -150,19 +172,40 @@ func (l *Limiter) AllowIP(ip netip.Addr, n int) (bool, time.Duration) {
 	return ok, d
 }
 
-// AllowSite takes n tokens (events) from the bucket of site. When the
-// bucket holds too few it takes none and says how long until it will hold
-// n. A batch larger than the burst is charged as a whole burst, so it
-// passes once the bucket is full instead of never.
-func (l *Limiter) AllowSite(site string, n int) (bool, time.Duration) {
+// siteClient keys the bucket of one client's share of one site.
+type siteClient struct {
+	site   string
+	client netip.Addr
+}
+
+// AllowSite takes n tokens (events) from client's share of site and from
+// the bucket of site. When either holds too few it takes none and says how
+// long until both will hold n. A batch larger than a burst is charged as a
+// whole burst, so it passes once the bucket is full instead of never.
+// The share is taken first: a sender over its share is refused without
+// drawing on the site's bucket, which stays for the site's other clients.
+func (l *Limiter) AllowSite(client netip.Addr, site string, n int) (bool, time.Duration) {
 	if l.sites == nil {
 		return true, 0
 	}
-	ok, d := l.sites.allow(site, n, l.cfg.Now())
-	if !ok {
-		l.m.limitedSite.Inc()
+	now := l.cfg.Now()
+	var share *reservation
+	if l.pairs != nil {
+		r, d := l.pairs.reserve(siteClient{site: site, client: bucketKey(client)}, n, now)
+		if d > 0 {
+			l.m.limitedSiteClient.Inc()
+			return false, d
+		}
+		share = r
 	}
-	return ok, d
+	if _, d := l.sites.reserve(site, n, now); d > 0 {
+		if share != nil {
+			share.CancelAt(now) // the client is refused: give its share back
+		}
+		l.m.limitedSite.Inc()
+		return false, d
+	}
+	return true, 0
 }
 
 // bucketKey is the key of ip's bucket and connection count: the address
@@ -198,16 +241,28 @@ func newBuckets[K comparable](limit rate.Limit, burst, max int) *buckets[K] {
 	return b
 }
 
+// reservation is tokens taken from a bucket, which may be given back.
+type reservation = rate.Reservation
+
+// allow takes n tokens from key's bucket, or none and the wait.
 func (b *buckets[K]) allow(key K, n int, now time.Time) (bool, time.Duration) {
+	_, d := b.reserve(key, n, now)
+	return d == 0, d
+}
+
+// reserve takes n tokens (at most a burst) from key's bucket and returns
+// them as a reservation the caller may cancel; when the bucket holds too
+// few it takes none and returns the wait, which is then above zero.
+func (b *buckets[K]) reserve(key K, n int, now time.Time) (*reservation, time.Duration) {
 	n = min(max(n, 1), b.burst)
 	s := b.shards[maphash.Comparable(b.seed, key)%uint64(len(b.shards))]
 	lim := s.get(key, func() *rate.Limiter { return rate.NewLimiter(b.limit, b.burst) })
 	r := lim.ReserveN(now, n)
 	if d := r.DelayFrom(now); d > 0 {
 		r.CancelAt(now)
-		return false, d
+		return nil, d
 	}
-	return true, 0
+	return r, 0
 }
 
 // len returns how many buckets are held.
@@ -284,8 +339,12 @@ func (n *node[K]) unlink() {
 // cloneKey copies string keys, which may point into a large request
 // buffer that the cache would otherwise keep alive.
 func cloneKey[K comparable](k K) K {
-	if s, ok := any(k).(string); ok {
-		return any(strings.Clone(s)).(K)
+	switch v := any(k).(type) {
+	case string:
+		return any(strings.Clone(v)).(K)
+	case siteClient:
+		v.site = strings.Clone(v.site)
+		return any(v).(K)
 	}
 	return k
 }

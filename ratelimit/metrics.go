@@ -7,14 +7,15 @@ import (
 )
 
 type metrics struct {
-	limitedIP, limitedSite, limitedConn prometheus.Counter
-	ipEntries, siteEntries, conns       prometheus.Collector
+	limitedIP, limitedSite, limitedSiteClient, limitedConn prometheus.Counter
+	pairEntries                                            prometheus.Collector
+	ipEntries, siteEntries, conns                          prometheus.Collector
 }
 
 func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
 	limited := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pulse_ratelimit_limited_total",
-		Help: "Requests, event batches (site) and connections refused by a rate limit, by scope.",
+		Help: "Requests, event batches (site, site_client) and connections refused by a rate limit, by scope.",
 	}, []string{"scope"})
 	ipEntries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pulse_ratelimit_ip_entries",
@@ -34,6 +35,15 @@ func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
 		}
 		return float64(l.sites.len())
 	})
+	pairEntries := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "pulse_ratelimit_site_client_entries",
+		Help: "Token buckets per site and client held (bounded by the configured maximum).",
+	}, func() float64 {
+		if l.pairs == nil {
+			return 0
+		}
+		return float64(l.pairs.len())
+	})
 	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "pulse_ratelimit_conns",
 		Help: "Connection slots held through AcquireConn.",
@@ -48,14 +58,18 @@ func newMetrics(reg prometheus.Registerer, l *Limiter) metrics {
 		// registry keeps reporting the first one's tables.
 		ipEntries = promreg.Register(reg, ipEntries)
 		siteEntries = promreg.Register(reg, siteEntries)
+		pairEntries = promreg.Register(reg, pairEntries)
 		conns = promreg.Register(reg, conns)
 	}
 	return metrics{
 		limitedIP:   limited.WithLabelValues("ip"),
 		limitedSite: limited.WithLabelValues("site"),
-		limitedConn: limited.WithLabelValues("conn"),
-		ipEntries:   ipEntries,
-		siteEntries: siteEntries,
-		conns:       conns,
+		// A client over its share of a site, the site itself not full.
+		limitedSiteClient: limited.WithLabelValues("site_client"),
+		limitedConn:       limited.WithLabelValues("conn"),
+		ipEntries:         ipEntries,
+		siteEntries:       siteEntries,
+		pairEntries:       pairEntries,
+		conns:             conns,
 	}
 }

@@ -1,10 +1,12 @@
 package ratelimit
 
 import (
+	"cmp"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -237,6 +239,7 @@ func TestClientIP(t *testing.T) {
 func TestAllowSite(t *testing.T) {
 	type step struct {
 		advance time.Duration
+		client  string // "" is 192.0.2.1
 		site    string
 		n       int
 		ok      bool
@@ -249,7 +252,7 @@ func TestAllowSite(t *testing.T) {
 	}{
 		{
 			name: "burst, refusal, refill",
-			cfg:  Config{PerSite: 10, BurstSite: 20},
+			cfg:  Config{PerSite: 10, BurstSite: 20, ClientShare: 1},
 			steps: []step{
 				{site: "demo", n: 15, ok: true},
 				{site: "demo", n: 10, ok: false, wait: 500 * time.Millisecond},
@@ -262,7 +265,7 @@ func TestAllowSite(t *testing.T) {
 		},
 		{
 			name: "batch larger than burst passes on a full bucket",
-			cfg:  Config{PerSite: 10, BurstSite: 20},
+			cfg:  Config{PerSite: 10, BurstSite: 20, ClientShare: 1},
 			steps: []step{
 				{site: "demo", n: 100, ok: true},
 				{site: "demo", n: 100, ok: false, wait: 2 * time.Second},
@@ -272,10 +275,45 @@ func TestAllowSite(t *testing.T) {
 		},
 		{
 			name: "zero events count as one",
-			cfg:  Config{PerSite: 1, BurstSite: 1},
+			cfg:  Config{PerSite: 1, BurstSite: 1, ClientShare: -1},
 			steps: []step{
 				{site: "demo", n: 0, ok: true},
 				{site: "demo", n: 0, ok: false, wait: time.Second},
+			},
+		},
+		{
+			// Share 0.25 of 10/s and 20: 2.5/s and 5 per client.
+			name: "one client takes at most its share",
+			cfg:  Config{PerSite: 10, BurstSite: 20, ClientShare: 0.25},
+			steps: []step{
+				{client: "192.0.2.1", site: "demo", n: 5, ok: true},
+				{client: "192.0.2.1", site: "demo", n: 5, ok: false, wait: 2 * time.Second},
+				{client: "192.0.2.1", site: "demo", n: 1, ok: false, wait: 400 * time.Millisecond},
+				{client: "192.0.2.2", site: "demo", n: 5, ok: true},
+				{client: "192.0.2.3", site: "demo", n: 5, ok: true},
+				{client: "192.0.2.4", site: "demo", n: 5, ok: true},
+				// The site is empty: refused by it, the share given back.
+				{client: "192.0.2.5", site: "demo", n: 5, ok: false, wait: 500 * time.Millisecond},
+				{advance: 500 * time.Millisecond, client: "192.0.2.5", site: "demo", n: 5, ok: true},
+				// Another site's share of the same client is its own.
+				{client: "192.0.2.1", site: "other", n: 5, ok: true},
+			},
+		},
+		{
+			name: "an IPv6 /64 is one client",
+			cfg:  Config{PerSite: 10, BurstSite: 20},
+			steps: []step{
+				{client: "2001:db8::1", site: "demo", n: 5, ok: true},
+				{client: "2001:db8::2", site: "demo", n: 1, ok: false, wait: 400 * time.Millisecond},
+				{client: "2001:db8:0:1::1", site: "demo", n: 5, ok: true},
+			},
+		},
+		{
+			name: "share of 1 or more is off",
+			cfg:  Config{PerSite: 10, BurstSite: 20, ClientShare: 1},
+			steps: []step{
+				{site: "demo", n: 20, ok: true},
+				{site: "demo", n: 1, ok: false, wait: 100 * time.Millisecond},
 			},
 		},
 		{
@@ -295,16 +333,17 @@ func TestAllowSite(t *testing.T) {
 			refused := 0
 			for i, s := range tt.steps {
 				clk.Add(s.advance)
-				ok, wait := l.AllowSite(s.site, s.n)
+				client := cmp.Or(s.client, "192.0.2.1")
+				ok, wait := l.AllowSite(netip.MustParseAddr(client), s.site, s.n)
 				if ok != s.ok || wait != s.wait {
-					t.Fatalf("step %d: AllowSite(%q, %d) = %v, %v; want %v, %v", i, s.site, s.n, ok, wait, s.ok, s.wait)
+					t.Fatalf("step %d: AllowSite(%s, %q, %d) = %v, %v; want %v, %v", i, client, s.site, s.n, ok, wait, s.ok, s.wait)
 				}
 				if !ok {
 					refused++
 				}
 			}
-			if got := counterValue(l.m.limitedSite); got != float64(refused) {
-				t.Fatalf("limited_total{scope=site} = %v, want %d", got, refused)
+			if got := counterValue(l.m.limitedSite) + counterValue(l.m.limitedSiteClient); got != float64(refused) {
+				t.Fatalf("limited_total{scope=site|site_client} = %v, want %d", got, refused)
 			}
 		})
 	}
@@ -340,6 +379,37 @@ func TestIPBucketsBounded(t *testing.T) {
 			entries := gaugeValue(t, reg, "pulse_ratelimit_ip_entries")
 			if entries > float64(bound) || int(entries) != want {
 				t.Fatalf("ip entries = %v, want %d (bound %d)", entries, want, bound)
+			}
+		})
+	}
+}
+
+// TestSiteClientBucketsBounded: the buckets per site and client stay
+// within MaxSiteClients however many clients and sites send.
+func TestSiteClientBucketsBounded(t *testing.T) {
+	tests := []struct {
+		name           string
+		max            int
+		clients, sites int
+		want           int
+	}{
+		{"small bound", 100, 300, 4, 100},
+		{"under the bound", 100, 20, 2, 40},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			reg := prometheus.NewRegistry()
+			l := New(Config{MaxSiteClients: tt.max, Now: newClock().Now, Registerer: reg})
+			for i := range tt.clients {
+				for j := range tt.sites {
+					ip := netip.AddrFrom4([4]byte{100, 0, byte(i >> 8), byte(i)})
+					if ok, _ := l.AllowSite(ip, "s"+strconv.Itoa(j), 1); !ok {
+						t.Fatalf("first event of %v refused", ip)
+					}
+				}
+			}
+			if got := gaugeValue(t, reg, "pulse_ratelimit_site_client_entries"); int(got) != tt.want {
+				t.Fatalf("site_client entries = %v, want %d (bound %d)", got, tt.want, tt.max)
 			}
 		})
 	}
