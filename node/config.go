@@ -31,6 +31,9 @@ type Config struct {
 	MetricsConfig   string
 	RateIP          float64
 	RateSite        float64
+	// SiteClientShare is the share of RateSite one client may take
+	// (ratelimit.Config.ClientShare); 0 means the default.
+	SiteClientShare float64
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
 	MaxInFlight     int64

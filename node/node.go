@@ -127,7 +127,7 @@ func newNode(cfg Config, log *slog.Logger) (*node, error) {
 		return nil, err
 	}
 	n.limiter = ratelimit.New(ratelimit.Config{
-		PerIP: rateLimit(cfg.RateIP), PerSite: rateLimit(cfg.RateSite),
+		PerIP: rateLimit(cfg.RateIP), PerSite: rateLimit(cfg.RateSite), ClientShare: cfg.SiteClientShare,
 		TrustedProxies: cfg.TrustedProxies, MaxConnsPerIP: cfg.Harden.MaxConnsPerIP, Registerer: n.reg,
 	})
 	return n, nil
