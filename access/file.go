@@ -90,19 +90,27 @@ func LoadWriteKeys(path string) (*WriteKeys, error) {
 }
 
 // ParseWriteKeys parses a write-keys file named name (for messages): one
-// SITE=KEY per line, split at the first "="; blank lines and lines
-// starting with # are skipped. A key is 16 to 512 printable ASCII bytes
-// without spaces; a site has one key. Errors name the file and line, never
-// the key.
+// "SITE=KEY ORIGINS" per line, split at the first "=", ORIGINS optional;
+// blank lines and lines starting with # are skipped. A key is 16 to 512
+// printable ASCII bytes without spaces; a site has one key. ORIGINS are
+// the pages that may send the site's events without the key: origin
+// patterns as --ingest-origins takes them (see NewOrigins), separated by
+// commas or spaces, "*" excluded. Errors name the file and line, never the
+// key.
 func ParseWriteKeys(b []byte, name string) (*WriteKeys, error) {
-	keys := map[string]hash{}
+	w := &WriteKeys{keys: map[string]hash{}, origins: map[string]Origins{}}
 	lines := map[string]int{}
 	err := eachLine(b, name, func(n int, line string) error {
-		site, key, ok := strings.Cut(line, "=")
+		site, rest, ok := strings.Cut(line, "=")
 		if !ok {
-			return fmt.Errorf("%s:%d: want SITE=KEY", name, n)
+			return fmt.Errorf("%s:%d: want SITE=KEY [ORIGINS]", name, n)
 		}
-		site, key = strings.TrimSpace(site), strings.TrimSpace(key)
+		site = strings.TrimSpace(site)
+		fields := strings.Fields(rest)
+		key := ""
+		if len(fields) > 0 {
+			key = fields[0]
+		}
 		if !IsSite(site) {
 			return fmt.Errorf("%s:%d: site %.70q must match [a-z0-9_.-]{1,64}", name, n, site)
 		}
@@ -112,14 +120,41 @@ func ParseWriteKeys(b []byte, name string) (*WriteKeys, error) {
 		if msg := checkSecret(key, minWriteKey); msg != "" {
 			return fmt.Errorf("%s:%d: key of site %s %s", name, n, site, msg)
 		}
+		patterns, err := pagePatterns(fields[1:])
+		if err != nil {
+			return fmt.Errorf("%s:%d: origins of site %s: %w", name, n, site, err)
+		}
 		lines[site] = n
-		keys[site] = hashOf(key)
+		w.keys[site] = hashOf(key)
+		if len(patterns) > 0 {
+			w.origins[site] = NewOrigins(patterns)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &WriteKeys{keys: keys}, nil
+	return w, nil
+}
+
+// pagePatterns splits the origin fields of a write-keys line. Patterns
+// are not quoted in errors: a key mistyped with a space would land here.
+func pagePatterns(fields []string) ([]string, error) {
+	var out []string
+	for _, f := range fields {
+		for _, p := range strings.Split(f, ",") {
+			switch {
+			case p == "":
+			case p == "*":
+				return nil, fmt.Errorf("* is not allowed (any page could then write without the key)")
+			case !ValidOriginPattern(p):
+				return nil, fmt.Errorf("pattern %d is not valid (host, *.host, or scheme://host)", len(out)+1)
+			default:
+				out = append(out, p)
+			}
+		}
+	}
+	return out, nil
 }
 
 func readSmall(path string) ([]byte, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 
@@ -170,6 +171,8 @@ func TestParseWriteKeys(t *testing.T) {
 		{"bad site", "Shop=secret-0123456789\n", `keys.txt:1: site "Shop" must match`},
 		{"short key", "shop=secret-short\n", "keys.txt:1: key of site shop must be 16 to 512 bytes"},
 		{"twice", "shop=secret-0123456789\nshop=secret-0123456789x\n", "keys.txt:2: site shop has a key already (line 1)"},
+		{"star origin", "shop=secret-0123456789 a.test,*\n", "keys.txt:1: origins of site shop: * is not allowed"},
+		{"bad origin", "shop=secret-0123456789 a.test [secret\n", "keys.txt:1: origins of site shop: pattern 2 is not valid"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
@@ -209,5 +212,52 @@ func TestOrigins(t *testing.T) {
 	}
 	if !NewOrigins(nil).Allowed("null", "x") || !NewOrigins([]string{"a.test", "*"}).Any() {
 		t.Error("an empty list or * must allow every origin")
+	}
+}
+
+// TestWriteKeyPages: the origins listed on a write-keys line, the
+// server-wide fallback, and the sites left without any.
+func TestWriteKeyPages(t *testing.T) {
+	wk, err := ParseWriteKeys([]byte("shop=key-of-shop-0123456 https://shop.example.com, *.shop.test\n"+
+		"blog=key-of-blog-0123456\nnews = key-of-news-0123456 news.test\n"), "keys.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := wk.SitesWithoutOrigins(); !slices.Equal(got, []string{"blog"}) {
+		t.Fatalf("SitesWithoutOrigins %v, want [blog]", got)
+	}
+	if got := wk.OrOrigins(NewOrigins([]string{"*"})).SitesWithoutOrigins(); !slices.Equal(got, []string{"blog"}) {
+		t.Errorf("every-origin fallback gave blog pages: %v", got)
+	}
+	all := wk.OrOrigins(NewOrigins([]string{"blog.test"}))
+	if got := all.SitesWithoutOrigins(); len(got) != 0 {
+		t.Errorf("after the fallback, without origins: %v", got)
+	}
+	cases := []struct {
+		keys         *WriteKeys
+		site, origin string
+		want         bool
+	}{
+		{wk, "shop", "https://shop.example.com", true},
+		{wk, "shop", "http://shop.example.com", false},
+		{wk, "shop", "https://a.shop.test", true},
+		{wk, "shop", "http://anything.invalid", false},
+		{wk, "shop", "null", false},
+		{wk, "shop", "", false},
+		{wk, "news", "http://news.test", true},
+		{wk, "news", "https://shop.example.com", false},
+		{wk, "blog", "http://blog.test", false},
+		{all, "blog", "http://blog.test", true},
+		{all, "shop", "http://blog.test", false}, // its own origins, not the fallback
+		{wk, "demo", "http://news.test", false},  // no key, no pages
+		{nil, "shop", "https://shop.example.com", false},
+	}
+	for _, tc := range cases {
+		if got := tc.keys.PageAllowed(tc.site, tc.origin); got != tc.want {
+			t.Errorf("PageAllowed(%s, %q) = %v, want %v", tc.site, tc.origin, got, tc.want)
+		}
+	}
+	if req, ok := wk.Check("news", Key{}); !req || ok {
+		t.Errorf("news without a key: Check = %v, %v", req, ok)
 	}
 }

@@ -79,12 +79,12 @@ func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []in
 		return evs, rejects, false
 	}
 	key := access.KeyFrom(r)
-	fromPage := browserOrigin(r, pixel) != ""
+	page := browserOrigin(r, pixel)
 	kept := evs[:0]
 	n := len(rejects)
 	for i := range evs {
 		e := &evs[i]
-		if msg, reason := g.refuse(e.Site, key, fromPage); msg != "" {
+		if msg, reason := g.refuse(e.Site, key, page); msg != "" {
 			rejects = append(rejects, event.Reject{Index: idx[i], Error: msg, Reason: reason})
 			continue
 		}
@@ -99,7 +99,10 @@ func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []in
 }
 
 // refuse says why an event of site may not be sent by this request, or "".
-func (g *gate) refuse(site string, key access.Key, fromPage bool) (msg, reason string) {
+// page is the request's browser origin ("" when none). A keyed site takes
+// events without its key only from its own pages: any client can send an
+// Origin, so merely having one opens nothing.
+func (g *gate) refuse(site string, key access.Key, page string) (msg, reason string) {
 	if g.sites != nil {
 		if _, ok := g.sites[site]; !ok {
 			return "site: " + quote(site) + " is not accepted by this server (not in --allowed-sites)", reasonSite
@@ -111,10 +114,12 @@ func (g *gate) refuse(site string, key access.Key, fromPage bool) (msg, reason s
 		return "", ""
 	case key.Present():
 		return "key: wrong write key for site " + quote(site), reasonWriteKey
-	case !fromPage:
+	case page == "":
 		return "key: site " + quote(site) + " accepts events without an Origin only with its write key (X-Pulse-Key: KEY)", reasonWriteKey
+	case !g.keys.PageAllowed(site, page):
+		return "key: site " + quote(site) + " accepts events without its write key only from its origins (see --write-keys), not from " + quote(page), reasonWriteKey
 	}
-	return "", "" // a browser page, whose Origin passed the allowlist
+	return "", ""
 }
 
 // cors sets the CORS answer headers of r: "*" when every origin may send,

@@ -23,7 +23,7 @@ func TestAccessRules(t *testing.T) {
 	cfg := Config{
 		AllowedSites: []string{"demo", "shop"},
 		Origins:      access.NewOrigins([]string{"*.example.com"}),
-		WriteKeys:    access.NewWriteKeys(map[string]string{"shop": shopKey}),
+		WriteKeys:    access.NewWriteKeys(map[string]string{"shop": shopKey}).WithOrigins("shop", "shop.example.com"),
 	}
 	type hdrs map[string]string
 	cases := []struct {
@@ -55,6 +55,10 @@ func TestAccessRules(t *testing.T) {
 		{name: "keyed site from an allowed page", body: siteEv("a11", "shop"), hdr: hdrs{"Origin": "https://shop.example.com"}, status: 202, accepted: 1, acao: "https://shop.example.com"},
 		{name: "key for one site does not open another", body: "[" + siteEv("a12", "shop") + "," + siteEv("a13", "demo") + "]",
 			hdr: hdrs{"X-Pulse-Key": "some-other-key-0123456"}, status: 202, accepted: 1, errs: map[int]string{0: "key: wrong write key"}},
+		{name: "keyed site from another allowed page", body: siteEv("a14", "shop"), hdr: hdrs{"Origin": "https://www.example.com"}, status: 403,
+			errs: map[int]string{0: `key: site "shop" accepts events without its write key only from its origins (see --write-keys), not from "https://www.example.com"`}, acao: "https://www.example.com"},
+		{name: "pixel of a keyed site from another allowed page", pixel: "site=shop&type=pageview&id=p5", hdr: hdrs{"Referer": "https://www.example.com/"}, status: 403,
+			msg: `only from its origins`},
 		{name: "pixel from an allowed page", pixel: "site=shop&type=pageview&id=p1", hdr: hdrs{"Referer": "https://shop.example.com/cart"}, status: 202},
 		{name: "pixel from a foreign page", pixel: "site=demo&type=pageview&id=p2", hdr: hdrs{"Referer": "https://evil.test/"}, status: 403, msg: "origin: "},
 		{name: "pixel of a keyed site, no page", pixel: "site=shop&type=pageview&id=p3", status: 403, msg: `key: site "shop" accepts events without an Origin only with its write key`},
@@ -144,4 +148,79 @@ func TestPreflightOrigins(t *testing.T) {
 		}
 	}
 	wantMetric(t, reg, "pulse_ingest_rejected_total", map[string]string{"reason": "origin"}, 1)
+}
+
+// TestKeyedSitePages: with every origin allowed server-wide, a keyed site
+// takes keyless events only from its own pages; a forged Origin, a
+// Referer from elsewhere, or an Origin naming the server's Host opens
+// nothing, and a key works from anywhere.
+func TestKeyedSitePages(t *testing.T) {
+	cfg := Config{WriteKeys: access.NewWriteKeys(map[string]string{"shop": shopKey}).
+		WithOrigins("shop", "https://shop.example.com", "*.shop.test")}
+	type hdrs map[string]string
+	cases := []struct {
+		name   string
+		pixel  string // query of a GET /v1/collect.gif; "" for a POST of a shop event
+		host   string
+		hdr    hdrs
+		status int
+		msg    string // part of the reject's error, or of X-Pulse-Error
+	}{
+		{name: "any origin, no key", hdr: hdrs{"Origin": "http://anything.invalid"}, status: 403,
+			msg: `key: site "shop" accepts events without its write key only from its origins (see --write-keys), not from "http://anything.invalid"`},
+		{name: "listed origin", hdr: hdrs{"Origin": "https://shop.example.com"}, status: 202},
+		{name: "listed origin, other scheme", hdr: hdrs{"Origin": "http://shop.example.com"}, status: 403, msg: "only from its origins"},
+		{name: "listed host pattern", hdr: hdrs{"Origin": "http://www.shop.test"}, status: 202},
+		{name: "null origin", hdr: hdrs{"Origin": "null"}, status: 403, msg: "only from its origins"},
+		{name: "origin naming the server's host", host: "anything.invalid", hdr: hdrs{"Origin": "http://anything.invalid"}, status: 403, msg: "only from its origins"},
+		{name: "no origin, no key", status: 403, msg: "without an Origin only with its write key"},
+		{name: "key, no origin", hdr: hdrs{"X-Pulse-Key": shopKey}, status: 202},
+		{name: "key, foreign origin", hdr: hdrs{"X-Pulse-Key": shopKey, "Origin": "http://anything.invalid"}, status: 202},
+		{name: "wrong key, listed origin", hdr: hdrs{"X-Pulse-Key": shopKey + "x", "Origin": "https://shop.example.com"}, status: 403, msg: "wrong write key"},
+		{name: "pixel, foreign referer", pixel: "site=shop&type=pageview&id=k1", hdr: hdrs{"Referer": "http://anything.invalid/x"}, status: 403, msg: "only from its origins"},
+		{name: "pixel, listed referer", pixel: "site=shop&type=pageview&id=k2", hdr: hdrs{"Referer": "https://shop.example.com/cart"}, status: 202},
+		{name: "pixel, no referer", pixel: "site=shop&type=pageview&id=k3", status: 403, msg: "without an Origin only with its write key"},
+		{name: "pixel, key", pixel: "site=shop&type=pageview&id=k4&", hdr: hdrs{"X-Pulse-Key": shopKey}, status: 202},
+		{name: "unkeyed site, any origin", pixel: "site=demo&type=pageview&id=k5", hdr: hdrs{"Referer": "http://anything.invalid/"}, status: 202},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			pub := &memPub{}
+			r, _ := newServer(t, pub, cfg)
+			req := httptest.NewRequest(http.MethodPost, "/v1/collect", strings.NewReader(siteEv("k0", "shop")))
+			if tc.pixel != "" {
+				req = httptest.NewRequest(http.MethodGet, "/v1/collect.gif?"+tc.pixel, nil)
+			}
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			req.Header.Set("User-Agent", chromeUA)
+			for k, v := range tc.hdr {
+				req.Header.Set(k, v)
+			}
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != tc.status {
+				t.Fatalf("status %d, want %d: %s %v", w.Code, tc.status, w.Body, w.Header())
+			}
+			got := w.Header().Get("X-Pulse-Error")
+			if tc.pixel == "" {
+				a := decodeAnswer(t, w)
+				got = ""
+				for _, rj := range a.Rejected {
+					got += rj.Error
+				}
+			}
+			if !strings.Contains(got, tc.msg) || (tc.msg == "") != (got == "") {
+				t.Errorf("error %q, want %q", got, tc.msg)
+			}
+			want := 0
+			if tc.status == 202 {
+				want = 1
+			}
+			if n := len(pub.events(t)); n != want {
+				t.Errorf("%d events in the stream, want %d", n, want)
+			}
+		})
+	}
 }

@@ -53,9 +53,10 @@ type Config struct {
 	// answers name only allowed origins.
 	Origins access.Origins
 	// WriteKeys are the keys of the sites that have one: an event of such
-	// a site is accepted from a request with no page origin only when it
-	// carries the key (X-Pulse-Key or Authorization: Bearer); a wrong key
-	// is refused from anywhere. Nil: no site needs a key.
+	// a site is accepted only when the request carries the key (X-Pulse-Key
+	// or Authorization: Bearer), or has no key and comes from one of the
+	// site's pages (WriteKeys.PageAllowed); a wrong key is refused from
+	// anywhere. Nil: no site needs a key.
 	WriteKeys  *access.WriteKeys
 	Now        func() time.Time      // nil: time.Now
 	Logger     *slog.Logger          // nil: no logging

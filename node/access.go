@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -43,6 +44,11 @@ func ingestAccess(h Harden, cfg *ingest.Config, log *slog.Logger) error {
 		wk, err := access.LoadWriteKeys(h.WriteKeysFile)
 		if err != nil {
 			return fmt.Errorf("--write-keys: %w", err)
+		}
+		wk = wk.OrOrigins(cfg.Origins)
+		if bare := wk.SitesWithoutOrigins(); len(bare) > 0 {
+			return fmt.Errorf("--write-keys %s: no origins for keyed sites %s: list the pages that may send without the key on the site's line (SITE=KEY https://www.example.com,*.example.com) or in --ingest-origins",
+				h.WriteKeysFile, strings.Join(bare, ", "))
 		}
 		cfg.WriteKeys = wk
 		log.Info("write keys loaded", "file", h.WriteKeysFile, "sites", wk.Len())

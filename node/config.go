@@ -46,7 +46,7 @@ type Config struct {
 // Harden is the access and abuse settings of `pulse serve`.
 type Harden struct {
 	ReadTokensFile string   // TOKEN=SITES lines
-	WriteKeysFile  string   // SITE=KEY lines
+	WriteKeysFile  string   // SITE=KEY ORIGINS lines
 	AllowedSites   []string // empty: every site
 	IngestOrigins  []string // empty: every origin
 	MaxConnsPerIP  int      // 0: default; < 0: no cap

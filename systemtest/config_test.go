@@ -37,6 +37,9 @@ func TestBadAccessConfig(t *testing.T) {
 		{"short write key", []string{"--write-keys", file("k1", "shop=secret\n")}, "--write-keys: " + filepath.Join(dir, "k1") + ":1: key of site shop must be 16 to 512 bytes"},
 		{"bad allowed site", []string{"--allowed-sites", "demo,Bad!"}, `--allowed-sites: "Bad!" is not a site id`},
 		{"bad origin pattern", []string{"--ingest-origins", "[x"}, `--ingest-origins: "[x" is not a valid pattern`},
+		{"write keys without origins", []string{"--write-keys", file("k2", "shop=secret-shop-0123456789\nblog=secret-blog-0123456789\nnews=secret-news-0123456789 news.test\n")},
+			"--write-keys " + filepath.Join(dir, "k2") + ": no origins for keyed sites blog, shop: "},
+		{"write keys, every origin", []string{"--write-keys", file("k3", "shop=secret-shop-0123456789\n"), "--ingest-origins", "*"}, "no origins for keyed sites shop: "},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -14,7 +14,7 @@ import (
 func hardenFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.StringFlag{Name: "read-tokens", Sources: env("read-tokens"), Usage: "file of site-scoped read tokens, one TOKEN=site1,site2 (or TOKEN=*) per line; --read-token still reads every site"},
-		&cli.StringFlag{Name: "write-keys", Sources: env("write-keys"), Usage: "file of per-site write keys, one SITE=KEY per line: events of SITE without a browser Origin need X-Pulse-Key: KEY"},
+		&cli.StringFlag{Name: "write-keys", Sources: env("write-keys"), Usage: "file of per-site write keys, one SITE=KEY ORIGINS per line: events of SITE need X-Pulse-Key: KEY unless sent from one of ORIGINS (default: --ingest-origins, which must then be set)"},
 		&cli.StringSliceFlag{Name: "allowed-sites", Sources: env("allowed-sites"), Usage: "sites accepted at ingest (default: every site)"},
 		&cli.StringSliceFlag{Name: "ingest-origins", Sources: env("ingest-origins"), Usage: "Origins of the pages allowed to send events, host patterns or scheme://host (default: every origin)"},
 		&cli.IntFlag{Name: "max-conns-per-ip", Sources: env("max-conns-per-ip"), Usage: "WebSocket connections per client IP (0: default 64; negative: no cap)"},
