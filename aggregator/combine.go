@@ -11,11 +11,10 @@ import (
 // plan is the catalog compiled for the per-event loop. Safe for concurrent
 // use: never modified after newPlan.
 type plan struct {
-	steps     []metric.Step
-	base      int64 // ms, the gcd of the step widths: every step's bucket of ts is its bucket of ts's base bucket
-	defs      []planDef
-	maxFuture int64 // ms
-	lateness  int64 // ms
+	steps []metric.Step
+	base  int64 // ms, the gcd of the step widths: every step's bucket of ts is its bucket of ts's base bucket
+	defs  []planDef
+	rule  event.TimeRule
 }
 
 type planDef struct {
@@ -24,8 +23,8 @@ type planDef struct {
 	unique bool
 }
 
-func newPlan(cat *metric.Catalog, maxFuture, lateness int64) *plan {
-	p := &plan{steps: cat.Steps, maxFuture: maxFuture, lateness: lateness}
+func newPlan(cat *metric.Catalog, rule event.TimeRule) *plan {
+	p := &plan{steps: cat.Steps, rule: rule}
 	for _, st := range cat.Steps {
 		p.base = gcd(p.base, st.Width.Milliseconds())
 	}
@@ -45,21 +44,18 @@ func newPlan(cat *metric.Catalog, maxFuture, lateness int64) *plan {
 	return p
 }
 
-// eventTime applies the event time rule (see the package doc): it returns
-// the time to bucket the event at and its outcome.
+// eventTime applies the event time rule (see the package doc and
+// event.TimeRule, which the archive shares): it returns the time to bucket
+// the event at and its outcome.
 func (p *plan) eventTime(e *event.Event) (ts int64, outcome int) {
-	// Differences are taken as uint64 once ordered, so extreme values
-	// (which ingest refuses, but a stream may hold anything) cannot
-	// overflow into the wrong branch.
-	ts = e.TS
-	outcome = 0 // applied
-	if ts > e.RT && uint64(ts-e.RT) > uint64(p.maxFuture) {
-		ts, outcome = e.RT, 1 // future_clamped
+	ts, v := p.rule.Judge(e.TS, e.RT)
+	switch v {
+	case event.FutureClamped:
+		return ts, 1
+	case event.TooLate:
+		return ts, 2
 	}
-	if e.RT > ts && uint64(e.RT-ts) > uint64(p.lateness) {
-		return ts, 2 // too_late
-	}
-	return ts, outcome
+	return ts, 0
 }
 
 // field returns the value of a dimension or unique field of e.

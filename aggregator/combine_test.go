@@ -153,7 +153,7 @@ func TestCombine(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			p := newPlan(cat, (5 * time.Minute).Milliseconds(), (24 * time.Hour).Milliseconds())
+			p := newPlan(cat, event.DefaultTimeRule())
 			c := newCombiner(p)
 			tl := &tally{skipped: make([]int64, len(p.steps))}
 			if got := outcomes[c.add(&tt.ev, tl)]; got != tt.outcome {
@@ -189,7 +189,7 @@ func TestCombine(t *testing.T) {
 func TestCombineSums(t *testing.T) {
 	// Several events of one batch fold into one counter per key, and
 	// the combiner starts empty after update.
-	p := newPlan(testCatalog(t), (5 * time.Minute).Milliseconds(), (24 * time.Hour).Milliseconds())
+	p := newPlan(testCatalog(t), event.DefaultTimeRule())
 	c := newCombiner(p)
 	tl := &tally{skipped: make([]int64, len(p.steps))}
 	base := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixMilli()

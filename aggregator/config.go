@@ -11,6 +11,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -172,7 +173,7 @@ func New(src Source, st Store, cfg Config) (*Aggregator, error) {
 	met := newMetrics(cfg.Registerer, cfg.Catalog)
 	return &Aggregator{
 		src: src, st: st, cfg: cfg, log: log, met: met,
-		plan: newPlan(cfg.Catalog, cfg.MaxFuture.Milliseconds(), cfg.AllowedLateness.Milliseconds()),
+		plan: newPlan(cfg.Catalog, event.TimeRule{AllowedLateness: cfg.AllowedLateness, MaxFuture: cfg.MaxFuture}),
 		lag:  map[string]Lag{}, backoffMin: backoffMinDefault,
 	}, nil
 }

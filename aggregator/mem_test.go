@@ -250,7 +250,7 @@ func shardOf(e *event.Event, n int) int {
 // truth folds the first sightings into one update: what an uninterrupted
 // run over a duplicate-free stream gives.
 func truth(cat *metric.Catalog, evs []event.Event) *metric.Update {
-	p := newPlan(cat, (5 * time.Minute).Milliseconds(), (24 * time.Hour).Milliseconds())
+	p := newPlan(cat, event.DefaultTimeRule())
 	c := newCombiner(p)
 	t := &tally{skipped: make([]int64, len(p.steps))}
 	for i := range evs {

@@ -7,13 +7,21 @@
 //
 //	PREFIX/dt=YYYY-MM-DD/hr=HH/SHARD-FIRSTSEQ-LASTSEQ.parquet
 //
-// Partitions are Hive-style by the event's own time (UTC hour of ts), not
-// arrival time, so a query or a replay of a time range lists only the hours
-// it needs, and engines prune partitions from the path alone. Late events go
-// to the (older) partition of their ts, in a new object. Seqs are zero-padded
-// to SeqWidth (62) digits, the longest position stream/kinesis gives, so an object name sorts with
-// its records. An object holds the records of one shard and one hour, in seq
-// order; its name is a pure function of (hour, shard, first seq, last seq).
+// Partitions are Hive-style by receive time (UTC hour of rt, stamped at
+// ingest), not by the ts a client sends: a client cannot choose where, or
+// into how many objects, its events go, so the objects one flush writes
+// depend on how long its records took to arrive (one or two hours at the
+// default MaxAge), never on ts. Every event is kept, whatever its ts; the
+// ts column holds it as sent. A query or a replay of an event-time range
+// lists the receive hours that can hold it, event.TimeRule.ReceivedWithin:
+// from MaxFuture before the range to AllowedLateness after it, and keeps
+// the rows by ts. Objects written before this layout (partitioned by the
+// hour of ts) have the same key format and are read the same way: their
+// events of a range lie inside that widened listing. Seqs are zero-padded
+// to SeqWidth (62) digits, the longest position stream/kinesis gives, so an
+// object name sorts with its records. An object holds the records of one
+// shard and one receive hour, in seq order; its name is a pure function of
+// (hour, shard, first seq, last seq).
 //
 // # Format
 //

@@ -41,13 +41,13 @@ func genRecords(seed uint64, n, shards, hours int, start time.Time) []testRec {
 	for i := 0; i < n; i++ {
 		sh := i % shards
 		seqs[sh].Add(seqs[sh], big.NewInt(int64(1+rng.IntN(3))))
-		ts := start.UnixMilli() + span*int64(i)/int64(n)
+		// Records arrive in order of rt; a late event's ts lags its rt.
+		rt := start.UnixMilli() + span*int64(i)/int64(n)
+		ts := rt - rng.Int64N(3000)
 		if rng.IntN(20) == 0 { // late event
 			ts -= rng.Int64N(2 * int64(time.Hour/time.Millisecond))
-			if ts < start.UnixMilli() {
-				ts = start.UnixMilli()
-			}
 		}
+		ts = max(ts, start.UnixMilli())
 		path := fmt.Sprintf("/p/%d", rng.IntN(150))
 		ev := event.Event{
 			ID:     fmt.Sprintf("01JDX6T8Q5%016X", rng.Uint64()),
@@ -57,7 +57,7 @@ func genRecords(seed uint64, n, shards, hours int, start time.Time) []testRec {
 			URL:    "https://example.com" + path,
 			Path:   path,
 			UID:    fmt.Sprintf("u-%05d", rng.IntN(5000)),
-			RT:     ts + rng.Int64N(3000),
+			RT:     rt,
 			Device: genDevices[rng.IntN(len(genDevices))],
 		}
 		if rng.IntN(10) == 0 {

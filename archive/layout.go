@@ -20,11 +20,11 @@ const ext = ".parquet"
 // the archive layout.
 var ErrBadKey = errors.New("archive: bad key")
 
-// Partition is one hour of event time, the unit of the layout's
+// Partition is one hour of receive time (rt), the unit of the layout's
 // Hive-style partitions dt=YYYY-MM-DD/hr=HH/.
 type Partition int64 // hours since the Unix epoch
 
-// PartitionOf is the partition of an event time in ms since the epoch.
+// PartitionOf is the partition of a time in ms since the epoch.
 func PartitionOf(tsMillis int64) Partition {
 	h := tsMillis / int64(time.Hour/time.Millisecond)
 	if tsMillis < 0 && tsMillis%int64(time.Hour/time.Millisecond) != 0 {

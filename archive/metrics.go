@@ -14,6 +14,7 @@ type metrics struct {
 	putErrors prometheus.Counter
 	pending   prometheus.Gauge
 	flush     prometheus.Histogram
+	perFlush  prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -45,11 +46,17 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help:    "Time to encode and write the pending objects of one shard.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		perFlush: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "pulse_archive_flush_objects",
+			Help:    "Objects one flush of a shard writes: its receive hours plus objects cut at MaxBytes, whatever ts clients send.",
+			Buckets: []float64{1, 2, 3, 5, 10, 20, 50},
+		}),
 	}
 	if reg == nil {
 		return m
 	}
 	m.flush = promreg.Register(reg, m.flush)
+	m.perFlush = promreg.Register(reg, m.perFlush)
 	m.pending = promreg.Register(reg, m.pending)
 	m.putErrors = promreg.Register(reg, m.putErrors)
 	m.bytes = promreg.Register(reg, m.bytes)

@@ -11,8 +11,8 @@ import (
 	"github.com/pulsehq/pulse/event"
 )
 
-// Objects lists the archive objects whose partitions overlap [from, to),
-// sorted by key: by hour, then shard, then first seq. It lists a whole day's
+// Objects lists the archive objects whose partitions (receive hours)
+// overlap [from, to), sorted by key: by hour, then shard, then first seq. It lists a whole day's
 // prefix where the day lies inside the range and hour prefixes at the ends,
 // so a long replay costs about one List per day.
 func Objects(ctx context.Context, store ObjectStore, from, to time.Time) ([]ObjectInfo, error) {
@@ -45,17 +45,20 @@ func Objects(ctx context.Context, store ObjectStore, from, to time.Time) ([]Obje
 	return out, nil
 }
 
-// Read calls fn for every archived event whose ts is in [from, to), object
-// by object in the order of Objects; within an object, in seq order. It
+// Read calls fn for every archived event whose ts is in [from, to) and
+// that the default event-time rule counts (event.DefaultTimeRule: objects
+// are listed over the receive hours that can hold such events), object by
+// object in the order of Objects; within an object, in seq order. It
 // holds one object in memory at a time (none for a DirStore, whose files are
 // read in place), so memory is bounded by the largest object. An error from
 // fn stops the read and is returned as is.
 func Read(ctx context.Context, store ObjectStore, from, to time.Time, fn func(ev event.Event) error) error {
-	objs, err := Objects(ctx, store, from, to)
+	lo, hi := from.UnixMilli(), to.UnixMilli()
+	rlo, rhi := event.DefaultTimeRule().ReceivedWithin(lo, hi)
+	objs, err := Objects(ctx, store, time.UnixMilli(rlo), time.UnixMilli(rhi))
 	if err != nil {
 		return err
 	}
-	lo, hi := from.UnixMilli(), to.UnixMilli()
 	inRange := func(ts int64) bool { return ts >= lo && ts < hi }
 	for _, o := range objs {
 		if err := ctx.Err(); err != nil {

@@ -105,7 +105,9 @@ func NewWriter(store ObjectStore, cfg WriterConfig) *Writer {
 
 // Add buffers one record of shard: rec is the record's bytes as read from
 // the stream (its length is what MaxBytes counts), ev the event decoded from
-// it. The event goes to the object of its event-time hour. Seqs of a shard
+// it. The event goes to the object of its receive hour (rt), so the
+// objects a flush writes depend on how long the records took to arrive, not
+// on the ts a client sent. Seqs of a shard
 // must rise from call to call. When the object reaches MaxBytes it is cut
 // (sealed) and waits for Flush; Add never writes to the store.
 func (w *Writer) Add(shard, seq string, rec []byte, ev event.Event) error {
@@ -137,7 +139,7 @@ func (w *Writer) Add(shard, seq string, rec []byte, ev event.Event) error {
 	if sb.pending > 0 && sb.pending+size > w.cfg.MaxPendingBytes {
 		return fmt.Errorf("archive add shard %s seq %s: %w", shard, seq, ErrFull)
 	}
-	p := PartitionOf(ev.TS)
+	p := PartitionOf(receiveTime(&ev))
 	o := sb.open[p]
 	if o == nil {
 		o = &object{part: p, opened: w.cfg.Now()}
@@ -155,6 +157,15 @@ func (w *Writer) Add(shard, seq string, rec []byte, ev event.Event) error {
 		delete(sb.open, p)
 	}
 	return nil
+}
+
+// receiveTime is the time an event is partitioned by: its rt, or its ts for
+// a record without one (written before ingest stamped rt; none are known).
+func receiveTime(ev *event.Event) int64 {
+	if ev.RT != 0 {
+		return ev.RT
+	}
+	return ev.TS
 }
 
 // rawEstimate sizes a record when the caller has no stream bytes at hand.
@@ -233,6 +244,7 @@ func (w *Writer) Flush(ctx context.Context, shard string) (string, error) {
 	if len(objs) == 0 {
 		return durable, nil
 	}
+	w.m.perFlush.Observe(float64(len(objs)))
 	start := time.Now()
 	for i, o := range objs {
 		if err := w.put(ctx, shard, o); err != nil {

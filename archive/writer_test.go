@@ -155,8 +155,8 @@ func checkObjects(t *testing.T, store ObjectStore, objs []ObjectInfo) []testRec 
 		}
 		r.Close()
 		for i, row := range rows {
-			if PartitionOf(row.TS) != info.Partition {
-				t.Fatalf("%s: row ts %v outside the partition", o.Key, time.UnixMilli(row.TS).UTC())
+			if PartitionOf(row.RT) != info.Partition {
+				t.Fatalf("%s: row rt %v outside the partition", o.Key, time.UnixMilli(row.RT).UTC())
 			}
 			if row.Shard != info.Shard {
 				t.Fatalf("%s: row of shard %s", o.Key, row.Shard)

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/namespace"
 	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/replay"
@@ -32,7 +33,8 @@ const maxVerifyRounds = 5
 
 // source is the chained archive-then-stream source of a build.
 func (r *Runtime) source(from, to int64) *replay.Source {
-	cfg := replay.SourceConfig{Archive: r.cfg.Archive, From: from, To: to}
+	cfg := replay.SourceConfig{Archive: r.cfg.Archive, From: from, To: to,
+		TimeRule: event.TimeRule{AllowedLateness: r.cfg.AllowedLateness}}
 	if ck := r.cfg.ArchiveCheckpoints; r.cfg.Archive != nil && ck != nil {
 		cfg.Durable = func(ctx context.Context, shard string) (string, error) {
 			c, err := ck.Load(ctx, shard)

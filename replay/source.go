@@ -34,6 +34,10 @@ type SourceConfig struct {
 	// From and To (unix ms) keep the events with From <= ts < To; To 0
 	// means no upper bound. Both 0: everything.
 	From, To int64
+	// TimeRule is the aggregator's event-time rule; with From or To it
+	// widens the archive listing from event time to the receive hours the
+	// archive is partitioned by. Zero fields take event.DefaultTimeRule's.
+	TimeRule event.TimeRule
 }
 
 // Source is the chained aggregator.Source of a replay: per shard, the
@@ -118,16 +122,29 @@ func (s *Source) list(ctx context.Context) error {
 		// Without an end, one listing of everything (partition by
 		// partition up to "forever" would never end); with one, the
 		// partitions of the range.
+		rule, def := s.cfg.TimeRule, event.DefaultTimeRule()
+		if rule.AllowedLateness <= 0 {
+			rule.AllowedLateness = def.AllowedLateness
+		}
+		if rule.MaxFuture <= 0 {
+			rule.MaxFuture = def.MaxFuture
+		}
+		// Partitions are receive hours: an event counted at a time in
+		// [From, To) was received in rule.ReceivedWithin(From, To).
+		rlo, rhi := rule.ReceivedWithin(s.cfg.From, s.cfg.To)
 		if s.cfg.To == 0 {
 			infos, err = archive.AllObjects(ctx, s.cfg.Archive)
 		} else {
-			infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(s.cfg.From), msTime(s.cfg.To))
+			infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(rlo), msTime(rhi))
 		}
 		if err != nil {
 			s.listErr = fmt.Errorf("replay: list archive: %w", err)
 			return
 		}
-		first := archive.PartitionOf(s.cfg.From)
+		first := archive.PartitionOf(0)
+		if s.cfg.From != 0 {
+			first = archive.PartitionOf(rlo)
+		}
 		for _, o := range infos {
 			k, err := archive.ParseKey(o.Key)
 			if err != nil || k.Partition < first {

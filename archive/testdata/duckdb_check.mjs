@@ -18,7 +18,7 @@ const r = await c.runAndReadAll(`
          count(uid)::BIGINT AS uids,
          count(props)::BIGINT AS props,
          count(*) FILTER (WHERE bot)::BIGINT AS bots,
-         count(*) FILTER (WHERE strftime(ts, '%Y-%m-%d') <> CAST(dt AS VARCHAR) OR hour(ts) <> CAST(hr AS INTEGER))::BIGINT AS misplaced,
+         count(*) FILTER (WHERE strftime(rt, '%Y-%m-%d') <> CAST(dt AS VARCHAR) OR hour(rt) <> CAST(hr AS INTEGER))::BIGINT AS misplaced,
          sum(CAST(json_extract_string(props, '$.price') AS DOUBLE)) AS price_sum,
          any_value(typeof(ts)) AS ts_type
   FROM ${src}`);
