@@ -29,15 +29,20 @@ func TestLiveExact(t *testing.T) {
 	c.subscribe("total", "10s", "", nil)
 	c.subscribe("bypath", "10s", "path", nil)
 	c.subscribe("minute", "1m", "path", nil)
+	apply := func(i int) {
+		e.apply(now-int64(i%3)*10_000, int64(i%7+1), paths(8)[i%8], paths(8)[(i+3)%8])
+	}
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for i := range 200 {
-			e.apply(now-int64(i%3)*10_000, int64(i%7+1), paths(8)[i%8], paths(8)[(i+3)%8])
+	wg.Go(func() { // during the subscribe
+		for i := range 100 {
+			apply(i)
 		}
-	}()
+	})
 	wg.Wait()
+	c.until(e.head(), "total", "bypath", "minute")
+	for i := 100; i < 200; i++ { // after it: these can only come as deltas
+		apply(i)
+	}
 	head := e.head()
 	c.until(head, "total", "bypath", "minute")
 	from := now - 15*time.Minute.Milliseconds()
