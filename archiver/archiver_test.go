@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/event"
@@ -46,10 +47,16 @@ func TestArchive(t *testing.T) {
 			e.put(t, 750)
 			waitFor(t, "archive caught up", func() bool { return e.caughtUp(t) })
 			// Gathered while running: lag covers only shards being archived.
-			mfs, err := reg.Gather()
-			if err != nil {
-				t.Fatal(err)
-			}
+			// A shard updates its metrics after its checkpoint, so they
+			// settle a moment after the catch-up the checkpoints show.
+			var mfs []*dto.MetricFamily
+			waitFor(t, "metrics caught up", func() bool {
+				var err error
+				if mfs, err = reg.Gather(); err != nil {
+					t.Fatal(err)
+				}
+				return metricsSettled(mfs, len(e.sent))
+			})
 			stop()
 			checkArchive(t, store, e.sent)
 			objs, _ := store.List(context.Background(), "")
@@ -85,6 +92,25 @@ func TestArchive(t *testing.T) {
 			}
 		})
 	}
+}
+
+// metricsSettled says whether every exported lag is 0 and the archived
+// events number n.
+func metricsSettled(mfs []*dto.MetricFamily, n int) bool {
+	events := 0.0
+	for _, mf := range mfs {
+		switch mf.GetName() {
+		case "pulse_archive_events_total":
+			events = mf.GetMetric()[0].GetCounter().GetValue()
+		case "pulse_archive_lag_seconds":
+			for _, m := range mf.GetMetric() {
+				if m.GetGauge().GetValue() != 0 {
+					return false
+				}
+			}
+		}
+	}
+	return events == float64(n)
 }
 
 // blockingStore holds every put until released, telling which key waits.
