@@ -129,14 +129,15 @@ func New(src Source, st Store, cfg Config) (*Aggregator, error) {
 	if n := len(cfg.Catalog.Steps); n == 0 || n > 64 {
 		return nil, fmt.Errorf("aggregator: catalog has %d steps, want 1 to 64", n)
 	}
+	rule := event.DefaultTimeRule() // shared with the archive
 	for _, d := range []struct {
 		name string
 		v    *time.Duration
 		def  time.Duration
 	}{
 		{"DedupWindow", &cfg.DedupWindow, 10 * time.Minute},
-		{"AllowedLateness", &cfg.AllowedLateness, 24 * time.Hour},
-		{"MaxFuture", &cfg.MaxFuture, 5 * time.Minute},
+		{"AllowedLateness", &cfg.AllowedLateness, rule.AllowedLateness},
+		{"MaxFuture", &cfg.MaxFuture, rule.MaxFuture},
 		{"DiscoverEvery", &cfg.DiscoverEvery, 10 * time.Second},
 	} {
 		if *d.v < 0 {

@@ -20,6 +20,19 @@ func DefaultTimeRule() TimeRule {
 	return TimeRule{AllowedLateness: 24 * time.Hour, MaxFuture: 5 * time.Minute}
 }
 
+// WithDefaults returns r with each zero or negative field set to
+// DefaultTimeRule's.
+func (r TimeRule) WithDefaults() TimeRule {
+	def := DefaultTimeRule()
+	if r.AllowedLateness <= 0 {
+		r.AllowedLateness = def.AllowedLateness
+	}
+	if r.MaxFuture <= 0 {
+		r.MaxFuture = def.MaxFuture
+	}
+	return r
+}
+
 // Verdict is what the rule decides for one event.
 type Verdict int
 

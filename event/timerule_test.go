@@ -57,3 +57,20 @@ func TestTimeRuleReceivedWithin(t *testing.T) {
 		t.Fatalf("no saturation: [%d, %d)", lo, hi)
 	}
 }
+
+func TestTimeRuleWithDefaults(t *testing.T) {
+	def := DefaultTimeRule()
+	for _, tc := range []struct {
+		name     string
+		in, want TimeRule
+	}{
+		{"zero", TimeRule{}, def},
+		{"negative", TimeRule{AllowedLateness: -1, MaxFuture: -1}, def},
+		{"set", TimeRule{AllowedLateness: time.Hour, MaxFuture: time.Second}, TimeRule{AllowedLateness: time.Hour, MaxFuture: time.Second}},
+		{"one set", TimeRule{MaxFuture: time.Second}, TimeRule{AllowedLateness: def.AllowedLateness, MaxFuture: time.Second}},
+	} {
+		if got := tc.in.WithDefaults(); got != tc.want {
+			t.Errorf("%s: %+v.WithDefaults() = %+v, want %+v", tc.name, tc.in, got, tc.want)
+		}
+	}
+}

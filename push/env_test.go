@@ -54,44 +54,29 @@ func (l smallBufListener) Accept() (net.Conn, error) {
 func (e *env) hubWith(cfg Config, smallBuf bool) (*Hub, *httptest.Server) {
 	e.t.Helper()
 	cfg.Catalog = e.cat
-	if e.pipes {
-		return servePipes(e.t, New(e.src, cfg))
+	wrap := loopback
+	switch {
+	case e.pipes: // for tests in a synctest bubble
+		wrap = func(l net.Listener) net.Listener { _ = l.Close(); return newPipeNet() }
+	case smallBuf:
+		wrap = func(l net.Listener) net.Listener { return smallBufListener{l} }
 	}
-	return serveHub(e.t, New(e.src, cfg), smallBuf)
+	return serveHub(e.t, New(e.src, cfg), wrap)
 }
 
-// servePipes is serveHub on a pipeNet, for tests in a synctest bubble.
-func servePipes(t testing.TB, h *Hub) (*Hub, *httptest.Server) {
+// loopback is the test server's own listener, unchanged.
+func loopback(l net.Listener) net.Listener { return l }
+
+// serveHub runs h and serves it, on the listener wrap makes of the test
+// server's loopback one, until the test ends; it returns once Run accepts
+// connections.
+func serveHub(t testing.TB, h *Hub, wrap func(net.Listener) net.Listener) (*Hub, *httptest.Server) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
 	ts := httptest.NewUnstartedServer(h)
-	_ = ts.Listener.Close() // the loopback listener it opened
-	ts.Listener = newPipeNet()
-	ts.Start()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub run: %v", err)
-		}
-		ts.Close()
-	})
-	waitRunning(t, h)
-	return h, ts
-}
-
-// serveHub runs h and serves it until the test ends; it returns once Run
-// accepts connections.
-func serveHub(t testing.TB, h *Hub, smallBuf bool) (*Hub, *httptest.Server) {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	ts := httptest.NewUnstartedServer(h)
-	if smallBuf {
-		ts.Listener = smallBufListener{ts.Listener}
-	}
+	ts.Listener = wrap(ts.Listener)
 	ts.Start()
 	t.Cleanup(func() {
 		cancel()

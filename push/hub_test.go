@@ -193,7 +193,7 @@ func (l lossyListener) Close() error {
 func TestGap(t *testing.T) {
 	e := newEnv(t)
 	src := &lossy{MemorySource: e.src, drop: map[int64]bool{}}
-	_, ts := serveHub(t, New(src, Config{Catalog: e.cat}), false)
+	_, ts := serveHub(t, New(src, Config{Catalog: e.cat}), loopback)
 	now := time.Now().UnixMilli()
 	from := now - 15*time.Minute.Milliseconds()
 	e.apply(now, 1, "/a")

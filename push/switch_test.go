@@ -105,7 +105,7 @@ func TestSwitch(t *testing.T) {
 	v2 := NewMemorySource(e.cat, MemoryConfig{})
 	ns := &nsSources{}
 	ns.cur.Store(v1)
-	h, ts := serveHub(t, New(ns, Config{Catalog: e.cat}), false)
+	h, ts := serveHub(t, New(ns, Config{Catalog: e.cat}), loopback)
 	ctx := context.Background()
 	now := time.Now().UnixMilli()
 	applyTo := func(src *MemorySource, n int64, paths ...string) {

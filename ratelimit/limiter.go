@@ -1,8 +1,9 @@
 // Package ratelimit protects Pulse's public endpoints from abuse: token
 // buckets per client IP (gin middleware), per site and per site and client
-// (called by the ingest handler once it has decoded a batch), and a cap on concurrent WebSocket
-// connections per client IP. Every table is bounded: buckets live in LRU
-// caches, and connection counts exist only while connections are open.
+// (called by the ingest handler once it has decoded a batch), and a cap on
+// concurrent WebSocket connections per client IP. Every table is bounded:
+// buckets live in LRU caches, and connection counts exist only while
+// connections are open.
 package ratelimit
 
 import (
@@ -180,7 +181,7 @@ type siteClient struct {
 
 // AllowSite takes n tokens (events) from client's share of site and from
 // the bucket of site. When either holds too few it takes none and says how
-// long until both will hold n. A batch larger than a burst is charged as a
+// long until the one that refused will hold n. A batch larger than a burst is charged as a
 // whole burst, so it passes once the bucket is full instead of never.
 // The share is taken first: a sender over its share is refused without
 // drawing on the site's bucket, which stays for the site's other clients.
@@ -189,7 +190,7 @@ func (l *Limiter) AllowSite(client netip.Addr, site string, n int) (bool, time.D
 		return true, 0
 	}
 	now := l.cfg.Now()
-	var share *reservation
+	var share *rate.Reservation
 	if l.pairs != nil {
 		r, d := l.pairs.reserve(siteClient{site: site, client: bucketKey(client)}, n, now)
 		if d > 0 {
@@ -241,9 +242,6 @@ func newBuckets[K comparable](limit rate.Limit, burst, max int) *buckets[K] {
 	return b
 }
 
-// reservation is tokens taken from a bucket, which may be given back.
-type reservation = rate.Reservation
-
 // allow takes n tokens from key's bucket, or none and the wait.
 func (b *buckets[K]) allow(key K, n int, now time.Time) (bool, time.Duration) {
 	_, d := b.reserve(key, n, now)
@@ -253,7 +251,7 @@ func (b *buckets[K]) allow(key K, n int, now time.Time) (bool, time.Duration) {
 // reserve takes n tokens (at most a burst) from key's bucket and returns
 // them as a reservation the caller may cancel; when the bucket holds too
 // few it takes none and returns the wait, which is then above zero.
-func (b *buckets[K]) reserve(key K, n int, now time.Time) (*reservation, time.Duration) {
+func (b *buckets[K]) reserve(key K, n int, now time.Time) (*rate.Reservation, time.Duration) {
 	n = min(max(n, 1), b.burst)
 	s := b.shards[maphash.Comparable(b.seed, key)%uint64(len(b.shards))]
 	lim := s.get(key, func() *rate.Limiter { return rate.NewLimiter(b.limit, b.burst) })

@@ -122,13 +122,7 @@ func (s *Source) list(ctx context.Context) error {
 		// Without an end, one listing of everything (partition by
 		// partition up to "forever" would never end); with one, the
 		// partitions of the range.
-		rule, def := s.cfg.TimeRule, event.DefaultTimeRule()
-		if rule.AllowedLateness <= 0 {
-			rule.AllowedLateness = def.AllowedLateness
-		}
-		if rule.MaxFuture <= 0 {
-			rule.MaxFuture = def.MaxFuture
-		}
+		rule := s.cfg.TimeRule.WithDefaults()
 		// Partitions are receive hours: an event counted at a time in
 		// [From, To) was received in rule.ReceivedWithin(From, To).
 		rlo, rhi := rule.ReceivedWithin(s.cfg.From, s.cfg.To)
