@@ -7,7 +7,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/archiver"
@@ -15,7 +14,7 @@ import (
 	"github.com/pulsehq/pulse/lease"
 )
 
-// startArchiver runs the archive role in g: it archives every shard of src
+// archiveRunner returns the archive role's runner: it archives every shard of src
 // into store (openArchive: --archive, default file://DATA/archive), with
 // checkpoints in ck: in Redis under p:{archive}:ck, except with the embedded
 // Redis, which forgets everything at exit: then in files under
@@ -28,9 +27,9 @@ import (
 // role competes for one lease (archiver.RunLeased): its holder archives,
 // the others stand by and take over within about the lease TTL when it
 // dies.
-func startArchiver(ctx context.Context, g *errgroup.Group, cfg Config, src archiver.Source, store archive.ObjectStore, ck archiver.Checkpoints, rdb redis.UniversalClient, log *slog.Logger, reg prometheus.Registerer) error {
+func archiveRunner(cfg Config, src archiver.Source, store archive.ObjectStore, ck archiver.Checkpoints, rdb redis.UniversalClient, log *slog.Logger, reg prometheus.Registerer) (func(context.Context) error, error) {
 	if store == nil {
-		return fmt.Errorf("--archive: no archive store")
+		return nil, fmt.Errorf("--archive: no archive store")
 	}
 	a := archiver.New(src, store, ck, archiver.Config{
 		MaxAge:     cfg.ArchiveMaxAge,
@@ -39,18 +38,16 @@ func startArchiver(ctx context.Context, g *errgroup.Group, cfg Config, src archi
 	})
 	if cfg.Group.Mode != "on" {
 		log.Info("archiver started", "archive", archiveURL(cfg))
-		g.Go(func() error { return a.Run(ctx) })
-		return nil
+		return a.Run, nil
 	}
 	// The aggregator group's lease manager owns the pulse_lease_* names;
 	// pulse_archive_active tells this group's state.
 	m, err := lease.New(rdb, lease.Config{Namespace: archiver.LeaseNamespace, Owner: cfg.Group.Owner, TTL: cfg.Group.LeaseTTL, Sticky: true, Logger: log})
 	if err != nil {
-		return fmt.Errorf("archive group: %w", err)
+		return nil, fmt.Errorf("archive group: %w", err)
 	}
 	log.Info("archive role in a group: archiving while holding the archive lease", "archive", archiveURL(cfg), "owner", m.Owner(), "lease_ttl", cfg.Group.LeaseTTL)
-	g.Go(func() error {
+	return func(ctx context.Context) error {
 		return control.RunInGroup(ctx, m, "archive group", a.Workable, func(ctx context.Context) error { return a.RunLeased(ctx, m) }, log)
-	})
-	return nil
+	}, nil
 }

@@ -65,9 +65,11 @@ func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.E
 	}
 	parts := []part{redisPart, streamPart, n.common()}
 	if n.cfg.Roles["archive"] {
-		if err := n.archive(ctx, workCtx, work, st, ap, rdb); err != nil {
+		p, err := n.archive(ctx, st, ap, rdb)
+		if err != nil {
 			return nil, nil, err
 		}
+		parts = append(parts, p)
 	}
 	if n.cfg.Roles["ingest"] {
 		p, err := n.ingest(pub)
@@ -185,23 +187,24 @@ type archiveParts struct {
 	ck    archiver.Checkpoints
 }
 
-// archive starts the archive role in work. On Kinesis it reads with a
+// archive is the archive role. On Kinesis it reads with a
 // reader of its own, since shard iterators are per reader position; it
 // polls: a bulk reader minutes behind gains nothing from push, and it has
 // the shards' shared 2 MB/s to itself while the main reader uses enhanced
 // fan-out (docs/scaling.md).
-func (n *node) archive(ctx, workCtx context.Context, work *errgroup.Group, st streamBackend, ap archiveParts, rdb redis.UniversalClient) error {
+func (n *node) archive(ctx context.Context, st streamBackend, ap archiveParts, rdb redis.UniversalClient) (part, error) {
 	src := st
 	if strings.HasPrefix(n.cfg.Stream, "kinesis://") {
 		acfg := n.cfg
 		acfg.KinesisEFO = ""
 		ast, _, err := n.openStream(ctx, acfg, "archive-stream", prometheus.WrapRegistererWith(prometheus.Labels{"reader": "archive"}, n.reg))
 		if err != nil {
-			return err
+			return part{}, err
 		}
 		src = ast
 	}
-	return startArchiver(workCtx, work, n.cfg, src, ap.store, ap.ck, rdb, n.log.With("role", "archive"), n.reg)
+	run, err := archiveRunner(n.cfg, src, ap.store, ap.ck, rdb, n.log.With("role", "archive"), n.reg)
+	return part{run: run}, err
 }
 
 // ingest is the beacon endpoint, publishing into the stream.

@@ -24,8 +24,10 @@ type MemoryConfig struct {
 
 // MemorySource is a Source held in memory: the buckets and delta logs of
 // one process, written by Publish. It plays, without Redis, the part the
-// aggregate store and redisagg.Source play together, for a single node and
-// for tests. It is safe for concurrent use.
+// aggregate store and redisagg.Source play together. pulse serve uses the
+// Redis one; this one runs push's own tests and its fan-out benchmark, and
+// passes the same conformance suite (push/sourcetest). It is safe for
+// concurrent use.
 type MemorySource struct {
 	cat *metric.Catalog
 	cfg MemoryConfig
