@@ -2,7 +2,9 @@
 # make chaos: runs Pulse (all roles, redis-server with AOF) under load on
 # 127.0.0.1 while faults are injected together (SIGKILL of the server,
 # redis-server killed and restarted, redis-server paused, the stream
-# saturated, WebSocket clients that never read), then prints a table:
+# saturated, WebSocket clients that never read, a hostile sender: made-up
+# sites, hostile timestamps, long paths, bad bodies, a gzip bomb), then
+# prints a table:
 # faults injected, events acknowledged, events counted, difference. Exits
 # non-zero when the difference is not 0 or any aggregate differs from the
 # ground truth. Bounded: CHAOS_DURATION of faults (default 80s), then at

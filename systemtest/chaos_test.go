@@ -1,9 +1,11 @@
 package systemtest
 
 import (
+	"bytes"
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -26,14 +28,15 @@ var chaosFor = flag.Duration("chaos", 0, "run TestChaos, injecting faults for th
 type chaosFaults struct {
 	kill, redisRestart, redisPause, saturate, stalled atomic.Int64
 	refused                                           atomic.Int64 // 503s the bursts met
+	hostile, hostile4xx                               atomic.Int64 // hostile requests sent, and answered 4xx
 }
 
 // TestChaos runs pulse serve (all roles, redis-server with AOF, a small
-// ingest admission limit) under load while two injectors run at once: one
-// SIGKILLs the server, kills and restarts redis-server, or pauses it
-// (SIGSTOP) for seconds; the other saturates the stream with bursts (503s
-// with Retry-After, resent) and opens WebSocket clients that subscribe and
-// never read. Then it waits for the aggregates, prints the table of
+// ingest admission limit) under load while three injectors run at once:
+// one SIGKILLs the server, kills and restarts redis-server, or pauses it
+// (SIGSTOP) for seconds; one saturates the stream with bursts (503s with
+// Retry-After, resent) and opens WebSocket clients that subscribe and
+// never read; a hostile sender (sendHostile) sends what attackers do. Then it waits for the aggregates, prints the table of
 // scripts/chaos.sh, and fails unless every aggregate equals the ground
 // truth and the events counted equal the events acknowledged.
 //
@@ -49,7 +52,8 @@ func TestChaos(t *testing.T) {
 	}
 	t.Logf("seed %d (PULSE_CHAOS_SEED=%d repeats its random choices)", seed, seed)
 	rs := redistest.Start(t, "--appendonly", "yes", "--appendfsync", "always")
-	s := newServer(t, "--redis", rs.URL(), "--max-inflight", "500", "--rate-ip", "-1", "--rate-site", "-1")
+	s := newServer(t, "--redis", rs.URL(), "--max-inflight", "500", "--rate-ip", "-1", "--rate-site", "-1",
+		"--trusted-proxies", trustedLoopbackGW)
 	srv := func() *server { return s }
 	ctx, cancel := context.WithTimeout(context.Background(), *chaosFor+2*time.Minute)
 	defer cancel()
@@ -125,6 +129,13 @@ func TestChaos(t *testing.T) {
 			f.stalled.Add(1)
 		}
 	}()
+	// A hostile sender, meanwhile: nothing it sends may cost an
+	// acknowledged event or change an aggregate of the good sites.
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		sendHostile(ctx, srv, seed, end, &f)
+	}()
 	wg.Wait()
 	if err := base.Stop(); err != nil {
 		t.Fatal(err)
@@ -159,6 +170,7 @@ func TestChaos(t *testing.T) {
 		{"redis-server paused 2-4.5s (SIGSTOP)", f.redisPause.Load()},
 		{fmt.Sprintf("stream saturated (%d requests 503'd, resent)", f.refused.Load()+base.refused.Load()), f.saturate.Load()},
 		{"stalled WebSocket clients (never read)", f.stalled.Load()},
+		{fmt.Sprintf("hostile requests (%d answered 4xx)", f.hostile4xx.Load()), f.hostile.Load()},
 	} {
 		fmt.Fprintf(&b, "  %-44s %10d\n", row.name, row.n)
 	}
@@ -176,6 +188,59 @@ func TestChaos(t *testing.T) {
 	}
 	if f.kill.Load() == 0 || f.saturate.Load() == 0 {
 		t.Fatalf("too short a run to inject every fault (-chaos=%s)", *chaosFor)
+	}
+}
+
+// sendHostile sends, until end, what an anonymous attacker would: events
+// of made-up sites, client timestamps from 1970 to 3000, distinct 2 KB
+// paths, malformed and oversized bodies, a gzip bomb, a forged origin on
+// a keyed site. It sends them for sites other than the truth's, and counts
+// what it sent and the 4xx answers; answers while the server is down for
+// a kill are simply lost, as an attacker's would be.
+func sendHostile(ctx context.Context, srv func() *server, seed uint64, end time.Time, f *chaosFaults) {
+	r := rand.New(rand.NewPCG(seed, 3))
+	bomb := gz(bytes.Repeat([]byte(" "), 4<<20))
+	kinds := []func(i int) hostileCase{
+		func(i int) hostileCase { // made-up sites, many per request
+			var b strings.Builder
+			for j := range 100 {
+				fmt.Fprintf(&b, `{"id":"x%d","site":"junk%d-%d","type":"pageview"}`+"\n", j, i, j)
+			}
+			return hostileCase{body: []byte(b.String())}
+		},
+		func(i int) hostileCase { // client timestamps across the millennia
+			var b strings.Builder
+			for j := range 100 {
+				ts := 1 + r.Int64N(time.Date(3000, 1, 1, 0, 0, 0, 0, time.UTC).UnixMilli())
+				fmt.Fprintf(&b, `{"id":"ts%d-%d","site":"hostile","type":"pageview","ts":%d}`+"\n", i, j, ts)
+			}
+			return hostileCase{body: []byte(b.String())}
+		},
+		func(i int) hostileCase { // distinct long paths
+			var b strings.Builder
+			for j := range 50 {
+				fmt.Fprintf(&b, `{"id":"lp%d-%d","site":"hostile","type":"pageview","url":"https://h.test/%d-%d/%s"}`+"\n", i, j, i, j, strings.Repeat("p", 2000))
+			}
+			return hostileCase{body: []byte(b.String())}
+		},
+		func(int) hostileCase { return hostileCase{body: []byte(`{"id":"x","site":`)} },
+		func(int) hostileCase { return hostileCase{body: bytes.Repeat([]byte(" "), 1<<20+1)} },
+		func(int) hostileCase {
+			return hostileCase{hdr: map[string]string{"Content-Encoding": "gzip"}, body: bomb}
+		},
+	}
+	for i := 0; time.Now().Before(end) && ctx.Err() == nil; i++ {
+		time.Sleep(time.Duration(20+r.IntN(80)) * time.Millisecond)
+		tc := kinds[r.IntN(len(kinds))](i)
+		tc.hdr = maps.Clone(tc.hdr)
+		if tc.hdr == nil {
+			tc.hdr = map[string]string{}
+		}
+		tc.hdr["X-Forwarded-For"] = fmt.Sprintf("203.0.113.%d", 1+r.IntN(200))
+		f.hostile.Add(1)
+		if status, _, _, err := srv().do(ctx, tc); err == nil && status >= 400 && status < 500 {
+			f.hostile4xx.Add(1)
+		}
 	}
 }
 
