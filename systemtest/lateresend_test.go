@@ -55,7 +55,8 @@ func attackLateResend(t *testing.T, ctx context.Context, s *server) string {
 	dups := s.metricValue(t, `pulse_aggregator_events_total{outcome="duplicate"}`)
 	resent := within.revisit(t, ctx)
 	if resent == 0 {
-		t.Errorf("%s: the held batch was not resent by a visit within the window: %s", within.path, within.proxy.dump())
+		t.Errorf("%s: the held batch was not resent by a visit %v after it, within 0.8 of the window: %s",
+			within.path, time.Since(within.proxy.firstAt()).Round(time.Millisecond), within.proxy.dump())
 	}
 	waitFor(ctx, t, "the resend deduplicated", func() bool {
 		return s.metricValue(t, `pulse_aggregator_events_total{outcome="duplicate"}`) >= dups+float64(resent)

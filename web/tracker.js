@@ -20,7 +20,7 @@
   // Tabs share the queue; ids make a double send harmless while the server
   // remembers them, so what may have reached it longer ago is dropped.
   function load() {
-    var v, t = Date.now() - Math.min(WIN, get("pulse_w") || WIN) * .8;
+    var v, t = Date.now() - Math.min(WIN, +get("pulse_w") || WIN) * .8;
     try { v = JSON.parse(ls.getItem(KQ)) } catch (e) {}
     return (Array.isArray(v) ? v : mem).filter(function (e) { return e.ts > t });
   }
