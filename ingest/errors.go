@@ -41,7 +41,11 @@ func (h *Handler) wrap(fn func(*gin.Context) error, render httperr.Renderer) gin
 	return func(c *gin.Context) {
 		start := time.Now()
 		h.cors(c)
-		c.Writer.Header()["Access-Control-Expose-Headers"] = exposeHeaders
+		hd := c.Writer.Header()
+		hd["Access-Control-Expose-Headers"] = exposeHeaders
+		if h.dedupWindow != nil {
+			hd["Pulse-Dedup-Window"] = h.dedupWindow
+		}
 		handle(c)
 		if st := c.Writer.Status(); st == http.StatusAccepted {
 			h.m.accepted202.Inc()
@@ -67,7 +71,7 @@ func renderJSON(c *gin.Context, err error, e *httperr.Error) {
 // Header.Set allocates a slice per header per request. net/http only reads
 // them, and an Add would copy (their capacity is their length).
 var (
-	exposeHeaders = []string{"Retry-After, X-Pulse-Error"}
+	exposeHeaders = []string{"Retry-After, X-Pulse-Error, Pulse-Dedup-Window"}
 	noStore       = []string{"no-store"}
 	jsonType      = []string{"application/json; charset=utf-8"}
 	anyOrigin     = []string{"*"}

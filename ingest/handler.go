@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"sync"
 	"time"
 
@@ -57,10 +58,15 @@ type Config struct {
 	// or Authorization: Bearer), or has no key and comes from one of the
 	// site's pages (WriteKeys.PageAllowed); a wrong key is refused from
 	// anywhere. Nil: no site needs a key.
-	WriteKeys  *access.WriteKeys
-	Now        func() time.Time      // nil: time.Now
-	Logger     *slog.Logger          // nil: no logging
-	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+	WriteKeys *access.WriteKeys
+	// DedupWindow is how long the aggregator remembers an event id; every
+	// answer says it in Pulse-Dedup-Window (seconds), so that a tracker
+	// served from elsewhere stops resending before the server forgets.
+	// Zero: no header.
+	DedupWindow time.Duration
+	Now         func() time.Time      // nil: time.Now
+	Logger      *slog.Logger          // nil: no logging
+	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
 }
 
 // SiteLimiter says whether client may send n more events of site now,
@@ -87,6 +93,8 @@ type Handler struct {
 	m    *metrics
 	bufs sync.Pool // *bytes.Buffer for request bodies
 	gate gate
+	// dedupWindow is the Pulse-Dedup-Window value, made once (nil: none).
+	dedupWindow []string
 }
 
 // New returns a Handler publishing through pub.
@@ -117,6 +125,12 @@ func New(pub Publisher, cfg Config) *Handler {
 		m:    newMetrics(cfg.Registerer),
 		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
 		gate: newGate(cfg),
+		dedupWindow: func() []string {
+			if cfg.DedupWindow <= 0 {
+				return nil
+			}
+			return []string{strconv.FormatFloat(cfg.DedupWindow.Seconds(), 'f', -1, 64)}
+		}(),
 	}
 }
 

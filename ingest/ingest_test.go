@@ -569,3 +569,35 @@ func wantMetric(t *testing.T, reg *prometheus.Registry, name string, labels map[
 		t.Errorf("%s%v missing, want %v", name, labels, want)
 	}
 }
+
+// Every collect answer, accepted or refused, says the dedup window, and
+// exposes it to cross-origin pages; without a window there is no header.
+func TestDedupWindowHeader(t *testing.T) {
+	tests := []struct {
+		name   string
+		window time.Duration
+		body   string
+		status int
+		want   string
+	}{
+		{"accepted", 10 * time.Minute, "[" + ev("a") + "]", http.StatusAccepted, "600"},
+		{"refused", 3 * time.Second, `[{"id":""}]`, http.StatusBadRequest, "3"},
+		{"fraction of a second", 1500 * time.Millisecond, "[" + ev("b") + "]", http.StatusAccepted, "1.5"},
+		{"no window", 0, "[" + ev("c") + "]", http.StatusAccepted, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, _ := newServer(t, &memPub{}, Config{DedupWindow: tt.window})
+			w := post(r, tt.body, "text/plain")
+			if w.Code != tt.status {
+				t.Fatalf("status %d, want %d: %s", w.Code, tt.status, w.Body)
+			}
+			if got := w.Header().Get("Pulse-Dedup-Window"); got != tt.want {
+				t.Errorf("Pulse-Dedup-Window %q, want %q", got, tt.want)
+			}
+			if exp := w.Header().Get("Access-Control-Expose-Headers"); !strings.Contains(exp, "Pulse-Dedup-Window") {
+				t.Errorf("Access-Control-Expose-Headers %q lacks Pulse-Dedup-Window", exp)
+			}
+		})
+	}
+}

@@ -209,7 +209,7 @@ func (n *node) archive(ctx context.Context, st streamBackend, ap archiveParts, r
 
 // ingest is the beacon endpoint, publishing into the stream.
 func (n *node) ingest(pub ingest.Publisher) (part, error) {
-	icfg := ingest.Config{Sites: n.limiter, MaxInFlight: n.cfg.MaxInFlight, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
+	icfg := ingest.Config{Sites: n.limiter, MaxInFlight: n.cfg.MaxInFlight, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
 	}
@@ -242,7 +242,7 @@ func (n *node) common() part {
 		r.GET("/readyz", gin.WrapF(n.gate.Readyz))
 		r.GET("/metrics", gin.WrapH(promhttp.HandlerFor(n.reg, promhttp.HandlerOpts{Registry: n.reg})))
 		registerOpenAPI(r)
-		web.Register(r)
+		web.Register(r, web.Config{DedupWindow: n.cfg.DedupWindow})
 	}}
 }
 

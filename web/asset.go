@@ -48,6 +48,11 @@ func newAsset(fsys fs.FS, name, cacheControl string) (*asset, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read embedded %s: %w", name, err)
 	}
+	return bytesAsset(name, cacheControl, body), nil
+}
+
+// bytesAsset is the asset name with contents body.
+func bytesAsset(name, cacheControl string, body []byte) *asset {
 	ct := contentType(name)
 	sum := sha256.Sum256(body)
 	a := &asset{name: name, contentType: ct, cacheControl: cacheControl, body: body, etag: hex.EncodeToString(sum[:8])}
@@ -56,7 +61,7 @@ func newAsset(fsys fs.FS, name, cacheControl string) (*asset, error) {
 			a.gz = gz
 		}
 	}
-	return a, nil
+	return a
 }
 
 // mustAsset is for files the embed directive guarantees (and tests' trees),

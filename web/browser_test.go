@@ -65,6 +65,7 @@ type reply struct {
 }
 
 type collector struct {
+	header  http.Header // set on every answer
 	mu      sync.Mutex
 	script  []reply
 	reqs    []collected
@@ -99,6 +100,9 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	})
 	close(c.changed)
 	c.changed = make(chan struct{})
+	for k, v := range c.header {
+		w.Header()[k] = v
+	}
 	if rep.retryAfter != "" {
 		w.Header().Set("Retry-After", rep.retryAfter)
 	}
@@ -162,9 +166,14 @@ func accepted(reqs []collected) []clientEvent {
 
 func newServer(t *testing.T, c *collector) *httptest.Server {
 	t.Helper()
+	return newServerWith(t, c, Config{})
+}
+
+func newServerWith(t *testing.T, c *collector, cfg Config) *httptest.Server {
+	t.Helper()
 	mux := http.NewServeMux()
 	mux.Handle("/v1/collect", c)
-	mux.Handle("/", Handler())
+	mux.Handle("/", Handler(cfg))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	return srv

@@ -2,7 +2,7 @@
 (function (w, d) {
   var n = navigator, L = location, s = d.currentScript || d.querySelector("script[data-site]"),
     site = s && s.getAttribute("data-site"), ep, ls, mem = [], fly = {}, busy, timer, wait = 0, last, uid,
-    KQ = "pulse_q", MAX = 200, BATCH = 20;
+    KQ = "pulse_q", MAX = 200, BATCH = 20, WIN = 6e5;
   if (!site) return;
   ep = s.getAttribute("data-endpoint") || new URL("/v1/collect", s.src).href;
   try { ls = w.localStorage; ls.getItem(KQ) } catch (e) { ls = null }
@@ -17,11 +17,12 @@
     for (i = 0; i < 16; i++) h += (a[i] + 256).toString(16).slice(1);
     return h;
   }
-  // Tabs share the queue; ids make a double send harmless.
+  // Tabs share the queue; ids make a double send harmless while the server
+  // remembers them, so what may have reached it longer ago is dropped.
   function load() {
-    var v;
+    var v, t = Date.now() - Math.min(WIN, +get("pulse_w") || WIN) * .8;
     try { v = JSON.parse(ls.getItem(KQ)) } catch (e) {}
-    return Array.isArray(v) ? v : mem;
+    return (Array.isArray(v) ? v : mem).filter(function (e) { return e.ts > t });
   }
   function store(a) { mem = a; set(KQ, JSON.stringify(a)) }
   function pending() { return load().filter(function (e) { return !fly[e.id] }) }
@@ -51,6 +52,8 @@
     busy = 1;
     b.forEach(function (e) { fly[e.id] = 1 });
     fetch(ep, { method: "POST", body: JSON.stringify(b), keepalive: true }).then(function (r) {
+      var h = +r.headers.get("Pulse-Dedup-Window");
+      h > 0 && set("pulse_w", h * 1e3);
       if (r.status == 429 || r.status > 499) throw r;
       // Other statuses (400, 413) can never succeed: drop.
       drop(b);

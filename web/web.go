@@ -6,11 +6,15 @@
 package web
 
 import (
+	"bytes"
 	"embed"
+	"fmt"
 	"io/fs"
 	"net/http"
 	"path"
+	"strconv"
 	"strings"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -25,22 +29,60 @@ var files embed.FS
 // bundle was not built.
 const bundle = "dist/dashboard.js"
 
+// Config configures what the package serves. The zero value serves the
+// files as embedded.
+type Config struct {
+	// DedupWindow is how long the aggregator remembers an event id
+	// (aggregator.Config.DedupWindow). It is written into /tracker.js,
+	// whose queue drops what may have reached the server longer ago than
+	// the server remembers, so that a resend cannot count twice. Zero: the
+	// file's own value, the 10 minute default of pulse serve.
+	DedupWindow time.Duration
+}
+
 // Handler returns the handler for the routes this package owns: GET and HEAD
 // of /, /tracker.js, /demo, /demo/... and /assets/...; any other path is 404.
 // Mount it on those paths (or under / as a fallback). It is safe for
 // concurrent use.
-func Handler() http.Handler {
-	return newHandler(files)
+func Handler(cfg Config) http.Handler {
+	return newHandler(files, cfg)
+}
+
+// trackerWindow is the tracker's dedup window as written in tracker.js, in
+// ms; the handler replaces it with Config.DedupWindow.
+const trackerWindow = "WIN = 6e5;"
+
+// trackerSource returns the tracker with its dedup window set to window
+// (unchanged when window is zero).
+func trackerSource(src []byte, window time.Duration) ([]byte, error) {
+	if window <= 0 {
+		return src, nil
+	}
+	if n := bytes.Count(src, []byte(trackerWindow)); n != 1 {
+		return nil, fmt.Errorf("set the dedup window of tracker.js: %q occurs %d times, want once", trackerWindow, n)
+	}
+	// Whole ms, rounded up: a sub-ms window is never rounded to 0, which
+	// would drop every queued event.
+	ms := (window + time.Millisecond - 1) / time.Millisecond
+	return bytes.Replace(src, []byte(trackerWindow), []byte("WIN = "+strconv.FormatInt(int64(ms), 10)+";"), 1), nil
 }
 
 // newHandler serves the layout of files from fsys; tests give it other trees.
-func newHandler(fsys fs.FS) *handler {
+func newHandler(fsys fs.FS, cfg Config) *handler {
 	// Sub cannot fail on these constant, valid names.
 	demo, _ := fs.Sub(fsys, "demo")
 	dash, _ := fs.Sub(fsys, "dashboard")
 	dist, _ := fs.Sub(fsys, "dist")
+	src, err := fs.ReadFile(fsys, "tracker.js")
+	if err == nil {
+		src, err = trackerSource(src, cfg.DedupWindow)
+	}
+	if err != nil {
+		// tracker.js is embedded, and a test checks its window: a bug here.
+		panic(err)
+	}
 	h := &handler{
-		tracker:   mustAsset(fsys, "tracker.js", "public, max-age=300"),
+		tracker:   bytesAsset("tracker.js", "public, max-age=300", src),
 		demoIndex: mustAsset(demo, "index.html", "no-cache"),
 		demo:      dirAssets(demo, "no-cache", "index.html"),
 		// The bundle and the dashboard's own CSS share /assets/; a name
@@ -58,8 +100,8 @@ func newHandler(fsys fs.FS) *handler {
 
 // Register adds the package's routes to a gin router: GET and HEAD of /,
 // /tracker.js, /demo, /demo/*path and /assets/*path.
-func Register(r gin.IRouter) {
-	h := gin.WrapH(Handler())
+func Register(r gin.IRouter, cfg Config) {
+	h := gin.WrapH(Handler(cfg))
 	for _, p := range []string{"/", "/tracker.js", "/demo", "/demo/*path", "/assets/*path"} {
 		r.GET(p, h)
 		r.HEAD(p, h)

@@ -66,7 +66,7 @@ func TestHandler(t *testing.T) {
 			}{"bundle", "GET", "/assets/dashboard.js", 200, "application/javascript", "no-cache", "uplot"},
 		)
 	}
-	h := Handler()
+	h := Handler(Config{})
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			rec := httptest.NewRecorder()
@@ -96,7 +96,7 @@ func TestHandlerWithoutBundle(t *testing.T) {
 		"dashboard/app.css":    {Data: []byte("body{}")},
 		"dist/README.md":       {Data: []byte("placeholder")},
 	}
-	h := newHandler(tree)
+	h := newHandler(tree, Config{})
 	tests := []struct {
 		path   string
 		status int
@@ -117,14 +117,14 @@ func TestHandlerWithoutBundle(t *testing.T) {
 	}
 	tree["dist/dashboard.js"] = &fstest.MapFile{Data: []byte("bundle")}
 	rec := httptest.NewRecorder()
-	newHandler(tree).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
+	newHandler(tree, Config{}).ServeHTTP(rec, httptest.NewRequest("GET", "/", nil))
 	if rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), "assets/dashboard.js") {
 		t.Errorf("GET / with a bundle: %d %q", rec.Code, rec.Body.String())
 	}
 }
 
 func TestHandlerGzipAndETag(t *testing.T) {
-	h := Handler()
+	h := Handler(Config{})
 	req := httptest.NewRequest("GET", "/tracker.js", nil)
 	req.Header.Set("Accept-Encoding", "br, gzip")
 	rec := httptest.NewRecorder()
@@ -185,7 +185,7 @@ func TestRegister(t *testing.T) {
 	// Routes the other roles add beside these must not conflict with them.
 	r.GET("/v1/metrics", func(c *gin.Context) { c.String(200, "metrics") })
 	r.GET("/healthz", func(c *gin.Context) { c.String(200, "ok") })
-	Register(r)
+	Register(r, Config{})
 	tests := []struct {
 		path   string
 		status int

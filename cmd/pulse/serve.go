@@ -30,7 +30,7 @@ func serveCommand() *cli.Command {
 		&cli.StringFlag{Name: "public-url", Usage: "base URL printed for the dashboard (default http://localhost:PORT)"},
 		&cli.StringSliceFlag{Name: "allowed-origins", Usage: "Origins allowed to open WebSockets (default: same host)"},
 		&cli.StringFlag{Name: "namespace", Value: "v1", Usage: "aggregate namespace of a new registry (later, the registry names the current one: pulse promote)"},
-		&cli.DurationFlag{Name: "dedup-window", Value: 10 * time.Minute, Usage: "how long an event id is remembered for deduplication"},
+		&cli.DurationFlag{Name: "dedup-window", Value: 10 * time.Minute, Usage: "how long an event id is remembered for deduplication, in receive time; also served to the tracker (in /tracker.js and the Pulse-Dedup-Window header), which stops resending at 0.8 of it"},
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
 		&cli.Int64Flag{Name: "retention-bytes", Value: 10 << 30, Usage: "local stream retention by size"},
