@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -100,7 +101,7 @@ func dedupWindow(ctx context.Context, s *server) (time.Duration, error) {
 	return time.Duration(secs * float64(time.Second)), nil
 }
 
-// lateCase is one page of the demo site, visited through its own proxy
+// lateCase is one page of the demo site (reporting to lateSite), visited through its own proxy
 // (so its own origin and localStorage) in its own browser context.
 type lateCase struct {
 	s       *server
@@ -168,8 +169,8 @@ func (c *lateCase) counted(t *testing.T, ctx context.Context, want int64) int64 
 	return n
 }
 
-// pathPageviews is the server's count of pageviews of the demo site's
-// path over the last hour.
+// pathPageviews is the server's count of pageviews of lateSite's path
+// over the last hour.
 func (s *server) pathPageviews(ctx context.Context, path string) (int64, error) {
 	var res struct {
 		Top []struct {
@@ -177,7 +178,7 @@ func (s *server) pathPageviews(ctx context.Context, path string) (int64, error) 
 			Count int64  `json:"count"`
 		} `json:"top"`
 	}
-	q := url.Values{"site": {"demo"}, "metric": {"pageviews"}, "dim": {"path"}, "from": {"-1h"}, "k": {"1000"}}
+	q := url.Values{"site": {lateSite}, "metric": {"pageviews"}, "dim": {"path"}, "from": {"-1h"}, "k": {"1000"}}
 	if err := s.get(ctx, "/v1/top", q, &res); err != nil {
 		return 0, err
 	}
@@ -234,11 +235,40 @@ func newCollectProxy(t *testing.T, target, mode string) *collectProxy {
 	}
 	p := &collectProxy{target: target, fwd: httputil.NewSingleHostReverseProxy(u), stop: make(chan struct{}),
 		mode: mode, changed: make(chan struct{})}
+	director := p.fwd.Director
+	p.fwd.Director = func(r *http.Request) {
+		director(r)
+		r.Header.Del("Accept-Encoding") // pages come back plain, to be rewritten
+	}
+	p.fwd.ModifyResponse = asLateSite
 	srv := httptest.NewServer(p)
 	t.Cleanup(srv.Close)
 	t.Cleanup(func() { close(p.stop) }) // first, so srv.Close does not wait for held requests
 	p.url = srv.URL
 	return p
+}
+
+// lateSite is the site the late-resend pages report to: the demo pages
+// with their data-site rewritten, so that the attack leaves the demo
+// site's aggregates to the good traffic beside it in TestAbuse.
+const lateSite = "late"
+
+// asLateSite rewrites the demo page's tracker tag to report to lateSite.
+func asLateSite(resp *http.Response) error {
+	if !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+		return nil
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	b = bytes.ReplaceAll(b, []byte(`data-site="demo"`), []byte(`data-site="`+lateSite+`"`))
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	resp.ContentLength = int64(len(b))
+	resp.Header.Set("Content-Length", strconv.Itoa(len(b)))
+	resp.Header.Del("ETag")
+	return nil
 }
 
 func (p *collectProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
