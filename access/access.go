@@ -73,6 +73,7 @@ func (s Scope) String() string {
 type ReadToken struct {
 	Token string
 	Scope Scope
+	line  int // in its file, for messages
 }
 
 // Tokens holds the admin token and the read tokens. It is safe for

@@ -99,12 +99,12 @@ func TestRequireReadScope(t *testing.T) {
 }
 
 func TestParseReadTokens(t *testing.T) {
-	good := "# read tokens\n\nall0=*\n  only-a = a \nab==a,b\n"
-	toks, err := ParseReadTokens([]byte(good), "tokens.txt")
+	good := "# read tokens\n\nall-token-0123456=*\n  only-a-token-0123 = a \nab-token-01234567==a,b\n"
+	toks, err := ParseReadTokens([]byte(good), "tokens.txt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []struct{ tok, scope string }{{"all0", "*"}, {"only-a", "a"}, {"ab=", "a,b"}}
+	want := []struct{ tok, scope string }{{"all-token-0123456", "*"}, {"only-a-token-0123", "a"}, {"ab-token-01234567=", "a,b"}}
 	if len(toks) != len(want) {
 		t.Fatalf("%d tokens, want %d", len(toks), len(want))
 	}
@@ -115,17 +115,17 @@ func TestParseReadTokens(t *testing.T) {
 	}
 	bad := []struct{ name, in, msg string }{
 		{"no equals", "secret-token\n", "tokens.txt:1: want TOKEN=SITES"},
-		{"no sites", "# c\nsecret-token=\n", "tokens.txt:2: no sites"},
-		{"bad site", "secret-token=Demo\n", `tokens.txt:1: site "Demo" must match`},
-		{"star in list", "secret-token=a,*\n", `site "*" must match`},
-		{"space in token", "secret token=a\n", "tokens.txt:1: token may hold only printable ASCII"},
-		{"empty token", "=a\n", "tokens.txt:1: token must be 1 to 512 bytes"},
-		{"long token", strings.Repeat("x", 513) + "=a\n", "token must be 1 to 512 bytes"},
-		{"repeated", "secret-token=a\nsecret-token=b\n", "tokens.txt:2: token repeated (first on line 1)"},
+		{"no sites", "# c\nsecret-token-0123456=\n", "tokens.txt:2: no sites"},
+		{"bad site", "secret-token-0123456=Demo\n", `tokens.txt:1: site 1 of the list is not a site id`},
+		{"star in list", "secret-token-0123456=a,*\n", `site 2 of the list is not a site id`},
+		{"space in token", "secret token 0123456=a\n", "tokens.txt:1: token may hold only printable ASCII"},
+		{"empty token", "=a\n", "tokens.txt:1: token must be 16 to 512 bytes"},
+		{"long token", strings.Repeat("x", 513) + "=a\n", "token must be 16 to 512 bytes"},
+		{"repeated", "secret-token-0123456=a\nsecret-token-0123456=b\n", "tokens.txt:2: token repeated (first on line 1)"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseReadTokens([]byte(tc.in), "tokens.txt")
+			_, err := ParseReadTokens([]byte(tc.in), "tokens.txt", nil)
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err %v, want %q", err, tc.msg)
 			}
@@ -137,7 +137,7 @@ func TestParseReadTokens(t *testing.T) {
 }
 
 func TestParseWriteKeys(t *testing.T) {
-	wk, err := ParseWriteKeys([]byte("# keys\nshop = key-of-shop-0123456\nblog=key=with=equals=0123\n"), "keys.txt")
+	wk, err := ParseWriteKeys([]byte("# keys\nshop = key-of-shop-0123456\nblog=key=with=equals=0123\n"), "keys.txt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -168,15 +168,15 @@ func TestParseWriteKeys(t *testing.T) {
 	}
 	bad := []struct{ name, in, msg string }{
 		{"no equals", "shop\n", "keys.txt:1: want SITE=KEY"},
-		{"bad site", "Shop=secret-0123456789\n", `keys.txt:1: site "Shop" must match`},
-		{"short key", "shop=secret-short\n", "keys.txt:1: key of site shop must be 16 to 512 bytes"},
-		{"twice", "shop=secret-0123456789\nshop=secret-0123456789x\n", "keys.txt:2: site shop has a key already (line 1)"},
-		{"star origin", "shop=secret-0123456789 a.test,*\n", "keys.txt:1: origins of site shop: * is not allowed"},
-		{"bad origin", "shop=secret-0123456789 a.test [secret\n", "keys.txt:1: origins of site shop: pattern 2 is not valid"},
+		{"bad site", "Shop=secret-0123456789\n", `keys.txt:1: the text before = is not a site id`},
+		{"short key", "shop=secret-short\n", "keys.txt:1: key must be 16 to 512 bytes"},
+		{"twice", "shop=secret-0123456789\nshop=secret-0123456789x\n", "keys.txt:2: the site has a key already (line 1)"},
+		{"star origin", "shop=secret-0123456789 a.test,*\n", "keys.txt:1: origins: * is not allowed"},
+		{"bad origin", "shop=secret-0123456789 a.test [secret\n", "keys.txt:1: origins: pattern 2 is not valid"},
 	}
 	for _, tc := range bad {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := ParseWriteKeys([]byte(tc.in), "keys.txt")
+			_, err := ParseWriteKeys([]byte(tc.in), "keys.txt", nil)
 			if err == nil || !strings.Contains(err.Error(), tc.msg) {
 				t.Fatalf("err %v, want %q", err, tc.msg)
 			}
@@ -219,7 +219,7 @@ func TestOrigins(t *testing.T) {
 // server-wide fallback, and the sites left without any.
 func TestWriteKeyPages(t *testing.T) {
 	wk, err := ParseWriteKeys([]byte("shop=key-of-shop-0123456 https://shop.example.com, *.shop.test\n"+
-		"blog=key-of-blog-0123456\nnews = key-of-news-0123456 news.test\n"), "keys.txt")
+		"blog=key-of-blog-0123456\nnews = key-of-news-0123456 news.test\n"), "keys.txt", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -285,3 +285,25 @@ func putAll(t *testing.T, store ObjectStore, keys []string) {
 		t.Fatal(err)
 	}
 }
+
+// TestDirStorePrivate: the archive holds every site's raw events, so each
+// directory a put creates is 0700 and each object 0600.
+func TestDirStorePrivate(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "archive")
+	key := "dt=2026-11-27/hr=15/a.parquet"
+	if _, err := NewDir(root).PutIfAbsent(context.Background(), key, []byte("a"), ContentType, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		rel  string
+		want os.FileMode
+	}{{".", 0o700}, {"dt=2026-11-27", 0o700}, {"dt=2026-11-27/hr=15", 0o700}, {key, 0o600}} {
+		fi, err := os.Stat(filepath.Join(root, filepath.FromSlash(c.rel)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Mode().Perm() != c.want {
+			t.Errorf("%s is %v, want %v", c.rel, fi.Mode().Perm(), c.want)
+		}
+	}
+}

@@ -3,6 +3,8 @@ package archiver
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/pulsehq/pulse/internal/redistest"
@@ -118,6 +120,11 @@ func TestFileCheckpoints(t *testing.T) {
 		// A new instance stands for a restarted process.
 		if got, err := NewFileCheckpoints(dir).Load(ctx, "shard-000001"); err != nil || got != c {
 			t.Errorf("saved %+v, loaded %+v, %v", c, got, err)
+		}
+	}
+	for p, want := range map[string]os.FileMode{dir: 0o700, filepath.Join(dir, "shard-000001.json"): 0o600} {
+		if fi, err := os.Stat(p); err != nil || fi.Mode().Perm() != want {
+			t.Errorf("%s: %v, want mode %v (checkpoints are private to the owner)", p, fi, want)
 		}
 	}
 	for _, bad := range []string{"", "../x", ".hidden", "a/b"} {

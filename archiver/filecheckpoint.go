@@ -69,7 +69,7 @@ func (f *FileCheckpoints) Save(ctx context.Context, shard string, c Checkpoint) 
 }
 
 func (f *FileCheckpoints) save(p string, b []byte) error {
-	if err := os.MkdirAll(f.dir, 0o755); err != nil {
+	if err := os.MkdirAll(f.dir, 0o700); err != nil {
 		return err
 	}
 	tmp, err := os.CreateTemp(f.dir, ".ck-*")

@@ -56,6 +56,8 @@ func TestAdminStatus(t *testing.T) {
 		{"replay bad metrics config", "POST", "/v1/admin/replay", `{"namespace":"v3","metrics_config":"metrics: ["}`, node, 400},
 		{"replay the current namespace", "POST", "/v1/admin/replay", `{"namespace":"v1"}`, node, 409},
 		{"verify from after to", "POST", "/v1/admin/verify", `{"from":5,"to":1}`, node, 400},
+		{"replay body over 1 MiB", "POST", "/v1/admin/replay", `{"namespace":"v3","metrics_config":"` + strings.Repeat("#", 1<<20) + `"}`, node, 413},
+		{"verify body over 1 MiB", "POST", "/v1/admin/verify", strings.Repeat(" ", 1<<20) + `{"from":1,"to":2}`, node, 413},
 		{"replay without a stream", "POST", "/v1/admin/replay", `{"namespace":"v2"}`, pushOnly, 503},
 		{"verify without a stream", "POST", "/v1/admin/verify", `{"from":1,"to":2}`, pushOnly, 503},
 		{"namespaces without a stream", "GET", "/v1/admin/namespaces", "", pushOnly, 200},

@@ -33,7 +33,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
 	}
-	if err := h.readBody(c.Request, buf); err != nil {
+	if err := h.readBody(c.Writer, c.Request, buf); err != nil {
 		return err
 	}
 	evs, idx, rejects, err := event.Decode(buf.Bytes(), h.cfg.Limits)
@@ -94,28 +94,40 @@ func (h *Handler) limitSites(r *http.Request, evs []event.Event) error {
 }
 
 // readBody reads the request body into buf, refusing more than
-// MaxBodyBytes without reading further.
-func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
+// MaxBodyBytes without reading further. A gzip body is bounded twice: its
+// decompressed bytes by MaxBodyBytes, and the bytes read from the wire by
+// rawBodyLimit, so a stream of empty deflate blocks (no output, endless
+// input) is cut off as soon as it outgrows any honest batch, not after the
+// read timeout. Past the raw bound, net/http closes the connection rather
+// than draining the rest.
+func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
 	max := h.cfg.Limits.MaxBodyBytes
-	tooLarge := func() error {
+	tooLarge := func(what string, limit int64) error {
 		h.m.rejected.WithLabelValues("too_large").Inc()
 		return httperr.New(http.StatusRequestEntityTooLarge,
-			fmt.Sprintf("body larger than %d bytes: send fewer events per request", max))
+			fmt.Sprintf("%s larger than %d bytes: send fewer events per request", what, limit))
 	}
-	body := r.Body
+	raw := rawBodyLimit(max)
+	var body io.Reader = http.MaxBytesReader(w, r.Body, raw)
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 		if r.ContentLength > max {
-			return tooLarge()
+			return tooLarge("body", max)
 		}
 		if r.ContentLength > 0 {
 			buf.Grow(int(r.ContentLength) + 1)
 		}
 	case "gzip":
+		if r.ContentLength > raw {
+			return tooLarge("compressed body", raw)
+		}
 		// Server-side senders compress batches; the limit applies to the
 		// decompressed body, so a small bomb is refused like a large body.
 		zr, err := gzip.NewReader(body)
 		if err != nil {
+			if errors.As(err, new(*http.MaxBytesError)) {
+				return tooLarge("compressed body", raw)
+			}
 			return httperr.Wrap(http.StatusBadRequest, "bad gzip body", err)
 		}
 		defer zr.Close()
@@ -125,14 +137,23 @@ func (h *Handler) readBody(r *http.Request, buf *bytes.Buffer) error {
 		return httperr.New(http.StatusUnsupportedMediaType, "Content-Encoding "+enc+" not supported: send gzip or identity")
 	}
 	n, err := buf.ReadFrom(io.LimitReader(body, max+1))
+	if errors.As(err, new(*http.MaxBytesError)) {
+		return tooLarge("compressed body", raw)
+	}
 	if err != nil {
 		return httperr.Wrap(http.StatusBadRequest, "read body: "+err.Error(), err)
 	}
 	if n > max {
-		return tooLarge()
+		return tooLarge("body", max)
 	}
 	return nil
 }
+
+// rawBodyLimit is the most bytes read from the wire for a body whose
+// decompressed size may be max: gzip of max bytes of incompressible data
+// takes max plus 5 bytes per 64 KiB stored block plus header and trailer,
+// so max + max/1024 + 4 KiB admits every honest batch.
+func rawBodyLimit(max int64) int64 { return max + max/1024 + 4<<10 }
 
 // bodyError maps a whole-body decode failure to its answer.
 func (h *Handler) bodyError(err error) error {

@@ -88,7 +88,7 @@ func (b *FileBackend) Load(ctx context.Context) ([]byte, error) {
 // Save implements Backend.
 func (b *FileBackend) Save(ctx context.Context, doc []byte) error {
 	dir := filepath.Dir(b.path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("save %s: %w", b.path, err)
 	}
 	f, err := os.CreateTemp(dir, ".namespaces-")

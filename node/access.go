@@ -3,6 +3,7 @@ package node
 import (
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -20,9 +21,14 @@ const maxHeaderBytes = 128 << 10
 // buildTokens returns the token checker: readTok reads every site, the
 // tokens of the read-tokens file read their sites, adminTok does all.
 func buildTokens(h Harden, readTok, adminTok string, log *slog.Logger) (*access.Tokens, error) {
+	for _, t := range []struct{ flag, tok string }{{"--read-token", readTok}, {"--admin-token", adminTok}} {
+		if slices.Contains(h.AllowedSites, t.tok) {
+			return nil, fmt.Errorf("%s: the token equals a site id of --allowed-sites", t.flag)
+		}
+	}
 	read := []access.ReadToken{{Token: readTok, Scope: access.AllSites()}}
 	if h.ReadTokensFile != "" {
-		more, err := access.LoadReadTokens(h.ReadTokensFile)
+		more, err := access.LoadReadTokens(h.ReadTokensFile, h.AllowedSites)
 		if err != nil {
 			return nil, fmt.Errorf("--read-tokens: %w", err)
 		}
@@ -41,7 +47,7 @@ func ingestAccess(h Harden, cfg *ingest.Config, log *slog.Logger) error {
 	cfg.AllowedSites = h.AllowedSites
 	cfg.Origins = access.NewOrigins(h.IngestOrigins)
 	if h.WriteKeysFile != "" {
-		wk, err := access.LoadWriteKeys(h.WriteKeysFile)
+		wk, err := access.LoadWriteKeys(h.WriteKeysFile, h.AllowedSites)
 		if err != nil {
 			return fmt.Errorf("--write-keys: %w", err)
 		}

@@ -46,3 +46,35 @@ func TestIngestAccessOrigins(t *testing.T) {
 		})
 	}
 }
+
+// TestTokensNotSiteNames: a --read-token or --admin-token equal to a site
+// of --allowed-sites is refused, naming the flag and not the token; so is
+// a read-tokens line whose token is such a site.
+func TestTokensNotSiteNames(t *testing.T) {
+	const site = "secret-site-0123456789"
+	h := Harden{AllowedSites: []string{"demo", site}}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	tokens := filepath.Join(t.TempDir(), "read-tokens")
+	if err := os.WriteFile(tokens, []byte(site+"=demo\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, read, admin, file, msg string
+	}{
+		{"read token", site, "admin-token-0123456789", "", "--read-token: the token equals a site id of --allowed-sites"},
+		{"admin token", "read-token-0123456789", site, "", "--admin-token: the token equals a site id of --allowed-sites"},
+		{"read-tokens line", "read-token-0123456789", "admin-token-0123456789", tokens, ":1: token equals a site id (one of the configured sites)"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := h
+			h.ReadTokensFile = tc.file
+			_, err := buildTokens(h, tc.read, tc.admin, log)
+			if err == nil || !strings.Contains(err.Error(), tc.msg) || strings.Contains(err.Error(), site) {
+				t.Fatalf("err %v, want %q without the token", err, tc.msg)
+			}
+		})
+	}
+	if _, err := buildTokens(h, "read-token-0123456789", "admin-token-0123456789", log); err != nil {
+		t.Errorf("tokens that are no site: %v", err)
+	}
+}

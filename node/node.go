@@ -103,12 +103,34 @@ type node struct {
 	closers    []func() // the stream and stores, closed last, in reverse
 }
 
+// privateDataDir creates the data dir readable by its owner only: it holds
+// the tokens, the raw events of every site and the archive. A dir that an
+// older Pulse created 0755 is tightened to 0700, which also closes what is
+// inside it to other users, whatever the files' own modes.
+func privateDataDir(dir string, log *slog.Logger) error {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create data dir %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("stat data dir %s: %w", dir, err)
+	}
+	if fi.Mode().Perm()&0o077 == 0 {
+		return nil
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return fmt.Errorf("data dir %s is %v, readable by other users; chmod 700: %w", dir, fi.Mode().Perm(), err)
+	}
+	log.Warn("data dir was open to other users; tightened", "dir", dir, "was", fi.Mode().Perm().String(), "now", "-rwx------")
+	return nil
+}
+
 // newNode reads what needs no dependency: the data dir, tokens, metric
 // catalog, rate limits. Its errors are the operator's to fix: they end the
 // process before it listens.
 func newNode(cfg Config, log *slog.Logger) (*node, error) {
-	if err := os.MkdirAll(cfg.Data, 0o755); err != nil {
-		return nil, fmt.Errorf("create data dir %s: %w", cfg.Data, err)
+	if err := privateDataDir(cfg.Data, log); err != nil {
+		return nil, err
 	}
 	n := &node{cfg: cfg, log: log, reg: prometheus.NewRegistry(), gate: readiness.New(log.With("part", "start"))}
 	var err error

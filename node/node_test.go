@@ -13,7 +13,7 @@ import (
 	"time"
 )
 
-const testReadToken = "read-secret"
+const testReadToken = "read-secret-0123456789"
 
 // testConfig is a node of every role on the embedded Redis and a local
 // stream in a temporary directory, listening on a free loopback port.
@@ -26,7 +26,7 @@ func testConfig(t *testing.T) Config {
 		Redis:           "embedded",
 		Shards:          2,
 		ReadToken:       testReadToken,
-		AdminToken:      "admin-secret",
+		AdminToken:      "admin-secret-0123456789",
 		Namespace:       "v1",
 		DedupWindow:     10 * time.Minute,
 		AllowedLateness: 24 * time.Hour,

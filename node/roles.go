@@ -105,7 +105,7 @@ func (n *node) redis(ctx context.Context) (redis.UniversalClient, part, error) {
 			return nil, part{}, err
 		}
 		n.log.Info("embedded redis listening (aggregates are rebuilt from the stream at start)", "addr", e.Addr())
-		c = redis.NewClient(outbound.RedisOptions(&redis.Options{Addr: e.Addr()}))
+		c = redis.NewClient(outbound.RedisOptions(&redis.Options{Addr: e.Addr(), Password: e.Password()}))
 		n.closers = append(n.closers, e.Close, func() { c.Close() })
 		return c, part{run: e.Run}, nil
 	case strings.HasPrefix(raw, "redis://"), strings.HasPrefix(raw, "rediss://"):

@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/pulsehq/pulse/access"
 )
 
 // tokenSource says where a token came from, which decides whether the
@@ -24,15 +26,23 @@ const (
 
 // loadOrCreateToken returns given when set; otherwise the token kept in
 // file under dir, created on first use. Keeping it lets a restart keep
-// open dashboards working.
+// open dashboards working. file is also the name of the token's flag. A
+// given or kept token shorter than access.MinSecret is refused, by its
+// flag or file, never quoted.
 func loadOrCreateToken(given, dir, file string) (string, tokenSource, error) {
 	if given != "" {
+		if err := access.CheckSecret(given); err != nil {
+			return "", 0, fmt.Errorf("--%s (%s): token %w", file, envName(file), err)
+		}
 		return given, tokenGiven, nil
 	}
 	path := filepath.Join(dir, file)
 	b, err := os.ReadFile(path)
 	if err == nil {
 		if t := strings.TrimSpace(string(b)); t != "" {
+			if err := access.CheckSecret(t); err != nil {
+				return "", 0, fmt.Errorf("token file %s: token %w; delete the file to have one generated, or set --%s", path, err, file)
+			}
 			return t, tokenKept, nil
 		}
 	} else if !errors.Is(err, fs.ErrNotExist) {
@@ -47,4 +57,9 @@ func loadOrCreateToken(given, dir, file string) (string, tokenSource, error) {
 		return "", 0, fmt.Errorf("write token %s: %w", path, err)
 	}
 	return t, tokenGenerated, nil
+}
+
+// envName is the environment twin of flag, as cmd/pulse names it.
+func envName(flag string) string {
+	return "PULSE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
 }

@@ -21,10 +21,13 @@ func TestLoadOrCreateToken(t *testing.T) {
 		wantSrc tokenSource
 		wantErr string
 	}{
-		{name: "given", given: "flag-token", want: "flag-token", wantSrc: tokenGiven},
-		{name: "given beats the file", given: "flag-token", setup: write("kept\n"), want: "flag-token", wantSrc: tokenGiven},
-		{name: "kept", setup: write("kept-token\n"), want: "kept-token", wantSrc: tokenKept},
-		{name: "kept with spaces", setup: write("  kept-token \n\n"), want: "kept-token", wantSrc: tokenKept},
+		{name: "given", given: "flag-token-0123456789", want: "flag-token-0123456789", wantSrc: tokenGiven},
+		{name: "given beats the file", given: "flag-token-0123456789", setup: write("kept-token-0123456789\n"), want: "flag-token-0123456789", wantSrc: tokenGiven},
+		{name: "kept", setup: write("kept-token-0123456789\n"), want: "kept-token-0123456789", wantSrc: tokenKept},
+		{name: "kept with spaces", setup: write("  kept-token-0123456789 \n\n"), want: "kept-token-0123456789", wantSrc: tokenKept},
+		{name: "given too short", given: "flag-secret", wantErr: "--read-token (PULSE_READ_TOKEN): token must be 16 to 512 bytes"},
+		{name: "given with a space", given: "flag-secret 0123456789", wantErr: "--read-token (PULSE_READ_TOKEN): token may hold only printable ASCII"},
+		{name: "kept too short", setup: write("kept-secret\n"), wantErr: "read-token: token must be 16 to 512 bytes; delete the file"},
 		{name: "none: generated", wantSrc: tokenGenerated},
 		{name: "empty file: generated", setup: write("\n"), wantSrc: tokenGenerated},
 		{name: "unreadable", setup: func(t *testing.T, path string) {
@@ -45,6 +48,9 @@ func TestLoadOrCreateToken(t *testing.T) {
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("error %v, want one containing %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), "secret") {
+					t.Errorf("error %q shows the token", err)
 				}
 				return
 			}

@@ -31,10 +31,10 @@ func TestBadAccessConfig(t *testing.T) {
 		msg  string
 	}{
 		{"token without sites", []string{"--read-tokens", file("t1", "# x\nsecret-tok\n")}, "--read-tokens: " + filepath.Join(dir, "t1") + ":2: want TOKEN=SITES"},
-		{"token bad site", []string{"--read-tokens", file("t2", "secret-tok=Shop\n")}, `t2:1: site "Shop" must match`},
+		{"token bad site", []string{"--read-tokens", file("t2", "secret-tok-0123456789=Shop\n")}, `t2:1: site 1 of the list is not a site id`},
 		{"token equals --read-token", []string{"--read-tokens", file("t3", readToken+"=shop\n")}, "equals --read-token"},
 		{"missing tokens file", []string{"--read-tokens", filepath.Join(dir, "none")}, "--read-tokens: open "},
-		{"short write key", []string{"--write-keys", file("k1", "shop=secret\n")}, "--write-keys: " + filepath.Join(dir, "k1") + ":1: key of site shop must be 16 to 512 bytes"},
+		{"short write key", []string{"--write-keys", file("k1", "shop=secret\n")}, "--write-keys: " + filepath.Join(dir, "k1") + ":1: key must be 16 to 512 bytes"},
 		{"bad allowed site", []string{"--allowed-sites", "demo,Bad!"}, `--allowed-sites: "Bad!" is not a site id`},
 		{"bad origin pattern", []string{"--ingest-origins", "[x"}, `--ingest-origins: "[x" is not a valid pattern`},
 		{"write keys without origins", []string{"--write-keys", file("k2", "shop=secret-shop-0123456789\nblog=secret-blog-0123456789\nnews=secret-news-0123456789 news.test\n")},

@@ -152,7 +152,7 @@ func init() {
 
 // Credentials of the access cases of TestOpenAPI.
 const (
-	scopedToken = "oa-scoped-token" // reads othersite only
+	scopedToken = "oa-scoped-token-0123456789" // reads othersite only
 	keyedSite   = "keyed"
 	writeKey    = "oa-write-key-0123456789"
 )

@@ -53,8 +53,8 @@ func TestMain(m *testing.M) {
 }
 
 const (
-	readToken  = "test-read-token"
-	adminToken = "test-admin-token"
+	readToken  = "test-read-token-0123456789"
+	adminToken = "test-admin-token-0123456789"
 )
 
 // server is one pulse serve subprocess, restartable on the same port and

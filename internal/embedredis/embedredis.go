@@ -12,10 +12,17 @@
 // retention defaults to the longest aggregate retention so nothing a query
 // can see is lost. Production uses a real Redis (with AOF) and resumes from
 // the stored positions instead.
+//
+// It listens on loopback, which every local user can reach, so it requires
+// a password drawn from crypto/rand at each start: a local process that is
+// not Pulse can neither read the aggregates nor publish fake deltas. The
+// password lives only in this process's memory; nothing logs it.
 package embedredis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"time"
 
@@ -25,20 +32,32 @@ import (
 // Server is a running embedded Redis on a loopback port. Safe for
 // concurrent use.
 type Server struct {
-	m *miniredis.Miniredis
+	m        *miniredis.Miniredis
+	password string
 }
 
-// Start listens on a free loopback port.
+// Start listens on a free loopback port and requires a fresh random
+// password (Password) from the first connection on.
 func Start() (*Server, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return nil, fmt.Errorf("embedded redis password: %w", err)
+	}
+	pw := hex.EncodeToString(b[:])
 	m := miniredis.NewMiniRedis()
+	// Before the listener opens, so no connection ever sees it without.
+	m.RequireAuth(pw)
 	if err := m.StartAddr("127.0.0.1:0"); err != nil {
 		return nil, fmt.Errorf("start embedded redis: %w", err)
 	}
-	return &Server{m: m}, nil
+	return &Server{m: m, password: pw}, nil
 }
 
 // Addr is the server's host:port.
 func (s *Server) Addr() string { return s.m.Addr() }
+
+// Password is what a client must AUTH with. Never log it.
+func (s *Server) Password() string { return s.password }
 
 // Run makes keys expire on the wall clock until ctx ends. miniredis only
 // moves TTLs when told; its own per-command clock mode walks every key on

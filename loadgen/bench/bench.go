@@ -30,12 +30,19 @@ const PushFlushRate = 20
 // pulse serve allows 64 WebSocket connections per client IP.
 const perSourceIP = 50
 
+// The bench's tokens: fixed, and as long as pulse serve wants them (16
+// bytes or more).
+const (
+	readToken  = "bench-read-token-0123456789"
+	adminToken = "bench-admin-token-0123456789"
+)
+
 // serveArgs runs pulse serve on data with the abuse limits off (per-IP
 // request rate and per-site event rate): the bench measures the pipeline,
 // from one address, at rates above the defaults. The bench's own tokens
 // are fixed; nothing but the bench reaches the child.
 func serveArgs(data string) []string {
-	return []string{"serve", "--data", data, "--read-token", "bench", "--admin-token", "bench-admin",
+	return []string{"serve", "--data", data, "--read-token", readToken, "--admin-token", adminToken,
 		"--rate-ip", "-1", "--rate-site", "-1", "--log-level", "warn"}
 }
 

@@ -72,7 +72,7 @@ func Freshness(ctx context.Context, env Env, cfg FreshnessConfig) error {
 func freshnessAt(ctx context.Context, env Env, cfg FreshnessConfig, addr string, rate float64, seq *atomic.Int64) (string, error) {
 	site := "bench-" + randHex(4)
 	fleet, err := loadgen.DialFleet(ctx, loadgen.FleetConfig{
-		URL:         "ws://" + addr + "/v1/ws?token=bench",
+		URL:         "ws://" + addr + "/v1/ws?token=" + readToken,
 		Clients:     1,
 		Protocol:    loadgen.PulseProtocol{Site: site, Metric: "events", Step: "10s", Window: "15m"},
 		MaxReadings: 1 << 16,

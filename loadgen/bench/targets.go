@@ -34,7 +34,7 @@ func startPulseTarget(ctx context.Context, pulse string, batch int) (*pushTarget
 	return &pushTarget{
 		name:     "pulse",
 		pid:      p.pid(),
-		wsURL:    "ws://" + p.addr + "/v1/ws?token=bench",
+		wsURL:    "ws://" + p.addr + "/v1/ws?token=" + readToken,
 		protocol: loadgen.PulseProtocol{Site: site, Metric: "events", Step: "10s", Window: "1m"},
 		feed:     func(int64) ([]byte, int) { return pushEvents(&seq, site, batch), batch },
 		feedCfg:  loadgen.FeedConfig{URL: "http://" + p.addr + "/v1/collect", Header: browserHeader(), Concurrency: 16},

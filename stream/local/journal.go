@@ -178,7 +178,7 @@ func forRecords(records []byte, fn func(raw []byte, rec rawRecord) error) error 
 // extends it with the first zeros.
 func createJournal(dir string, gen uint64, limit int64) (*journal, error) {
 	path := filepath.Join(dir, journalName(gen))
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create journal: %w", err)
 	}

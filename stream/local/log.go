@@ -83,7 +83,7 @@ func ShardID(i int) string { return fmt.Sprintf("shard-%06d", i) }
 // durable there. The Log owns one writer goroutine until Close.
 func Open(dir string, cfg Config) (*Log, error) {
 	cfg = cfg.withDefaults()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("open log %s: %w", dir, err)
 	}
 	lock, err := lockDir(filepath.Join(dir, "LOCK"))
@@ -183,7 +183,7 @@ func writeMeta(dir string, m meta) error {
 		return fmt.Errorf("encode meta: %w", err)
 	}
 	tmp := filepath.Join(dir, metaFile+".tmp")
-	f, err := os.Create(tmp)
+	f, err := os.OpenFile(tmp, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
 		return fmt.Errorf("write meta: %w", err)
 	}

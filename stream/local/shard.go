@@ -48,7 +48,7 @@ type shard struct {
 // active one's tail.
 func openShard(dir, id string, idx int, cfg *Config) (*shard, error) {
 	s := &shard{id: id, idx: idx, dir: dir, cfg: cfg, notify: make(chan struct{})}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("make shard dir: %w", err)
 	}
 	bases, err := listSegments(dir)
@@ -92,7 +92,7 @@ func openShard(dir, id string, idx int, cfg *Config) (*shard, error) {
 
 func createSegment(dir string, base uint64) (*segment, error) {
 	path := segmentPath(dir, base)
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, fmt.Errorf("create segment: %w", err)
 	}
