@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pulsehq/pulse/internal/redistest"
 )
 
 // abuseAttack is one attack of issue 11, run against a live server: it
@@ -28,6 +26,9 @@ func abuseAttacks() []abuseAttack {
 		{"5. forged origins on a keyed site", attackForgedOrigin},
 		{"6. unauthenticated WebSocket upgrades", attackUnauthWS},
 		{"7. the read token in the log", attackTokenInLog},
+		{"8. a local process on the embedded Redis", attackLocalRedis},
+		{"9. a deflate bomb of empty blocks", attackDeflateBomb},
+		{"10. weak and swapped secrets", attackWeakSecrets},
 		{"11. a tracker's late resend", attackLateResend},
 	}
 }
@@ -36,15 +37,14 @@ func abuseAttacks() []abuseAttack {
 const defaultSiteRate = 5000
 
 // TestAbuse runs every attack of issue 11 against one pulse serve (the
-// default configuration plus what the attacks need: redis-server, a
-// trusted loopback proxy so attackers can have addresses of their own, a
+// default configuration, embedded Redis included, plus what the attacks
+// need: a trusted loopback proxy so attackers can have addresses of their own, a
 // keyed site, a short archive flush, a dedup window short enough to wait
 // past), one after another, while good
 // traffic flows on other sites. Each attack asserts its bound; the good
 // traffic must stay exact against its ground truth. It prints the bounds.
 func TestAbuse(t *testing.T) {
-	rs := redistest.Start(t)
-	s := newServer(t, "--redis", rs.URL(), "--trusted-proxies", trustedLoopbackGW,
+	s := newServer(t, "--trusted-proxies", trustedLoopbackGW,
 		"--write-keys", pagesKeysFile(t), "--archive-max-age", "1s", "--dedup-window", "10s")
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()

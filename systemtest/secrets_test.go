@@ -47,7 +47,7 @@ func TestSecrets(t *testing.T) {
 func attackLocalRedis(t *testing.T, ctx context.Context, s *server) string {
 	var lines []string
 	for i := range 20 {
-		lines = append(lines, fmt.Sprintf(`{"id":"lr-%d","site":"demo","type":"pageview","url":"https://e.com/lr/%d"}`, i, i))
+		lines = append(lines, fmt.Sprintf(`{"id":"lr-%d","site":"secrets","type":"pageview","url":"https://e.com/lr/%d"}`, i, i))
 	}
 	if code, res, err := s.post(ctx, []byte(strings.Join(lines, "\n")), "test"); err != nil || code != 202 || res.Accepted != len(lines) {
 		t.Errorf("collect: %d %+v %v", code, res, err)
@@ -231,7 +231,7 @@ func attackDeflateBomb(t *testing.T, ctx context.Context, s *server) string {
 	if written > limit+buffers {
 		t.Errorf("the client wrote %d bytes of the bomb before the server closed, want at most %d (raw limit) + %d (socket buffers)", written, limit, buffers)
 	}
-	code, res, err := s.post(ctx, []byte(`{"id":"after-bomb","site":"demo","type":"pageview"}`), "test")
+	code, res, err := s.post(ctx, []byte(`{"id":"after-bomb","site":"secrets","type":"pageview"}`), "test")
 	if err != nil || code != 202 || res.Accepted != 1 {
 		t.Errorf("good event after the bomb: %d %+v %v", code, res, err)
 	}
