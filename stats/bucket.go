@@ -2,6 +2,7 @@ package stats
 
 import (
 	"errors"
+	"slices"
 	"time"
 )
 
@@ -160,54 +161,67 @@ func (r Range) Label(t time.Time, g Grain) string {
 var ErrTooManyBuckets = errors.New("stats: range spans too many time buckets")
 
 // Labels are the labels of every bucket holding an instant of [From, To),
-// in order: meta.time_labels. A label the clocks skip (02:00 on the day
-// Europe/Berlin moves to summer time) is absent, and one they repeat is
-// listed once. The range must be known (From set).
+// sorted, each once: meta.time_labels. A label the clocks skip (02:00 on
+// the day Europe/Berlin moves to summer time) is absent, and one they
+// repeat is listed once. The range must be known (From set).
 func (r Range) Labels(g Grain) ([]string, error) {
 	if r.From.IsZero() || !r.From.Before(r.To) {
 		return nil, nil
 	}
+	seen := make(map[string]bool)
 	var out []string
-	for w := r.bucketWall(r.From, g); ; {
-		at := instant(w, r.Loc)
-		if !at.Before(r.To) {
-			break
+	// Within a span of one UTC offset the wall clock runs without jumps,
+	// so its buckets are those from the span's first wall time to its
+	// last; when clocks go back, the next span revisits labels.
+	for s := r.From; s.Before(r.To); {
+		e := r.To
+		if _, end := s.In(r.Loc).ZoneBounds(); !end.IsZero() && end.Before(e) {
+			e = end
 		}
-		if len(out) == MaxBuckets {
-			return nil, ErrTooManyBuckets
+		last := wallOf(e.Add(-time.Nanosecond), r.Loc)
+		for w := r.bucketWall(s, g); !w.After(last); w = nextBucket(w, g) {
+			if l := g.format(w); !seen[l] {
+				if len(out) == MaxBuckets {
+					return nil, ErrTooManyBuckets
+				}
+				seen[l] = true
+				out = append(out, l)
+			}
 		}
-		next := g.nextWall(w)
-		// A label inside a gap has no instant of its own: instant moved
-		// it to the end of the gap, a later label.
-		if wallOf(at, r.Loc).Before(next) {
-			out = append(out, g.format(w))
-		}
-		if g == Week && next.Weekday() != time.Monday {
-			next = Week.truncWall(next)
-		}
-		w = next
+		s = e
 	}
+	slices.Sort(out) // labels sort as their wall times do
 	return out, nil
+}
+
+// nextBucket is the wall start of the bucket after the one starting at w,
+// which may be a week clamped to a day other than Monday.
+func nextBucket(w time.Time, g Grain) time.Time {
+	next := g.nextWall(w)
+	if g == Week {
+		return Week.truncWall(next)
+	}
+	return next
 }
 
 // estimateBuckets is an upper bound of the buckets of [from, to) cheap
 // enough for Parse: every bucket is at least 23 hours for days, 6 days 23
 // hours for weeks and 28 days minus an hour for months.
 func estimateBuckets(from, to time.Time, g Grain) int64 {
-	var min time.Duration
+	var shortest time.Duration
 	switch g {
 	case Minute:
-		min = time.Minute
+		shortest = time.Minute
 	case Hour:
-		min = 30 * time.Minute // zones that shift by half an hour
+		shortest = 30 * time.Minute // zones that shift by half an hour
 	case Day:
-		min = 23 * time.Hour
+		shortest = 23 * time.Hour
 	case Week:
-		min = 7*24*time.Hour - time.Hour
+		shortest = 7*24*time.Hour - time.Hour
 	default:
-		min = 28*24*time.Hour - time.Hour
+		shortest = 28*24*time.Hour - time.Hour
 	}
-	return int64(to.Sub(from)/min) + 2
+	return int64(to.Sub(from)/shortest) + 2
 }
 
 // AutoGrain is the grain of the plain time dimension for r, Plausible's

@@ -96,6 +96,17 @@ func TestLabels(t *testing.T) {
 			}
 		})
 	}
+	// Half an hour across the end of summer time in Berlin: 02:45 to
+	// 02:59 summer time, then 02:00 to 02:14 winter time.
+	r := Range{From: time.Date(2026, 10, 25, 0, 45, 0, 0, time.UTC), To: time.Date(2026, 10, 25, 1, 15, 0, 0, time.UTC), Loc: berlin}
+	got, err := r.Labels(Minute)
+	if err != nil || len(got) != 30 || got[0] != "2026-10-25 02:00:00" || got[14] != "2026-10-25 02:14:00" || got[15] != "2026-10-25 02:45:00" {
+		t.Errorf("minutes across the repeated hour: %v %d labels %q", err, len(got), got)
+	}
+	r = Range{From: time.Date(2026, 10, 25, 0, 30, 0, 0, time.UTC), To: time.Date(2026, 10, 25, 2, 30, 0, 0, time.UTC), Loc: berlin}
+	if got, _ := r.Labels(Hour); !slices.Equal(got, []string{"2026-10-25 02:00:00", "2026-10-25 03:00:00"}) {
+		t.Errorf("hours across the repeated hour: %q", got)
+	}
 	// realtime: the minutes from 14:00 to 14:30, both partly inside.
 	q := mustParse(t, `{"date_range":"realtime"}`, now)
 	if got, _ := q.Range.Labels(Minute); len(got) != 31 || got[0] != "2026-12-07 14:00:00" || got[30] != "2026-12-07 14:30:00" {
@@ -118,7 +129,6 @@ func TestLabels(t *testing.T) {
 	if got, _ := q.Range.Labels(Week); len(got) != 53 || got[0] != "2026-01-01" || got[1] != "2026-01-05" {
 		t.Errorf("year by week: %d labels from %q", len(got), got[:2])
 	}
-	_ = berlin
 }
 
 func TestRangeLabelClampsWeeks(t *testing.T) {

@@ -90,9 +90,9 @@ func (p *filterParser) leaf(op Op, l []json.RawMessage, part string, depth int) 
 	if err != nil {
 		return Filter{}, err
 	}
-	var msg string
-	if f.Dimension, msg = ParseDimension(name); msg != "" {
-		return Filter{}, errf(dimPart, msg)
+	var derr error
+	if f.Dimension, derr = ParseDimension(name); derr != nil {
+		return Filter{}, errf(dimPart, derr.Error())
 	}
 	switch {
 	case f.Dimension.IsTime():

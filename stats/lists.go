@@ -20,9 +20,9 @@ func parseMetrics(raw json.RawMessage) ([]Metric, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		m, msg := ParseMetric(s)
-		if msg != "" {
-			return nil, errf(part, msg)
+		m, perr := ParseMetric(s)
+		if perr != nil {
+			return nil, errf(part, perr.Error())
 		}
 		for _, prev := range out[:i] {
 			if prev == m {
@@ -49,9 +49,9 @@ func parseDimensions(raw json.RawMessage) ([]Dimension, *Error) {
 		if err != nil {
 			return nil, err
 		}
-		d, msg := ParseDimension(s)
-		if msg != "" {
-			return nil, errf(part, msg)
+		d, perr := ParseDimension(s)
+		if perr != nil {
+			return nil, errf(part, perr.Error())
 		}
 		for _, prev := range out[:i] {
 			if prev == d {
@@ -86,9 +86,9 @@ func parseOrderBy(raw json.RawMessage, metrics []Metric, dims []Dimension) ([]Or
 		}
 		o, ok := findOrder(name, metrics, dims)
 		if !ok {
-			_, mmsg := ParseMetric(name)
-			_, dmsg := ParseDimension(name)
-			if mmsg != "" && dmsg != "" {
+			_, merr := ParseMetric(name)
+			_, derr := ParseDimension(name)
+			if merr != nil && derr != nil {
 				return nil, errf(part+"[0]", "unknown metric or dimension "+strconv.Quote(name))
 			}
 			return nil, errf(part+"[0]", strconv.Quote(name)+" is not one of the query's metrics or dimensions")

@@ -1,6 +1,7 @@
 package stats
 
 import (
+	"errors"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -59,23 +60,23 @@ type Metric struct {
 	Prop string
 }
 
-// ParseMetric reads a metric name of the contract; the error message says
-// what is allowed.
-func ParseMetric(s string) (Metric, string) {
+// ParseMetric reads a metric name of the contract; the error says what is
+// wrong with it.
+func ParseMetric(s string) (Metric, error) {
 	for k, name := range metricNames {
 		if name != "" && name == s {
-			return Metric{Kind: MetricKind(k)}, ""
+			return Metric{Kind: MetricKind(k)}, nil
 		}
 	}
 	for _, k := range []MetricKind{Sum, Avg} {
 		if name, ok := strings.CutPrefix(s, Metric{Kind: k}.String()); ok {
 			if msg := checkPropName(name); msg != "" {
-				return Metric{}, "prop name of " + strconv.Quote(s) + " " + msg
+				return Metric{}, errors.New("prop name of " + strconv.Quote(s) + " " + msg)
 			}
-			return Metric{Kind: k, Prop: name}, ""
+			return Metric{Kind: k, Prop: name}, nil
 		}
 	}
-	return Metric{}, "unknown metric " + strconv.Quote(s)
+	return Metric{}, errors.New("unknown metric " + strconv.Quote(s))
 }
 
 func (m Metric) String() string {
@@ -157,21 +158,21 @@ type Dimension struct {
 	Prop string
 }
 
-// ParseDimension reads a dimension name of the contract; the error message
-// says what is wrong.
-func ParseDimension(s string) (Dimension, string) {
+// ParseDimension reads a dimension name of the contract; the error says
+// what is wrong with it.
+func ParseDimension(s string) (Dimension, error) {
 	for k, name := range dimensionNames {
 		if name != "" && name == s && DimensionKind(k) != Prop {
-			return Dimension{Kind: DimensionKind(k)}, ""
+			return Dimension{Kind: DimensionKind(k)}, nil
 		}
 	}
 	if name, ok := strings.CutPrefix(s, "event:props:"); ok {
 		if msg := checkPropName(name); msg != "" {
-			return Dimension{}, "prop name of " + strconv.Quote(s) + " " + msg
+			return Dimension{}, errors.New("prop name of " + strconv.Quote(s) + " " + msg)
 		}
-		return Dimension{Kind: Prop, Prop: name}, ""
+		return Dimension{Kind: Prop, Prop: name}, nil
 	}
-	return Dimension{}, "unknown dimension " + strconv.Quote(s)
+	return Dimension{}, errors.New("unknown dimension " + strconv.Quote(s))
 }
 
 func (d Dimension) String() string {

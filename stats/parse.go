@@ -45,6 +45,7 @@ func parse(body []byte, now time.Time) (Query, *Error) {
 	if len(body) > MaxBodyBytes {
 		return Query{}, errf("body", "larger than "+strconv.Itoa(MaxBodyBytes)+" bytes")
 	}
+	now = now.Round(0) // no monotonic reading in the range's instants
 	f, err := object(body, "body", topKeys)
 	if err != nil {
 		return Query{}, err
@@ -118,6 +119,16 @@ func parseLists(f map[string]json.RawMessage, q *Query) *Error {
 		if q.Limit, q.Offset, err = parsePagination(raw); err != nil {
 			return err
 		}
+	}
+	// An empty list is the same query as none: one form of each.
+	if len(q.Dimensions) == 0 {
+		q.Dimensions = nil
+	}
+	if len(q.OrderBy) == 0 {
+		q.OrderBy = nil
+	}
+	if len(q.Filter.Children) == 0 {
+		q.Filter.Children = nil
 	}
 	return nil
 }

@@ -148,12 +148,19 @@ func (q Query) Resolved() ResolvedQuery {
 	if q.Range.From.IsZero() {
 		r.DateRange = "all"
 	} else {
-		r.DateRange = [2]string{
-			q.Range.From.In(q.Location).Format(time.RFC3339Nano),
-			q.Range.To.In(q.Location).Format(time.RFC3339Nano),
-		}
+		r.DateRange = [2]string{rfc3339(q.Range.From, q.Location), rfc3339(q.Range.To, q.Location)}
 	}
 	return r
+}
+
+// rfc3339 writes t in loc, or in UTC when loc's offset then has seconds
+// (local mean times such as Monrovia's -00:44:30 until 1972), which RFC
+// 3339 cannot write.
+func rfc3339(t time.Time, loc *time.Location) string {
+	if _, off := t.In(loc).Zone(); off%60 != 0 {
+		return t.UTC().Format(time.RFC3339Nano)
+	}
+	return t.In(loc).Format(time.RFC3339Nano)
 }
 
 // ResolvedQuery is the JSON form of Query.Resolved.
