@@ -183,3 +183,46 @@ func TestLabelsBound(t *testing.T) {
 		t.Errorf("20 years of months: %d, %v", len(got), err)
 	}
 }
+
+// TestLabelsCoverEveryInstant checks Label, BucketStart and Labels against
+// each other on instants spread over ranges with clock changes, in zones
+// that shift by an hour, by half an hour, or at midnight.
+func TestLabelsCoverEveryInstant(t *testing.T) {
+	for _, tt := range []struct {
+		zone     string
+		from, to string
+		grains   []Grain
+		step     time.Duration
+	}{
+		{"Europe/Berlin", "2026-01-01", "2027-01-01", []Grain{Hour, Day, Week, Month}, 17 * time.Minute},
+		{"Europe/Berlin", "2026-10-24", "2026-10-26", []Grain{Minute, Hour}, 7 * time.Minute},
+		{"Australia/Lord_Howe", "2026-01-01", "2027-01-01", []Grain{Hour, Day, Week, Month}, 17 * time.Minute},
+		{"Australia/Lord_Howe", "2026-04-04", "2026-04-06", []Grain{Minute, Hour}, 7 * time.Minute},
+		{"America/Santiago", "2026-04-01", "2026-09-30", []Grain{Hour, Day, Week, Month}, 13 * time.Minute},
+		{"Asia/Kolkata", "2026-12-03", "2026-12-09", []Grain{Minute, Hour, Day, Week}, 11 * time.Minute},
+	} {
+		q := mustParse(t, `{"date_range":["`+tt.from+`","`+tt.to+`"],"timezone":"`+tt.zone+`"}`, now)
+		r := q.Range
+		for _, g := range tt.grains {
+			labels, err := r.Labels(g)
+			if err != nil {
+				t.Fatal(err)
+			}
+			used := make(map[string]bool)
+			for at := r.From; at.Before(r.To); at = at.Add(tt.step) {
+				l := r.Label(at, g)
+				if _, ok := slices.BinarySearch(labels, l); !ok {
+					t.Fatalf("%s %v: label %q of %v not among the labels", tt.zone, g, l, at)
+				}
+				used[l] = true
+				s := r.BucketStart(at, g)
+				if s.After(at) || s.Before(r.From) || r.Label(s, g) != l {
+					t.Fatalf("%s %v: bucket start %v of %v (label %q, its own %q)", tt.zone, g, s, at, l, r.Label(s, g))
+				}
+			}
+			if g != Minute && len(used) != len(labels) {
+				t.Errorf("%s %v: %d labels, %d used by instants %v apart", tt.zone, g, len(labels), len(used), tt.step)
+			}
+		}
+	}
+}

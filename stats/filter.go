@@ -71,9 +71,12 @@ type Filter struct {
 // dimension. Is compares whole values, Contains looks for a substring,
 // Matches for a match of the expression anywhere in the value; without
 // case sensitivity both sides are compared in lower case (and the
-// expression gets (?i)). The _not operators hold when no clause does.
+// expression gets (?i)). The _not operators hold when no clause does. The
+// zero Filter, like an And without children, matches every row.
 func Match(f Filter, value func(Dimension) string) bool {
 	switch f.Op {
+	case 0:
+		return true
 	case And:
 		for _, c := range f.Children {
 			if !Match(c, value) {

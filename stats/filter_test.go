@@ -83,6 +83,12 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+func TestMatchZeroFilter(t *testing.T) {
+	if !Match(Filter{}, row{}.value) {
+		t.Error("the zero Filter refuses a row")
+	}
+}
+
 func TestMatchTruthTable(t *testing.T) {
 	// Every combination of two leaves under and, or and not, against the
 	// boolean formula.

@@ -136,9 +136,11 @@ func (q Query) Resolved() ResolvedQuery {
 		r.Filters[i] = f.json()
 	}
 	for i, o := range q.OrderBy {
-		name, dir := q.Dimensions[o.Index].String(), "asc"
+		name, dir := "", "asc"
 		if o.Metric {
 			name = q.Metrics[o.Index].String()
+		} else {
+			name = q.Dimensions[o.Index].String()
 		}
 		if o.Desc {
 			dir = "desc"
