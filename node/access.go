@@ -38,7 +38,6 @@ func buildTokens(h Harden, readTok, adminTok string, log *slog.Logger) (*access.
 
 // ingestAccess fills the access fields of an ingest config.
 func ingestAccess(h Harden, cfg *ingest.Config, log *slog.Logger) error {
-	cfg.AllowedSites = h.AllowedSites
 	cfg.Origins = access.NewOrigins(h.IngestOrigins)
 	if h.WriteKeysFile != "" {
 		wk, err := access.LoadWriteKeys(h.WriteKeysFile)
