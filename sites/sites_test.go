@@ -14,7 +14,7 @@ import (
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
-const testKey = "p:{sites}:known" // redisagg.Keys.Sites; redisagg is not imported here
+const testKey = "sites-test" // any key: the node passes redisagg.Keys.Sites
 
 func newSet(t *testing.T, rdb redis.UniversalClient, cfg Config) *Set {
 	t.Helper()
