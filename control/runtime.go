@@ -73,6 +73,10 @@ type Config struct {
 	// in a job; 0 means the aggregator's defaults.
 	DedupWindow     time.Duration
 	AllowedLateness time.Duration
+	// IdleTTL is redisagg.Config.IdleTTL of every namespace's store: how
+	// long the checkpoint and delta-log keys of a quiet site live; 0: the
+	// store's default.
+	IdleTTL time.Duration
 	// FollowEvery is how often the registry is polled; default 1s.
 	FollowEvery time.Duration
 	// Logger nil means don't log.
@@ -187,7 +191,7 @@ func (r *Runtime) view(info namespace.Info, noDeltas bool) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: metrics config: %w", info.Name, err)
 	}
-	st := redisagg.New(r.cfg.Redis, cat, redisagg.Config{Namespace: info.Name, NoDeltas: noDeltas})
+	st := redisagg.New(r.cfg.Redis, cat, redisagg.Config{Namespace: info.Name, NoDeltas: noDeltas, IdleTTL: r.cfg.IdleTTL})
 	gin.SetMode(gin.ReleaseMode)
 	eng := gin.New()
 	eng.ContextWithFallback = true

@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"context"
 	"net/http"
 	"net/url"
 	"slices"
@@ -20,22 +21,34 @@ const (
 	reasonOrigin   = "origin"
 )
 
-// gate applies Config.AllowedSites, Config.Origins and Config.WriteKeys.
+// gate applies Config.Known (or AllowedSites), Config.Origins and
+// Config.WriteKeys.
 type gate struct {
-	sites   map[string]struct{} // nil: every site
+	sites   SiteList // nil: every site
 	origins access.Origins
 	keys    *access.WriteKeys
 }
 
 func newGate(cfg Config) gate {
-	g := gate{origins: cfg.Origins, keys: cfg.WriteKeys}
-	if len(cfg.AllowedSites) > 0 {
-		g.sites = make(map[string]struct{}, len(cfg.AllowedSites))
+	g := gate{sites: cfg.Known, origins: cfg.Origins, keys: cfg.WriteKeys}
+	if g.sites == nil && len(cfg.AllowedSites) > 0 {
+		l := make(staticSites, len(cfg.AllowedSites))
 		for _, s := range cfg.AllowedSites {
-			g.sites[s] = struct{}{}
+			l[s] = struct{}{}
 		}
+		g.sites = l
 	}
 	return g
+}
+
+// staticSites is Config.AllowedSites as a SiteList.
+type staticSites map[string]struct{}
+
+func (l staticSites) Admit(_ context.Context, site string) (msg, reason string, err error) {
+	if _, ok := l[site]; ok {
+		return "", "", nil
+	}
+	return "site: " + quote(site) + " is not accepted by this server (not in --sites)", reasonSite, nil
 }
 
 // browserOrigin returns the origin a browser declared for r: the Origin
@@ -72,18 +85,35 @@ func (h *Handler) checkOrigin(r *http.Request, pixel bool) error {
 
 // admit keeps the events whose site may send from r, and adds a Reject
 // for each other one; idx holds the request index of each event. denied
-// reports whether any event was refused here.
-func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []int, rejects []event.Reject) ([]event.Event, []event.Reject, bool) {
+// reports whether any event was refused here; err is a failure to decide
+// (the site list could not be read).
+func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []int, rejects []event.Reject) (kept []event.Event, _ []event.Reject, denied bool, err error) {
 	g := &h.gate
 	if g.sites == nil && g.keys.Len() == 0 {
-		return evs, rejects, false
+		return evs, rejects, false, nil
 	}
 	key := access.KeyFrom(r)
 	page := browserOrigin(r, pixel)
-	kept := evs[:0]
+	kept = evs[:0]
 	n := len(rejects)
+	// Requests almost always carry one site: ask the site list once per run.
+	var last, lastMsg, lastReason string
 	for i := range evs {
 		e := &evs[i]
+		if g.sites != nil {
+			if i == 0 || e.Site != last {
+				last = e.Site
+				if lastMsg, lastReason, err = g.sites.Admit(r.Context(), e.Site); err != nil {
+					h.m.refuse("unavailable", len(evs))
+					return nil, nil, false, httperr.Wrap(http.StatusServiceUnavailable,
+						"site list unavailable, retry later", err).WithRetryAfter(h.cfg.RetryAfter)
+				}
+			}
+			if lastMsg != "" {
+				rejects = append(rejects, event.Reject{Index: idx[i], Error: lastMsg, Reason: lastReason})
+				continue
+			}
+		}
 		if msg, reason := g.refuse(e.Site, key, page); msg != "" {
 			rejects = append(rejects, event.Reject{Index: idx[i], Error: msg, Reason: reason})
 			continue
@@ -91,11 +121,11 @@ func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []in
 		kept = append(kept, *e)
 	}
 	if len(rejects) == n {
-		return kept, rejects, false
+		return kept, rejects, false, nil
 	}
 	h.m.rejectEvents(rejects[n:])
 	slices.SortStableFunc(rejects, func(a, b event.Reject) int { return a.Index - b.Index })
-	return kept, rejects, true
+	return kept, rejects, true, nil
 }
 
 // refuse says why an event of site may not be sent by this request, or "".
@@ -103,11 +133,6 @@ func (h *Handler) admit(r *http.Request, pixel bool, evs []event.Event, idx []in
 // events without its key only from its own pages: any client can send an
 // Origin, so merely having one opens nothing.
 func (g *gate) refuse(site string, key access.Key, page string) (msg, reason string) {
-	if g.sites != nil {
-		if _, ok := g.sites[site]; !ok {
-			return "site: " + quote(site) + " is not accepted by this server (not in --allowed-sites)", reasonSite
-		}
-	}
 	required, ok := g.keys.Check(site, key)
 	switch {
 	case !required || ok:

@@ -1,9 +1,12 @@
 package ingest
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -220,6 +223,66 @@ func TestKeyedSitePages(t *testing.T) {
 			}
 			if n := len(pub.events(t)); n != want {
 				t.Errorf("%d events in the stream, want %d", n, want)
+			}
+		})
+	}
+}
+
+// askedSites is a SiteList that admits the sites of ok, fails for
+// "broken", and counts how often it is asked.
+type askedSites struct {
+	ok    map[string]bool
+	asked int
+}
+
+func (l *askedSites) Admit(_ context.Context, site string) (msg, reason string, err error) {
+	l.asked++
+	switch {
+	case site == "broken":
+		return "", "", errors.New("redis down")
+	case !l.ok[site]:
+		return "site: " + site + " unknown", "site_not_allowed", nil
+	}
+	return "", "", nil
+}
+
+// TestKnownSites: a SiteList decides per run of one site (a request of 500
+// events of one unknown site asks once), refuses events on their own, and
+// its failure answers 503 with Retry-After, so the client sends again.
+func TestKnownSites(t *testing.T) {
+	var run []string
+	for i := range 500 {
+		run = append(run, siteEv("k"+strconv.Itoa(i), "new"))
+	}
+	cases := []struct {
+		name     string
+		body     string
+		status   int
+		accepted int
+		asked    int
+	}{
+		{name: "known", body: siteEv("k1", "demo"), status: 202, accepted: 1, asked: 1},
+		{name: "unknown run asks once", body: "[" + strings.Join(run, ",") + "]", status: 403, asked: 1},
+		{name: "mixed", body: "[" + siteEv("k2", "demo") + "," + siteEv("k3", "new") + "," + siteEv("k4", "demo") + "]", status: 202, accepted: 2, asked: 3},
+		{name: "list fails", body: siteEv("k5", "broken"), status: 503, asked: 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			known := &askedSites{ok: map[string]bool{"demo": true}}
+			pub := &memPub{}
+			r, _ := newServer(t, pub, Config{Known: known, AllowedSites: []string{"ignored"}})
+			req := httptest.NewRequest(http.MethodPost, "/v1/collect", strings.NewReader(tc.body))
+			req.Header.Set("User-Agent", chromeUA)
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != tc.status || known.asked != tc.asked {
+				t.Fatalf("status %d after %d questions, want %d after %d: %.300s", w.Code, known.asked, tc.status, tc.asked, w.Body)
+			}
+			if tc.status == 503 && w.Header().Get("Retry-After") == "" {
+				t.Error("503 without Retry-After")
+			}
+			if got := len(pub.events(t)); got != tc.accepted {
+				t.Errorf("%d events in the stream, want %d", got, tc.accepted)
 			}
 		})
 	}

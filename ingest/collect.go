@@ -41,7 +41,10 @@ func (h *Handler) collect(c *gin.Context) error {
 		return h.bodyError(err)
 	}
 	h.m.rejectEvents(rejects)
-	evs, rejects, refused := h.admit(c.Request, false, evs, idx, rejects)
+	evs, rejects, refused, err := h.admit(c.Request, false, evs, idx, rejects)
+	if err != nil {
+		return err
+	}
 	if len(evs) == 0 && refused {
 		return denied(rejects)
 	}

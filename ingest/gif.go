@@ -27,7 +27,10 @@ func (h *Handler) gif(c *gin.Context) error {
 		h.m.rejectEvents([]event.Reject{r})
 		return refuse(http.StatusBadRequest, r.Error, []event.Reject{r})
 	}
-	evs, rejects, _ := h.admit(c.Request, true, []event.Event{e}, []int{0}, nil)
+	evs, rejects, _, err := h.admit(c.Request, true, []event.Event{e}, []int{0}, nil)
+	if err != nil {
+		return err
+	}
 	if len(evs) == 0 {
 		// One event: its own reason says more than the batch message.
 		return refuse(http.StatusForbidden, rejects[0].Error, rejects)

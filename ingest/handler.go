@@ -47,7 +47,9 @@ type Config struct {
 	Sites SiteLimiter
 	// AllowedSites, when not empty, is the only sites accepted; an event
 	// of another site is refused on its own (reason site_not_allowed).
+	// Known, when set, replaces it with a set that may change at run time.
 	AllowedSites []string
+	Known        SiteList
 	// Origins is the allowlist of the pages that may send (the Origin
 	// header; for the pixel, the Referer's origin); zero: every origin.
 	// A request from another page is refused whole with 403, and CORS
@@ -76,6 +78,15 @@ type Config struct {
 type SiteLimiter interface {
 	ClientIP(r *http.Request) netip.Addr
 	AllowSite(client netip.Addr, site string, n int) (bool, time.Duration)
+}
+
+// SiteList says whether events of site are accepted: msg and reason
+// ("" when accepted) are the refusal of each of its events; err is a
+// failure to decide, answered 503 so that the client retries. Asked once
+// per site of a request, before anything reaches the stream, so a refused
+// site costs no stream record and no aggregate.
+type SiteList interface {
+	Admit(ctx context.Context, site string) (msg, reason string, err error)
 }
 
 // Default configuration values.

@@ -22,13 +22,13 @@ const maxHeaderBytes = 128 << 10
 // tokens of the read-tokens file read their sites, adminTok does all.
 func buildTokens(h Harden, readTok, adminTok string, log *slog.Logger) (*access.Tokens, error) {
 	for _, t := range []struct{ flag, tok string }{{"--read-token", readTok}, {"--admin-token", adminTok}} {
-		if slices.Contains(h.AllowedSites, t.tok) {
-			return nil, fmt.Errorf("%s: the token equals a site id of --allowed-sites", t.flag)
+		if slices.Contains(h.Sites, t.tok) {
+			return nil, fmt.Errorf("%s: the token equals a site id of --sites", t.flag)
 		}
 	}
 	read := []access.ReadToken{{Token: readTok, Scope: access.AllSites()}}
 	if h.ReadTokensFile != "" {
-		more, err := access.LoadReadTokens(h.ReadTokensFile, h.AllowedSites)
+		more, err := access.LoadReadTokens(h.ReadTokensFile, h.Sites)
 		if err != nil {
 			return nil, fmt.Errorf("--read-tokens: %w", err)
 		}
@@ -44,10 +44,9 @@ func buildTokens(h Harden, readTok, adminTok string, log *slog.Logger) (*access.
 
 // ingestAccess fills the access fields of an ingest config.
 func ingestAccess(h Harden, cfg *ingest.Config, log *slog.Logger) error {
-	cfg.AllowedSites = h.AllowedSites
 	cfg.Origins = access.NewOrigins(h.IngestOrigins)
 	if h.WriteKeysFile != "" {
-		wk, err := access.LoadWriteKeys(h.WriteKeysFile, h.AllowedSites)
+		wk, err := access.LoadWriteKeys(h.WriteKeysFile, h.Sites)
 		if err != nil {
 			return fmt.Errorf("--write-keys: %w", err)
 		}

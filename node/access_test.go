@@ -48,11 +48,11 @@ func TestIngestAccessOrigins(t *testing.T) {
 }
 
 // TestTokensNotSiteNames: a --read-token or --admin-token equal to a site
-// of --allowed-sites is refused, naming the flag and not the token; so is
+// of --sites is refused, naming the flag and not the token; so is
 // a read-tokens line whose token is such a site.
 func TestTokensNotSiteNames(t *testing.T) {
 	const site = "secret-site-0123456789"
-	h := Harden{AllowedSites: []string{"demo", site}}
+	h := Harden{Sites: []string{"demo", site}}
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	tokens := filepath.Join(t.TempDir(), "read-tokens")
 	if err := os.WriteFile(tokens, []byte(site+"=demo\n"), 0o600); err != nil {
@@ -61,8 +61,8 @@ func TestTokensNotSiteNames(t *testing.T) {
 	for _, tc := range []struct {
 		name, read, admin, file, msg string
 	}{
-		{"read token", site, "admin-token-0123456789", "", "--read-token: the token equals a site id of --allowed-sites"},
-		{"admin token", "read-token-0123456789", site, "", "--admin-token: the token equals a site id of --allowed-sites"},
+		{"read token", site, "admin-token-0123456789", "", "--read-token: the token equals a site id of --sites"},
+		{"admin token", "read-token-0123456789", site, "", "--admin-token: the token equals a site id of --sites"},
 		{"read-tokens line", "read-token-0123456789", "admin-token-0123456789", tokens, ":1: token equals a site id (one of the configured sites)"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -41,15 +41,21 @@ type Config struct {
 	Group           Group
 	ArchiveMaxAge   time.Duration
 	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
+	SiteIdleTTL     time.Duration // redisagg.Config.IdleTTL; 0: its default
 }
 
 // Harden is the access and abuse settings of `pulse serve`.
 type Harden struct {
-	ReadTokensFile string   // TOKEN=SITES lines
-	WriteKeysFile  string   // SITE=KEY ORIGINS lines
-	AllowedSites   []string // empty: every site
-	IngestOrigins  []string // empty: every origin
-	MaxConnsPerIP  int      // 0: default; < 0: no cap
+	ReadTokensFile string // TOKEN=SITES lines
+	WriteKeysFile  string // SITE=KEY ORIGINS lines
+	// Sites are the sites accepted at ingest (--sites); "*" among them
+	// accepts any site, within SitesMax and SitesNewPerMinute. Empty is
+	// "*" (cmd/pulse never leaves it empty: its default is demo).
+	Sites             []string
+	SitesMax          int      // 0: sites.DefaultMax
+	SitesNewPerMinute float64  // 0: sites.DefaultNewPerMinute
+	IngestOrigins     []string // empty: every origin
+	MaxConnsPerIP     int      // 0: default; < 0: no cap
 }
 
 // Group is how the aggregate role shares the shards with other instances,

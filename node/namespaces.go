@@ -31,7 +31,7 @@ func startNamespaces(ctx context.Context, cfg Config, rdb redis.UniversalClient,
 	ccfg := control.Config{
 		Redis: rdb, Registry: registryBackend(cfg, rdb), Namespace: cfg.Namespace, MetricsConfig: metricsConfig,
 		Volatile: cfg.Redis == "embedded", Stream: st, Aggregate: cfg.Roles["aggregate"],
-		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness,
+		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness, IdleTTL: cfg.SiteIdleTTL,
 		Logger: log.With("part", "namespace"), Registerer: reg,
 	}
 	if cfg.Group.Mode == "on" {

@@ -28,6 +28,7 @@ import (
 	"github.com/pulsehq/pulse/push"
 	"github.com/pulsehq/pulse/ratelimit"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/sites"
 	"github.com/pulsehq/pulse/stream"
 	"github.com/pulsehq/pulse/stream/kinesis"
 	"github.com/pulsehq/pulse/stream/local"
@@ -63,7 +64,11 @@ func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.E
 	if err != nil {
 		return nil, nil, err
 	}
-	parts := []part{redisPart, streamPart, n.common()}
+	known, sitesPart, err := n.sites(ctx, rdb)
+	if err != nil {
+		return nil, nil, err
+	}
+	parts := []part{redisPart, streamPart, n.common(), sitesPart}
 	if n.cfg.Roles["archive"] {
 		p, err := n.archive(ctx, st, ap, rdb)
 		if err != nil {
@@ -72,7 +77,7 @@ func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.E
 		parts = append(parts, p)
 	}
 	if n.cfg.Roles["ingest"] {
-		p, err := n.ingest(pub)
+		p, err := n.ingest(pub, known)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -207,9 +212,39 @@ func (n *node) archive(ctx context.Context, st streamBackend, ap archiveParts, r
 	return part{run: run}, err
 }
 
-// ingest is the beacon endpoint, publishing into the stream.
-func (n *node) ingest(pub ingest.Publisher) (part, error) {
-	icfg := ingest.Config{Sites: n.limiter, MaxInFlight: n.cfg.MaxInFlight, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
+// sites is the set of accepted sites, loaded from Redis (retried while
+// Redis cannot serve it). Every node serves its admin routes, since any
+// node may take an admin's call; an ingest node also reloads it, so sites
+// added through another node reach it. Every role has Redis, so an
+// ingest-only node of a fleet reads and writes the shared set too.
+func (n *node) sites(ctx context.Context, rdb redis.UniversalClient) (*sites.Set, part, error) {
+	static := n.cfg.Harden.Sites
+	if len(static) == 0 {
+		static = []string{sites.Any}
+	}
+	set, err := sites.New(sites.Config{
+		Static: static, Max: n.cfg.Harden.SitesMax, NewPerMinute: n.cfg.Harden.SitesNewPerMinute,
+		Redis: rdb, Key: redisagg.Keys{}.Sites(), Logger: n.log.With("part", "sites"), Registerer: n.reg,
+	})
+	if err != nil {
+		return nil, part{}, fmt.Errorf("--sites: %w", err)
+	}
+	if err := n.gate.Retry(ctx, "sites", set.Load); err != nil {
+		return nil, part{}, err
+	}
+	p := part{routes: func(r *gin.Engine) {
+		set.RegisterAdmin(r.Group("/", n.limiter.Middleware(), n.tokens.RequireAdmin()))
+	}}
+	if n.cfg.Roles["ingest"] {
+		p.run = set.Run
+	}
+	return set, p, nil
+}
+
+// ingest is the beacon endpoint, publishing into the stream the events of
+// the sites known admits.
+func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
+	icfg := ingest.Config{Sites: n.limiter, Known: known, MaxInFlight: n.cfg.MaxInFlight, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
 	}

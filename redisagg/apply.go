@@ -28,7 +28,8 @@ var applyLua string
 // key index, expire-at ms, step, bucket ms, total add, number of dims, and per
 // dim: name, top zset key index (0: none), its expire-at, number of values,
 // then value, add pairs; then each HLL: key index, expire-at, step, bucket,
-// number of values, the values.
+// number of values, the values. After every part body, last: the TTL in ms
+// of the checkpoint, delta counter and delta log keys (0: no expiry).
 //
 // Keys are passed by index so that KEYS lists every key exactly once, as
 // Redis Cluster requires, and the encoding stays compact.
@@ -178,6 +179,12 @@ func (s *Store) encode(c *metric.Commit, parts []*sitePart, withPos bool) ([]str
 		pos, strconv.Itoa(len(parts)))
 	args = append(args, heads...)
 	args = append(args, e.body...)
+	// Last, so that no other index moves: the TTL of the idle-site keys.
+	ttl := int64(0)
+	if s.cfg.IdleTTL > 0 {
+		ttl = max(s.cfg.IdleTTL.Milliseconds(), 1)
+	}
+	args = append(args, strconv.FormatInt(ttl, 10))
 	return e.keys, args
 }
 

@@ -11,6 +11,7 @@ local dhist = A[8]
 local deltas = A[9] == '1'
 local posIdx = tonumber(A[10])
 local nparts = tonumber(A[11])
+local idleTTL = tonumber(A[#A]) -- last, after the part bodies (apply.go)
 local SEP = '\31'
 local OTHER = '(other)'
 local CHUNK = 1000
@@ -264,9 +265,14 @@ for i = 1, nparts do
       for _ = 1, nhll do p = applyHLL(p, points) end
       if deltas and #points > 0 then
         emit(name, KEYS[dseq], KEYS[dlog], channel, points)
+        if idleTTL > 0 then
+          redis.call('PEXPIRE', KEYS[dseq], idleTTL)
+          redis.call('PEXPIRE', KEYS[dlog], idleTTL)
+        end
       end
     end
     redis.call('HSET', ck, shard, last, shard .. ':fence', A[4])
+    if idleTTL > 0 then redis.call('PEXPIRE', ck, idleTTL) end
     applied = applied + 1
   else
     skipped = skipped + 1

@@ -107,6 +107,11 @@ func (k Keys) ArchiveFence() string { return k.ArchiveCheckpoint() + ":fence" }
 // namespace never touches it.
 func (Keys) Registry() string { return "p:{ns}:registry" }
 
+// Sites is the set of sites added at run time (by an admin, or by traffic
+// when any site is accepted), shared by every node of a deployment. Like
+// Registry it lies outside every namespace: sites outlive namespaces.
+func (Keys) Sites() string { return "p:{sites}:known" }
+
 // pattern is the SCAN MATCH pattern of every key of the namespace. The ':'
 // after the name keeps v2's pattern from matching the keys of v20.
 func (k Keys) pattern() string { return "p:" + globEscape(k.ns) + ":*" }

@@ -41,10 +41,25 @@ type Config struct {
 	// TopMinWidth is the narrowest step that keeps top-K sorted sets; finer
 	// steps are too short-lived to be worth the memory. Default 1m.
 	TopMinWidth time.Duration
+	// IdleTTL is how long a site's checkpoint, and a site's metric's delta
+	// counter and log, live after the last apply that wrote them (each apply
+	// sets it again); default DefaultIdleTTL, negative: never expire. Buckets
+	// expire with their step's retention regardless. Expiring the
+	// checkpoint is safe once the shard positions passed what it guards
+	// (docs/redis-keys.md "Checkpoints and positions"); the cost of a short
+	// TTL is only a delta counter that restarts, for which subscribers get
+	// a reset snapshot.
+	IdleTTL time.Duration
 	// Now is the clock used to skip buckets already past their retention;
 	// default time.Now.
 	Now func() time.Time
 }
+
+// DefaultIdleTTL is Config.IdleTTL's default: a week, far longer than any
+// commit stays half-applied (a crashed aggregator is replaced within a
+// lease TTL), and long enough that a dashboard left open over a weekend on
+// a quiet site still resumes from its delta log.
+const DefaultIdleTTL = 7 * 24 * time.Hour
 
 func (c Config) withDefaults() Config {
 	if c.Namespace == "" {
@@ -58,6 +73,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TopMinWidth <= 0 {
 		c.TopMinWidth = time.Minute
+	}
+	if c.IdleTTL == 0 {
+		c.IdleTTL = DefaultIdleTTL
 	}
 	if c.Now == nil {
 		c.Now = time.Now

@@ -83,8 +83,10 @@ func newServerStarting(t testing.TB, extra ...string) *server {
 	t.Helper()
 	s := &server{t: t, data: t.TempDir()}
 	s.addr = "127.0.0.1:" + strconv.Itoa(redistest.FreePort(t))
+	// Tests name their own sites: any is accepted (within --sites-max and
+	// --sites-new-rate) unless extra names the sites.
 	s.args = append([]string{"serve", "--addr", s.addr, "--data", s.data,
-		"--read-token", readToken, "--admin-token", adminToken, "--log-format", "json"}, extra...)
+		"--read-token", readToken, "--admin-token", adminToken, "--log-format", "json", "--sites", "*"}, extra...)
 	f, err := os.Create(filepath.Join(t.TempDir(), "pulse.log"))
 	if err != nil {
 		t.Fatal(err)

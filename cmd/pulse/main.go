@@ -32,6 +32,7 @@ func newApp() *cli.Command {
 			namespacesCommand(),
 			dropCommand(),
 			verifyCommand(),
+			sitesCommand(),
 		},
 	}
 }

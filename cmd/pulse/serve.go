@@ -112,6 +112,7 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 		MaxInFlight:     c.Int64("max-inflight"),
 		ArchiveMaxAge:   c.Duration("archive-max-age"),
 		DrainDelay:      c.Duration("drain-delay"),
+		SiteIdleTTL:     c.Duration("site-idle-ttl"),
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {
@@ -134,6 +135,9 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 	}
 	if cfg.AllowedLateness < time.Hour {
 		return cfg, fmt.Errorf("--allowed-lateness: %s is under the 1h minimum (offline trackers deliver late)", cfg.AllowedLateness)
+	}
+	if cfg.SiteIdleTTL < time.Second {
+		return cfg, fmt.Errorf("--site-idle-ttl: %s is under the 1s minimum", cfg.SiteIdleTTL)
 	}
 	if cfg.DedupWindow <= 0 {
 		return cfg, fmt.Errorf("--dedup-window: must be positive, got %s", cfg.DedupWindow)

@@ -40,10 +40,11 @@ const (
 // serveArgs runs pulse serve on data with the abuse limits off (per-IP
 // request rate and per-site event rate): the bench measures the pipeline,
 // from one address, at rates above the defaults. The bench's own tokens
-// are fixed; nothing but the bench reaches the child.
+// are fixed; nothing but the bench reaches the child, and it names its
+// own sites (--sites '*').
 func serveArgs(data string) []string {
 	return []string{"serve", "--data", data, "--read-token", readToken, "--admin-token", adminToken,
-		"--rate-ip", "-1", "--rate-site", "-1", "--log-level", "warn"}
+		"--rate-ip", "-1", "--rate-site", "-1", "--sites", "*", "--log-level", "warn"}
 }
 
 // browserHeader is sent with every push-bench event: Pulse flags a

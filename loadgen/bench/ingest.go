@@ -39,7 +39,7 @@ func Ingest(ctx context.Context, env Env, cfg IngestConfig) error {
 	}
 	defer os.RemoveAll(data)
 	args := []string{"serve", "--data", data, "--roles", cfg.Roles,
-		"--redis", cfg.Redis, "--rate-ip", "-1", "--rate-site", "-1", "--read-token", readToken, "--admin-token", adminToken, "--log-level", "warn"}
+		"--redis", cfg.Redis, "--rate-ip", "-1", "--rate-site", "-1", "--sites", "bench", "--read-token", readToken, "--admin-token", adminToken, "--log-level", "warn"}
 	if cfg.AdminAddr != "" {
 		args = append(args, "--admin-addr", cfg.AdminAddr)
 	}
