@@ -150,7 +150,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 				if st.overlaps > 0 {
 					t.Errorf("%d overlapping commits: a restart did not resume from the stored position", st.overlaps)
 				}
-				if st.lost == 0 || st.failed == 0 || runs < 3 {
+				if st.lost == 0 || st.failed == 0 || runs < 2 { // at least one replacement mid-run
 					t.Errorf("%d lost replies, %d failed applies, %d aggregator runs: faults not exercised", st.lost, st.failed, runs)
 				}
 			})
