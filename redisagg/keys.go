@@ -60,6 +60,10 @@ func (k Keys) unique(site, m, step string, bucket int64) string {
 // the site's slot so the apply script writes it with the site's counters.
 func (k Keys) checkpoint(site string) string { return "p:" + k.ns + ":{" + site + "}:ck" }
 
+// scratch is where the read script sums a range's top-K sets, deleted in
+// the same script: in the site's slot, so one script reads and writes it.
+func (k Keys) scratch(site string) string { return "p:" + k.ns + ":{" + site + "}:scratch" }
+
 func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dseq:" + m }
 
 // position is a shard's position, tagged with the shard: written after the

@@ -70,8 +70,9 @@ type readMode string
 
 const (
 	readTotal readMode = "total"
-	readAll   readMode = "all"
+	readAll   readMode = "all" // whole count hashes: group_by at a step without top-K sets
 	readHLL   readMode = "hll"
+	readTop   readMode = "top" // group_by at a step with top-K sets
 )
 
 type plan struct {
@@ -79,6 +80,7 @@ type plan struct {
 	step    metric.Step
 	buckets []int64
 	keys    []string
+	topKeys []string // readTop: the top-K set of each bucket
 	mode    readMode
 }
 
@@ -108,6 +110,8 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 		p.mode = readTotal
 	case !p.def.HasDim(q.GroupBy):
 		return p, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.GroupBy)
+	case s.hasTop(p.step):
+		p.mode = readTop
 	default:
 		p.mode = readAll
 	}
@@ -118,15 +122,25 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 		} else {
 			p.keys = append(p.keys, s.keys.count(q.Site, q.Metric, p.step.Name, b))
 		}
+		if p.mode == readTop {
+			p.topKeys = append(p.topKeys, s.keys.top(q.Site, q.Metric, q.GroupBy, p.step.Name, b))
+		}
 	}
 	return p, nil
 }
 
-// Series reads the points of q, with zeros for buckets without data.
+// Series reads the points of q, with zeros for buckets without data. A
+// group_by picks its values from the top-K sets where the step keeps them
+// and reads only those values' counts; at a finer step it reads the whole
+// count hashes, each bounded by MaxDimValues and MaxDimBytes.
 func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
 	p, err := s.plan(q)
 	if err != nil {
 		return Result{}, err
+	}
+	if p.mode == readTop {
+		_, r, err := s.grouped(ctx, q, p)
+		return r, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]redis.Cmder, len(p.keys))
@@ -167,6 +181,9 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 	p, err := s.plan(q)
 	if err != nil {
 		return 0, Result{}, err
+	}
+	if p.mode == readTop {
+		return s.grouped(ctx, q, p)
 	}
 	keys := append([]string{s.keys.deltaSeq(q.Site, q.Metric)}, p.keys...)
 	res, err := s.read.Run(ctx, s.rdb, keys, string(p.mode)).Slice()
@@ -265,7 +282,7 @@ func (s *Store) build(q SeriesQuery, p plan, raw []any) (Result, error) {
 
 // Top returns the K values of q.Dim with the largest counts over the range,
 // from the sorted sets of the finest step whose range holds at most 1,500
-// buckets.
+// buckets, summed and cut to K inside Redis.
 func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 	def, ok := s.cat.Metric(q.Metric)
 	if !ok {
@@ -298,27 +315,13 @@ func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 	if keys == nil {
 		return nil, fmt.Errorf("%w: range %d..%d is too long for top-K", ErrQuery, q.From, q.To)
 	}
-	zs, err := s.rdb.ZUnionWithScores(ctx, redis.ZStore{Keys: keys}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read top %s/%s by %s: %w", q.Site, q.Metric, q.Dim, err)
-	}
-	out := make([]TopEntry, 0, len(zs))
-	for _, z := range zs {
-		v, _ := z.Member.(string)
-		out = append(out, TopEntry{Value: v, Count: int64(z.Score)})
-	}
-	slices.SortFunc(out, func(a, b TopEntry) int {
-		if c := cmp.Compare(b.Count, a.Count); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Value, b.Value)
-	})
 	k := q.K
 	if k <= 0 {
 		k = 10
 	}
-	if len(out) > k {
-		out = out[:k]
+	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.Dim, k, nil, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read top %s/%s by %s: %w", q.Site, q.Metric, q.Dim, err)
 	}
-	return out, nil
+	return tr.top, nil
 }
