@@ -78,7 +78,7 @@ end
 -- bytes of JSON, whatever its labels: values are cut at 256 bytes
 -- (metric.CutValue), so one point stays far below it.
 local MAXPTS = 256
-local MAXBYTES = 65536
+local MAXBYTES = 32768
 local PER = 60
 
 local function point(pts, np, pre, lopen, lval, addsep, add, value)

@@ -115,6 +115,13 @@ func (Keys) Registry() string { return "p:{ns}:registry" }
 // after the name keeps v2's pattern from matching the keys of v20.
 func (k Keys) pattern() string { return "p:" + globEscape(k.ns) + ":*" }
 
+// SitePattern is the SCAN MATCH pattern of every key of one site in the
+// namespace: its buckets, top-K sets, HLLs, checkpoint and delta logs.
+// Tests and tools use it to inspect what a site costs.
+func (k Keys) SitePattern(site string) string {
+	return "p:" + globEscape(k.ns) + ":{" + globEscape(site) + "}:*"
+}
+
 // bucketPattern matches every bucket key of one kind in the namespace.
 func (k Keys) bucketPattern(kind string) string {
 	return "p:" + globEscape(k.ns) + ":{*}:" + kind + ":*"

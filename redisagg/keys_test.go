@@ -33,6 +33,8 @@ func TestKeys(t *testing.T) {
 		{KeysFor("v2").Registry(), "p:{ns}:registry"},
 		{k.pattern(), "p:v1:*"},
 		{k.bucketPattern(kindCount), "p:v1:{*}:c:*"},
+		{k.SitePattern("demo"), "p:v1:{demo}:*"},
+		{k.SitePattern("a*b"), `p:v1:{a\*b}:*`},
 		{KeysFor(`a*b?[c]\`).pattern(), `p:a\*b\?\[c\]\\:*`},
 	}
 	for _, c := range cases {

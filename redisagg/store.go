@@ -16,8 +16,11 @@ import (
 
 // MaxDeltaEntryBytes is the most bytes of JSON one delta-log entry holds
 // (apply.lua's MAXBYTES): a commit's delta is split into entries of at most
-// this size and at most 256 points, whatever its labels.
-const MaxDeltaEntryBytes = 65536
+// this size and at most 256 points, whatever its labels. 256 points of
+// real labels (about 100 bytes each) fit, so it splits only entries of long
+// labels, and it keeps a log of DeltaHistory entries near the 50 MB it
+// holds with real labels.
+const MaxDeltaEntryBytes = 32768
 
 // ErrFenced is returned by Apply when a writer with a higher fencing token has
 // already written the shard or one of its sites: the caller lost its lease.
@@ -43,10 +46,10 @@ type Config struct {
 	// 1,000 values cut to 256 bytes.
 	MaxDimBytes int
 	// DeltaHistory is the number of entries kept per delta log (approximate
-	// trimming); default 2000. An entry holds at most 256 points and 64 KiB
+	// trimming); default 2000. An entry holds at most 256 points and 32 KiB
 	// of JSON (MaxDeltaEntryBytes; a commit's delta is split over as many
 	// entries as it needs), so a log holds at most about DeltaHistory x
-	// 64 KiB (128 MiB by default, about 50 MB with real labels).
+	// 32 KiB (64 MiB by default), whatever the labels.
 	DeltaHistory int64
 	// NoDeltas turns off the delta log and its publishes (replay into a new
 	// namespace has no live subscribers).
