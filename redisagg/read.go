@@ -73,6 +73,7 @@ const (
 	readAll   readMode = "all" // whole count hashes: group_by at a step without top-K sets
 	readHLL   readMode = "hll"
 	readTop   readMode = "top" // group_by at a step with top-K sets
+	readSum   readMode = "sum" // group_by snapshot at a step without them
 )
 
 type plan struct {
@@ -132,7 +133,8 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 // Series reads the points of q, with zeros for buckets without data. A
 // group_by picks its values from the top-K sets where the step keeps them
 // and reads only those values' counts; at a finer step it reads the whole
-// count hashes, each bounded by MaxDimValues and MaxDimBytes.
+// count hashes (pipelined, so a long range does not hold Redis in one
+// script), each bounded by MaxDimValues and MaxDimBytes.
 func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
 	p, err := s.plan(q)
 	if err != nil {
@@ -176,13 +178,14 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
 
 // Snapshot is Series read atomically with the delta-log counter of the
 // site's metric: the push service applies to it exactly the deltas with
-// n > seq.
+// n > seq. A group_by at a step without top-K sets sums the hashes inside
+// the script, so only the chosen values leave Redis.
 func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, error) {
 	p, err := s.plan(q)
 	if err != nil {
 		return 0, Result{}, err
 	}
-	if p.mode == readTop {
+	if p.mode == readTop || p.mode == readAll {
 		return s.grouped(ctx, q, p)
 	}
 	keys := append([]string{s.keys.deltaSeq(q.Site, q.Metric)}, p.keys...)
@@ -194,21 +197,7 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %d replies for %d keys", q.Site, q.Metric, len(res), len(keys))
 	}
 	seq, _ := res[0].(int64)
-	raw := make([]any, len(p.keys))
-	for i, v := range res[1:] {
-		if arr, ok := v.([]any); ok {
-			m := make(map[string]string, len(arr)/2)
-			for j := 0; j+1 < len(arr); j += 2 {
-				k, _ := arr[j].(string)
-				val, _ := arr[j+1].(string)
-				m[k] = val
-			}
-			raw[i] = m
-		} else {
-			raw[i] = v
-		}
-	}
-	r, err := s.build(q, p, raw)
+	r, err := s.build(q, p, res[1:])
 	return seq, r, err
 }
 

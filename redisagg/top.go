@@ -9,25 +9,40 @@ import (
 	"strings"
 )
 
-// topRead is one run of the read script in "top" mode: the limit values
-// with the largest counts summed over the sorted sets topKeys (exact: the
-// sets hold the same numbers as the hashes), and, per count hash of
-// hashKeys, those values' counts of dimension dim.
+// topRead is one run of the read script in "top" or "sum" mode: the limit
+// values with the largest counts over a range, and their counts in each
+// count hash of the range.
 type topRead struct {
 	seq    int64
 	top    []TopEntry // count descending, then value ascending
 	counts [][]int64  // counts[i][j]: top[j] in hashKeys[i]
 }
 
-// readTopK runs the read script over the top-K sets of one site: only the
-// limit values it answers cross the network, never a whole hash or set.
+// readTopK runs the read script over the top-K sets of one site, summed
+// in Redis (exact: the sets hold the same numbers as the hashes), then
+// reads the chosen values' counts of dimension dim from hashKeys: only the
+// limit values cross the network, never a whole hash or set.
 func (s *Store) readTopK(ctx context.Context, site, m, dim string, limit int, hashKeys, topKeys []string) (topRead, error) {
 	keys := make([]string, 0, 2+len(hashKeys)+len(topKeys))
 	keys = append(keys, s.keys.deltaSeq(site, m), s.keys.scratch(site))
 	keys = append(keys, hashKeys...)
 	keys = append(keys, topKeys...)
-	res, err := s.read.Run(ctx, s.rdb, keys, string(readTop), strconv.Itoa(len(topKeys)), strconv.Itoa(limit), dim,
-		strconv.Itoa(len(hashKeys))).Slice()
+	return s.runGrouped(ctx, keys, hashKeys, string(readTop), strconv.Itoa(len(topKeys)), strconv.Itoa(limit), dim,
+		strconv.Itoa(len(hashKeys)))
+}
+
+// readSummed answers the same from the count hashes alone, for a step
+// without top-K sets: the script reads the hashes inside Redis and returns
+// only the chosen values (the push snapshot of a 10s subscription).
+func (s *Store) readSummed(ctx context.Context, site, m, dim string, limit int, hashKeys []string) (topRead, error) {
+	keys := append([]string{s.keys.deltaSeq(site, m)}, hashKeys...)
+	return s.runGrouped(ctx, keys, hashKeys, string(readSum), strconv.Itoa(limit), dim)
+}
+
+// runGrouped runs the read script and decodes { seq, { value, total, ... },
+// counts of hash 1, ... }.
+func (s *Store) runGrouped(ctx context.Context, keys, hashKeys []string, args ...any) (topRead, error) {
+	res, err := s.read.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
 		return topRead{}, err
 	}
@@ -45,9 +60,9 @@ func (s *Store) readTopK(ctx context.Context, site, m, dim string, limit int, ha
 	for j := 0; j+1 < len(pairs); j += 2 {
 		v, _ := pairs[j].(string)
 		sc, _ := pairs[j+1].(string)
-		f, err := strconv.ParseFloat(sc, 64)
+		f, err := strconv.ParseFloat(sc, 64) // a score, or a Lua-formatted integer
 		if err != nil {
-			return topRead{}, fmt.Errorf("score %q of %q: %w", sc, v, err)
+			return topRead{}, fmt.Errorf("total %q of %q: %w", sc, v, err)
 		}
 		list = append(list, idx{TopEntry{Value: v, Count: int64(f)}, j / 2})
 	}
@@ -81,16 +96,22 @@ func (s *Store) readTopK(ctx context.Context, site, m, dim string, limit int, ha
 	return r, nil
 }
 
-// grouped answers a group_by query at a step with top-K sets: the Limit
-// values with the largest totals over the range from the sets, and their
-// counts per bucket from the hashes, read atomically with the delta-log
-// counter (Snapshot's seq).
+// grouped answers a group_by query: the Limit values with the largest
+// totals over the range (from the top-K sets where the step keeps them,
+// else summed from the hashes inside Redis), and their counts per bucket,
+// read atomically with the delta-log counter (Snapshot's seq).
 func (s *Store) grouped(ctx context.Context, q SeriesQuery, p plan) (int64, Result, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 10
 	}
-	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys, p.topKeys)
+	var tr topRead
+	var err error
+	if p.mode == readTop {
+		tr, err = s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys, p.topKeys)
+	} else {
+		tr, err = s.readSummed(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys)
+	}
 	if err != nil {
 		return 0, Result{}, fmt.Errorf("read %s/%s by %s: %w", q.Site, q.Metric, q.GroupBy, err)
 	}
