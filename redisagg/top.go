@@ -31,14 +31,6 @@ func (s *Store) readTopK(ctx context.Context, site, m, dim string, limit int, ha
 		strconv.Itoa(len(hashKeys)))
 }
 
-// readSummed answers the same from the count hashes alone, for a step
-// without top-K sets: the script reads the hashes inside Redis and returns
-// only the chosen values (the push snapshot of a 10s subscription).
-func (s *Store) readSummed(ctx context.Context, site, m, dim string, limit int, hashKeys []string) (topRead, error) {
-	keys := append([]string{s.keys.deltaSeq(site, m)}, hashKeys...)
-	return s.runGrouped(ctx, keys, hashKeys, string(readSum), strconv.Itoa(limit), dim)
-}
-
 // runGrouped runs the read script and decodes { seq, { value, total, ... },
 // counts of hash 1, ... }.
 func (s *Store) runGrouped(ctx context.Context, keys, hashKeys []string, args ...any) (topRead, error) {
@@ -96,22 +88,16 @@ func (s *Store) runGrouped(ctx context.Context, keys, hashKeys []string, args ..
 	return r, nil
 }
 
-// grouped answers a group_by query: the Limit values with the largest
-// totals over the range (from the top-K sets where the step keeps them,
-// else summed from the hashes inside Redis), and their counts per bucket,
-// read atomically with the delta-log counter (Snapshot's seq).
+// grouped answers a group_by query at a step with top-K sets: the Limit
+// values with the largest totals over the range from the sets, and their
+// counts per bucket from the hashes, read atomically with the delta-log
+// counter (Snapshot's seq).
 func (s *Store) grouped(ctx context.Context, q SeriesQuery, p plan) (int64, Result, error) {
 	limit := q.Limit
 	if limit <= 0 {
 		limit = 10
 	}
-	var tr topRead
-	var err error
-	if p.mode == readTop {
-		tr, err = s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys, p.topKeys)
-	} else {
-		tr, err = s.readSummed(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys)
-	}
+	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys, p.topKeys)
 	if err != nil {
 		return 0, Result{}, fmt.Errorf("read %s/%s by %s: %w", q.Site, q.Metric, q.GroupBy, err)
 	}

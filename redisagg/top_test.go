@@ -139,12 +139,10 @@ func checkGrouped(t *testing.T, r Result, want []TopEntry, truth map[int64]map[s
 	}
 }
 
-// TestSummedSnapshot checks the snapshot of a group_by at the 10s step,
-// which keeps no top-K sets: the script sums the hashes and returns only
-// the chosen values, the same answer as Series (which reads the whole
-// hashes and chooses in Go) and as the ground truth, ties ordered by bytes
-// whatever the server's locale.
-func TestSummedSnapshot(t *testing.T) {
+// TestHashSnapshot checks the snapshot of a group_by at the 10s step, which
+// keeps no top-K sets and reads whole hashes in a MULTI/EXEC: the same
+// answer as Series and as the ground truth, ties ordered by bytes.
+func TestHashSnapshot(t *testing.T) {
 	ctx := context.Background()
 	for name, rdb := range backends(t) {
 		t.Run(name, func(t *testing.T) {
