@@ -192,7 +192,9 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 		}
 		c.counts[countKey{site: site, def: uint16(di), base: base, steps: mask}]++
 		for dim, name := range d.def.Dims {
-			v := field(e, name)
+			// Cut here, where values are extracted, so live aggregation and
+			// replay (which runs this code) store the same value.
+			v := metric.CutValue(field(e, name))
 			if v == "" {
 				v = metric.None
 			}

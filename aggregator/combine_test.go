@@ -3,6 +3,7 @@ package aggregator
 import (
 	"maps"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -41,6 +42,10 @@ func flatten(u *metric.Update) (counts, map[string]map[string]struct{}) {
 	}
 	return c, uq
 }
+
+// longPathCut is what metric.CutValue makes of "/" + 2,047 × "p": the
+// first 253 bytes and the mark, 256 bytes in all.
+var longPathCut = "/" + strings.Repeat("p", 252) + "\u2026"
 
 func TestCombine(t *testing.T) {
 	base := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixMilli()
@@ -89,6 +94,18 @@ func TestCombine(t *testing.T) {
 				"s/plans/1m/12:00:00": 1, "s/plans/1m/12:00:00/plan=pro": 1, "s/plans/1m/12:00:00/price=49.5": 1, "s/plans/1m/12:00:00/trial=true": 1,
 				"s/plans/1h/12:00:00": 1, "s/plans/1h/12:00:00/plan=pro": 1, "s/plans/1h/12:00:00/price=49.5": 1, "s/plans/1h/12:00:00/trial=true": 1,
 			},
+		},
+		{
+			name: "long dimension values are cut with the mark, a long uid is not", outcome: outcomeApplied,
+			ev: event.Event{Site: "s", Type: "pageview", TS: base, RT: base, Path: "/" + strings.Repeat("p", 2047), RefHost: "news", Device: "mobile",
+				UID: strings.Repeat("u", 300)},
+			want: counts{
+				"s/events/1m/12:00:00": 1, "s/events/1m/12:00:00/type=pageview": 1,
+				"s/events/1h/12:00:00": 1, "s/events/1h/12:00:00/type=pageview": 1,
+				"s/pageviews/1m/12:00:00": 1, "s/pageviews/1m/12:00:00/path=" + longPathCut: 1, "s/pageviews/1m/12:00:00/referrer=news": 1, "s/pageviews/1m/12:00:00/device=mobile": 1,
+				"s/pageviews/1h/12:00:00": 1, "s/pageviews/1h/12:00:00/path=" + longPathCut: 1, "s/pageviews/1h/12:00:00/referrer=news": 1, "s/pageviews/1h/12:00:00/device=mobile": 1,
+			},
+			uniq: map[string][]string{"s/visitors/1m/12:00:00": {strings.Repeat("u", 300)}, "s/visitors/1h/12:00:00": {strings.Repeat("u", 300)}},
 		},
 		{
 			name: "bot counts only in bots", outcome: outcomeApplied,

@@ -96,7 +96,9 @@
 // adds 1 to its total (CountKey.Dim "") in each step and 1 to each
 // dimension's value: type, path, referrer (ref host), device, or else the
 // prop of that name as a string (numbers without trailing zeros, true /
-// false); missing or empty is metric.None. A unique metric adds its Field
+// false); missing or empty is metric.None; longer than metric.MaxValueBytes
+// (256) is cut by metric.CutValue, here and so in replay too, ending in
+// metric.CutMark ("…"). A unique metric adds its Field
 // ("uid", or a prop) to the step's HyperLogLog, unless empty. Counters are
 // first combined per base bucket (the gcd of the step widths) and spread
 // over the steps once per batch, so store work grows with distinct keys.

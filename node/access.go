@@ -62,11 +62,12 @@ func ingestAccess(h Harden, cfg *ingest.Config, log *slog.Logger) error {
 }
 
 // registerOverflow exports the count of dimension values folded into
-// the "(other)" value because a bucket already held MaxDimValues values,
-// in the store of the current namespace (it restarts from zero at a switch).
+// the "(other)" value because a bucket already held MaxDimValues values or
+// MaxDimBytes bytes of values, in the store of the current namespace (it
+// restarts from zero at a switch).
 func registerOverflow(reg prometheus.Registerer, stats func() redisagg.Stats) {
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
 		Name: "pulse_aggregate_dimension_overflow_total",
-		Help: "Dimension values counted under (other) because their bucket already held the maximum of distinct values (1000).",
+		Help: "Dimension values counted under (other) because their bucket already held the maximum of distinct values (1000) or of their bytes (65536).",
 	}, func() float64 { return float64(stats().Overflowed) }))
 }

@@ -19,7 +19,7 @@ var applyLua string
 // The apply script's ARGV:
 //
 //	1 shard, 2 first, 3 last, 4 fence, 5 dedup_from, 6 dedup_clock,
-//	7 max dim values, 8 delta history, 9 deltas "1"/"0",
+//	7 dimension limits "MAXVALUES MAXBYTES", 8 delta history, 9 deltas "1"/"0",
 //	10 index of the position key in KEYS (0: do not write it), 11 number of parts,
 //	then per part: index of its checkpoint key, ARGV index of its body.
 //
@@ -175,7 +175,7 @@ func (s *Store) encode(c *metric.Commit, parts []*sitePart, withPos bool) ([]str
 	args := make([]any, 0, header+len(e.body))
 	args = append(args, c.Shard, c.First, c.Last, strconv.FormatInt(c.Pos.Fence, 10),
 		c.Pos.DedupFrom, strconv.FormatInt(c.Pos.DedupClock, 10),
-		strconv.Itoa(s.cfg.MaxDimValues), strconv.FormatInt(s.cfg.DeltaHistory, 10), deltas,
+		strconv.Itoa(s.cfg.MaxDimValues)+" "+strconv.Itoa(s.cfg.MaxDimBytes), strconv.FormatInt(s.cfg.DeltaHistory, 10), deltas,
 		pos, strconv.Itoa(len(parts)))
 	args = append(args, heads...)
 	args = append(args, e.body...)

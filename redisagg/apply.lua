@@ -6,7 +6,10 @@ local A = ARGV
 local shard, first, last = A[1], A[2], A[3]
 local fence = tonumber(A[4])
 local dedupFrom, dedupClock = A[5], A[6]
-local maxdim = tonumber(A[7])
+-- A[7] is "MAXDIM MAXBYTES": the distinct values and the bytes of distinct
+-- values one dimension may hold in one bucket hash.
+local maxdim, maxbytes = string.match(A[7], '^(%d+) (%d+)$')
+maxdim, maxbytes = tonumber(maxdim), tonumber(maxbytes)
 local dhist = A[8]
 local deltas = A[9] == '1'
 local posIdx = tonumber(A[10])
@@ -72,8 +75,11 @@ end
 -- MAXPTS points (about 100 bytes each), which bounds an entry's size
 -- whatever the commit's size. table.concat runs over at most 480 pieces:
 -- the embedded server's Lua (gopher-lua) puts every piece of one
--- table.concat on a bounded stack.
+-- table.concat on a bounded stack. An entry also holds at most MAXBYTES
+-- bytes of JSON, whatever its labels: values are cut at 256 bytes
+-- (metric.CutValue), so one point stays far below it.
 local MAXPTS = 256
+local MAXBYTES = 32768
 local PER = 60
 
 local function point(pts, np, pre, lopen, lval, addsep, add, value)
@@ -82,22 +88,39 @@ local function point(pts, np, pre, lopen, lval, addsep, add, value)
   return np + 8
 end
 
+-- entry writes points a..b as one log entry and publishes it.
+local function entry(name, dseq, dlog, channel, pts, a, b)
+  local parts = {}
+  for c = a, b, PER do
+    parts[#parts + 1] = table.concat(pts, '', 8 * c - 7, 8 * math.min(c + PER - 1, b))
+  end
+  -- The last piece is '},': the entry's JSON drops its comma.
+  local body = table.concat(parts)
+  local n = redis.call('INCR', dseq)
+  local js = '{"n":' .. fmt(n) .. ',"metric":' .. jstr(name) .. ',"points":[' ..
+    string.sub(body, 1, -2) .. ']}'
+  redis.call('XADD', dlog, 'MAXLEN', '~', dhist, fmt(n) .. '-0', 'd', js)
+  redis.call('PUBLISH', channel, js)
+end
+
+-- emit splits the points into entries of at most MAXPTS points and MAXBYTES
+-- bytes of JSON each.
 local function emit(name, dseq, dlog, channel, pts)
   local np = #pts / 8
-  for a = 1, np, MAXPTS do
-    local b = math.min(a + MAXPTS - 1, np)
-    local parts = {}
-    for c = a, b, PER do
-      parts[#parts + 1] = table.concat(pts, '', 8 * c - 7, 8 * math.min(c + PER - 1, b))
+  -- The entry's frame: '{"n":', up to 20 digits, ',"metric":', the name,
+  -- ',"points":[', ']}'.
+  local budget = MAXBYTES - (#jstr(name) + 48)
+  local a, size = 1, 0
+  for c = 1, np do
+    local q = 8 * c - 8
+    local ps = #pts[q + 1] + #pts[q + 2] + #pts[q + 3] + #pts[q + 4] + #pts[q + 5] + #pts[q + 6] + #pts[q + 7] + #pts[q + 8]
+    if c > a and (c - a >= MAXPTS or size + ps > budget) then
+      entry(name, dseq, dlog, channel, pts, a, c - 1)
+      a, size = c, 0
     end
-    -- The last piece is '},': the entry's JSON drops its comma.
-    local body = table.concat(parts)
-    local n = redis.call('INCR', dseq)
-    local js = '{"n":' .. fmt(n) .. ',"metric":' .. jstr(name) .. ',"points":[' ..
-      string.sub(body, 1, -2) .. ']}'
-    redis.call('XADD', dlog, 'MAXLEN', '~', dhist, fmt(n) .. '-0', 'd', js)
-    redis.call('PUBLISH', channel, js)
+    size = size + ps
   end
+  entry(name, dseq, dlog, channel, pts, a, np)
 end
 
 -- Phase 1: checks.
@@ -141,7 +164,8 @@ local function applyHash(p, points)
     dims[d] = { dim = dim, jlab = '{' .. jstr(dim) .. ':', z = tonumber(A[p + 1]), zexp = A[p + 2], n = n, at = p + 4 }
     fields[nf + 1] = '#' .. dim
     fields[nf + 2] = dim .. SEP .. OTHER
-    nf = nf + 2
+    fields[nf + 3] = '#' .. dim .. ':bytes'
+    nf = nf + 3
     local fp = dim .. SEP
     for j = 0, n - 1 do
       nf = nf + 1
@@ -166,7 +190,8 @@ local function applyHash(p, points)
     local cnt = tonumber(old[k]) or 0
     local cnt0 = cnt
     local oldOther = tonumber(old[k + 1]) or 0
-    k = k + 2
+    local size = tonumber(old[k + 2]) or 0
+    k = k + 3
     local otherAdd = 0
     local zs, nz = {}, 0
     for j = 0, d.n - 1 do
@@ -179,8 +204,9 @@ local function applyHash(p, points)
         otherAdd = otherAdd + add
       elseif o then
         nv = tonumber(o) + add
-      elseif cnt < maxdim then
+      elseif cnt < maxdim and size + #v <= maxbytes then
         cnt = cnt + 1
+        size = size + #v
         nv = add
       else
         otherAdd = otherAdd + add
@@ -213,7 +239,8 @@ local function applyHash(p, points)
     end
     if cnt ~= cnt0 then
       out[no + 1], out[no + 2] = '#' .. d.dim, fmt(cnt)
-      no = no + 2
+      out[no + 3], out[no + 4] = '#' .. d.dim .. ':bytes', fmt(size)
+      no = no + 4
     end
     if nz > 0 then
       chunked('ZADD', KEYS[d.z], zs, 2)

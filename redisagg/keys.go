@@ -60,6 +60,10 @@ func (k Keys) unique(site, m, step string, bucket int64) string {
 // the site's slot so the apply script writes it with the site's counters.
 func (k Keys) checkpoint(site string) string { return "p:" + k.ns + ":{" + site + "}:ck" }
 
+// scratch is where the read script sums a range's top-K sets, deleted in
+// the same script: in the site's slot, so one script reads and writes it.
+func (k Keys) scratch(site string) string { return "p:" + k.ns + ":{" + site + "}:scratch" }
+
 func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dseq:" + m }
 
 // position is a shard's position, tagged with the shard: written after the
@@ -115,6 +119,13 @@ func (Keys) Sites() string { return "p:{sites}:known" }
 // pattern is the SCAN MATCH pattern of every key of the namespace. The ':'
 // after the name keeps v2's pattern from matching the keys of v20.
 func (k Keys) pattern() string { return "p:" + globEscape(k.ns) + ":*" }
+
+// SitePattern is the SCAN MATCH pattern of every key of one site in the
+// namespace: its buckets, top-K sets, HLLs, checkpoint and delta logs.
+// Tests and tools use it to inspect what a site costs.
+func (k Keys) SitePattern(site string) string {
+	return "p:" + globEscape(k.ns) + ":{" + globEscape(site) + "}:*"
+}
 
 // bucketPattern matches every bucket key of one kind in the namespace.
 func (k Keys) bucketPattern(kind string) string {

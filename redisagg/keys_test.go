@@ -19,6 +19,7 @@ func TestKeys(t *testing.T) {
 		{k.checkpoint("demo"), "p:v1:{demo}:ck"},
 		{k.position("shard-000001"), "p:v1:{shard-000001}:pos"},
 		{k.deltaSeq("demo", "pageviews"), "p:v1:{demo}:dseq:pageviews"},
+		{k.scratch("demo"), "p:v1:{demo}:scratch"},
 		{k.DeltaLog("demo", "pageviews"), "p:v1:{demo}:dlog:pageviews"},
 		{k.DeltaChannel("demo", "pageviews"), "p:v1:{demo}:deltas:pageviews"},
 		{k.LeaseMembers(), "p:v1:{lease}:members"},
@@ -32,6 +33,8 @@ func TestKeys(t *testing.T) {
 		{KeysFor("v2").Registry(), "p:{ns}:registry"},
 		{k.pattern(), "p:v1:*"},
 		{k.bucketPattern(kindCount), "p:v1:{*}:c:*"},
+		{k.SitePattern("demo"), "p:v1:{demo}:*"},
+		{k.SitePattern("a*b"), `p:v1:{a\*b}:*`},
 		{KeysFor(`a*b?[c]\`).pattern(), `p:a\*b\?\[c\]\\:*`},
 	}
 	for _, c := range cases {
@@ -49,7 +52,7 @@ func TestKeySlots(t *testing.T) {
 	k := KeysFor("v1")
 	groups := map[string][]string{
 		"site": {k.count("demo", "pageviews", "1m", 0), k.top("demo", "pageviews", "path", "1m", 0),
-			k.unique("demo", "visitors", "1m", 0), k.checkpoint("demo"), k.deltaSeq("demo", "pageviews"),
+			k.unique("demo", "visitors", "1m", 0), k.checkpoint("demo"), k.deltaSeq("demo", "pageviews"), k.scratch("demo"),
 			k.DeltaLog("demo", "pageviews")},
 		"lease":                     {k.LeaseMembers(), k.LeaseFence(), k.LeaseShard("s00"), k.LeaseShard("s07")},
 		"archive":                   {k.ArchiveCheckpoint(), k.ArchiveFence()},

@@ -70,8 +70,9 @@ type readMode string
 
 const (
 	readTotal readMode = "total"
-	readAll   readMode = "all"
+	readAll   readMode = "all" // whole count hashes: group_by at a step without top-K sets
 	readHLL   readMode = "hll"
+	readTop   readMode = "top" // group_by at a step with top-K sets
 )
 
 type plan struct {
@@ -79,6 +80,7 @@ type plan struct {
 	step    metric.Step
 	buckets []int64
 	keys    []string
+	topKeys []string // readTop: the top-K set of each bucket
 	mode    readMode
 }
 
@@ -108,6 +110,8 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 		p.mode = readTotal
 	case !p.def.HasDim(q.GroupBy):
 		return p, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.GroupBy)
+	case s.hasTop(p.step):
+		p.mode = readTop
 	default:
 		p.mode = readAll
 	}
@@ -118,15 +122,26 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 		} else {
 			p.keys = append(p.keys, s.keys.count(q.Site, q.Metric, p.step.Name, b))
 		}
+		if p.mode == readTop {
+			p.topKeys = append(p.topKeys, s.keys.top(q.Site, q.Metric, q.GroupBy, p.step.Name, b))
+		}
 	}
 	return p, nil
 }
 
-// Series reads the points of q, with zeros for buckets without data.
+// Series reads the points of q, with zeros for buckets without data. A
+// group_by picks its values from the top-K sets where the step keeps them
+// and reads only those values' counts; at a finer step it reads the whole
+// count hashes (pipelined, so a long range does not hold Redis in one
+// script), each bounded by MaxDimValues and MaxDimBytes.
 func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
 	p, err := s.plan(q)
 	if err != nil {
 		return Result{}, err
+	}
+	if p.mode == readTop {
+		_, r, err := s.grouped(ctx, q, p)
+		return r, err
 	}
 	pipe := s.rdb.Pipeline()
 	cmds := make([]redis.Cmder, len(p.keys))
@@ -168,6 +183,12 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 	if err != nil {
 		return 0, Result{}, err
 	}
+	switch p.mode {
+	case readTop:
+		return s.grouped(ctx, q, p)
+	case readAll:
+		return s.snapshotHashes(ctx, q, p)
+	}
 	keys := append([]string{s.keys.deltaSeq(q.Site, q.Metric)}, p.keys...)
 	res, err := s.read.Run(ctx, s.rdb, keys, string(p.mode)).Slice()
 	if err != nil {
@@ -177,19 +198,37 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %d replies for %d keys", q.Site, q.Metric, len(res), len(keys))
 	}
 	seq, _ := res[0].(int64)
-	raw := make([]any, len(p.keys))
-	for i, v := range res[1:] {
-		if arr, ok := v.([]any); ok {
-			m := make(map[string]string, len(arr)/2)
-			for j := 0; j+1 < len(arr); j += 2 {
-				k, _ := arr[j].(string)
-				val, _ := arr[j+1].(string)
-				m[k] = val
-			}
-			raw[i] = m
-		} else {
-			raw[i] = v
+	r, err := s.build(q, p, res[1:])
+	return seq, r, err
+}
+
+// snapshotHashes reads a group_by at a step without top-K sets (10s): the
+// answer needs every value of every bucket, so it reads the whole count
+// hashes, each bounded by MaxDimValues and MaxDimBytes, with the delta-log
+// counter in one MULTI/EXEC (atomic like a script; all keys share the
+// site's slot). A script would copy every field into Lua and back: three
+// times the server time, measured on 90 hashes at their cap; summing there
+// to return only the chosen values cost more still.
+func (s *Store) snapshotHashes(ctx context.Context, q SeriesQuery, p plan) (int64, Result, error) {
+	pipe := s.rdb.TxPipeline()
+	seqCmd := pipe.Get(ctx, s.keys.deltaSeq(q.Site, q.Metric))
+	cmds := make([]*redis.MapStringStringCmd, len(p.keys))
+	for i, k := range p.keys {
+		cmds[i] = pipe.HGetAll(ctx, k)
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: %w", q.Site, q.Metric, err)
+	}
+	seq, err := seqCmd.Int64()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return 0, Result{}, fmt.Errorf("read snapshot %s/%s: delta counter: %w", q.Site, q.Metric, err)
+	}
+	raw := make([]any, len(cmds))
+	for i, c := range cmds {
+		if err := c.Err(); err != nil {
+			return 0, Result{}, fmt.Errorf("read snapshot %s/%s %s: %w", q.Site, q.Metric, p.keys[i], err)
 		}
+		raw[i] = c.Val()
 	}
 	r, err := s.build(q, p, raw)
 	return seq, r, err
@@ -265,7 +304,7 @@ func (s *Store) build(q SeriesQuery, p plan, raw []any) (Result, error) {
 
 // Top returns the K values of q.Dim with the largest counts over the range,
 // from the sorted sets of the finest step whose range holds at most 1,500
-// buckets.
+// buckets, summed and cut to K inside Redis.
 func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 	def, ok := s.cat.Metric(q.Metric)
 	if !ok {
@@ -298,27 +337,13 @@ func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 	if keys == nil {
 		return nil, fmt.Errorf("%w: range %d..%d is too long for top-K", ErrQuery, q.From, q.To)
 	}
-	zs, err := s.rdb.ZUnionWithScores(ctx, redis.ZStore{Keys: keys}).Result()
-	if err != nil {
-		return nil, fmt.Errorf("read top %s/%s by %s: %w", q.Site, q.Metric, q.Dim, err)
-	}
-	out := make([]TopEntry, 0, len(zs))
-	for _, z := range zs {
-		v, _ := z.Member.(string)
-		out = append(out, TopEntry{Value: v, Count: int64(z.Score)})
-	}
-	slices.SortFunc(out, func(a, b TopEntry) int {
-		if c := cmp.Compare(b.Count, a.Count); c != 0 {
-			return c
-		}
-		return strings.Compare(a.Value, b.Value)
-	})
 	k := q.K
 	if k <= 0 {
 		k = 10
 	}
-	if len(out) > k {
-		out = out[:k]
+	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.Dim, k, nil, keys)
+	if err != nil {
+		return nil, fmt.Errorf("read top %s/%s by %s: %w", q.Site, q.Metric, q.Dim, err)
 	}
-	return out, nil
+	return tr.top, nil
 }

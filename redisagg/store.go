@@ -14,6 +14,14 @@ import (
 	"github.com/pulsehq/pulse/metric"
 )
 
+// MaxDeltaEntryBytes is the most bytes of JSON one delta-log entry holds
+// (apply.lua's MAXBYTES): a commit's delta is split into entries of at most
+// this size and at most 256 points, whatever its labels. 256 points of
+// real labels (about 100 bytes each) fit, so it splits only entries of long
+// labels, and it keeps a log of DeltaHistory entries near the 50 MB it
+// holds with real labels.
+const MaxDeltaEntryBytes = 32768
+
 // ErrFenced is returned by Apply when a writer with a higher fencing token has
 // already written the shard or one of its sites: the caller lost its lease.
 var ErrFenced = errors.New("redisagg: fenced by a newer writer")
@@ -30,10 +38,18 @@ type Config struct {
 	// MaxDimValues bounds the distinct values of one dimension in one bucket
 	// of one metric; counts of further values go to metric.Other. Default 1000.
 	MaxDimValues int
+	// MaxDimBytes bounds the bytes of the distinct values of one dimension
+	// in one bucket hash (the sum of their lengths, each at most
+	// metric.MaxValueBytes); a new value past it goes to metric.Other like
+	// one past MaxDimValues. Default 65536: 1,000 values of 64 bytes, far
+	// above real sites (100 paths of 30 bytes are 3 KB), a quarter of
+	// 1,000 values cut to 256 bytes.
+	MaxDimBytes int
 	// DeltaHistory is the number of entries kept per delta log (approximate
-	// trimming); default 2000. An entry holds at most 256 points (a commit's
-	// delta is split over as many entries as it needs), about 25 KB, so a
-	// log holds at most about DeltaHistory x 25 KB (50 MB by default).
+	// trimming); default 2000. An entry holds at most 256 points and 32 KiB
+	// of JSON (MaxDeltaEntryBytes; a commit's delta is split over as many
+	// entries as it needs), so a log holds at most about DeltaHistory x
+	// 32 KiB (64 MiB by default), whatever the labels.
 	DeltaHistory int64
 	// NoDeltas turns off the delta log and its publishes (replay into a new
 	// namespace has no live subscribers).
@@ -68,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxDimValues <= 0 {
 		c.MaxDimValues = 1000
 	}
+	if c.MaxDimBytes <= 0 {
+		c.MaxDimBytes = 65536
+	}
 	if c.DeltaHistory <= 0 {
 		c.DeltaHistory = 2000
 	}
@@ -88,7 +107,7 @@ type Stats struct {
 	Commits    int64 // commits applied (including those fully skipped)
 	Parts      int64 // site parts written
 	Skipped    int64 // site parts skipped as already applied (redelivery)
-	Overflowed int64 // dimension values folded into metric.Other by MaxDimValues
+	Overflowed int64 // dimension values folded into metric.Other by MaxDimValues or MaxDimBytes
 	Expired    int64 // counters and HLL keys not written: bucket past retention
 }
 

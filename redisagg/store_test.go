@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -288,6 +290,74 @@ func TestStore(t *testing.T) {
 			top, err := e.st.Top(ctx, TopQuery{Site: "demo", Metric: "clicks", Dim: "path", From: ts, To: ts, K: 2})
 			if err != nil || len(top) != 2 || top[0] != (TopEntry{metric.Other, 14}) || top[1] != (TopEntry{"/a", 11}) {
 				t.Errorf("top %+v, %v", top, err)
+			}
+		}},
+		{name: "dimension byte budget folds into other", cfg: Config{MaxDimBytes: 10}, run: func(t *testing.T, e *env) {
+			ts := e.now.UnixMilli()
+			// /aaaa and /bbbb fill the 10 bytes exactly; /c does not fit.
+			a := newAdder(e.cat).count("demo", "clicks", ts, 5, "path", "/aaaa").count("demo", "clicks", ts, 4, "path", "/bbbb").
+				count("demo", "clicks", ts, 3, "path", "/c")
+			if err := e.st.Apply(ctx, commit("1", "1", 0, a.u)); err != nil {
+				t.Fatal(err)
+			}
+			b := newAdder(e.cat).count("demo", "clicks", ts, 1, "path", "/aaaa").count("demo", "clicks", ts, 2, "path", "/d")
+			if err := e.st.Apply(ctx, commit("2", "2", 0, b.u)); err != nil {
+				t.Fatal(err)
+			}
+			r := e.series(t, SeriesQuery{Site: "demo", Metric: "clicks", Step: "10s", From: ts, To: ts, GroupBy: "path"})
+			want := map[string]int64{"/aaaa": 6, "/bbbb": 4, metric.Other: 3 + 2}
+			if len(r.Series) != len(want) {
+				t.Fatalf("series %+v, want %v", r.Series, want)
+			}
+			for v, n := range want {
+				if got := sum(r, "path", v); got != n {
+					t.Errorf("%s = %d, want %d", v, got, n)
+				}
+			}
+			if st := e.st.Stats(); st.Overflowed != 2*4 { // /c, /d at 4 steps
+				t.Errorf("overflowed %d, want 8", st.Overflowed)
+			}
+			st10, _ := e.cat.Step("10s")
+			h, err := e.rdb.HGetAll(ctx, e.st.keys.count("demo", "clicks", "10s", st10.Bucket(ts))).Result()
+			if err != nil || h["#path"] != "2" || h["#path:bytes"] != "10" {
+				t.Errorf("distinct fields %q %q, want 2 and 10 (%v)", h["#path"], h["#path:bytes"], err)
+			}
+		}},
+		{name: "delta entries stay within the byte budget whatever the labels", run: func(t *testing.T, e *env) {
+			ts := e.now.UnixMilli()
+			// 1,000 distinct 256-byte values (cut values), needing quoting:
+			// about 1,000 x 4 steps x 300 bytes of points.
+			a := newAdder(e.cat)
+			size := 0
+			for i := range 1000 {
+				v := metric.CutValue(fmt.Sprintf("/%04d\"", i) + strings.Repeat("é", 1000))
+				a.count("demo", "pageviews", ts, 1, "path", v)
+				size = len(v)
+			}
+			if err := e.st.Apply(ctx, commit("1", "1", 0, a.u)); err != nil {
+				t.Fatal(err)
+			}
+			xs, err := e.rdb.XRange(ctx, e.st.DeltaLogKey("demo", "pageviews"), "-", "+").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var points int
+			for _, d := range e.deltas(t, "demo", "pageviews") {
+				points += len(d.Points)
+			}
+			// Every value is new in each of the 4 steps; MaxDimBytes keeps
+			// 65536/size of them per bucket, the rest is one (other) point,
+			// plus the total.
+			if want := 4 * (65536/size + 1 + 1); points != want {
+				t.Errorf("%d points in %d entries, want %d", points, len(xs), want)
+			}
+			if len(xs) < 2 {
+				t.Errorf("%d entries: the byte budget did not split the delta", len(xs))
+			}
+			for _, x := range xs {
+				if n := len(x.Values["d"].(string)); n > MaxDeltaEntryBytes {
+					t.Errorf("entry %s has %d bytes, more than %d", x.ID, n, MaxDeltaEntryBytes)
+				}
 			}
 		}},
 		{name: "delta log is contiguous with exact values", run: func(t *testing.T, e *env) {
