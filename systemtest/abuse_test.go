@@ -60,9 +60,10 @@ func abuseServers() []abuseServer {
 		{
 			name:  "redis-server, sites listed",
 			redis: true,
-			flags: []string{"--sites", "demo,shop,known,quiet", "--site-idle-ttl", "5s"},
+			flags: []string{"--sites", "demo,shop,known,quiet," + longSite + "," + longGoodSite, "--site-idle-ttl", "5s"},
 			attacks: []abuseAttack{
 				{"1. unknown sites", attackUnknownSites},
+				{"3. long and many dimension values", attackLongValues},
 				{"1. a quiet site's keys", attackQuietSite},
 				{"1. an admin adds a site", adminAddsSite},
 			},

@@ -209,25 +209,6 @@ func largestKeys(t *testing.T, ctx context.Context, rdb *redis.Client, s *server
 	return hash, zset, entry
 }
 
-// serverRedis connects to the redis-server the pulse process was started
-// with (--redis redis://...).
-func serverRedis(t *testing.T, s *server) *redis.Client {
-	t.Helper()
-	for i, a := range s.args {
-		if a == "--redis" && i+1 < len(s.args) && strings.HasPrefix(s.args[i+1], "redis://") {
-			opt, err := redis.ParseURL(s.args[i+1])
-			if err != nil {
-				t.Fatalf("--redis %s: %v", s.args[i+1], err)
-			}
-			c := redis.NewClient(opt)
-			t.Cleanup(func() { _ = c.Close() })
-			return c
-		}
-	}
-	t.Fatalf("attackLongValues reads the site's keys: start the server with --redis redis://... (args %q)", s.args)
-	return nil
-}
-
 // currentNamespace asks the admin API which namespace queries read.
 func currentNamespace(t *testing.T, ctx context.Context, s *server) string {
 	t.Helper()
