@@ -12,14 +12,6 @@ import (
 	"github.com/pulsehq/pulse/archive"
 )
 
-// TestArchiveHostileTS is item 2 of issue 11 on its own server.
-func TestArchiveHostileTS(t *testing.T) {
-	s := newServer(t, "--archive-max-age", "1s")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	t.Log(attackHostileTS(t, ctx, s))
-}
-
 // attackHostileTS posts 500 events whose ts a client spread from 1970 to
 // 3000 to a server archiving to DATA/archive with a short --archive-max-age:
 // the archive keeps every one, in the receive hour(s) they arrived in, so

@@ -15,7 +15,6 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
 )
@@ -35,16 +34,6 @@ const (
 	longPathBytes = 2000
 	longGood      = 60
 )
-
-// TestLongDimensionValues runs attackLongValues against the built binary
-// on a real redis-server, so that the test can read the keys it left.
-func TestLongDimensionValues(t *testing.T) {
-	rs := redistest.Start(t)
-	s := newServer(t, "--redis", rs.URL())
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	t.Log(attackLongValues(t, ctx, s))
-}
 
 // attackLongValues sends 1,000 distinct paths of about 2 KB to site
 // dimbytes (issue 11 item 3), and good events to dimbytes-good. It needs a

@@ -22,15 +22,6 @@ import (
 	"github.com/pulsehq/pulse/internal/browsertest"
 )
 
-// TestLateResend runs attackLateResend against a server with a 10 s dedup
-// window, short enough to wait past.
-func TestLateResend(t *testing.T) {
-	s := newServer(t, "--dedup-window", "10s")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	t.Log(attackLateResend(t, ctx, s))
-}
-
 // attackLateResend is the tracker's late resend (issue 11 item 11), in
 // Chromium: a page's batch reaches Pulse and is accepted, but the answer
 // never reaches the page, which closes; the batch stays in localStorage.

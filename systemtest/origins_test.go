@@ -9,20 +9,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 )
 
 const pagesKey = "pages-site-write-key-0123"
-
-// TestKeyedSiteOrigins: with every origin allowed server-wide, a site with
-// a write key takes keyless events only from the origins on its line of
-// the write-keys file.
-func TestKeyedSiteOrigins(t *testing.T) {
-	s := newServer(t, "--write-keys", pagesKeysFile(t), "--rate-ip", "-1")
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	t.Log(attackForgedOrigin(t, ctx, s))
-}
 
 // pagesKeysFile writes a write-keys file giving site pages its key and
 // origins, for attackForgedOrigin.

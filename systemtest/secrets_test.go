@@ -22,22 +22,6 @@ import (
 	"github.com/pulsehq/pulse/internal/redistest"
 )
 
-// TestSecrets runs the attacks of issue 11 items 8, 9 and 10 against the
-// built binary: a local process on the embedded Redis, a deflate bomb of
-// empty blocks, and starts with weak or misplaced secrets.
-func TestSecrets(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	// A short archive age, so that the data dir holds Parquet objects
-	// for attackLocalRedis's walk.
-	s := newServer(t, "--archive-max-age", "1s")
-	for _, attack := range []func(*testing.T, context.Context, *server) string{
-		attackLocalRedis, attackDeflateBomb, attackWeakSecrets,
-	} {
-		t.Log(attack(t, ctx, s))
-	}
-}
-
 // attackLocalRedis is a local process that is not Pulse: it finds the
 // embedded Redis's port in the node's log and tries to read the aggregates,
 // publish a fake delta and subscribe to the live ones without the password;

@@ -13,33 +13,8 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
-	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/redisagg"
 )
-
-// TestSites runs the site attacks, each against a server of its own on a
-// redis-server of its own (the shared site set is per Redis).
-func TestSites(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cases := []struct {
-		name   string
-		flags  []string
-		attack func(t *testing.T, ctx context.Context, s *server) string
-	}{
-		{"unknown sites", []string{"--sites", "demo,shop,known"}, attackUnknownSites},
-		{"admin adds a site", []string{"--sites", "demo"}, adminAddsSite},
-		{"any site, capped", []string{"--sites", "*", "--sites-max", "30", "--sites-new-rate", "600000"}, attackSiteCap},
-		{"quiet site expires", []string{"--sites", "demo,quiet", "--site-idle-ttl", "5s"}, attackQuietSite},
-	}
-	for _, tc := range cases {
-		t.Run(tc.name, func(t *testing.T) {
-			rs := redistest.Start(t)
-			s := newServer(t, append([]string{"--redis", rs.URL()}, tc.flags...)...)
-			t.Log(tc.attack(t, ctx, s))
-		})
-	}
-}
 
 // serverRedis connects to the Redis of s (its --redis flag, which must
 // name a redis:// server: the embedded one does not show its keys).

@@ -11,14 +11,6 @@ import (
 	"github.com/coder/websocket"
 )
 
-// TestUnauthWebSocketFlood is item 6 of issue 11 on its own server.
-func TestUnauthWebSocketFlood(t *testing.T) {
-	s := newServer(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	t.Log(attackUnauthWS(t, ctx, s))
-}
-
 // attackUnauthWS: 66 upgrades without a token from one address get at
 // most 4 (push's MaxUnauthPerAddr) 101s, the rest 429 before the upgrade;
 // a dashboard client with a token still connects and reads; the idle ones
