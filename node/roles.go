@@ -222,10 +222,16 @@ func (n *node) sites(ctx context.Context, rdb redis.UniversalClient) (*sites.Set
 	if len(static) == 0 {
 		static = []string{sites.Any}
 	}
-	set, err := sites.New(sites.Config{
+	cfg := sites.Config{
 		Static: static, Max: n.cfg.Harden.SitesMax, NewPerMinute: n.cfg.Harden.SitesNewPerMinute,
 		Redis: rdb, Key: redisagg.Keys{}.Sites(), Logger: n.log.With("part", "sites"), Registerer: n.reg,
-	})
+	}
+	if n.cfg.Redis == "embedded" {
+		// The embedded Redis forgets everything at exit; the data dir
+		// keeps the sites added at run time.
+		cfg.File = filepath.Join(n.cfg.Data, "sites")
+	}
+	set, err := sites.New(cfg)
 	if err != nil {
 		return nil, part{}, fmt.Errorf("--sites: %w", err)
 	}

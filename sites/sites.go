@@ -15,9 +15,12 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,7 +70,12 @@ type Config struct {
 	Key   string
 	// Refresh is how often Run reloads the shared set (default 2s): a site
 	// added on another node is admitted here at most that much later.
-	Refresh    time.Duration
+	Refresh time.Duration
+	// File, when set, keeps the shared set across restarts of a Redis that
+	// keeps nothing (the embedded one): Load first adds the sites it lists
+	// to the set, and every site added or admitted is appended to it.
+	// Empty: the set lives in Redis only (a production Redis persists it).
+	File       string
 	Logger     *slog.Logger          // nil: no logging
 	Registerer prometheus.Registerer // nil: metrics kept but not registered
 }
@@ -107,9 +115,10 @@ type Set struct {
 	shared atomic.Int64                        // size of the shared set when last seen
 	loaded atomic.Int64                        // size of the shared set at the last full read
 
-	mu    sync.Mutex // serializes changes of known and new-site admissions
-	limit *rate.Limiter
-	m     *metrics
+	mu     sync.Mutex // serializes changes of known, new-site admissions and File
+	limit  *rate.Limiter
+	m      *metrics
+	seeded atomic.Bool // File's sites are in the shared set
 }
 
 // New returns the Set cfg describes; Load fills in the shared set.
@@ -186,6 +195,11 @@ func (s *Set) admitNew(ctx context.Context, site string) (msg, reason string, er
 	if res[0] == 2 {
 		s.m.admitted.Inc()
 		s.cfg.Logger.Info("new site admitted", "site", site, "sites", res[1], "max", s.cfg.Max)
+		if err := s.appendFile(site); err != nil {
+			// Admitted all the same: the shared set has it, and after a
+			// restart that forgets it traffic admits it again.
+			s.cfg.Logger.Warn("keep admitted site", "site", site, "err", err)
+		}
 	}
 	s.addLocked(site)
 	return "", "", nil
@@ -216,13 +230,20 @@ func (s *Set) Add(ctx context.Context, site string) (added bool, err error) {
 	if !event.IsName(site) {
 		return false, fmt.Errorf("%w: %q is not a site id ([a-z0-9_.-]{1,64})", ErrBadSite, site)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// The file first: an admin whose add was answered must find the site
+	// after a restart of a Redis that keeps nothing.
+	if _, known := (*s.known.Load())[site]; !known {
+		if err := s.appendFile(site); err != nil {
+			return false, err
+		}
+	}
 	n, err := s.cfg.Redis.SAdd(ctx, s.cfg.Key, site).Result()
 	if err != nil {
 		return false, fmt.Errorf("add site %s to %s: %w", site, s.cfg.Key, err)
 	}
-	s.mu.Lock()
 	s.addLocked(site)
-	s.mu.Unlock()
 	if n == 1 {
 		s.shared.Add(1)
 		s.m.added.Inc()
@@ -252,6 +273,12 @@ func (s *Set) List(ctx context.Context) (static, shared []string, err error) {
 // (sites are added, never removed by Pulse), so an unchanged size means
 // nothing to read.
 func (s *Set) Load(ctx context.Context) error {
+	if !s.seeded.Load() {
+		if err := s.seed(ctx); err != nil {
+			return err
+		}
+		s.seeded.Store(true)
+	}
 	n, err := s.cfg.Redis.SCard(ctx, s.cfg.Key).Result()
 	if err != nil {
 		return fmt.Errorf("read size of sites %s: %w", s.cfg.Key, err)
@@ -288,6 +315,62 @@ func (s *Set) Run(ctx context.Context) error {
 			s.cfg.Logger.Warn("reload sites", "err", err)
 		}
 	}
+}
+
+// seed adds the sites of File to the shared set.
+func (s *Set) seed(ctx context.Context) error {
+	if s.cfg.File == "" {
+		return nil
+	}
+	b, err := os.ReadFile(s.cfg.File)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("read sites file: %w", err)
+	}
+	var kept []any
+	for i, line := range strings.Split(string(b), "\n") {
+		if line = strings.TrimSpace(line); line == "" {
+			continue
+		}
+		if !event.IsName(line) {
+			// What a crash may leave of an append (zeros, on some file
+			// systems) is the one way to get here.
+			s.cfg.Logger.Warn("sites file: skipping a line that is not a site id", "file", s.cfg.File, "line", i+1)
+			continue
+		}
+		kept = append(kept, line)
+	}
+	if len(kept) == 0 {
+		return nil
+	}
+	if err := s.cfg.Redis.SAdd(ctx, s.cfg.Key, kept...).Err(); err != nil {
+		return fmt.Errorf("restore %d sites of %s into %s: %w", len(kept), s.cfg.File, s.cfg.Key, err)
+	}
+	return nil
+}
+
+// appendFile appends site to File, durably; s.mu is held.
+func (s *Set) appendFile(site string) error {
+	if s.cfg.File == "" {
+		return nil
+	}
+	f, err := os.OpenFile(s.cfg.File, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("keep site %s: %w", site, err)
+	}
+	_, err = f.WriteString(site + "\n")
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("keep site %s in %s: %w", site, s.cfg.File, err)
+	}
+	return nil
 }
 
 func maps(m map[string]struct{}) map[string]struct{} {

@@ -3,6 +3,8 @@ package sites
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +147,53 @@ func TestRun(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run: %v", err)
+	}
+}
+
+// TestFileSurvivesForgetfulRedis: with File set, the sites an admin added
+// and those admitted in open mode are known again after the Redis forgot
+// everything (the embedded Redis at a restart); a line of zeros, as a
+// crash may leave, is skipped.
+func TestFileSurvivesForgetfulRedis(t *testing.T) {
+	ctx := context.Background()
+	rdb := redistest.Start(t).Client(t)
+	file := filepath.Join(t.TempDir(), "sites")
+	cfg := Config{Static: []string{"demo", Any}, File: file}
+	s := newSet(t, rdb, cfg)
+	if added, err := s.Add(ctx, "by-admin"); err != nil || !added {
+		t.Fatalf("Add: %v %v", added, err)
+	}
+	if msg, _, err := s.Admit(ctx, "by-traffic"); msg != "" || err != nil {
+		t.Fatalf("Admit: %q %v", msg, err)
+	}
+	if _, err := s.Add(ctx, "demo"); err != nil { // static: not kept again
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(file, os.O_WRONLY|os.O_APPEND, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = f.WriteString("\x00\x00\x00") // what a crash may leave of an append
+	f.Close()
+	if err := rdb.FlushAll(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+
+	closed := newSet(t, rdb, Config{Static: []string{"demo"}, File: file})
+	for _, tc := range []struct {
+		site  string
+		known bool
+	}{{"by-admin", true}, {"by-traffic", true}, {"demo", true}, {"other", false}} {
+		msg, _, err := closed.Admit(ctx, tc.site)
+		if err != nil || (msg == "") != tc.known {
+			t.Errorf("site %s: admitted %v (%q, %v), want %v", tc.site, msg == "", msg, err, tc.known)
+		}
+	}
+	b, _ := os.ReadFile(file)
+	if got := strings.Count(string(b), "demo"); got != 0 {
+		t.Errorf("the file lists static site demo %d times, want 0:\n%s", got, b)
+	}
+	if fi, err := os.Stat(file); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Errorf("sites file mode %v (%v), want 0600", fi.Mode().Perm(), err)
 	}
 }
