@@ -276,10 +276,11 @@ func trackerFlow(t *testing.T, browser context.Context, before, leaveMode string
 	}
 	t.Logf("screenshot of the demo page: %s", file)
 
-	// The last click is queued and the page left at once, before the batch
-	// timer: only the pagehide flush (sendBeacon) can deliver it.
-	eval[any](t, tab, `document.getElementById("buy").click(); null`)
-	do(t, tab, "leave page", chromedp.Navigate("about:blank"))
+	// The last click is queued and the page left at once, in the same
+	// script, so that the batch timer cannot fire first however loaded the
+	// machine: only the pagehide flush (sendBeacon) can deliver it.
+	// The wait below outlasts the navigation: the beacon leaves at pagehide.
+	eval[any](t, tab, `document.getElementById("buy").click(); location.href = "about:blank"; null`)
 
 	reqs := c.wait(tab, t, "all events", func(r []collected) bool { return len(accepted(r)) >= want })
 
