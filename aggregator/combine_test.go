@@ -111,7 +111,7 @@ func TestCombine(t *testing.T) {
 		},
 		{
 			name: "engagement counts only where a metric lists it, not in events or visitors", outcome: outcomeApplied,
-			ev: event.Event{Site: "s", Type: metric.Engagement, TS: base, RT: base, Path: "/a", UID: "u1", Props: map[string]any{"scroll_depth": 80.0}},
+			ev:   event.Event{Site: "s", Type: metric.Engagement, TS: base, RT: base, Path: "/a", UID: "u1", Props: map[string]any{"scroll_depth": 80.0}},
 			want: counts{"s/engaged/1m/12:00:00": 1, "s/engaged/1h/12:00:00": 1},
 		},
 		{
