@@ -45,7 +45,7 @@ func (h *Handler) plausible(c *gin.Context) error {
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
 	}
-	if err := h.readBody(c.Writer, c.Request, buf); err != nil {
+	if err := h.readBodyMax(c.Writer, c.Request, buf, min(h.cfg.Limits.MaxBodyBytes, plausibleMaxBody)); err != nil {
 		return err
 	}
 	evs, hashMode, err := h.plausibleEvents(buf.Bytes())

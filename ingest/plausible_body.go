@@ -3,6 +3,8 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
+	"io"
 	"math"
 	"net/url"
 	"strconv"
@@ -21,6 +23,14 @@ import (
 const (
 	plausibleMaxURL   = 2000 // url; a longer referrer is cut to it, as Plausible does
 	plausibleMaxProps = 30
+	// plausibleMaxBody bounds a body, which is one event: the largest
+	// valid one (30 props of 64 + 512 bytes, a url of 2000) is under
+	// 24 KiB; a longer referrer is cut, so a browser's (at most 4 KiB)
+	// fits too. Reading 1 MiB of JSON to refuse it costs 30 ms.
+	plausibleMaxBody = 64 << 10
+	// plausibleMaxKeys bounds the keys read of the body and of props
+	// (null and blank ones included): Plausible's bodies have about ten.
+	plausibleMaxKeys = 100
 	// plausibleMaxSites bounds the sites of one event's domain list, each
 	// of which becomes an event: Plausible sets no bound, but a body is
 	// one event and should not fan out without one.
@@ -64,14 +74,11 @@ type plausibleEvent struct {
 // trackers' short ones (n, u, d, r, p or m, $, i, h), as Plausible reads
 // them (the short key first). maxProps is Pulse's bound on props keys.
 func parsePlausible(body []byte, maxProps int) (*plausibleEvent, error) {
-	var m map[string]json.RawMessage
-	d := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))))
-	d.UseNumber()
-	if err := d.Decode(&m); err != nil || m == nil || d.More() {
-		return nil, &plausibleError{"request", "json", "Unable to parse request body as json (one JSON object)"}
+	m, err := readObject(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), plausibleMaxKeys, true)
+	if err != nil {
+		return nil, &plausibleError{"request", "json", "Unable to parse request body as json (one JSON object): " + err.Error()}
 	}
 	pe := &plausibleEvent{}
-	var err error
 	if pe.name, err = plausibleName(pick(m, "n", "name")); err != nil {
 		return nil, err
 	}
@@ -217,12 +224,15 @@ func plausibleProps(raw json.RawMessage, max int) (map[string]any, error) {
 		return nil, nil
 	}
 	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
 		raw = json.RawMessage(s)
 	}
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, &plausibleError{"props", "props", "must be an object (or a JSON string of one)"}
+	// Read with a bound on the keys seen, blank and null ones included,
+	// so that a body of a million keys costs no more than a small one.
+	m, err := readObject(raw, plausibleMaxKeys, false)
+	if err != nil {
+		return nil, &plausibleError{"props", "props", "must be an object (or a JSON string of one) of at most " +
+			strconv.Itoa(plausibleMaxKeys) + " keys: " + err.Error()}
 	}
 	props := make(map[string]any, len(m))
 	for k, v := range m {
@@ -244,30 +254,61 @@ func plausibleProps(raw json.RawMessage, max int) (map[string]any, error) {
 }
 
 func propValue(k string, v json.RawMessage) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(v))
-	d.UseNumber()
+	if len(v) > 0 && (v[0] == '{' || v[0] == '[') {
+		return nil, &plausibleError{"props", "props", quote(k) + ": must be a string, number or bool"}
+	}
 	var x any
-	if err := d.Decode(&x); err != nil {
+	if err := json.Unmarshal(v, &x); err != nil {
 		return nil, &plausibleError{"props", "props", quote(k) + ": " + err.Error()}
 	}
 	switch x := x.(type) {
-	case nil:
-		return nil, nil
 	case string:
 		if strings.TrimSpace(x) == "" {
 			return nil, nil
 		}
 		return x, nil
-	case bool:
-		return x, nil
-	case json.Number:
-		f, err := strconv.ParseFloat(string(x), 64)
-		if err != nil || math.IsInf(f, 0) {
-			return nil, &plausibleError{"props", "props", quote(k) + ": number out of range"}
+	case float64:
+		if math.Abs(x) > maxPropNumber {
+			return nil, &plausibleError{"props", "props", quote(k) + ": number out of range (magnitude at most 1e15)"}
 		}
-		return f, nil
+		return x, nil
 	}
-	return nil, &plausibleError{"props", "props", quote(k) + ": must be a string, number or bool"}
+	return x, nil // nil (left out) or a bool
+}
+
+// maxPropNumber is event.Validate's bound on numeric props.
+const maxPropNumber = 1e15
+
+// readObject reads a JSON object's members, stopping at the first of
+// more than maxKeys: the cost of a hostile body is bounded by the keys
+// read, not by the body. whole says data must hold nothing after it.
+func readObject(data []byte, maxKeys int, whole bool) (map[string]json.RawMessage, error) {
+	d := json.NewDecoder(bytes.NewReader(data))
+	if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+		return nil, errors.New("not an object")
+	}
+	m := map[string]json.RawMessage{}
+	for n := 0; d.More(); n++ {
+		if n == maxKeys {
+			return nil, errors.New("more than " + strconv.Itoa(maxKeys) + " keys")
+		}
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		var v json.RawMessage
+		if err := d.Decode(&v); err != nil {
+			return nil, err
+		}
+		m[tok.(string)] = v
+	}
+	if _, err := d.Token(); err != nil { // '}'
+		return nil, err
+	}
+	if _, err := d.Token(); whole && err != io.EOF {
+		return nil, errors.New("data after the object")
+	}
+	return m, nil
 }
 
 func (pe *plausibleEvent) setProp(k string, v any) {
@@ -286,7 +327,7 @@ func (pe *plausibleEvent) addRevenue(raw json.RawMessage) error {
 		return nil
 	}
 	var s string
-	if json.Unmarshal(raw, &s) == nil {
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
 		raw = json.RawMessage(s)
 	}
 	var r struct {

@@ -268,6 +268,13 @@ func TestPlausibleBodyBounds(t *testing.T) {
 	if w := postPlausible(r, "", nil); w.Code != http.StatusBadRequest {
 		t.Errorf("empty body: %d, want 400", w.Code)
 	}
+	// Under the default 1 MiB of /v1/collect, a body of /api/event (one
+	// event) is bounded to 64 KiB.
+	r, _ = newServer(t, &memPub{}, Config{})
+	over := `{"n":"pageview","u":"https://demo/","d":"demo","x":"` + strings.Repeat("x", 64<<10) + `"}`
+	if w := postPlausible(r, over, nil); w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "65536 bytes") {
+		t.Errorf("body over 64 KiB: %d %s, want 413 naming the bound", w.Code, w.Body)
+	}
 }
 
 // TestPlausiblePreflight: CORS as /v1/collect.
