@@ -160,6 +160,9 @@ func plausibleURL(raw json.RawMessage) (string, error) {
 	if json.Unmarshal(raw, &s) != nil {
 		return "", &plausibleError{"url", "url", "must be a string"}
 	}
+	if strings.TrimSpace(s) == "" {
+		return "", &plausibleError{"url", "url", "can't be blank"}
+	}
 	if len(s) > plausibleMaxURL {
 		return "", &plausibleError{"url", "url", "longer than " + strconv.Itoa(plausibleMaxURL) + " bytes"}
 	}

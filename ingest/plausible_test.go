@@ -146,6 +146,7 @@ func TestPlausibleErrors(t *testing.T) {
 		{"name control", `{"n":"a\u001fb","u":"https://demo/","d":"demo"}`, "event_name", "without control characters", "type"},
 		{"name float", `{"n":1.5,"u":"https://demo/","d":"demo"}`, "event_name", "a string or an integer", "type"},
 		{"no url", `{"n":"pageview","d":"demo"}`, "url", "is required", "url"},
+		{"blank url", `{"n":"pageview","u":" ","d":"demo"}`, "url", "can't be blank", "url"},
 		{"data url", `{"n":"pageview","u":"data:text/html,hi","d":"demo"}`, "url", "scheme is not allowed", "url"},
 		{"url too long", `{"n":"pageview","u":"https://demo/` + strings.Repeat("a", 2000) + `","d":"demo"}`, "url", "longer than 2000 bytes", "url"},
 		{"blank domain", `{"n":"pageview","u":"https://demo/","d":" "}`, "domain", "can't be blank", "site"},
