@@ -176,8 +176,8 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 		if e.Bot != d.def.BotsOnly {
 			continue
 		}
-		if d.types != nil && !d.types[e.Type] {
-			continue
+		if d.types != nil && !d.types[e.Type] || d.types == nil && e.Type == metric.Engagement {
+			continue // as metric.Def.CountsType, without its slice scan
 		}
 		if !siteSet {
 			site, siteSet = c.intern(e.Site), true

@@ -52,6 +52,8 @@ func TestCombine(t *testing.T) {
 	min := int64(60_000)
 	cat, err := metric.NewCatalog(append(metric.Builtins(),
 		metric.Def{Name: "plans", Kind: metric.Count, Types: []string{"signup"}, Dims: []string{"plan", "price", "trial"}},
+		metric.Def{Name: "engaged", Kind: metric.Count, Types: []string{metric.Engagement}},
+		metric.Def{Name: "outbound", Kind: metric.Count, Types: []string{"Outbound Link: Click"}, Dims: []string{"url"}},
 	), []metric.Step{{Name: "1m", Width: time.Minute, Retention: time.Hour}, {Name: "1h", Width: time.Hour, Retention: 48 * time.Hour}})
 	if err != nil {
 		t.Fatal(err)
@@ -106,6 +108,21 @@ func TestCombine(t *testing.T) {
 				"s/pageviews/1h/12:00:00": 1, "s/pageviews/1h/12:00:00/path=" + longPathCut: 1, "s/pageviews/1h/12:00:00/referrer=news": 1, "s/pageviews/1h/12:00:00/device=mobile": 1,
 			},
 			uniq: map[string][]string{"s/visitors/1m/12:00:00": {strings.Repeat("u", 300)}, "s/visitors/1h/12:00:00": {strings.Repeat("u", 300)}},
+		},
+		{
+			name: "engagement counts only where a metric lists it, not in events or visitors", outcome: outcomeApplied,
+			ev:   event.Event{Site: "s", Type: metric.Engagement, TS: base, RT: base, Path: "/a", UID: "u1", Props: map[string]any{"scroll_depth": 80.0}},
+			want: counts{"s/engaged/1m/12:00:00": 1, "s/engaged/1h/12:00:00": 1},
+		},
+		{
+			name: "a Plausible goal name is a type like any", outcome: outcomeApplied,
+			ev: event.Event{Site: "s", Type: "Outbound Link: Click", TS: base, RT: base, Props: map[string]any{"url": "https://x.test/"}},
+			want: counts{
+				"s/events/1m/12:00:00": 1, "s/events/1m/12:00:00/type=Outbound Link: Click": 1,
+				"s/events/1h/12:00:00": 1, "s/events/1h/12:00:00/type=Outbound Link: Click": 1,
+				"s/outbound/1m/12:00:00": 1, "s/outbound/1m/12:00:00/url=https://x.test/": 1,
+				"s/outbound/1h/12:00:00": 1, "s/outbound/1h/12:00:00/url=https://x.test/": 1,
+			},
 		},
 		{
 			name: "bot counts only in bots", outcome: outcomeApplied,

@@ -147,11 +147,13 @@ func TestDecodeFields(t *testing.T) {
 
 func TestRejectReason(t *testing.T) {
 	_, _, rejects, err := Decode([]byte(`[{"id":"a","site":"demo","type":"t","props":{"k":[1]}},{"id":"a","site":"demo","type":"t","ts":true},3,`+
-		`{"id":"a","site":"demo","type":"t","x":[[[[[[[[[]]]]]]]]]},{"id":"a","site":"demo","type":"t","url":"\u0000"}]`), Limits{})
+		`{"id":"a","site":"demo","type":"t","x":[[[[[[[[[]]]]]]]]]},{"id":"a","site":"demo","type":"t","url":"\u0000"},`+
+		// A long key is quoted and cut with "...": the reason is still "props".
+		`{"id":"a","site":"demo","type":"t","props":{"`+strings.Repeat("k", 200)+`":1}}]`), Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := []string{"props", "ts", "object", "depth", "url"}
+	want := []string{"props", "ts", "object", "depth", "url", "props"}
 	if len(rejects) != len(want) {
 		t.Fatalf("rejects %+v", rejects)
 	}

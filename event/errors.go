@@ -48,11 +48,10 @@ func (e *FieldError) Reason() string {
 	if e.Field == "" {
 		return "object"
 	}
-	if f, _, ok := strings.Cut(e.Field, "."); ok {
-		return f
-	}
-	if f, _, ok := strings.Cut(e.Field, "["); ok {
-		return f
+	// The first '.' or '[' ends the field name: a quoted key after '['
+	// may hold dots of its own.
+	if i := strings.IndexAny(e.Field, ".["); i >= 0 {
+		return e.Field[:i]
 	}
 	return e.Field
 }

@@ -123,3 +123,51 @@ func TestValidate(t *testing.T) {
 		})
 	}
 }
+
+// TestValidateFreeType: the types of a foreign format (Plausible's event
+// names) are any printable UTF-8 up to MaxEventName bytes; /v1/collect's
+// Validate keeps [a-z0-9_.-]{1,64}.
+func TestValidateFreeType(t *testing.T) {
+	tests := []struct {
+		typ          string
+		free, strict bool // valid under ValidateFreeType, under Validate
+	}{
+		{"pageview", true, true},
+		{"Outbound Link: Click", true, false},
+		{"File Download", true, false},
+		{"404", true, true},
+		{"Añadir al carrito 🛒", true, false},
+		{strings.Repeat("x", MaxEventName), true, false},
+		{strings.Repeat("x", MaxEventName+1), false, false},
+		{"", false, false},
+		{"a\x1fb", false, false},
+		{"a\nb", false, false},
+		{"a\u0085b", false, false},
+		{"a\xffb", false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.typ, func(t *testing.T) {
+			e := Event{ID: "a", Site: "demo", Type: tt.typ}
+			if err := e.ValidateFreeType(Limits{}); (err == nil) != tt.free {
+				t.Errorf("ValidateFreeType(%q) = %v, want valid %v", tt.typ, err, tt.free)
+			}
+			if err := e.Validate(Limits{}); (err == nil) != tt.strict {
+				t.Errorf("Validate(%q) = %v, want valid %v", tt.typ, err, tt.strict)
+			}
+			if !tt.free {
+				return
+			}
+			// The record keeps the type byte for byte, as the aggregator
+			// and replay read it.
+			e.RT, e.Path = 1, "/"
+			b, err := Marshal(&e)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := Unmarshal(b)
+			if err != nil || got.Type != tt.typ {
+				t.Errorf("record round trip of type %q: %q, %v", tt.typ, got.Type, err)
+			}
+		})
+	}
+}

@@ -13,6 +13,19 @@ const maxTS = 32503680000000
 // mean defaults). The error is a *FieldError naming the field and what is
 // allowed. TS 0 means "not sent".
 func (e *Event) Validate(lim Limits) error {
+	return e.validate(lim, false)
+}
+
+// ValidateFreeType is Validate for events of a foreign ingest format
+// (Plausible's Events API), whose type is the name the sender chose:
+// any IsEventName ("Outbound Link: Click", "404"), not only IsName.
+// Everything downstream (records, aggregates, archive, queries) takes
+// such a type as it is.
+func (e *Event) ValidateFreeType(lim Limits) error {
+	return e.validate(lim, true)
+}
+
+func (e *Event) validate(lim Limits, freeType bool) error {
 	lim = lim.WithDefaults()
 	if len(e.ID) == 0 || len(e.ID) > 64 {
 		return &FieldError{Field: "id", Msg: "required, 1 to 64 bytes"}
@@ -23,7 +36,10 @@ func (e *Event) Validate(lim Limits) error {
 	if !IsName(e.Site) {
 		return &FieldError{Field: "site", Msg: "must match [a-z0-9_.-]{1,64}"}
 	}
-	if !IsName(e.Type) {
+	switch {
+	case freeType && !IsEventName(e.Type):
+		return &FieldError{Field: "type", Msg: "required, 1 to " + strconv.Itoa(MaxEventName) + " bytes of UTF-8 without control characters"}
+	case !freeType && !IsName(e.Type):
 		return &FieldError{Field: "type", Msg: "must match [a-z0-9_.-]{1,64}"}
 	}
 	if e.TS < 0 || e.TS >= maxTS {
@@ -83,6 +99,17 @@ func IsName(s string) bool {
 		}
 	}
 	return true
+}
+
+// MaxEventName is the longest event name of a foreign format, in bytes
+// (Plausible's bound on its event names).
+const MaxEventName = 120
+
+// IsEventName reports whether s is a valid event type of a foreign format:
+// 1 to MaxEventName bytes of valid UTF-8 without control characters (so
+// without the \x1f that separates fields in aggregate keys).
+func IsEventName(s string) bool {
+	return len(s) > 0 && len(s) <= MaxEventName && checkText(s, true) == ""
 }
 
 func checkString(s string, max int) string {

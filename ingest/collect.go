@@ -104,7 +104,11 @@ func (h *Handler) limitSites(r *http.Request, evs []event.Event) error {
 // read timeout. Past the raw bound, net/http closes the connection rather
 // than draining the rest.
 func (h *Handler) readBody(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer) error {
-	max := h.cfg.Limits.MaxBodyBytes
+	return h.readBodyMax(w, r, buf, h.cfg.Limits.MaxBodyBytes)
+}
+
+// readBodyMax is readBody with max in place of MaxBodyBytes.
+func (h *Handler) readBodyMax(w http.ResponseWriter, r *http.Request, buf *bytes.Buffer, max int64) error {
 	tooLarge := func(what string, limit int64) error {
 		h.m.rejected.WithLabelValues("too_large").Inc()
 		return httperr.New(http.StatusRequestEntityTooLarge,

@@ -145,13 +145,15 @@ func New(pub Publisher, cfg Config) *Handler {
 	}
 }
 
-// Register adds POST /v1/collect, GET /v1/collect.gif and the CORS
-// preflight OPTIONS /v1/collect to r.
+// Register adds POST /v1/collect, GET /v1/collect.gif, POST /api/event
+// (Plausible's Events API) and their CORS preflights to r.
 func (h *Handler) Register(r gin.IRouter) {
 	r.POST("/v1/collect", h.wrap(h.collect, renderJSON))
 	r.GET("/v1/collect.gif", h.wrap(h.gif, renderGIF))
+	r.POST("/api/event", h.wrap(h.plausible, renderPlausible))
 	r.OPTIONS("/v1/collect", h.preflight)
 	r.OPTIONS("/v1/collect.gif", h.preflight)
+	r.OPTIONS("/api/event", h.preflight)
 }
 
 // preflight answers CORS preflights. Collect takes no credentials, so any

@@ -27,7 +27,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"result"}),
 		rejected: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_ingest_rejected_total",
-			Help: "Refusals by reason: a field name, json, depth or object for one event; site_not_allowed (not a known site), site_cap or site_rate (open site list: the cap of sites, or the rate of new sites, reached) or write_key for one event refused by the access rules; overload, unavailable or canceled for the events of a request refused with 503; too_large, too_many, malformed, empty, encoding or origin once per body refused as a whole.",
+			Help: "Refusals by reason: a field name (props, url, type, site, ..., and revenue or engagement on /api/event), json, depth or object for one event; site_not_allowed (not a known site), site_cap or site_rate (open site list: the cap of sites, or the rate of new sites, reached) or write_key for one event refused by the access rules; overload, unavailable or canceled for the events of a request refused with 503; too_large, too_many, malformed, empty, encoding or origin once per body refused as a whole.",
 		}, []string{"reason"}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pulse_ingest_requests_total",

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -30,7 +31,6 @@ const (
 var (
 	metricNameRE = regexp.MustCompile(`^[a-z0-9_]{1,64}$`)
 	dimNameRE    = regexp.MustCompile(`^[a-z0-9_.]{1,64}$`)
-	typeNameRE   = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`) // as event types
 	yamlLineRE   = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
 	plainKeyRE   = regexp.MustCompile(`^[A-Za-z0-9_.-]+$`) // shown unquoted in paths
 )
@@ -269,7 +269,7 @@ func (p *configParser) metrics(n *yaml.Node) []Def {
 			}
 		}
 		if n := f["types"]; n != nil {
-			d.Types = p.names(n, path+".types", typeNameRE, MaxMetricTypes)
+			d.Types = p.names(n, path+".types", typeNameRule{}, MaxMetricTypes)
 		}
 		if n := f["dimensions"]; n != nil {
 			d.Dims = p.names(n, path+".dimensions", dimNameRE, MaxMetricDims)
@@ -359,7 +359,7 @@ func (p *configParser) list(n *yaml.Node, path string, max int, dflt string) []*
 }
 
 // names reads a list of distinct names matching re.
-func (p *configParser) names(n *yaml.Node, path string, re *regexp.Regexp, max int) []string {
+func (p *configParser) names(n *yaml.Node, path string, re rule, max int) []string {
 	if n.Kind != yaml.SequenceNode {
 		p.fail(n, path, "expected a list, got %s", describe(n))
 		return nil
@@ -384,8 +384,40 @@ func (p *configParser) names(n *yaml.Node, path string, re *regexp.Regexp, max i
 	return out
 }
 
+// rule is what a name must match: a *regexp.Regexp, or typeNameRule.
+type rule interface {
+	MatchString(s string) bool
+	String() string
+}
+
+// typeNameRule matches every type an event may have: /v1/collect's
+// [a-z0-9_.-]{1,64} and the free names of /api/event (Plausible's
+// "Outbound Link: Click", "File Download"; quote them in YAML), that is
+// 1 to MaxTypeName bytes of UTF-8 without control characters, as
+// event.IsEventName (this package does not import event).
+type typeNameRule struct{}
+
+// MaxTypeName is the longest event type, in bytes (event.MaxEventName).
+const MaxTypeName = 120
+
+func (typeNameRule) MatchString(s string) bool {
+	if len(s) == 0 || len(s) > MaxTypeName || !utf8.ValidString(s) {
+		return false
+	}
+	for _, r := range s {
+		if r < 0x20 || r >= 0x7f && r < 0xa0 {
+			return false
+		}
+	}
+	return true
+}
+
+func (typeNameRule) String() string {
+	return "1 to " + strconv.Itoa(MaxTypeName) + " bytes of UTF-8 without control characters"
+}
+
 // name reads a string matching re; "" after failing.
-func (p *configParser) name(n *yaml.Node, path string, re *regexp.Regexp) string {
+func (p *configParser) name(n *yaml.Node, path string, re rule) string {
 	s := p.str(n, path)
 	if s != "" && !re.MatchString(s) {
 		p.fail(n, path, "%q must match %s", s, strings.Trim(re.String(), "^$"))

@@ -6,6 +6,7 @@ package metric
 
 import (
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -55,7 +56,9 @@ func DefaultSteps() []Step {
 type Def struct {
 	Name string `json:"name"`
 	Kind Kind   `json:"kind"`
-	// Types limits the metric to events of these types; empty means all.
+	// Types limits the metric to events of these types; empty means
+	// every type but Engagement, which a metric counts only when its
+	// Types lists it.
 	Types []string `json:"types,omitempty"`
 	// Dims are the dimensions a count is broken down by: "type", "path",
 	// "referrer" (host of ref), "device", or else the name of a prop
@@ -67,6 +70,20 @@ type Def struct {
 	BotsOnly bool `json:"bots_only,omitempty"`
 	// Field is what a unique metric counts distinct values of ("uid").
 	Field string `json:"field,omitempty"`
+}
+
+// Engagement is the type of the engagement events of Plausible's trackers
+// (engaged time and scroll depth of a page, sent when it is left): they
+// are neither a pageview nor a goal, so a metric without Types (events,
+// visitors, bots) leaves them out; they are archived like every event.
+const Engagement = "engagement"
+
+// CountsType reports whether d counts events of type t.
+func (d *Def) CountsType(t string) bool {
+	if len(d.Types) == 0 {
+		return t != Engagement
+	}
+	return slices.Contains(d.Types, t)
 }
 
 // Builtins are the built-in metrics (docs/api.md, "Queries").

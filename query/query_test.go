@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -71,6 +72,14 @@ func TestHandler(t *testing.T) {
 		}{{"/", 5}, {"/pricing", 3}, {"/docs", 1}} {
 			u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: s.Name, Bucket: b}] += x.n
 			u.Counts[metric.CountKey{Site: "demo", Metric: "pageviews", Step: s.Name, Bucket: b, Dim: "path", Value: x.path}] += x.n
+		}
+		// Types of /api/event: Plausible's goal names, stored as sent.
+		for _, x := range []struct {
+			typ string
+			n   int64
+		}{{"pageview", 9}, {"Outbound Link: Click", 4}, {"Añadir 🛒", 2}, {"404", 1}} {
+			u.Counts[metric.CountKey{Site: "demo", Metric: "events", Step: s.Name, Bucket: b}] += x.n
+			u.Counts[metric.CountKey{Site: "demo", Metric: "events", Step: s.Name, Bucket: b, Dim: "type", Value: x.typ}] += x.n
 		}
 		for _, v := range []string{"a", "b", "c"} {
 			u.AddUnique(metric.UniqueKey{Site: "demo", Metric: "visitors", Step: s.Name, Bucket: b}, v)
@@ -142,6 +151,18 @@ func TestHandler(t *testing.T) {
 			}
 			if len(res.Top) != 2 || res.Top[0] != (redisagg.TopEntry{Value: "/", Count: 5}) || res.Top[1] != (redisagg.TopEntry{Value: "/pricing", Count: 3}) {
 				t.Errorf("top %s", body)
+			}
+		}},
+		{"events by free type names", "/v1/query?site=demo&metric=events&group_by=type&from=-1h&step=1h", 200,
+			series("1h", 2, map[string]int64{"pageview": 9, "Outbound Link: Click": 4, "Añadir 🛒": 2, "404": 1})},
+		{"top free type names", "/v1/top?site=demo&metric=events&dim=type&from=-1h&k=3", 200, func(t *testing.T, body []byte) {
+			var res topJSON
+			if err := json.Unmarshal(body, &res); err != nil {
+				t.Fatal(err)
+			}
+			want := []redisagg.TopEntry{{Value: "pageview", Count: 9}, {Value: "Outbound Link: Click", Count: 4}, {Value: "Añadir 🛒", Count: 2}}
+			if !reflect.DeepEqual(res.Top, want) {
+				t.Errorf("top %s, want %v", body, want)
 			}
 		}},
 		{"missing site", "/v1/query?metric=pageviews", 400, errIs("site: required")},
