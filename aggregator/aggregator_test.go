@@ -53,8 +53,11 @@ func waitApplied(t *testing.T, pos func(shard string) string, want map[string]st
 	}
 }
 
-func compareUpdate(t *testing.T, want *metric.Update, counts map[metric.CountKey]int64, uniques map[metric.UniqueKey]map[string]struct{}) {
+func compareUpdate(t *testing.T, want *metric.Update, counts, samples map[metric.CountKey]int64, uniques map[metric.UniqueKey]map[string]struct{}) {
 	t.Helper()
+	if !maps.Equal(samples, want.Samples) {
+		t.Errorf("avg samples differ: %d keys, want %d", len(samples), len(want.Samples))
+	}
 	if !maps.Equal(counts, want.Counts) {
 		n := 0
 		for k, v := range want.Counts {
@@ -146,7 +149,7 @@ func TestExactlyOnceUnderFaults(t *testing.T) {
 
 				st.mu.Lock()
 				defer st.mu.Unlock()
-				compareUpdate(t, truth(cat, w.unique), st.counts, st.uniques)
+				compareUpdate(t, truth(cat, w.unique), st.counts, st.samples, st.uniques)
 				if st.overlaps > 0 {
 					t.Errorf("%d overlapping commits: a restart did not resume from the stored position", st.overlaps)
 				}

@@ -3,6 +3,7 @@ package aggregator
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/metric"
@@ -21,6 +22,9 @@ type planDef struct {
 	def    metric.Def
 	types  map[string]bool // nil: every type
 	unique bool
+	summed bool   // sum or avg: adds the number in prop
+	avg    bool   // also counts the events that carried one (samples)
+	prop   string // sum and avg: the prop of def.Field
 }
 
 func newPlan(cat *metric.Catalog, rule event.TimeRule) *plan {
@@ -32,7 +36,8 @@ func newPlan(cat *metric.Catalog, rule event.TimeRule) *plan {
 		p.base = 1
 	}
 	for _, d := range cat.Metrics {
-		pd := planDef{def: d, unique: d.Kind == metric.Unique}
+		pd := planDef{def: d, unique: d.Kind == metric.Unique, summed: d.Kind.Summed(), avg: d.Kind == metric.Avg,
+			prop: strings.TrimPrefix(d.Field, metric.PropPrefix)}
 		if len(d.Types) > 0 {
 			pd.types = map[string]bool{}
 			for _, t := range d.Types {
@@ -58,7 +63,9 @@ func (p *plan) eventTime(e *event.Event) (ts int64, outcome int) {
 	return ts, 0
 }
 
-// field returns the value of a dimension or unique field of e.
+// field returns the value of a dimension or unique field of e: a field of
+// the event, or a prop, named "props.NAME" or, for short, "NAME" (a prop key
+// that is also a field name, or starts with "props.", needs the long form).
 func field(e *event.Event, name string) string {
 	switch name {
 	case "type":
@@ -72,6 +79,7 @@ func field(e *event.Event, name string) string {
 	case "uid":
 		return e.UID
 	}
+	name = strings.TrimPrefix(name, metric.PropPrefix)
 	switch v := e.Props[name].(type) {
 	case nil:
 		return ""
@@ -121,7 +129,8 @@ type combiner struct {
 	p       *plan
 	ids     map[string]uint32
 	strs    []string
-	counts  map[countKey]int64
+	counts  map[countKey]int64 // counts, and the sums of sum and avg metrics
+	samples map[countKey]int64 // avg metrics: events that carried a number
 	uniques map[uniqueKey]struct{}
 	final   map[finalKey]int64 // update: counters per step
 	sizes   map[finalKey]int   // update: values per unique set
@@ -137,7 +146,8 @@ type finalKey struct {
 
 func newCombiner(p *plan) *combiner {
 	return &combiner{
-		p: p, ids: map[string]uint32{}, counts: map[countKey]int64{}, uniques: map[uniqueKey]struct{}{}, final: map[finalKey]int64{}, sizes: map[finalKey]int{},
+		p: p, ids: map[string]uint32{}, counts: map[countKey]int64{}, samples: map[countKey]int64{}, uniques: map[uniqueKey]struct{}{},
+		final: map[finalKey]int64{}, sizes: map[finalKey]int{},
 	}
 }
 
@@ -190,7 +200,18 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 			c.uniques[uniqueKey{site: site, value: c.intern(v), def: uint16(di), base: base, steps: mask}] = struct{}{}
 			continue
 		}
-		c.counts[countKey{site: site, def: uint16(di), base: base, steps: mask}]++
+		add := int64(1)
+		if d.summed {
+			var ok bool
+			if add, ok = metric.Scaled(e.Props[d.prop], d.def.Decimals); !ok {
+				if e.Props[d.prop] != nil {
+					t.unsummed++
+				}
+				continue
+			}
+		}
+		k := countKey{site: site, def: uint16(di), base: base, steps: mask}
+		c.addCount(d, k, add)
 		for dim, name := range d.def.Dims {
 			// Cut here, where values are extracted, so live aggregation and
 			// replay (which runs this code) store the same value.
@@ -198,37 +219,32 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 			if v == "" {
 				v = metric.None
 			}
-			c.counts[countKey{site: site, value: c.intern(v), def: uint16(di), dim: uint16(dim + 1), base: base, steps: mask}]++
+			k.value, k.dim = c.intern(v), uint16(dim+1)
+			c.addCount(d, k, add)
 		}
 	}
 	return outcome
 }
 
+// addCount adds one event's count, or number, to k.
+func (c *combiner) addCount(d *planDef, k countKey, add int64) {
+	if !d.summed {
+		c.counts[k]++
+		return
+	}
+	c.counts[k] = metric.AddScaled(c.counts[k], add)
+	if d.avg {
+		c.samples[k]++
+	}
+}
+
 // update returns what was added since the last call as a metric.Update and
 // resets the combiner.
 func (c *combiner) update() *metric.Update {
-	u := &metric.Update{
-		Counts:  make(map[metric.CountKey]int64, len(c.counts)),
-		Uniques: map[metric.UniqueKey]map[string]struct{}{},
-	}
-	// Spread over the steps with integer keys first, so that string keys
-	// are hashed once per distinct final key, not once per step of each
-	// combined counter.
-	for k, n := range c.counts {
-		for si, st := range c.p.steps {
-			if k.steps&(1<<si) != 0 {
-				c.final[finalKey{site: k.site, value: k.value, def: k.def, dim: k.dim, step: uint16(si), bucket: st.Bucket(k.base)}] += n
-			}
-		}
-	}
-	u.Counts = make(map[metric.CountKey]int64, len(c.final))
-	for k, n := range c.final {
-		d := &c.p.defs[k.def].def
-		ck := metric.CountKey{Site: c.strs[k.site], Metric: d.Name, Step: c.p.steps[k.step].Name, Bucket: k.bucket}
-		if k.dim > 0 {
-			ck.Dim, ck.Value = d.Dims[k.dim-1], c.strs[k.value]
-		}
-		u.Counts[ck] = n
+	u := &metric.Update{Uniques: map[metric.UniqueKey]map[string]struct{}{}}
+	u.Counts = c.spread(c.counts)
+	if len(c.samples) > 0 {
+		u.Samples = c.spread(c.samples)
 	}
 	// Size every set before filling it: growing them one value at a time
 	// was a third of the combining cost.
@@ -257,7 +273,34 @@ func (c *combiner) update() *metric.Update {
 	clear(c.sizes)
 	clear(c.ids)
 	clear(c.counts)
+	clear(c.samples)
 	clear(c.uniques)
 	c.strs = c.strs[:0]
 	return u
+}
+
+// spread returns counters over the steps as metric count keys. It spreads
+// with integer keys first, so that string keys are hashed once per distinct
+// final key, not once per step of each combined counter. Sums saturate as
+// in the store (metric.AddScaled); counts never come near.
+func (c *combiner) spread(counts map[countKey]int64) map[metric.CountKey]int64 {
+	for k, n := range counts {
+		for si, st := range c.p.steps {
+			if k.steps&(1<<si) != 0 {
+				fk := finalKey{site: k.site, value: k.value, def: k.def, dim: k.dim, step: uint16(si), bucket: st.Bucket(k.base)}
+				c.final[fk] = metric.AddScaled(c.final[fk], n)
+			}
+		}
+	}
+	out := make(map[metric.CountKey]int64, len(c.final))
+	for k, n := range c.final {
+		d := &c.p.defs[k.def].def
+		ck := metric.CountKey{Site: c.strs[k.site], Metric: d.Name, Step: c.p.steps[k.step].Name, Bucket: k.bucket}
+		if k.dim > 0 {
+			ck.Dim, ck.Value = d.Dims[k.dim-1], c.strs[k.value]
+		}
+		out[ck] = n
+	}
+	clear(c.final)
+	return out
 }

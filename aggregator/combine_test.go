@@ -16,6 +16,8 @@ func testCatalog(t testing.TB) *metric.Catalog {
 	c, err := metric.NewCatalog(append(metric.Builtins(),
 		metric.Def{Name: "plans", Kind: metric.Count, Types: []string{"signup"}, Dims: []string{"plan", "price", "trial"}},
 		metric.Def{Name: "plan_uniques", Kind: metric.Unique, Field: "plan"},
+		metric.Def{Name: "revenue", Kind: metric.Sum, Field: "props.price", Decimals: 2, Types: []string{"signup"}, Dims: []string{"props.plan", "path"}},
+		metric.Def{Name: "price_avg", Kind: metric.Avg, Field: "props.price", Decimals: 2, Types: []string{"signup"}, Dims: []string{"plan"}},
 	), metric.DefaultSteps())
 	if err != nil {
 		t.Fatal(err)
@@ -240,5 +242,115 @@ func TestCombineSums(t *testing.T) {
 	}
 	if u2 := c.update(); !u2.Empty() {
 		t.Errorf("second update not empty: %v", u2)
+	}
+}
+
+func TestCombineSumAvg(t *testing.T) {
+	base := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC).UnixMilli()
+	cat, err := metric.NewCatalog([]metric.Def{
+		{Name: "revenue", Kind: metric.Sum, Field: "props.price", Decimals: 2, Types: []string{"buy"}, Dims: []string{"props.plan"}},
+		{Name: "avg_price", Kind: metric.Avg, Field: "props.price", Decimals: 2, Types: []string{"buy"}, Dims: []string{"plan"}},
+	}, []metric.Step{{Name: "1m", Width: time.Minute, Retention: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	buy := func(props map[string]any) event.Event {
+		return event.Event{Site: "s", Type: "buy", TS: base, RT: base, Props: props}
+	}
+	tests := []struct {
+		name     string
+		evs      []event.Event
+		want     counts // sums, in cents
+		samples  counts
+		unsummed int64
+	}{
+		{
+			name: "decimal prices add exactly, per plan",
+			evs: []event.Event{buy(map[string]any{"price": 0.1, "plan": "pro"}), buy(map[string]any{"price": 0.2, "plan": "pro"}),
+				buy(map[string]any{"price": "19.99", "plan": "basic"})},
+			want: counts{"s/revenue/1m/12:00:00": 2029, "s/revenue/1m/12:00:00/props.plan=pro": 30, "s/revenue/1m/12:00:00/props.plan=basic": 1999,
+				"s/avg_price/1m/12:00:00": 2029, "s/avg_price/1m/12:00:00/plan=pro": 30, "s/avg_price/1m/12:00:00/plan=basic": 1999},
+			samples: counts{"s/avg_price/1m/12:00:00": 3, "s/avg_price/1m/12:00:00/plan=pro": 2, "s/avg_price/1m/12:00:00/plan=basic": 1},
+		},
+		{
+			name: "a missing plan is (none), a negative price subtracts, rounding half away from zero",
+			evs:  []event.Event{buy(map[string]any{"price": -2.5}), buy(map[string]any{"price": 1.005})},
+			want: counts{"s/revenue/1m/12:00:00": -149, "s/revenue/1m/12:00:00/props.plan=(none)": -149,
+				"s/avg_price/1m/12:00:00": -149, "s/avg_price/1m/12:00:00/plan=(none)": -149},
+			samples: counts{"s/avg_price/1m/12:00:00": 2, "s/avg_price/1m/12:00:00/plan=(none)": 2},
+		},
+		{
+			name: "no number, too large or missing: nothing added; the present ones counted once per metric",
+			evs: []event.Event{buy(map[string]any{"price": "free", "plan": "pro"}), buy(map[string]any{"price": 2e9}),
+				buy(map[string]any{"plan": "pro"}), buy(map[string]any{"price": true})},
+			want: counts{}, samples: counts{}, unsummed: 6,
+		},
+		{
+			name: "other types are left out",
+			evs:  []event.Event{{Site: "s", Type: "view", TS: base, RT: base, Props: map[string]any{"price": 5.0}}},
+			want: counts{}, samples: counts{},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := newPlan(cat, event.DefaultTimeRule())
+			c := newCombiner(p)
+			tl := &tally{skipped: make([]int64, len(p.steps))}
+			for i := range tt.evs {
+				c.add(&tt.evs[i], tl)
+			}
+			u := c.update()
+			got, _ := flatten(u)
+			if !maps.Equal(got, tt.want) {
+				t.Errorf("sums:\n got %v\nwant %v", got, tt.want)
+			}
+			samples, _ := flatten(&metric.Update{Counts: u.Samples})
+			if !maps.Equal(samples, tt.samples) {
+				t.Errorf("samples:\n got %v\nwant %v", samples, tt.samples)
+			}
+			if tl.unsummed != tt.unsummed {
+				t.Errorf("unsummed %d, want %d", tl.unsummed, tt.unsummed)
+			}
+		})
+	}
+}
+
+// TestCombineSumsInAnyOrder folds the workload's decimal prices in batches of
+// every size: the sums must not depend on how events are batched, as they
+// would with floats (live aggregation and replay batch differently).
+func TestCombineSumsInAnyOrder(t *testing.T) {
+	cat := testCatalog(t)
+	w := makeWorkload(11, 3000, time.Now().UnixMilli())
+	want := truth(cat, w.unique)
+	var fractional int
+	for k, n := range want.Counts {
+		if k.Metric == "revenue" && n%100 != 0 {
+			fractional++
+		}
+	}
+	if fractional == 0 || len(want.Samples) == 0 {
+		t.Fatalf("the workload has %d revenue sums with cents and %d avg samples: sums not exercised", fractional, len(want.Samples))
+	}
+	for _, batch := range []int{1, 7, 100} {
+		p := newPlan(cat, event.DefaultTimeRule())
+		c := newCombiner(p)
+		tl := &tally{skipped: make([]int64, len(p.steps))}
+		got := metric.NewUpdate()
+		// Newest first: the reverse of truth's order.
+		for i := len(w.unique) - 1; i >= 0; i-- {
+			c.add(&w.unique[i], tl)
+			if i%batch == 0 {
+				u := c.update()
+				for k, n := range u.Counts {
+					got.Counts[k] += n
+				}
+				for k, n := range u.Samples {
+					got.Samples[k] += n
+				}
+			}
+		}
+		if !maps.Equal(got.Counts, want.Counts) || !maps.Equal(got.Samples, want.Samples) {
+			t.Errorf("batches of %d: sums or samples differ from one batch in order", batch)
+		}
 	}
 }

@@ -252,9 +252,17 @@ func waitAllApplied(t *testing.T, src *memSource, st *redisagg.Store) {
 // cluster) with the ground truth.
 func compareStored(t *testing.T, rdb redis.UniversalClient, want *metric.Update) {
 	t.Helper()
+	compareHashes(t, rdb, "c", want.Counts)
+	compareHashes(t, rdb, "n", want.Samples)
+}
+
+// compareHashes compares the hashes of one kind ("c": counts and sums, "n":
+// avg samples) with want.
+func compareHashes(t *testing.T, rdb redis.UniversalClient, kind string, want map[metric.CountKey]int64) {
+	t.Helper()
 	got := map[metric.CountKey]int64{}
 	read := func(c *redis.Client) {
-		for k, v := range storedCounts(t, c) {
+		for k, v := range storedCounts(t, c, kind) {
 			got[k] = v
 		}
 	}
@@ -273,7 +281,7 @@ func compareStored(t *testing.T, rdb redis.UniversalClient, want *metric.Update)
 		read(c)
 	}
 	n := 0
-	for k, v := range want.Counts {
+	for k, v := range want {
 		if got[k] != v {
 			if n++; n < 10 {
 				t.Errorf("%+v = %d, want %d", k, got[k], v)
@@ -281,14 +289,14 @@ func compareStored(t *testing.T, rdb redis.UniversalClient, want *metric.Update)
 		}
 	}
 	for k, v := range got {
-		if _, ok := want.Counts[k]; !ok {
+		if _, ok := want[k]; !ok {
 			if n++; n < 10 {
 				t.Errorf("%+v = %d, want none", k, v)
 			}
 		}
 	}
 	if n > 0 {
-		t.Fatalf("%d counters differ (of %d)", n, len(want.Counts))
+		t.Fatalf("%d %s counters differ (of %d)", n, kind, len(want))
 	}
 }
 

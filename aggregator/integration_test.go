@@ -165,16 +165,16 @@ func appliedTo(ctx context.Context, st Store, tips map[string]string) bool {
 
 // storedCounts reads every count hash: p:v1:{site}:c:metric:step:bucket
 // with field "_" the total and dim "\x1f" value the dimension counts.
-func storedCounts(t *testing.T, rdb *redis.Client) map[metric.CountKey]int64 {
+func storedCounts(t *testing.T, rdb *redis.Client, kind string) map[metric.CountKey]int64 {
 	ctx := context.Background()
 	out := map[metric.CountKey]int64{}
-	keys, err := rdb.Keys(ctx, "p:v1:*:c:*").Result()
+	keys, err := rdb.Keys(ctx, "p:v1:*:"+kind+":*").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, key := range keys {
 		site := key[strings.Index(key, "{")+1 : strings.Index(key, "}")]
-		parts := strings.Split(key[strings.Index(key, "}:c:")+4:], ":")
+		parts := strings.Split(key[strings.Index(key, "}:"+kind+":")+4:], ":")
 		if len(parts) != 3 {
 			t.Fatalf("unexpected key %q", key)
 		}

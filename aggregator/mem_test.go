@@ -97,6 +97,7 @@ type memStore struct {
 	pos       map[string]metric.Position
 	ended     map[string]bool
 	counts    map[metric.CountKey]int64
+	samples   map[metric.CountKey]int64
 	uniques   map[metric.UniqueKey]map[string]struct{}
 	failP     float64 // probability of an error before applying
 	lostP     float64 // probability of an error after applying (lost reply)
@@ -110,7 +111,7 @@ type memStore struct {
 
 func newMemStore(seed uint64) *memStore {
 	return &memStore{rng: rand.New(rand.NewPCG(seed, 2)), pos: map[string]metric.Position{}, ended: map[string]bool{},
-		counts: map[metric.CountKey]int64{}, uniques: map[metric.UniqueKey]map[string]struct{}{}}
+		counts: map[metric.CountKey]int64{}, samples: map[metric.CountKey]int64{}, uniques: map[metric.UniqueKey]map[string]struct{}{}}
 }
 
 func (s *memStore) Position(ctx context.Context, shard string) (metric.Position, error) {
@@ -167,6 +168,9 @@ func (s *memStore) Apply(ctx context.Context, c *metric.Commit) error {
 	}
 	for k, n := range c.Update.Counts {
 		s.counts[k] += n
+	}
+	for k, n := range c.Update.Samples {
+		s.samples[k] += n
 	}
 	for k, vs := range c.Update.Uniques {
 		if s.uniques[k] == nil {
@@ -232,7 +236,10 @@ func makeWorkload(seed uint64, n int, base int64) workload {
 			e.Props = map[string]any{"target": fmt.Sprintf("b%d", r.IntN(3))}
 		}
 		if e.Type == "signup" {
-			e.Props = map[string]any{"plan": []string{"pro", "free"}[r.IntN(2)], "price": float64(r.IntN(3) * 10)}
+			// Decimal prices, whose float sums depend on their order
+			// (0.1 + 0.2), as numbers and strings, and some no number.
+			price := []any{0.0, 10.0, 19.99, 0.1, 0.2, "5.01", -2.5, "free"}[r.IntN(8)]
+			e.Props = map[string]any{"plan": []string{"pro", "free"}[r.IntN(2)], "price": price}
 		}
 		sent = append(sent, e)
 		w.unique = append(w.unique, e)

@@ -27,6 +27,7 @@ type metrics struct {
 	lagMillis   *prometheus.GaugeVec
 	errors      *prometheus.CounterVec
 	dedup       *prometheus.GaugeVec
+	unsummed    prometheus.Counter
 
 	outcome []prometheus.Counter // by index of outcomes
 	skipped []prometheus.Counter // by catalog step index
@@ -60,6 +61,10 @@ func newMetrics(reg prometheus.Registerer, cat *metric.Catalog) *metrics {
 		dedup: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pulse_aggregator_dedup_entries", Help: "Keys held in the shard's dedup window.",
 		}, []string{"shard"}),
+		unsummed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pulse_aggregator_sum_refused_total",
+			Help: "Values a sum or avg metric left out: a prop that is no number, or beyond ±1e9 (metric.MaxSumValue); once per metric.",
+		}),
 	}
 	if reg != nil {
 		m.register(reg)
@@ -85,6 +90,7 @@ func (m *metrics) register(reg prometheus.Registerer) {
 	m.lagMillis = promreg.Register(reg, m.lagMillis)
 	m.errors = promreg.Register(reg, m.errors)
 	m.dedup = promreg.Register(reg, m.dedup)
+	m.unsummed = promreg.Register(reg, m.unsummed)
 }
 
 // tally is what one batch adds to the counters, added in one go so the hot
@@ -92,6 +98,8 @@ func (m *metrics) register(reg prometheus.Registerer) {
 type tally struct {
 	outcome [5]int64 // by index of outcomes
 	skipped []int64  // by step index
+	// unsummed counts props a sum or avg metric could not add.
+	unsummed int64
 }
 
 func (m *metrics) add(t *tally) {
@@ -104,5 +112,8 @@ func (m *metrics) add(t *tally) {
 		if n > 0 {
 			m.skipped[i].Add(float64(n))
 		}
+	}
+	if t.unsummed > 0 {
+		m.unsummed.Add(float64(t.unsummed))
 	}
 }

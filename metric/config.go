@@ -43,7 +43,10 @@ var (
 //	metrics:    # replaces Builtins when given
 //	  - {name: signups, kind: count, types: [signup], dimensions: [plan, path]}
 //	  - {name: buyers, kind: unique, field: uid}
+//	  - {name: revenue, kind: sum, field: props.price, decimals: 2, types: [purchase], dimensions: [plan]}
 //	builtins: true  # keep Builtins and add metrics to them
+//
+// docs/metrics.example.yaml shows every key with comments.
 //
 // Durations are Go durations ("90s", "6h") or whole days ("400d"). Every
 // error names the file, the line and the field ("metrics.yaml:7:
@@ -255,47 +258,95 @@ func (p *configParser) metrics(n *yaml.Node) []Def {
 	first := map[string]int{}
 	for i, item := range items {
 		path := fmt.Sprintf("metrics[%d]", i)
-		f := p.mapping(item, path, "name", "kind", "types", "dimensions", "field", "bots_only")
-		if f == nil {
-			defs = append(defs, Def{})
-			continue
-		}
-		p.required(item, path, f, "name", "kind")
-		d := Def{Name: p.name(f["name"], path+".name", metricNameRE)}
-		if k := p.str(f["kind"], path+".kind"); k != "" {
-			d.Kind = Kind(k)
-			if d.Kind != Count && d.Kind != Unique {
-				p.fail(f["kind"], path+".kind", "%q is not count or unique", k)
-			}
-		}
-		if n := f["types"]; n != nil {
-			d.Types = p.names(n, path+".types", typeNameRule{}, MaxMetricTypes)
-		}
-		if n := f["dimensions"]; n != nil {
-			d.Dims = p.names(n, path+".dimensions", dimNameRE, MaxMetricDims)
-			if d.Kind == Unique {
-				p.fail(n, path+".dimensions", "a unique metric has no dimensions")
-			}
-		}
-		if n := f["field"]; n != nil {
-			d.Field = p.name(n, path+".field", dimNameRE)
-			if d.Kind == Count {
-				p.fail(n, path+".field", "only a unique metric has a field")
-			}
-		} else if d.Kind == Unique {
-			p.fail(item, path, "a unique metric needs a field (like field: uid)")
-		}
-		if n := f["bots_only"]; n != nil {
-			d.BotsOnly, _ = p.boolean(n, path+".bots_only")
-		}
+		d, nameNode := p.metric(item, path)
 		if line, dup := first[d.Name]; dup && d.Name != "" {
-			p.fail(f["name"], path+".name", "%q defined twice (first at line %d)", d.Name, line)
+			p.fail(nameNode, path+".name", "%q defined twice (first at line %d)", d.Name, line)
 		} else if d.Name != "" {
-			first[d.Name] = f["name"].Line
+			first[d.Name] = nameNode.Line
 		}
 		defs = append(defs, d)
 	}
 	return defs
+}
+
+// fieldExample is what the error for a missing field suggests, by kind.
+var fieldExample = map[Kind]string{Unique: "uid", Sum: "props.price", Avg: "props.price"}
+
+// metric reads one metric definition; it returns the node of its name for
+// the duplicate check.
+func (p *configParser) metric(item *yaml.Node, path string) (Def, *yaml.Node) {
+	f := p.mapping(item, path, "name", "kind", "types", "dimensions", "field", "decimals", "bots_only")
+	if f == nil {
+		return Def{}, nil
+	}
+	p.required(item, path, f, "name", "kind")
+	d := Def{Name: p.name(f["name"], path+".name", metricNameRE)}
+	if k := p.str(f["kind"], path+".kind"); k != "" {
+		d.Kind = Kind(k)
+		if d.Kind != Count && d.Kind != Unique && !d.Kind.Summed() {
+			p.fail(f["kind"], path+".kind", "%q is not count, unique, sum or avg", k)
+		}
+	}
+	if n := f["types"]; n != nil {
+		d.Types = p.names(n, path+".types", typeNameRule{}, MaxMetricTypes)
+	}
+	if n := f["dimensions"]; n != nil {
+		d.Dims = p.names(n, path+".dimensions", dimNameRE, MaxMetricDims)
+		p.propNames(n, path+".dimensions")
+		if d.Kind == Unique {
+			p.fail(n, path+".dimensions", "a unique metric has no dimensions")
+		}
+	}
+	switch n := f["field"]; {
+	case n != nil && d.Kind == Count:
+		p.fail(n, path+".field", "a count metric has no field (unique, sum and avg metrics have one)")
+	case n != nil:
+		d.Field = p.name(n, path+".field", dimNameRE)
+		if d.Kind.Summed() && d.Field != "" && (!strings.HasPrefix(d.Field, PropPrefix) || d.Field == PropPrefix) {
+			p.fail(n, path+".field", "%q is no prop; %s metrics add a numeric prop (like field: props.price)", d.Field, d.Kind)
+		}
+	case fieldExample[d.Kind] != "":
+		article := "a"
+		if d.Kind == Avg {
+			article = "an"
+		}
+		p.fail(item, path, "%s %s metric needs a field (like field: %s)", article, d.Kind, fieldExample[d.Kind])
+	}
+	if d.Kind.Summed() {
+		d.Decimals = DefaultDecimals
+	}
+	if n := f["decimals"]; n != nil {
+		if !d.Kind.Summed() {
+			p.fail(n, path+".decimals", "only a sum or avg metric has decimals")
+		} else {
+			d.Decimals = p.decimals(n, path+".decimals")
+		}
+	}
+	if n := f["bots_only"]; n != nil {
+		d.BotsOnly, _ = p.boolean(n, path+".bots_only")
+	}
+	return d, f["name"]
+}
+
+// propNames refuses dimensions named "props." with no prop after it: they
+// could never have a value.
+func (p *configParser) propNames(n *yaml.Node, path string) {
+	for i, item := range n.Content {
+		if item.Value == PropPrefix {
+			p.fail(item, fmt.Sprintf("%s[%d]", path, i), "%q names no prop (like props.plan)", item.Value)
+		}
+	}
+}
+
+// decimals reads an integer from 0 to MaxDecimals; DefaultDecimals after
+// failing.
+func (p *configParser) decimals(n *yaml.Node, path string) int {
+	v, err := strconv.Atoi(n.Value)
+	if n.Kind != yaml.ScalarNode || n.ShortTag() != "!!int" || err != nil || v < 0 || v > MaxDecimals {
+		p.fail(n, path, "%s is not a whole number from 0 to %d", describe(n), MaxDecimals)
+		return DefaultDecimals
+	}
+	return v
 }
 
 // mapping checks that n is a mapping whose keys are among known and

@@ -28,7 +28,9 @@ func TestLoadConfig(t *testing.T) {
 			defs: []Def{
 				{Name: "signups", Kind: Count, Types: []string{"signup"}, Dims: []string{"plan", "path"}},
 				{Name: "buyers", Kind: Unique, Field: "uid", Types: []string{"purchase", "checkout.done"}},
-				{Name: "bot_hits", Kind: Count, BotsOnly: true, Dims: []string{"device", "props.ua_family"}},
+				{Name: "bot_hits", Kind: Count, BotsOnly: true, Dims: []string{"device", "referrer"}},
+				{Name: "revenue", Kind: Sum, Field: "props.price", Decimals: 2, Types: []string{"purchase"}, Dims: []string{"props.plan"}},
+				{Name: "basket", Kind: Avg, Field: "props.items", Decimals: 0, Types: []string{"purchase"}},
 			},
 		},
 		{
@@ -60,12 +62,12 @@ func TestLoadConfig(t *testing.T) {
 }
 
 func TestLoadConfigInvalid(t *testing.T) {
-	const known = "(known: name, kind, types, dimensions, field, bots_only)"
+	const known = "(known: name, kind, types, dimensions, field, decimals, bots_only)"
 	tests := []struct {
 		file string
 		want string // the error, without the "testdata/invalid/" prefix of each line
 	}{
-		{"bad_kind", `bad_kind.yaml:5: metrics[1].kind: "counter" is not count or unique`},
+		{"bad_kind", `bad_kind.yaml:5: metrics[1].kind: "counter" is not count, unique, sum or avg`},
 		{"bad_width", `bad_width.yaml:3: steps[0].width: "10x" is not a duration`},
 		{"unknown_field", `unknown_field.yaml:4: metrics[0].dimension: unknown field ` + known},
 		{"unknown_top", `unknown_top.yaml:1: metric: unknown field (known: steps, metrics, builtins)`},
@@ -77,7 +79,12 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{"bad_type", `bad_type.yaml:2: metrics[0].types[0]: "Sign\tUp" must match 1 to 120 bytes of UTF-8 without control characters`},
 		{"unique_no_field", `unique_no_field.yaml:2: metrics[0]: a unique metric needs a field (like field: uid)`},
 		{"unique_dimensions", `unique_dimensions.yaml:2: metrics[0].dimensions: a unique metric has no dimensions`},
-		{"count_field", `count_field.yaml:2: metrics[0].field: only a unique metric has a field`},
+		{"count_field", `count_field.yaml:2: metrics[0].field: a count metric has no field (unique, sum and avg metrics have one)`},
+		{"sum_no_field", `sum_no_field.yaml:2: metrics[0]: a sum metric needs a field (like field: props.price)`},
+		{"sum_not_prop", `sum_not_prop.yaml:4: metrics[0].field: "path" is no prop; avg metrics add a numeric prop (like field: props.price)`},
+		{"bad_decimals", `bad_decimals.yaml:5: metrics[0].decimals: "7" is not a whole number from 0 to 6`},
+		{"count_decimals", `count_decimals.yaml:4: metrics[0].decimals: only a sum or avg metric has decimals`},
+		{"empty_prop", `empty_prop.yaml:4: metrics[0].dimensions[1]: "props." names no prop (like props.plan)`},
 		{"missing_kind", `missing_kind.yaml:2: metrics[0]: kind is required`},
 		{"not_a_string", `not_a_string.yaml:2: metrics[0].name: 123 is not a string; write "123"`},
 		{"not_a_list", `not_a_list.yaml:2: metrics: expected a list, got a mapping`},
@@ -88,7 +95,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 		{"step_too_short", `step_too_short.yaml:2: steps[0].retention: "10ms" is less than 1s`},
 		{"duplicate_step", `duplicate_step.yaml:3: steps[1].name: "1m" defined twice (first at line 2)`},
 		{"duplicate_key", `duplicate_key.yaml:4: metrics[0].kind: given twice (first at line 3)`},
-		{"alias", `alias.yaml:3: metrics[1]: expected a mapping with name, kind, types, dimensions, field, bots_only, got an alias (aliases are not supported)`},
+		{"alias", `alias.yaml:3: metrics[1]: expected a mapping with name, kind, types, dimensions, field, decimals, bots_only, got an alias (aliases are not supported)`},
 		// The YAML parser gives the line where the broken block starts.
 		{"syntax", `syntax.yaml:1: did not find expected '-' indicator`},
 		{"two_documents", `two_documents.yaml:3: more than one YAML document`},
@@ -97,7 +104,7 @@ func TestLoadConfigInvalid(t *testing.T) {
 			`many_errors.yaml:2: steps[0].width: "10x" is not a duration`,
 			`many_errors.yaml:2: steps[0].retention: "forever" is not a duration`,
 			`many_errors.yaml:4: metrics[0].name: "Signups" must match [a-z0-9_]{1,64}`,
-			`many_errors.yaml:5: metrics[0].kind: "counter" is not count or unique`,
+			`many_errors.yaml:5: metrics[0].kind: "counter" is not count, unique, sum or avg`,
 			`many_errors.yaml:6: metrics[0].colour: unknown field ` + known,
 			`many_errors.yaml:7: metrics[1]: name is required`,
 			`many_errors.yaml:7: metrics[1]: a unique metric needs a field (like field: uid)`,
@@ -203,6 +210,7 @@ func TestLoadConfigMissingFile(t *testing.T) {
 func FuzzLoadConfig(f *testing.F) {
 	f.Add([]byte("metrics:\n  - {name: a, kind: count, dimensions: [x]}\n"))
 	f.Add([]byte("builtins: true\nsteps:\n  - {name: s, width: 1m, retention: 1d}\n"))
+	f.Add([]byte("metrics:\n  - {name: r, kind: sum, field: props.price, decimals: 3, dimensions: [props.plan]}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		defs, steps, err := ParseConfig("f.yaml", data)
 		if err != nil {
@@ -225,7 +233,8 @@ func FuzzLoadConfig(f *testing.F) {
 			}
 		}
 		for _, d := range defs {
-			if !metricNameRE.MatchString(d.Name) || (d.Kind == Unique) != (d.Field != "") || (d.Kind == Unique && len(d.Dims) > 0) {
+			if !metricNameRE.MatchString(d.Name) || (d.Kind == Count) != (d.Field == "") || (d.Kind == Unique && len(d.Dims) > 0) ||
+				(d.Kind.Summed() && !strings.HasPrefix(d.Field, PropPrefix)) || d.Decimals < 0 || d.Decimals > MaxDecimals {
 				t.Fatalf("bad metric %+v", d)
 			}
 			for _, x := range d.Dims {

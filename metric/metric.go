@@ -7,6 +7,7 @@ package metric
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -16,7 +17,16 @@ type Kind string
 const (
 	Count  Kind = "count"  // number of events, per bucket and per dimension value
 	Unique Kind = "unique" // distinct values of a field (HyperLogLog), per bucket
+	// Sum adds a numeric prop (Field) over the events, per bucket and per
+	// dimension value, exactly: in fixed point with Decimals (sum.go).
+	Sum Kind = "sum"
+	// Avg is a Sum divided, at read time, by the number of events that
+	// carried a number in Field.
+	Avg Kind = "avg"
 )
+
+// Summed reports whether k adds a numeric field (sum and avg).
+func (k Kind) Summed() bool { return k == Sum || k == Avg }
 
 // Step is a bucket width with the retention of its buckets.
 type Step struct {
@@ -60,16 +70,20 @@ type Def struct {
 	// every type but Engagement, which a metric counts only when its
 	// Types lists it.
 	Types []string `json:"types,omitempty"`
-	// Dims are the dimensions a count is broken down by: "type", "path",
-	// "referrer" (host of ref), "device", or else the name of a prop
-	// ("target" is props.target).
+	// Dims are the dimensions a count or sum is broken down by: "type",
+	// "path", "referrer" (host of ref), "device", "props.NAME" (the prop
+	// NAME), or else the name of a prop ("target" is props.target).
 	Dims []string `json:"dimensions"`
 	// BotsOnly makes the metric count bot events only; every other metric
 	// leaves bot events out, so bot traffic is visible but never inflates
 	// the numbers people read.
 	BotsOnly bool `json:"bots_only,omitempty"`
-	// Field is what a unique metric counts distinct values of ("uid").
+	// Field is what a unique metric counts distinct values of ("uid"), or
+	// the numeric prop a sum or avg metric adds ("props.price").
 	Field string `json:"field,omitempty"`
+	// Decimals is the fixed-point precision of a sum or avg metric, 0 to
+	// MaxDecimals: values are rounded to it before they are added.
+	Decimals int `json:"decimals,omitempty"`
 }
 
 // Engagement is the type of the engagement events of Plausible's trackers
@@ -131,8 +145,15 @@ func NewCatalog(defs []Def, steps []Step) (*Catalog, error) {
 			if d.Field == "" {
 				return nil, fmt.Errorf("metric %q: unique metric needs a field", d.Name)
 			}
+		case Sum, Avg:
+			if !strings.HasPrefix(d.Field, PropPrefix) || len(d.Field) == len(PropPrefix) {
+				return nil, fmt.Errorf("metric %q: %s metric needs a field props.NAME, got %q", d.Name, d.Kind, d.Field)
+			}
+			if d.Decimals < 0 || d.Decimals > MaxDecimals {
+				return nil, fmt.Errorf("metric %q: decimals %d is not 0 to %d", d.Name, d.Decimals, MaxDecimals)
+			}
 		default:
-			return nil, fmt.Errorf("metric %q: kind %q is not count or unique", d.Name, d.Kind)
+			return nil, fmt.Errorf("metric %q: kind %q is not count, unique, sum or avg", d.Name, d.Kind)
 		}
 		c.byName[d.Name] = i
 	}

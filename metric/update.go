@@ -31,17 +31,24 @@ type UniqueKey struct {
 // Update is what a batch of events adds to the aggregates, combined in
 // memory so that store work grows with distinct keys, not with events.
 type Update struct {
+	// Counts are the counts of count metrics and the sums, in 10^-Decimals
+	// units, of sum and avg metrics.
 	Counts  map[CountKey]int64
 	Uniques map[UniqueKey]map[string]struct{}
+	// Samples are, for avg metrics, how many events carried a number in
+	// the metric's field, keyed like Counts: the divisor of each sum.
+	Samples map[CountKey]int64
 }
 
 // NewUpdate returns an empty Update.
 func NewUpdate() *Update {
-	return &Update{Counts: map[CountKey]int64{}, Uniques: map[UniqueKey]map[string]struct{}{}}
+	return &Update{Counts: map[CountKey]int64{}, Uniques: map[UniqueKey]map[string]struct{}{}, Samples: map[CountKey]int64{}}
 }
 
 // Empty reports whether u changes nothing.
-func (u *Update) Empty() bool { return len(u.Counts) == 0 && len(u.Uniques) == 0 }
+func (u *Update) Empty() bool {
+	return len(u.Counts) == 0 && len(u.Uniques) == 0 && len(u.Samples) == 0
+}
 
 // AddUnique records value in the HyperLogLog k.
 func (u *Update) AddUnique(k UniqueKey, value string) {

@@ -70,4 +70,8 @@ func registerOverflow(reg prometheus.Registerer, stats func() redisagg.Stats) {
 		Name: "pulse_aggregate_dimension_overflow_total",
 		Help: "Dimension values counted under (other) because their bucket already held the maximum of distinct values (1000) or of their bytes (65536).",
 	}, func() float64 { return float64(stats().Overflowed) }))
+	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: "pulse_aggregate_sum_saturated_total",
+		Help: "Sums of sum and avg metrics held at ±(2^53-1) units of their decimals, where the store can no longer add them exactly.",
+	}, func() float64 { return float64(stats().Saturated) }))
 }

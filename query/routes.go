@@ -24,6 +24,7 @@ type metricJSON struct {
 	Dimensions []string   `json:"dimensions"`
 	Types      []string   `json:"types,omitempty"`
 	Field      string     `json:"field,omitempty"`
+	Decimals   *int       `json:"decimals,omitempty"` // sum and avg metrics
 	BotsOnly   bool       `json:"bots_only,omitempty"`
 	Steps      []stepJSON `json:"steps"`
 }
@@ -56,6 +57,9 @@ func (h *Handler) metrics(c *gin.Context) error {
 		}
 		out[i] = metricJSON{Name: d.Name, Kind: string(d.Kind), Dimensions: dims, Types: d.Types, Field: d.Field,
 			BotsOnly: d.BotsOnly, Steps: steps}
+		if d.Kind.Summed() {
+			out[i].Decimals = &d.Decimals
+		}
 	}
 	c.JSON(http.StatusOK, gin.H{"metrics": out})
 	return nil
@@ -95,6 +99,10 @@ func (h *Handler) query(c *gin.Context) error {
 	if err != nil {
 		return err
 	}
+	if def.Kind.Summed() {
+		c.JSON(http.StatusOK, inUnits(def, r))
+		return nil
+	}
 	c.JSON(http.StatusOK, r)
 	return nil
 }
@@ -123,6 +131,8 @@ func (h *Handler) top(c *gin.Context) error {
 	switch {
 	case def.Kind == metric.Unique:
 		return bad("metric", fmt.Sprintf("metric %q counts unique %s and has no dimensions to rank", def.Name, def.Field))
+	case def.Kind == metric.Avg:
+		return bad("metric", fmt.Sprintf("metric %q is an average, which has no top-K (the largest averages are no sum of buckets): use /v1/query with group_by", def.Name))
 	case dim == "":
 		return bad("dim", fmt.Sprintf("required (one of %v)", def.Dims))
 	case !def.HasDim(dim):
@@ -151,6 +161,10 @@ func (h *Handler) top(c *gin.Context) error {
 	}
 	if top == nil {
 		top = []redisagg.TopEntry{}
+	}
+	if def.Kind == metric.Sum {
+		c.JSON(http.StatusOK, gin.H{"metric": def.Name, "dim": dim, "from": from, "to": to, "top": topInUnits(def, top)})
+		return nil
 	}
 	c.JSON(http.StatusOK, topJSON{Metric: def.Name, Dim: dim, From: from, To: to, Top: top})
 	return nil

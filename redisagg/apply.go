@@ -24,7 +24,7 @@ var applyLua string
 //	then per part: index of its checkpoint key, ARGV index of its body.
 //
 // A part body: number of metrics, then per metric: name, dseq key index,
-// dlog key index, channel, number of hashes, number of HLLs; then each hash:
+// dlog key index (both 0: no deltas), channel, number of hashes, number of HLLs; then each hash:
 // key index, expire-at ms, step, bucket ms, total add, number of dims, and per
 // dim: name, top zset key index (0: none), its expire-at, number of values,
 // then value, add pairs; then each HLL: key index, expire-at, step, bucket,
@@ -53,8 +53,10 @@ type hllOp struct {
 }
 
 type metricPart struct {
-	hashes map[bucketKey]*hashOp
-	hlls   map[bucketKey]*hllOp
+	kind    metric.Kind
+	hashes  map[bucketKey]*hashOp
+	samples map[bucketKey]*hashOp // avg: the divisors of hashes
+	hlls    map[bucketKey]*hllOp
 }
 
 type sitePart struct {
@@ -75,43 +77,24 @@ func (s *Store) split(u *metric.Update) ([]*sitePart, error) {
 		}
 		mp := sp.metrics[m]
 		if mp == nil {
-			mp = &metricPart{hashes: map[bucketKey]*hashOp{}, hlls: map[bucketKey]*hllOp{}}
+			def, _ := s.cat.Metric(m)
+			mp = &metricPart{kind: def.Kind, hashes: map[bucketKey]*hashOp{}, samples: map[bucketKey]*hashOp{}, hlls: map[bucketKey]*hllOp{}}
 			sp.metrics[m] = mp
 		}
 		return mp
 	}
 	var expired int64
 	if u != nil {
-		for k, n := range u.Counts {
-			if n == 0 {
-				continue
-			}
-			st, ok := s.cat.Step(k.Step)
-			if !ok {
-				return nil, fmt.Errorf("count %s/%s: unknown step %q", k.Site, k.Metric, k.Step)
-			}
-			if st.ExpireAt(k.Bucket) <= now {
-				expired++
-				continue
-			}
-			mp := part(k.Site, k.Metric)
-			bk := bucketKey{k.Step, k.Bucket}
-			h := mp.hashes[bk]
-			if h == nil {
-				h = &hashOp{st: st, bucket: k.Bucket, dims: map[string]map[string]int64{}}
-				mp.hashes[bk] = h
-			}
-			if k.Dim == "" {
-				h.total += n
-				continue
-			}
-			vals := h.dims[k.Dim]
-			if vals == nil {
-				vals = map[string]int64{}
-				h.dims[k.Dim] = vals
-			}
-			vals[k.Value] += n
+		n, err := s.splitCounts(u.Counts, now, part, func(mp *metricPart) map[bucketKey]*hashOp { return mp.hashes })
+		if err != nil {
+			return nil, err
 		}
+		expired += n
+		n, err = s.splitCounts(u.Samples, now, part, func(mp *metricPart) map[bucketKey]*hashOp { return mp.samples })
+		if err != nil {
+			return nil, err
+		}
+		expired += n
 		for k, vals := range u.Uniques {
 			if len(vals) == 0 {
 				continue
@@ -134,6 +117,48 @@ func (s *Store) split(u *metric.Update) ([]*sitePart, error) {
 	}
 	slices.SortFunc(out, func(a, b *sitePart) int { return strings.Compare(a.site, b.site) })
 	return out, nil
+}
+
+// splitCounts adds counts to the hash ops that of picks from each metric's
+// part and returns how many it left out as expired. A zero is kept for sum
+// and avg metrics: an avg's sum hash must get every field its samples hash
+// gets, so that both make the same choices at the dimension caps.
+func (s *Store) splitCounts(counts map[metric.CountKey]int64, now int64, part func(site, m string) *metricPart,
+	of func(*metricPart) map[bucketKey]*hashOp) (int64, error) {
+	var expired int64
+	for k, n := range counts {
+		st, ok := s.cat.Step(k.Step)
+		if !ok {
+			return 0, fmt.Errorf("count %s/%s: unknown step %q", k.Site, k.Metric, k.Step)
+		}
+		if st.ExpireAt(k.Bucket) <= now {
+			expired++
+			continue
+		}
+		if n == 0 {
+			if def, _ := s.cat.Metric(k.Metric); !def.Kind.Summed() {
+				continue
+			}
+		}
+		ops := of(part(k.Site, k.Metric))
+		bk := bucketKey{k.Step, k.Bucket}
+		h := ops[bk]
+		if h == nil {
+			h = &hashOp{st: st, bucket: k.Bucket, dims: map[string]map[string]int64{}}
+			ops[bk] = h
+		}
+		if k.Dim == "" {
+			h.total += n
+			continue
+		}
+		vals := h.dims[k.Dim]
+		if vals == nil {
+			vals = map[string]int64{}
+			h.dims[k.Dim] = vals
+		}
+		vals[k.Value] += n
+	}
+	return expired, nil
 }
 
 type encoder struct {
@@ -197,44 +222,25 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 	e.add(strconv.Itoa(len(names)))
 	for _, m := range names {
 		mp := sp.metrics[m]
-		e.add(m, e.key(s.keys.deltaSeq(sp.site, m)), e.key(s.keys.DeltaLog(sp.site, m)), s.keys.DeltaChannel(sp.site, m),
-			strconv.Itoa(len(mp.hashes)), strconv.Itoa(len(mp.hlls)))
+		// Sum and avg metrics have no delta log (their live form is not
+		// built yet): index 0 tells the script to emit nothing.
+		dseq, dlog := "0", "0"
+		if !mp.kind.Summed() {
+			dseq, dlog = e.key(s.keys.deltaSeq(sp.site, m)), e.key(s.keys.DeltaLog(sp.site, m))
+		}
+		e.add(m, dseq, dlog, s.keys.DeltaChannel(sp.site, m),
+			strconv.Itoa(len(mp.hashes)+len(mp.samples)), strconv.Itoa(len(mp.hlls)))
 		for _, h := range sortedOps(mp.hashes) {
-			exp := strconv.FormatInt(h.st.ExpireAt(h.bucket), 10)
-			e.add(e.key(s.keys.count(sp.site, m, h.st.Name, h.bucket)), exp, h.st.Name,
-				strconv.FormatInt(h.bucket, 10), strconv.FormatInt(h.total, 10), strconv.Itoa(len(h.dims)))
-			dims := make([]string, 0, len(h.dims))
-			for d := range h.dims {
-				dims = append(dims, d)
+			// An avg's sums and samples order their values alike, by the
+			// samples, so both hashes fold the same values into (other).
+			var by *hashOp
+			if mp.kind == metric.Avg {
+				by = mp.samples[bucketKey{h.st.Name, h.bucket}]
 			}
-			slices.Sort(dims)
-			for _, d := range dims {
-				z := "0"
-				if s.hasTop(h.st) {
-					z = e.key(s.keys.top(sp.site, m, d, h.st.Name, h.bucket))
-				}
-				vals := h.dims[d]
-				e.add(d, z, exp, strconv.Itoa(len(vals)))
-				// Largest first, so that when a bucket reaches MaxDimValues
-				// the values that fold into metric.Other are the small ones.
-				type va struct {
-					v string
-					n int64
-				}
-				list := make([]va, 0, len(vals))
-				for v, n := range vals {
-					list = append(list, va{v, n})
-				}
-				slices.SortFunc(list, func(a, b va) int {
-					if c := cmp.Compare(b.n, a.n); c != 0 {
-						return c
-					}
-					return strings.Compare(a.v, b.v)
-				})
-				for _, x := range list {
-					e.add(x.v, strconv.FormatInt(x.n, 10))
-				}
-			}
+			s.encodeHash(e, sp.site, m, s.keys.count(sp.site, m, h.st.Name, h.bucket), h, by, mp.kind != metric.Avg)
+		}
+		for _, h := range sortedOps(mp.samples) {
+			s.encodeHash(e, sp.site, m, s.keys.samples(sp.site, m, h.st.Name, h.bucket), h, h, false)
 		}
 		for _, h := range sortedOps(mp.hlls) {
 			e.add(e.key(s.keys.unique(sp.site, m, h.st.Name, h.bucket)), strconv.FormatInt(h.st.ExpireAt(h.bucket), 10),
@@ -242,6 +248,54 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 			for v := range h.values {
 				e.add(v)
 			}
+		}
+	}
+}
+
+// encodeHash encodes one hash op of metric m at key, its values ordered by
+// the adds of by (nil: its own), with top-K sets when withTop and the step
+// keeps them.
+func (s *Store) encodeHash(e *encoder, site, m, key string, h, by *hashOp, withTop bool) {
+	exp := strconv.FormatInt(h.st.ExpireAt(h.bucket), 10)
+	e.add(e.key(key), exp, h.st.Name, strconv.FormatInt(h.bucket, 10), strconv.FormatInt(h.total, 10), strconv.Itoa(len(h.dims)))
+	dims := make([]string, 0, len(h.dims))
+	for d := range h.dims {
+		dims = append(dims, d)
+	}
+	slices.Sort(dims)
+	for _, d := range dims {
+		z := "0"
+		if withTop && s.hasTop(h.st) {
+			z = e.key(s.keys.top(site, m, d, h.st.Name, h.bucket))
+		}
+		vals := h.dims[d]
+		rank := vals
+		if by != nil {
+			rank = by.dims[d]
+		}
+		e.add(d, z, exp, strconv.Itoa(len(vals)))
+		// Largest first, so that when a bucket reaches MaxDimValues the
+		// values that fold into metric.Other are the small ones.
+		type va struct {
+			v    string
+			n, r int64
+		}
+		list := make([]va, 0, len(vals))
+		for v, n := range vals {
+			r := n
+			if by != nil {
+				r = rank[v]
+			}
+			list = append(list, va{v, n, r})
+		}
+		slices.SortFunc(list, func(a, b va) int {
+			if c := cmp.Compare(b.r, a.r); c != 0 {
+				return c
+			}
+			return strings.Compare(a.v, b.v)
+		})
+		for _, x := range list {
+			e.add(x.v, strconv.FormatInt(x.n, 10))
 		}
 	}
 }
@@ -315,10 +369,11 @@ func (s *Store) run(ctx context.Context, keys []string, args []any) error {
 	if err != nil {
 		return refusal(err)
 	}
-	if len(res) == 3 {
+	if len(res) == 4 {
 		s.overflowed.Add(res[0])
 		s.parts.Add(res[1])
 		s.skipped.Add(res[2])
+		s.saturated.Add(res[3])
 	}
 	return nil
 }

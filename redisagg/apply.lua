@@ -18,6 +18,10 @@ local idleTTL = tonumber(A[#A]) -- last, after the part bodies (apply.go)
 local SEP = '\31'
 local OTHER = '(other)'
 local CHUNK = 1000
+-- Sums of sum and avg metrics stay within 2^53 - 1 in magnitude, where Lua
+-- numbers (doubles) are exact integers (metric.MaxScaled); counts never
+-- come near. A sum that would pass it stays at the bound and is counted.
+local MAXS = 9007199254740991
 
 -- Sequence numbers are decimal strings of up to 56 digits: longer is larger,
 -- equal lengths compare as text. Never as Lua numbers (doubles).
@@ -149,7 +153,18 @@ for i = 1, nparts do
 end
 
 -- Phase 2: writes.
-local overflow, applied, skipped = 0, 0, 0
+local overflow, applied, skipped, saturated = 0, 0, 0, 0
+
+local function clamp(n)
+  if n > MAXS then
+    saturated = saturated + 1
+    return MAXS
+  elseif n < -MAXS then
+    saturated = saturated + 1
+    return -MAXS
+  end
+  return n
+end
 
 local function applyHash(p, points)
   local p0 = p
@@ -175,7 +190,7 @@ local function applyHash(p, points)
   end
   local old = chunked('HMGET', key, fields, 1)
   local out, no = {}, 2
-  local t = (tonumber(old[1]) or 0) + total
+  local t = clamp((tonumber(old[1]) or 0) + total)
   out[1], out[2] = '_', fmt(t)
   local pre, np
   if points then
@@ -203,11 +218,11 @@ local function applyHash(p, points)
       if v == OTHER then
         otherAdd = otherAdd + add
       elseif o then
-        nv = tonumber(o) + add
+        nv = clamp(tonumber(o) + add)
       elseif cnt < maxdim and size + #v <= maxbytes then
         cnt = cnt + 1
         size = size + #v
-        nv = add
+        nv = clamp(add)
       else
         otherAdd = otherAdd + add
         overflow = overflow + 1
@@ -225,8 +240,9 @@ local function applyHash(p, points)
         end
       end
     end
-    if otherAdd > 0 then
-      local ns = fmt(oldOther + otherAdd)
+    -- Sums may add a negative or zero (other); counts add only positives.
+    if otherAdd ~= 0 then
+      local ns = fmt(clamp(oldOther + otherAdd))
       out[no + 1], out[no + 2] = d.dim .. SEP .. OTHER, ns
       no = no + 2
       if d.z > 0 then
@@ -287,10 +303,10 @@ for i = 1, nparts do
       local nhash, nhll = tonumber(A[p + 4]), tonumber(A[p + 5])
       p = p + 6
       local points
-      if deltas then points = {} end
+      if deltas and dseq > 0 then points = {} end
       for _ = 1, nhash do p = applyHash(p, points) end
       for _ = 1, nhll do p = applyHLL(p, points) end
-      if deltas and #points > 0 then
+      if points and #points > 0 then
         emit(name, KEYS[dseq], KEYS[dlog], channel, points)
         if idleTTL > 0 then
           redis.call('PEXPIRE', KEYS[dseq], idleTTL)
@@ -312,4 +328,4 @@ if posIdx > 0 then
     redis.call('HSET', KEYS[posIdx], 'seq', last, 'dedup_from', dedupFrom, 'dedup_clock', dedupClock, 'fence', A[4])
   end
 end
-return { overflow, applied, skipped }
+return { overflow, applied, skipped, saturated }

@@ -85,7 +85,7 @@ func bucketsIn(ctx context.Context, rdb redis.UniversalClient, cat *metric.Catal
 	var mu sync.Mutex
 	seen := map[bucketRef]bool{}
 	for _, ns := range namespaces {
-		for _, kind := range []string{kindCount, kindUnique} {
+		for _, kind := range []string{kindCount, kindUnique, kindSamples} {
 			err := forEachKey(ctx, rdb, ns.bucketPattern(kind), func(_ context.Context, _ redis.Cmdable, keys []string) error {
 				mu.Lock()
 				defer mu.Unlock()
@@ -131,6 +131,9 @@ func bucketsIn(ctx context.Context, rdb redis.UniversalClient, cat *metric.Catal
 // adds what it compared, and any drift, to rep.
 func compareBucket(ctx context.Context, rdb redis.UniversalClient, rep *Report, ref bucketRef, live, recomputed Keys) error {
 	drift := Drift{Site: ref.site, Metric: ref.metric, Step: ref.step, Bucket: ref.bucket}
+	if ref.kind == kindSamples {
+		drift.Metric += " (samples)"
+	}
 	if ref.kind == kindUnique {
 		var n [2]int64
 		for i, k := range []string{ref.key(live), ref.key(recomputed)} {

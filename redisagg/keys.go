@@ -16,9 +16,10 @@ const (
 
 // Kinds of bucket key, the letter after the site tag.
 const (
-	kindCount  = "c"
-	kindTop    = "t"
-	kindUnique = "u"
+	kindCount   = "c"
+	kindTop     = "t"
+	kindUnique  = "u"
+	kindSamples = "n" // avg metrics: the events behind each sum of the count hash
 )
 
 // Keys builds every Redis key and channel name Pulse uses in one namespace
@@ -45,6 +46,12 @@ func (k Keys) bucket(site, kind, m, step string, bucket int64) string {
 
 func (k Keys) count(site, m, step string, bucket int64) string {
 	return k.bucket(site, kindCount, m, step, bucket)
+}
+
+// samples is the hash of an avg metric's divisors: its fields are those of
+// the count hash holding the sums, each the number of events added there.
+func (k Keys) samples(site, m, step string, bucket int64) string {
+	return k.bucket(site, kindSamples, m, step, bucket)
 }
 
 func (k Keys) top(site, m, dim, step string, bucket int64) string {

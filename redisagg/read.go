@@ -39,10 +39,14 @@ type SeriesQuery struct {
 	Limit              int
 }
 
-// Series is one labelled series; points are [bucket start ms, value].
+// Series is one labelled series; points are [bucket start ms, value]. The
+// value is a count, or for sum and avg metrics a sum in 10^-Decimals units
+// of the metric; an avg's Samples are, per point, how many events the sum
+// holds.
 type Series struct {
-	Labels map[string]string `json:"labels"`
-	Points [][2]int64        `json:"points"`
+	Labels  map[string]string `json:"labels"`
+	Points  [][2]int64        `json:"points"`
+	Samples []int64           `json:"-"`
 }
 
 // Result is the answer to a SeriesQuery, the JSON of GET /v1/query.
@@ -53,14 +57,15 @@ type Result struct {
 }
 
 // TopQuery asks for the K (default 10) values of Dim with the largest counts
-// over [From, To].
+// (sums, for a sum metric) over [From, To].
 type TopQuery struct {
 	Site, Metric, Dim string
 	From, To          int64
 	K                 int
 }
 
-// TopEntry is one value of a top-K answer.
+// TopEntry is one value of a top-K answer; Count is a sum in 10^-Decimals
+// units for a sum metric.
 type TopEntry struct {
 	Value string `json:"value"`
 	Count int64  `json:"count"`
@@ -110,7 +115,7 @@ func (s *Store) plan(q SeriesQuery) (plan, error) {
 		p.mode = readTotal
 	case !p.def.HasDim(q.GroupBy):
 		return p, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.GroupBy)
-	case s.hasTop(p.step):
+	case s.hasTop(p.step) && p.def.Kind != metric.Avg:
 		p.mode = readTop
 	default:
 		p.mode = readAll
@@ -138,6 +143,9 @@ func (s *Store) Series(ctx context.Context, q SeriesQuery) (Result, error) {
 	p, err := s.plan(q)
 	if err != nil {
 		return Result{}, err
+	}
+	if p.def.Kind == metric.Avg {
+		return s.average(ctx, q, p)
 	}
 	if p.mode == readTop {
 		_, r, err := s.grouped(ctx, q, p)
@@ -182,6 +190,11 @@ func (s *Store) Snapshot(ctx context.Context, q SeriesQuery) (int64, Result, err
 	p, err := s.plan(q)
 	if err != nil {
 		return 0, Result{}, err
+	}
+	if p.def.Kind.Summed() {
+		// Their deltas would carry fixed-point integers the push service
+		// does not scale; until it does, they are read over REST only.
+		return 0, Result{}, fmt.Errorf("%w: %s metric %q has no live deltas; read it with GET /v1/query", ErrQuery, p.def.Kind, q.Metric)
 	}
 	switch p.mode {
 	case readTop:
@@ -309,6 +322,9 @@ func (s *Store) Top(ctx context.Context, q TopQuery) ([]TopEntry, error) {
 	def, ok := s.cat.Metric(q.Metric)
 	if !ok {
 		return nil, fmt.Errorf("%w: unknown metric %q", ErrQuery, q.Metric)
+	}
+	if def.Kind == metric.Avg {
+		return nil, fmt.Errorf("%w: avg metric %q has no top-K (the largest averages are no sum of buckets); group it with GET /v1/query", ErrQuery, q.Metric)
 	}
 	if !def.HasDim(q.Dim) {
 		return nil, fmt.Errorf("%w: metric %q has no dimension %q", ErrQuery, q.Metric, q.Dim)

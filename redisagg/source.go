@@ -53,7 +53,7 @@ func (s *Source) Snapshot(ctx context.Context, q push.SnapshotQuery) (int64, []p
 	}
 	out := make([]push.Series, len(r.Series))
 	for i, sr := range r.Series {
-		out[i] = push.Series(sr)
+		out[i] = push.Series{Labels: sr.Labels, Points: sr.Points}
 	}
 	return n, out, nil
 }

@@ -109,6 +109,7 @@ type Stats struct {
 	Skipped    int64 // site parts skipped as already applied (redelivery)
 	Overflowed int64 // dimension values folded into metric.Other by MaxDimValues or MaxDimBytes
 	Expired    int64 // counters and HLL keys not written: bucket past retention
+	Saturated  int64 // sums of sum and avg metrics held at ±metric.MaxScaled
 }
 
 // Store reads and writes the aggregates of one namespace. It is safe for
@@ -123,7 +124,7 @@ type Store struct {
 	apply   *redis.Script
 	read    *redis.Script
 
-	commits, parts, skipped, overflowed, expired atomic.Int64
+	commits, parts, skipped, overflowed, expired, saturated atomic.Int64
 }
 
 // New returns a Store over rdb for the metrics of cat.
@@ -149,6 +150,7 @@ func (s *Store) Stats() Stats {
 		Skipped:    s.skipped.Load(),
 		Overflowed: s.overflowed.Load(),
 		Expired:    s.expired.Load(),
+		Saturated:  s.saturated.Load(),
 	}
 }
 
