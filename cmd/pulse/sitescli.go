@@ -37,7 +37,7 @@ func sitesCommand() *cli.Command {
 		},
 		Commands: []*cli.Command{{
 			Name:      "add",
-			Usage:     "accept events of SITE on every node of the deployment from now on (kept in Redis; the embedded Redis forgets it at a restart: list it in --sites too)",
+			Usage:     "accept events of SITE on every node of the deployment from now on (kept in Redis, and with the embedded Redis in DATA/sites)",
 			ArgsUsage: "SITE",
 			Flags:     adminFlags(),
 			Action: func(ctx context.Context, c *cli.Command) error {
