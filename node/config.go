@@ -37,11 +37,14 @@ type Config struct {
 	TrustedProxies  []netip.Prefix
 	AdminAddr       string
 	MaxInFlight     int64
-	Harden          Harden
-	Group           Group
-	ArchiveMaxAge   time.Duration
-	DrainDelay      time.Duration // between /readyz failing and the listener closing, at a stop
-	SiteIdleTTL     time.Duration // redisagg.Config.IdleTTL; 0: its default
+	// AdmitWait is how long an ingest request waits for room under
+	// MaxInFlight before its 503 (0: ingest.DefaultAdmitWait).
+	AdmitWait     time.Duration
+	Harden        Harden
+	Group         Group
+	ArchiveMaxAge time.Duration
+	DrainDelay    time.Duration // between /readyz failing and the listener closing, at a stop
+	SiteIdleTTL   time.Duration // redisagg.Config.IdleTTL; 0: its default
 }
 
 // Harden is the access and abuse settings of `pulse serve`.

@@ -250,7 +250,7 @@ func (n *node) sites(ctx context.Context, rdb redis.UniversalClient) (*sites.Set
 // ingest is the beacon endpoint, publishing into the stream the events of
 // the sites known admits.
 func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
-	icfg := ingest.Config{Sites: n.limiter, Known: known, MaxInFlight: n.cfg.MaxInFlight, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
+	icfg := ingest.Config{Sites: n.limiter, Known: known, MaxInFlight: n.cfg.MaxInFlight, AdmitWait: n.cfg.AdmitWait, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
 	}

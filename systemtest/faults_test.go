@@ -87,7 +87,12 @@ func TestRedisPause(t *testing.T) {
 // pulse_ingest_requests_total{code="503"}.
 func TestStreamSaturated(t *testing.T) {
 	rs := redistest.Start(t)
-	s := newServer(t, "--redis", rs.URL(), "--max-inflight", "500", "--rate-ip", "-1", "--rate-site", "-1")
+	// Requests of 500 events against --max-inflight 500 are admitted one
+	// at a time; with no wait for room, every request that comes while
+	// another is being made durable gets its 503. With the default wait
+	// (50 ms), a fast disk makes every request durable in time and the
+	// test would see none.
+	s := newServer(t, "--redis", rs.URL(), "--max-inflight", "500", "--admit-wait", "1ns", "--rate-ip", "-1", "--rate-site", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Second)
 	defer cancel()
 	now := time.Now()
