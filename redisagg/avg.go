@@ -1,11 +1,9 @@
 package redisagg
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strconv"
 	"strings"
 
@@ -63,21 +61,7 @@ func (s *Store) average(ctx context.Context, q SeriesQuery, p plan) (Result, err
 			events[v] += n
 		}
 	}
-	names := make([]string, 0, len(events))
-	for v := range events {
-		names = append(names, v)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(events[b], events[a]); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 10
-	}
-	names = names[:min(len(names), limit)]
+	names := largest(events, q.limit())
 	r.Series = make([]Series, 0, len(names))
 	for _, v := range names {
 		sr := Series{Labels: map[string]string{q.GroupBy: v}, Points: make([][2]int64, len(p.buckets)), Samples: make([]int64, len(p.buckets))}

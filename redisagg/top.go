@@ -93,11 +93,7 @@ func (s *Store) runGrouped(ctx context.Context, keys, hashKeys []string, args ..
 // counts per bucket from the hashes, read atomically with the delta-log
 // counter (Snapshot's seq).
 func (s *Store) grouped(ctx context.Context, q SeriesQuery, p plan) (int64, Result, error) {
-	limit := q.Limit
-	if limit <= 0 {
-		limit = 10
-	}
-	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, limit, p.keys, p.topKeys)
+	tr, err := s.readTopK(ctx, q.Site, q.Metric, q.GroupBy, q.limit(), p.keys, p.topKeys)
 	if err != nil {
 		return 0, Result{}, fmt.Errorf("read %s/%s by %s: %w", q.Site, q.Metric, q.GroupBy, err)
 	}
