@@ -20,16 +20,25 @@ import (
 // maxPooledBody keeps the body pool from pinning rare huge buffers.
 const maxPooledBody = 256 << 10
 
+// body takes an empty buffer for a request body from the pool.
+func (h *Handler) body() *bytes.Buffer {
+	buf := h.bufs.Get().(*bytes.Buffer)
+	buf.Reset()
+	return buf
+}
+
+// release returns buf to the pool, unless it grew past maxPooledBody.
+func (h *Handler) release(buf *bytes.Buffer) {
+	if buf.Cap() <= maxPooledBody {
+		buf.Reset()
+		h.bufs.Put(buf)
+	}
+}
+
 // collect serves POST /v1/collect.
 func (h *Handler) collect(c *gin.Context) error {
-	buf := h.bufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			buf.Reset()
-			h.bufs.Put(buf)
-		}
-	}()
-	buf.Reset()
+	buf := h.body()
+	defer h.release(buf)
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
 	}

@@ -33,14 +33,8 @@ var (
 // 400 {"errors":{field:[message]}}; and /v1/collect's 403, 413, 415, 429
 // and 503 in that shape.
 func (h *Handler) plausible(c *gin.Context) error {
-	buf := h.bufs.Get().(*bytes.Buffer)
-	defer func() {
-		if buf.Cap() <= maxPooledBody {
-			buf.Reset()
-			h.bufs.Put(buf)
-		}
-	}()
-	buf.Reset()
+	buf := h.body()
+	defer h.release(buf)
 	c.Writer.Header()["Access-Control-Expose-Headers"] = plausibleExpose
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
