@@ -31,24 +31,30 @@ func BenchmarkCollect(b *testing.B) {
 			if n > 1 {
 				body = []byte("[" + string(body) + "]")
 			}
-			r, _ := newServer(b, nopPub{}, Config{})
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				rd := bytes.NewReader(body)
-				for pb.Next() {
-					rd.Reset(body)
-					req := httptest.NewRequest(http.MethodPost, "/v1/collect", rd)
-					req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
-					req.Header.Set("User-Agent", chromeUA)
-					w := httptest.NewRecorder()
-					r.ServeHTTP(w, req)
-					if w.Code != http.StatusAccepted {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
-					}
-				}
-			})
+			benchPost(b, "/v1/collect", body, http.StatusAccepted)
 			b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "events/s")
 		})
 	}
+}
+
+// benchPost posts body to path of a handler publishing nowhere, from
+// parallel goroutines, and wants status for every request.
+func benchPost(b *testing.B, path string, body []byte, status int) {
+	r, _ := newServer(b, nopPub{}, Config{})
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		rd := bytes.NewReader(body)
+		for pb.Next() {
+			rd.Reset(body)
+			req := httptest.NewRequest(http.MethodPost, path, rd)
+			req.Header.Set("Content-Type", "text/plain;charset=UTF-8")
+			req.Header.Set("User-Agent", chromeUA)
+			w := httptest.NewRecorder()
+			r.ServeHTTP(w, req)
+			if w.Code != status {
+				b.Fatalf("status %d: %s", w.Code, w.Body)
+			}
+		}
+	})
 }

@@ -1,10 +1,7 @@
 package ingest
 
 import (
-	"bytes"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 )
@@ -30,24 +27,7 @@ func BenchmarkPlausibleEvent(b *testing.B) {
 	}
 	for _, tc := range cases {
 		b.Run(tc.name, func(b *testing.B) {
-			body := []byte(tc.body)
-			r, _ := newServer(b, nopPub{}, Config{})
-			b.SetBytes(int64(len(body)))
-			b.ReportAllocs()
-			b.RunParallel(func(pb *testing.PB) {
-				rd := bytes.NewReader(body)
-				for pb.Next() {
-					rd.Reset(body)
-					req := httptest.NewRequest(http.MethodPost, "/api/event", rd)
-					req.Header.Set("Content-Type", "text/plain")
-					req.Header.Set("User-Agent", chromeUA)
-					w := httptest.NewRecorder()
-					r.ServeHTTP(w, req)
-					if w.Code != tc.status {
-						b.Fatalf("status %d: %s", w.Code, w.Body)
-					}
-				}
-			})
+			benchPost(b, "/api/event", []byte(tc.body), tc.status)
 		})
 	}
 }
