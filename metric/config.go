@@ -11,9 +11,10 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/pulsehq/pulse/event"
 )
 
 // Bounds of a metrics config. The aggregator indexes metrics and
@@ -444,27 +445,13 @@ type rule interface {
 // typeNameRule matches every type an event may have: /v1/collect's
 // [a-z0-9_.-]{1,64} and the free names of /api/event (Plausible's
 // "Outbound Link: Click", "File Download"; quote them in YAML), that is
-// 1 to MaxTypeName bytes of UTF-8 without control characters, as
-// event.IsEventName (this package does not import event).
+// event.IsEventName.
 type typeNameRule struct{}
 
-// MaxTypeName is the longest event type, in bytes (event.MaxEventName).
-const MaxTypeName = 120
-
-func (typeNameRule) MatchString(s string) bool {
-	if len(s) == 0 || len(s) > MaxTypeName || !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || r >= 0x7f && r < 0xa0 {
-			return false
-		}
-	}
-	return true
-}
+func (typeNameRule) MatchString(s string) bool { return event.IsEventName(s) }
 
 func (typeNameRule) String() string {
-	return "1 to " + strconv.Itoa(MaxTypeName) + " bytes of UTF-8 without control characters"
+	return "1 to " + strconv.Itoa(event.MaxEventName) + " bytes of UTF-8 without control characters"
 }
 
 // name reads a string matching re; "" after failing.

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulsehq/pulse/event"
 )
 
 func TestLoadConfig(t *testing.T) {
@@ -289,8 +291,8 @@ metrics:
 			t.Errorf("%s.CountsType(%q) = %v, want %v", tt.metric, tt.typ, got, tt.want)
 		}
 	}
-	long := "metrics:\n  - {name: a, kind: count, types: [\"" + strings.Repeat("x", MaxTypeName+1) + "\"]}\n"
+	long := "metrics:\n  - {name: a, kind: count, types: [\"" + strings.Repeat("x", event.MaxEventName+1) + "\"]}\n"
 	if _, _, err := ParseConfig("long.yaml", []byte(long)); err == nil || !strings.Contains(err.Error(), "1 to 120 bytes") {
-		t.Errorf("a type of %d bytes: %v, want refused", MaxTypeName+1, err)
+		t.Errorf("a type of %d bytes: %v, want refused", event.MaxEventName+1, err)
 	}
 }
