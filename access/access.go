@@ -7,6 +7,7 @@
 package access
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
@@ -178,13 +179,31 @@ func (t *Tokens) RequireRead() gin.HandlerFunc {
 		}
 		for _, site := range c.QueryArray("site") {
 			if !scope.Allows(site) {
-				c.AbortWithStatusJSON(http.StatusForbidden, gin.H{
-					"error": "token: this read token does not grant site " + quoteSite(site)})
+				c.AbortWithStatusJSON(http.StatusForbidden, Forbidden(site))
 				return
 			}
 		}
+		// In the request's context, not the gin context's keys: the read
+		// routes are served by the current namespace's own engine.
+		c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), scopeKey{}, scope))
 		c.Next()
 	}
+}
+
+// scopeKey is the request context key of the scope RequireRead granted,
+// for routes that find the site in the body.
+type scopeKey struct{}
+
+// ScopeOf is the scope RequireRead granted the request; the zero Scope
+// (no site) when RequireRead did not run.
+func ScopeOf(r *http.Request) Scope {
+	s, _ := r.Context().Value(scopeKey{}).(Scope)
+	return s
+}
+
+// Forbidden is the 403 body of a read of a site the token does not grant.
+func Forbidden(site string) gin.H {
+	return gin.H{"error": "token: this read token does not grant site " + quoteSite(site)}
 }
 
 // RequireAdmin is gin middleware that answers 401 with a JSON error unless

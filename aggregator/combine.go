@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/factrow"
 	"github.com/pulsehq/pulse/metric"
 )
 
@@ -16,6 +17,10 @@ type plan struct {
 	base  int64 // ms, the gcd of the step widths: every step's bucket of ts is its bucket of ts's base bucket
 	defs  []planDef
 	rule  event.TimeRule
+	// rowKeep is how long after its hour ends an event's fact row is
+	// kept (ms): older events get none, as a bucket past its retention
+	// gets no count.
+	rowKeep int64
 }
 
 type planDef struct {
@@ -28,7 +33,7 @@ type planDef struct {
 }
 
 func newPlan(cat *metric.Catalog, rule event.TimeRule) *plan {
-	p := &plan{steps: cat.Steps, rule: rule}
+	p := &plan{steps: cat.Steps, rule: rule, rowKeep: cat.RowRetention().Milliseconds()}
 	for _, st := range cat.Steps {
 		p.base = gcd(p.base, st.Width.Milliseconds())
 	}
@@ -132,8 +137,15 @@ type combiner struct {
 	counts  map[countKey]int64 // counts, and the sums of sum and avg metrics
 	samples map[countKey]int64 // avg metrics: events that carried a number
 	uniques map[uniqueKey]struct{}
+	rows    map[rowKey][]byte  // fact rows per site hour (package factrow)
 	final   map[finalKey]int64 // update: counters per step
 	sizes   map[finalKey]int   // update: values per unique set
+}
+
+// rowKey is the hour of a site that fact rows are appended to.
+type rowKey struct {
+	site uint32
+	hour int64
 }
 
 // finalKey is a counter or unique set of one step, with interned strings.
@@ -146,7 +158,7 @@ type finalKey struct {
 
 func newCombiner(p *plan) *combiner {
 	return &combiner{
-		p: p, ids: map[string]uint32{}, counts: map[countKey]int64{}, samples: map[countKey]int64{}, uniques: map[uniqueKey]struct{}{},
+		p: p, ids: map[string]uint32{}, counts: map[countKey]int64{}, samples: map[countKey]int64{}, uniques: map[uniqueKey]struct{}{}, rows: map[rowKey][]byte{},
 		final: map[finalKey]int64{}, sizes: map[finalKey]int{},
 	}
 }
@@ -167,6 +179,7 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 	if outcome == 2 {
 		return outcome
 	}
+	c.addRow(e, ts)
 	var mask uint64
 	for i, s := range c.p.steps {
 		if s.ExpireAt(s.Bucket(ts)) > e.RT {
@@ -226,6 +239,22 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 	return outcome
 }
 
+// addRow appends e's fact row to its hour. Bots get none, as they are in
+// no Stats API answer, and neither do engagement events, which count in no
+// metric of the contract.
+func (c *combiner) addRow(e *event.Event, ts int64) {
+	if e.Bot || e.Type == metric.Engagement {
+		return
+	}
+	hour := factrow.HourOf(ts)
+	if hour+factrow.HourMs+c.p.rowKeep <= e.RT {
+		return
+	}
+	k := rowKey{c.intern(e.Site), hour}
+	r := factrow.FromEvent(e, ts)
+	c.rows[k] = factrow.Append(c.rows[k], &r, hour)
+}
+
 // addCount adds one event's count, or number, to k.
 func (c *combiner) addCount(d *planDef, k countKey, add int64) {
 	if !d.summed {
@@ -268,6 +297,13 @@ func (c *combiner) update() *metric.Update {
 				sets[finalKey{site: k.site, def: k.def, step: uint16(si), bucket: st.Bucket(k.base)}][v] = struct{}{}
 			}
 		}
+	}
+	if len(c.rows) > 0 {
+		u.Rows = make(map[metric.RowKey][]byte, len(c.rows))
+		for k, b := range c.rows {
+			u.Rows[metric.RowKey{Site: c.strs[k.site], Hour: k.hour}] = b
+		}
+		clear(c.rows)
 	}
 	clear(c.final)
 	clear(c.sizes)

@@ -23,6 +23,7 @@ import (
 	"github.com/pulsehq/pulse/namespace"
 	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/statsquery"
 )
 
 // Stream is the stream the live aggregator and the jobs read: stream/local
@@ -77,6 +78,9 @@ type Config struct {
 	// long the checkpoint and delta-log keys of a quiet site live; 0: the
 	// store's default.
 	IdleTTL time.Duration
+	// StatsCacheBytes bounds the decoded fact rows each namespace's Stats
+	// API engine caches (statsquery.Config.CacheBytes); 0: its default.
+	StatsCacheBytes int64
 	// FollowEvery is how often the registry is polled; default 1s.
 	FollowEvery time.Duration
 	// Logger nil means don't log.
@@ -101,7 +105,10 @@ type View struct {
 	Info    namespace.Info
 	Catalog *metric.Catalog
 	Store   *redisagg.Store
-	query   http.Handler
+	// Stats answers the Stats API from the namespace's fact rows; its
+	// cache of decoded hours lives as long as the view.
+	Stats *statsquery.Engine
+	query http.Handler
 }
 
 // ErrNoStream is returned by replay and verify on a node without a stream.
@@ -195,8 +202,9 @@ func (r *Runtime) view(info namespace.Info, noDeltas bool) (*View, error) {
 	gin.SetMode(gin.ReleaseMode)
 	eng := gin.New()
 	eng.ContextWithFallback = true
-	query.New(st, cat, query.Config{Logger: r.log.With("role", "query")}).Register(eng)
-	return &View{Info: info, Catalog: cat, Store: st, query: eng}, nil
+	se := statsquery.New(st, statsquery.Config{Retention: cat.RowRetention(), CacheBytes: r.cfg.StatsCacheBytes})
+	query.New(st, cat, query.Config{Logger: r.log.With("role", "query"), Stats: se}).Register(eng)
+	return &View{Info: info, Catalog: cat, Store: st, Stats: se, query: eng}, nil
 }
 
 // Current is the current namespace's view.

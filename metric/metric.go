@@ -187,3 +187,20 @@ func (d Def) HasDim(dim string) bool {
 	}
 	return false
 }
+
+// DefaultRowRetention is how long the Stats API's rows are kept when no
+// step is an hour wide: the default 1h step's retention.
+const DefaultRowRetention = 35 * 24 * time.Hour
+
+// RowRetention is how long the Stats API's fact rows of an hour are kept
+// after the hour ends: as long as the buckets of the hour-wide step, whose
+// ranges they answer with filters and breakdowns; DefaultRowRetention when
+// the catalog has no such step.
+func (c *Catalog) RowRetention() time.Duration {
+	for _, s := range c.Steps {
+		if s.Width == time.Hour {
+			return s.Retention
+		}
+	}
+	return DefaultRowRetention
+}

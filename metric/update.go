@@ -38,6 +38,15 @@ type Update struct {
 	// Samples are, for avg metrics, how many events carried a number in
 	// the metric's field, keyed like Counts: the divisor of each sum.
 	Samples map[CountKey]int64
+	// Rows are the Stats API's fact rows (package factrow) to append to
+	// the string of each site's hour, in event order.
+	Rows map[RowKey][]byte
+}
+
+// RowKey identifies the fact rows of one site's hour.
+type RowKey struct {
+	Site string
+	Hour int64 // hour start, ms
 }
 
 // NewUpdate returns an empty Update.
@@ -47,7 +56,7 @@ func NewUpdate() *Update {
 
 // Empty reports whether u changes nothing.
 func (u *Update) Empty() bool {
-	return len(u.Counts) == 0 && len(u.Uniques) == 0 && len(u.Samples) == 0
+	return len(u.Counts) == 0 && len(u.Uniques) == 0 && len(u.Samples) == 0 && len(u.Rows) == 0
 }
 
 // AddUnique records value in the HyperLogLog k.

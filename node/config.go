@@ -45,6 +45,9 @@ type Config struct {
 	ArchiveMaxAge time.Duration
 	DrainDelay    time.Duration // between /readyz failing and the listener closing, at a stop
 	SiteIdleTTL   time.Duration // redisagg.Config.IdleTTL; 0: its default
+	// StatsCacheBytes bounds each query node's cache of decoded Stats API
+	// rows (statsquery.Config.CacheBytes); 0: no cache.
+	StatsCacheBytes int64
 }
 
 // Harden is the access and abuse settings of `pulse serve`.

@@ -31,7 +31,7 @@ func startNamespaces(ctx context.Context, cfg Config, rdb redis.UniversalClient,
 	ccfg := control.Config{
 		Redis: rdb, Registry: registryBackend(cfg, rdb), Namespace: cfg.Namespace, MetricsConfig: metricsConfig,
 		Volatile: cfg.Redis == "embedded", Stream: st, Aggregate: cfg.Roles["aggregate"],
-		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness, IdleTTL: cfg.SiteIdleTTL,
+		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness, IdleTTL: cfg.SiteIdleTTL, StatsCacheBytes: statsCache(cfg.StatsCacheBytes),
 		Logger: log.With("part", "namespace"), Registerer: reg,
 	}
 	if cfg.Group.Mode == "on" {
@@ -93,4 +93,13 @@ func archiveURL(cfg Config) string {
 		dir = filepath.Join(cfg.Data, "archive")
 	}
 	return "file://" + dir
+}
+
+// statsCache is control.Config.StatsCacheBytes for the flag's value: the
+// flag's 0 is "no cache", the engine's 0 its default.
+func statsCache(flag int64) int64 {
+	if flag <= 0 {
+		return -1
+	}
+	return flag
 }

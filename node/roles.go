@@ -26,6 +26,7 @@ import (
 	"github.com/pulsehq/pulse/internal/outbound"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/push"
+	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/ratelimit"
 	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/sites"
@@ -181,6 +182,9 @@ func (n *node) namespaces(ctx context.Context, rdb redis.UniversalClient, st str
 		reads := r.Group("/", n.limiter.Middleware(), n.tokens.RequireRead())
 		for _, p := range []string{"/v1/metrics", "/v1/query", "/v1/top"} {
 			reads.GET(p, ns.QueryHandler())
+		}
+		for _, p := range query.StatsRoutes() {
+			reads.POST(p, ns.QueryHandler())
 		}
 		ns.RegisterAdmin(r.Group("/", n.limiter.Middleware(), n.tokens.RequireAdmin()))
 	}}, nil

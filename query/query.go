@@ -1,5 +1,6 @@
 // Package query serves the REST snapshot queries: the metric catalog, series
-// (GET /v1/query) and top-K (GET /v1/top), validating every parameter and
+// (GET /v1/query) and top-K (GET /v1/top), the simple form, and the Stats
+// API (POST /v1/stats, alias /api/v2/query), validating every parameter and
 // naming the bad one in a 400.
 package query
 
@@ -35,14 +36,17 @@ type Config struct {
 	MaxLimit, MaxK int
 	// Logger logs store failures; nil means no logging.
 	Logger *slog.Logger
+	// Stats answers the Stats API (POST /v1/stats); nil answers it 503.
+	Stats Answerer
 }
 
 // Handler serves the query routes. It is safe for concurrent use.
 type Handler struct {
-	st  Store
-	cat *metric.Catalog
-	cfg Config
-	log *slog.Logger
+	st    Store
+	stats Answerer
+	cat   *metric.Catalog
+	cfg   Config
+	log   *slog.Logger
 }
 
 // New returns a Handler reading st for the metrics of cat.
@@ -66,15 +70,19 @@ func New(st Store, cat *metric.Catalog, cfg Config) *Handler {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Handler{st: st, cat: cat, cfg: cfg, log: log}
+	return &Handler{st: st, stats: cfg.Stats, cat: cat, cfg: cfg, log: log}
 }
 
-// Register adds GET /v1/metrics, /v1/query and /v1/top to r; put the read
-// token check in front of r.
+// Register adds GET /v1/metrics, /v1/query and /v1/top, and POST
+// /v1/stats with its alias /api/v2/query, to r; put the read token check
+// (access.Tokens.RequireRead) in front of r.
 func (h *Handler) Register(r gin.IRouter) {
 	r.GET("/v1/metrics", h.wrap(h.metrics))
 	r.GET("/v1/query", h.wrap(h.query))
 	r.GET("/v1/top", h.wrap(h.top))
+	for _, p := range statsRoutes {
+		r.POST(p, h.wrap(h.statsQuery))
+	}
 }
 
 // bad is the error of a bad request parameter: 400 {"error":"param: msg"}.

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/pulsehq/pulse/factrow"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -28,7 +29,9 @@ var applyLua string
 // key index, expire-at ms, step, bucket ms, total add, number of dims, and per
 // dim: name, top zset key index (0: none), its expire-at, number of values,
 // then value, add pairs; then each HLL: key index, expire-at, step, bucket,
-// number of values, the values. After every part body, last: the TTL in ms
+// number of values, the values; then the fact rows: their number, each as
+// key index, expire-at, hour start ms, the rows' bytes; then the channel that
+// tells live queries which row strings grew. After every part body, last: the TTL in ms
 // of the checkpoint, delta counter and delta log keys (0: no expiry).
 //
 // Keys are passed by index so that KEYS lists every key exactly once, as
@@ -62,6 +65,13 @@ type metricPart struct {
 type sitePart struct {
 	site    string
 	metrics map[string]*metricPart
+	rows    []rowOp // by hour
+}
+
+// rowOp is the fact rows a commit appends to one hour of a site.
+type rowOp struct {
+	hour int64
+	rows []byte
 }
 
 // split groups an update by site and metric, leaving out buckets whose
@@ -110,6 +120,9 @@ func (s *Store) split(u *metric.Update) ([]*sitePart, error) {
 			part(k.Site, k.Metric).hlls[bucketKey{k.Step, k.Bucket}] = &hllOp{st: st, bucket: k.Bucket, values: vals}
 		}
 	}
+	if u != nil {
+		expired += s.splitRows(u.Rows, now, sites)
+	}
 	s.expired.Add(expired)
 	out := make([]*sitePart, 0, len(sites))
 	for _, sp := range sites {
@@ -117,6 +130,37 @@ func (s *Store) split(u *metric.Update) ([]*sitePart, error) {
 	}
 	slices.SortFunc(out, func(a, b *sitePart) int { return strings.Compare(a.site, b.site) })
 	return out, nil
+}
+
+// splitRows adds each site's fact rows to its part, by hour, leaving out
+// hours already past the row retention, and returns how many it left out.
+func (s *Store) splitRows(rows map[metric.RowKey][]byte, now int64, sites map[string]*sitePart) int64 {
+	var expired int64
+	for k, b := range rows {
+		if len(b) == 0 {
+			continue
+		}
+		if s.rowExpireAt(k.Hour) <= now {
+			expired++
+			continue
+		}
+		sp := sites[k.Site]
+		if sp == nil {
+			sp = &sitePart{site: k.Site, metrics: map[string]*metricPart{}}
+			sites[k.Site] = sp
+		}
+		sp.rows = append(sp.rows, rowOp{hour: k.Hour, rows: b})
+	}
+	for _, sp := range sites {
+		slices.SortFunc(sp.rows, func(a, b rowOp) int { return cmp.Compare(a.hour, b.hour) })
+	}
+	return expired
+}
+
+// rowExpireAt is when the row string of the hour starting at hour expires:
+// the catalog's row retention after the hour ends.
+func (s *Store) rowExpireAt(hour int64) int64 {
+	return hour + factrow.HourMs + s.cat.RowRetention().Milliseconds()
 }
 
 // splitCounts adds counts to the hash ops that of picks from each metric's
@@ -250,6 +294,12 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 			}
 		}
 	}
+	e.add(strconv.Itoa(len(sp.rows)))
+	for _, r := range sp.rows {
+		e.add(e.key(s.keys.rows(sp.site, r.hour)), strconv.FormatInt(s.rowExpireAt(r.hour), 10),
+			strconv.FormatInt(r.hour, 10), r.rows)
+	}
+	e.add(s.keys.RowChannel(sp.site))
 }
 
 // encodeHash encodes one hash op of metric m at key, its values ordered by

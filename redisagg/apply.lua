@@ -292,6 +292,24 @@ local function applyHLL(p, points)
   return stop + 1
 end
 
+-- applyRows appends the part's fact rows to the strings of their hours
+-- and tells live queries which hours grew, and to what length, so that
+-- they read only the new bytes (GETRANGE from the length they hold).
+local function applyRows(p)
+  local n = tonumber(A[p])
+  p = p + 1
+  local sig = {}
+  for j = 1, n do
+    local key = KEYS[tonumber(A[p])]
+    local len = redis.call('APPEND', key, A[p + 3])
+    redis.call('PEXPIREAT', key, A[p + 1])
+    sig[j] = A[p + 2] .. ':' .. fmt(len)
+    p = p + 4
+  end
+  if deltas and n > 0 then redis.call('PUBLISH', A[p], table.concat(sig, ',')) end
+  return p + 1
+end
+
 for i = 1, nparts do
   if todo[i] then
     local ck = KEYS[tonumber(A[10 + 2 * i])]
@@ -314,6 +332,7 @@ for i = 1, nparts do
         end
       end
     end
+    p = applyRows(p)
     redis.call('HSET', ck, shard, last, shard .. ':fence', A[4])
     if idleTTL > 0 then redis.call('PEXPIRE', ck, idleTTL) end
     applied = applied + 1

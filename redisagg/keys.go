@@ -73,6 +73,17 @@ func (k Keys) scratch(site string) string { return "p:" + k.ns + ":{" + site + "
 
 func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dseq:" + m }
 
+// rows is the string of the Stats API's fact rows of a site's hour
+// (package factrow), hour being its start in ms.
+func (k Keys) rows(site string, hour int64) string {
+	return "p:" + k.ns + ":{" + site + "}:rows:" + strconv.FormatInt(hour, 10)
+}
+
+// RowChannel is the pub/sub channel on which each apply that appended fact
+// rows of a site tells which hours grew: "HOUR:LENGTH,..." (hour start in
+// ms, the string's new length in bytes).
+func (k Keys) RowChannel(site string) string { return "p:" + k.ns + ":{" + site + "}:rowsig" }
+
 // position is a shard's position, tagged with the shard: written after the
 // site parts, in a slot of its own.
 func (k Keys) position(shard string) string { return "p:" + k.ns + ":{" + shard + "}:pos" }

@@ -1,0 +1,296 @@
+// Package factrow is the binary form of the fact rows the Stats API scans
+// (docs/queries.md, design B): one row per counted event, appended by the
+// apply script to the string of the event's site and hour in the same
+// script as the counters and the checkpoint, so rows are exactly once like
+// every other aggregate, and read back by query nodes.
+//
+// A row is self-delimited (a length, then the body), so the string of an
+// hour is the plain concatenation of its rows in apply order and one
+// commit's rows are one APPEND. The body starts with a version byte: a
+// reader skips rows of a version it does not know instead of misreading
+// them, so a later version (issue 13's visit fields) can be appended to
+// hours that hold version 1 rows.
+package factrow
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"strconv"
+	"strings"
+
+	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/metric"
+	"github.com/pulsehq/pulse/stats"
+)
+
+// HourMs is the span of one row string: rows are kept per (site, hour).
+const HourMs = int64(3_600_000)
+
+// HourOf is the start of the hour holding ts (ms; floor, also before 1970).
+func HourOf(ts int64) int64 {
+	h := ts / HourMs * HourMs
+	if h > ts {
+		h -= HourMs
+	}
+	return h
+}
+
+const version1 = 1
+
+// Prop kinds in a row.
+const (
+	propText = 0
+	propNum  = 1
+)
+
+// FromEvent is the row of e counted at ts (the time the aggregator's time
+// rule gave it). Every text is cut as the aggregates cut dimension values
+// (metric.CutValue), so a breakdown here and in /v1/query name the same
+// values.
+func FromEvent(e *event.Event, ts int64) stats.Row {
+	r := stats.Row{
+		TS:       ts,
+		Goal:     metric.CutValue(e.Type),
+		Page:     metric.CutValue(e.Path),
+		Hostname: metric.CutValue(Hostname(e.URL)),
+		Referrer: metric.CutValue(e.RefHost),
+		Device:   metric.CutValue(e.Device),
+		Visitor:  VisitorHash(e.UID),
+	}
+	if len(e.Props) > 0 {
+		r.Props = make([]stats.RowProp, 0, len(e.Props))
+		for k, v := range e.Props {
+			p := stats.RowProp{Key: metric.CutValue(k)}
+			switch v := v.(type) {
+			case float64:
+				p.Num, p.IsNum = v, true
+				p.Value = strconv.FormatFloat(v, 'f', -1, 64)
+			case string:
+				p.Value = metric.CutValue(v)
+			case bool:
+				p.Value = strconv.FormatBool(v)
+			default:
+				p.Value = metric.CutValue(fmt.Sprint(v))
+			}
+			r.Props = append(r.Props, p)
+		}
+	}
+	return r
+}
+
+// Hostname is the host of a page URL, lower-cased, without port or user
+// info; "" when the URL has none. It is a few string cuts rather than
+// url.Parse: it runs once per event in the aggregator.
+func Hostname(u string) string {
+	_, rest, ok := strings.Cut(u, "://")
+	if !ok {
+		return ""
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		rest = rest[:i]
+	}
+	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
+		rest = rest[i+1:]
+	}
+	if strings.HasPrefix(rest, "[") { // IPv6 literal
+		if i := strings.IndexByte(rest, ']'); i >= 0 {
+			return strings.ToLower(rest[:i+1])
+		}
+	}
+	if i := strings.IndexByte(rest, ':'); i >= 0 {
+		rest = rest[:i]
+	}
+	return strings.ToLower(rest)
+}
+
+// VisitorHash is the 64-bit visitor of a uid: FNV-1a, stable across
+// processes and versions so that a replay builds the same rows; 0 (no
+// visitor) for an empty uid.
+func VisitorHash(uid string) uint64 {
+	if uid == "" {
+		return 0
+	}
+	h := fnv.New64a()
+	h.Write([]byte(uid))
+	v := h.Sum64()
+	if v == 0 {
+		v = 1 // 0 means "no visitor"
+	}
+	return v
+}
+
+// Append appends r as a row of the hour starting at hour. r.TS must lie in
+// [hour, hour+HourMs).
+func Append(b []byte, r *stats.Row, hour int64) []byte {
+	var body [16]byte
+	// The body is written after a placeholder length of the largest size a
+	// row body can need, then the length is moved into place.
+	start := len(b)
+	b = append(b, body[:binary.MaxVarintLen32]...)
+	at := len(b)
+	b = append(b, version1)
+	b = binary.AppendUvarint(b, uint64(r.TS-hour))
+	b = putStr(b, r.Goal)
+	b = putStr(b, r.Page)
+	b = putStr(b, r.Hostname)
+	b = putStr(b, r.Referrer)
+	b = putStr(b, r.Device)
+	b = binary.LittleEndian.AppendUint64(b, r.Visitor)
+	b = binary.AppendUvarint(b, uint64(len(r.Props)))
+	for i := range r.Props {
+		p := &r.Props[i]
+		b = putStr(b, p.Key)
+		if p.IsNum {
+			b = append(b, propNum)
+			b = binary.LittleEndian.AppendUint64(b, math.Float64bits(p.Num))
+		} else {
+			b = append(b, propText)
+			b = putStr(b, p.Value)
+		}
+	}
+	n := binary.PutUvarint(body[:], uint64(len(b)-at))
+	copy(b[start:], body[:n])
+	return append(b[:start+n], b[at:]...)
+}
+
+func putStr(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// ErrCorrupt is wrapped by Decode's errors: the bytes are not rows.
+var ErrCorrupt = errors.New("factrow: corrupt rows")
+
+// Decoder decodes row strings. It interns the texts it decodes, so the
+// rows of many hours share one copy of each page, referrer and goal. Not
+// safe for concurrent use.
+type Decoder struct {
+	strs map[string]string
+}
+
+// NewDecoder returns a Decoder with an empty intern table.
+func NewDecoder() *Decoder { return &Decoder{strs: map[string]string{}} }
+
+// Decode appends to dst the rows of blob, the string of the hour starting
+// at hour. A row of an unknown version is skipped; bytes that are not a
+// row are an error wrapping ErrCorrupt, with the rows before them decoded.
+func (d *Decoder) Decode(dst []stats.Row, blob []byte, hour int64) ([]stats.Row, error) {
+	for off := 0; off < len(blob); {
+		n, k := binary.Uvarint(blob[off:])
+		if k <= 0 || n > uint64(len(blob)-off-k) {
+			return dst, fmt.Errorf("%w: row length at byte %d", ErrCorrupt, off)
+		}
+		body := blob[off+k : off+k+int(n)]
+		off += k + int(n)
+		if len(body) == 0 || body[0] != version1 {
+			continue
+		}
+		r, err := d.row(body[1:], hour)
+		if err != nil {
+			return dst, fmt.Errorf("%w: row at byte %d: %v", ErrCorrupt, off-int(n)-k, err)
+		}
+		dst = append(dst, r)
+	}
+	return dst, nil
+}
+
+func (d *Decoder) row(b []byte, hour int64) (stats.Row, error) {
+	rd := reader{b: b, d: d}
+	r := stats.Row{TS: hour + int64(rd.uvarint())}
+	r.Goal, r.Page, r.Hostname, r.Referrer, r.Device = rd.str(), rd.str(), rd.str(), rd.str(), rd.str()
+	r.Visitor = rd.u64()
+	np := rd.uvarint()
+	if np > uint64(len(rd.b)) { // each prop takes at least two bytes
+		return r, errors.New("prop count past the row")
+	}
+	if np > 0 {
+		r.Props = make([]stats.RowProp, 0, np)
+	}
+	for range np {
+		p := stats.RowProp{Key: rd.str()}
+		switch rd.byte1() {
+		case propNum:
+			p.Num, p.IsNum = math.Float64frombits(rd.u64()), true
+			p.Value = strconv.FormatFloat(p.Num, 'f', -1, 64)
+		case propText:
+			p.Value = rd.str()
+		default:
+			return r, errors.New("unknown prop kind")
+		}
+		r.Props = append(r.Props, p)
+	}
+	if rd.err != nil {
+		return r, rd.err
+	}
+	if len(rd.b) != 0 {
+		return r, errors.New("bytes after the row")
+	}
+	if r.TS-hour >= HourMs {
+		return r, errors.New("time past its hour")
+	}
+	return r, nil
+}
+
+var errShort = errors.New("truncated")
+
+type reader struct {
+	b   []byte
+	d   *Decoder
+	err error
+}
+
+func (r *reader) fail() {
+	if r.err == nil {
+		r.err = errShort
+	}
+	r.b = nil
+}
+
+func (r *reader) uvarint() uint64 {
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.fail()
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *reader) str() string {
+	n := r.uvarint()
+	if uint64(len(r.b)) < n {
+		r.fail()
+		return ""
+	}
+	raw := r.b[:n]
+	r.b = r.b[n:]
+	if s, ok := r.d.strs[string(raw)]; ok {
+		return s
+	}
+	s := string(raw)
+	r.d.strs[s] = s
+	return s
+}
+
+func (r *reader) u64() uint64 {
+	if len(r.b) < 8 {
+		r.fail()
+		return 0
+	}
+	v := binary.LittleEndian.Uint64(r.b)
+	r.b = r.b[8:]
+	return v
+}
+
+func (r *reader) byte1() byte {
+	if len(r.b) < 1 {
+		r.fail()
+		return 0xff
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
