@@ -18,6 +18,12 @@ if [ ! -d "$duck/node_modules/@duckdb/node-api" ]; then
 	npm install --silent --no-audit --no-fund --prefix "$duck" @duckdb/node-api@1.5.6-r.1 >/dev/null
 fi
 export PULSE_DUCKDB_NODE_MODULES="$duck/node_modules"
+# Redocly CLI, the linter systemtest's TestOpenAPILint runs on docs/openapi.yaml.
+redocly=${PULSE_CACHE:-$HOME/.cache/pulse}/redocly
+if ! grep -qs '"version": "2.77.0"' "$redocly/node_modules/@redocly/cli/package.json"; then
+	npm install --silent --no-audit --no-fund --prefix "$redocly" @redocly/cli@2.77.0 >/dev/null
+fi
+export PULSE_REDOCLY="$redocly/node_modules/.bin/redocly"
 
 unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*'))
 if [ -n "$unformatted" ]; then

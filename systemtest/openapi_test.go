@@ -124,7 +124,10 @@ func TestOpenAPI(t *testing.T) {
 			}
 		}
 		for op := range inSpec {
-			if !specOf[op] {
+			switch {
+			case documentedAhead[op] && specOf[op]:
+				extra = append(extra, fmt.Sprintf("%s is registered now: remove it from documentedAhead (systemtest/openapi_test.go) and add request cases for it", op))
+			case !specOf[op] && !documentedAhead[op]:
 				extra = append(extra, fmt.Sprintf("docs/openapi.yaml describes %s, which the server (all roles) does not register", op))
 			}
 		}
@@ -139,6 +142,15 @@ func TestOpenAPI(t *testing.T) {
 	t.Run("responses", func(t *testing.T) {
 		checkResponses(t, doc, s)
 	})
+}
+
+// documentedAhead are operations docs/openapi.yaml describes before the
+// server registers them: the Stats API v2 (issue 12), whose route is being
+// built beside its description. The routes check fails once one is
+// registered, so that the entry is removed and its answers get checked.
+var documentedAhead = map[string]bool{
+	"POST /v1/stats":     true,
+	"POST /api/v2/query": true,
 }
 
 func init() {
