@@ -30,13 +30,10 @@ func StatsRoutes() []string { return append([]string(nil), statsRoutes...) }
 // from the rows. A query the API refuses is a 400 whose body names the
 // part: {"error":"part: message","part":"part"}.
 func (h *Handler) statsQuery(c *gin.Context) error {
-	body, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, stats.MaxBodyBytes))
+	// One byte past the bound, so that Parse names an oversized body.
+	body, err := io.ReadAll(io.LimitReader(c.Request.Body, stats.MaxBodyBytes+1))
 	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return httperr.New(http.StatusRequestEntityTooLarge, "body: more than 256 KiB")
-		}
-		return httperr.BadRequest("body: " + err.Error())
+		return refuse(c, &stats.Error{Part: "body", Msg: "reading it failed: " + err.Error()})
 	}
 	q, err := stats.Parse(body, h.cfg.Now())
 	if err != nil {
