@@ -251,8 +251,7 @@ func (c *combiner) addRow(e *event.Event, ts int64) {
 		return
 	}
 	k := rowKey{c.intern(e.Site), hour}
-	r := factrow.FromEvent(e, ts)
-	c.rows[k] = factrow.Append(c.rows[k], &r, hour)
+	c.rows[k] = factrow.AppendEvent(c.rows[k], e, ts, hour)
 }
 
 // addCount adds one event's count, or number, to k.

@@ -21,10 +21,26 @@ func TestRoundTrip(t *testing.T) {
 	}
 	var blob []byte
 	var want []stats.Row
+	var direct []byte
 	for i := range evs {
 		r := FromEvent(&evs[i], hour+int64(i)*1000)
 		want = append(want, r)
 		blob = Append(blob, &r, hour)
+		direct = AppendEvent(direct, &evs[i], r.TS, hour)
+	}
+	// AppendEvent writes FromEvent's row: the same length (props may
+	// come in another order).
+	if len(direct) != len(blob) {
+		t.Errorf("AppendEvent wrote %d bytes, Append of FromEvent %d", len(direct), len(blob))
+	}
+	fromDirect, err := NewDecoder().Decode(nil, direct, hour)
+	if err != nil || len(fromDirect) != len(evs) {
+		t.Fatalf("AppendEvent's rows: %d, %v", len(fromDirect), err)
+	}
+	for i := range fromDirect {
+		if !sameProps(fromDirect[i].Props, want[i].Props) {
+			t.Errorf("AppendEvent row %d props %v, want %v", i, fromDirect[i].Props, want[i].Props)
+		}
 	}
 	got, err := NewDecoder().Decode(nil, blob, hour)
 	if err != nil {
