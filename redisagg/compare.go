@@ -52,7 +52,9 @@ func (b bucketRef) key(k Keys) string { return k.bucket(b.site, b.kind, b.metric
 
 // Compare reads every count and unique bucket of the catalog's metrics
 // lying wholly in [from, to) in namespaces live and recomputed and lists
-// every counter that differs. Unique metrics compare their PFCOUNT.
+// every counter that differs. Unique metrics compare their PFCOUNT. The
+// Stats API's fact rows of the hours wholly inside compare as multisets
+// (RowsMetric); each hour counts as one counter.
 func Compare(ctx context.Context, rdb redis.UniversalClient, cat *metric.Catalog, live, recomputed string, from, to int64) (Report, error) {
 	rep := Report{From: from, To: to, Drift: []Drift{}}
 	widths := map[string]int64{}
@@ -74,6 +76,9 @@ func Compare(ctx context.Context, rdb redis.UniversalClient, cat *metric.Catalog
 		if err := compareBucket(ctx, rdb, &rep, ref, a, b); err != nil {
 			return rep, err
 		}
+	}
+	if err := compareRows(ctx, rdb, &rep, from, to, a, b); err != nil {
+		return rep, err
 	}
 	return rep, nil
 }
