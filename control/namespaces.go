@@ -43,6 +43,9 @@ func (r *Runtime) Drop(ctx context.Context, name string) (int64, error) {
 	if err := r.reg.Remove(ctx, name); err != nil {
 		return 0, err
 	}
+	if err := r.dropRows(name); err != nil {
+		return 0, err
+	}
 	return namespace.DropKeys(ctx, r.cfg.Redis, name)
 }
 

@@ -139,6 +139,8 @@ func (r *Runtime) dropScratch(ctx context.Context, scratch string) {
 		r.log.Warn("verify: remove scratch namespace", "namespace", scratch, "err", err)
 	} else if _, err := namespace.DropKeys(ctx, r.cfg.Redis, scratch); err != nil {
 		r.log.Warn("verify: drop scratch namespace keys", "namespace", scratch, "err", err)
+	} else if err := r.dropRows(scratch); err != nil {
+		r.log.Warn("verify: drop scratch namespace rows", "namespace", scratch, "err", err)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -23,6 +24,7 @@ import (
 	"github.com/pulsehq/pulse/namespace"
 	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/rowdir"
 	"github.com/pulsehq/pulse/statsquery"
 )
 
@@ -78,6 +80,10 @@ type Config struct {
 	// long the checkpoint and delta-log keys of a quiet site live; 0: the
 	// store's default.
 	IdleTTL time.Duration
+	// RowDir, when set, keeps each namespace's Stats API fact rows in
+	// files under RowDir/NAMESPACE (package rowdir) instead of Redis: the
+	// embedded mode, whose Redis lives in process memory. Empty: in Redis.
+	RowDir string
 	// StatsCacheBytes bounds the decoded fact rows each namespace's Stats
 	// API engine caches (statsquery.Config.CacheBytes); 0: its default.
 	StatsCacheBytes int64
@@ -108,6 +114,7 @@ type View struct {
 	// Stats answers the Stats API from the namespace's fact rows; its
 	// cache of decoded hours lives as long as the view.
 	Stats *statsquery.Engine
+	rows  *rowdir.Dir // nil: the rows are in Redis
 	query http.Handler
 }
 
@@ -198,13 +205,21 @@ func (r *Runtime) view(info namespace.Info, noDeltas bool) (*View, error) {
 	if err != nil {
 		return nil, fmt.Errorf("namespace %s: metrics config: %w", info.Name, err)
 	}
-	st := redisagg.New(r.cfg.Redis, cat, redisagg.Config{Namespace: info.Name, NoDeltas: noDeltas, IdleTTL: r.cfg.IdleTTL})
+	scfg := redisagg.Config{Namespace: info.Name, NoDeltas: noDeltas, IdleTTL: r.cfg.IdleTTL}
+	var rows *rowdir.Dir
+	if r.cfg.RowDir != "" {
+		if rows, err = rowdir.Open(filepath.Join(r.cfg.RowDir, info.Name)); err != nil {
+			return nil, fmt.Errorf("namespace %s: %w", info.Name, err)
+		}
+		scfg.RowFiles = rows
+	}
+	st := redisagg.New(r.cfg.Redis, cat, scfg)
 	gin.SetMode(gin.ReleaseMode)
 	eng := gin.New()
 	eng.ContextWithFallback = true
 	se := statsquery.New(st, statsquery.Config{Retention: cat.RowRetention(), CacheBytes: r.cfg.StatsCacheBytes})
 	query.New(st, cat, query.Config{Logger: r.log.With("role", "query"), Stats: se}).Register(eng)
-	return &View{Info: info, Catalog: cat, Store: st, Stats: se, query: eng}, nil
+	return &View{Info: info, Catalog: cat, Store: st, Stats: se, rows: rows, query: eng}, nil
 }
 
 // Current is the current namespace's view.
@@ -253,6 +268,9 @@ func (r *Runtime) Run(ctx context.Context) error {
 	}
 	r.switchMu.Unlock()
 	g.Go(func() error { return r.follow(ctx) })
+	if r.cfg.RowDir != "" {
+		g.Go(func() error { return r.expireRows(ctx) })
+	}
 	for {
 		select {
 		case fn := <-r.spawn:
@@ -262,6 +280,35 @@ func (r *Runtime) Run(ctx context.Context) error {
 			return g.Wait()
 		}
 	}
+}
+
+// expireRows removes the current namespace's row files past their
+// retention every minute until ctx ends, as Redis expires row strings.
+func (r *Runtime) expireRows(ctx context.Context) error {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		v := r.cur.Load()
+		if v.rows == nil {
+			continue
+		}
+		if err := v.rows.Expire(time.Now(), v.Catalog.RowRetention()); err != nil {
+			r.log.Warn("expire row files", "namespace", v.Info.Name, "err", err)
+		}
+	}
+}
+
+// dropRows removes the row files of namespace name, if rows live in files.
+func (r *Runtime) dropRows(name string) error {
+	if r.cfg.RowDir == "" {
+		return nil
+	}
+	return rowdir.Reset(filepath.Join(r.cfg.RowDir, name))
 }
 
 // launch hands fn to Run, which runs it in its group with its context.

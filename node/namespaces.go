@@ -14,6 +14,7 @@ import (
 	"github.com/pulsehq/pulse/archiver"
 	"github.com/pulsehq/pulse/control"
 	"github.com/pulsehq/pulse/namespace"
+	"github.com/pulsehq/pulse/rowdir"
 )
 
 // startNamespaces opens the namespace registry and the current namespace
@@ -33,6 +34,14 @@ func startNamespaces(ctx context.Context, cfg Config, rdb redis.UniversalClient,
 		Volatile: cfg.Redis == "embedded", Stream: st, Aggregate: cfg.Roles["aggregate"],
 		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness, IdleTTL: cfg.SiteIdleTTL, StatsCacheBytes: statsCache(cfg.StatsCacheBytes),
 		Logger: log.With("part", "namespace"), Registerer: reg,
+	}
+	if cfg.Redis == "embedded" {
+		// The embedded Redis keeps nothing across restarts and the rows
+		// are rebuilt with it from the stream: start them afresh.
+		ccfg.RowDir = filepath.Join(cfg.Data, "rows")
+		if err := rowdir.Reset(ccfg.RowDir); err != nil {
+			return nil, nil, nil, err
+		}
 	}
 	if cfg.Group.Mode == "on" {
 		ccfg.Group = &control.Group{Owner: cfg.Group.Owner, LeaseTTL: cfg.Group.LeaseTTL}

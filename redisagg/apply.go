@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/pulsehq/pulse/factrow"
 	"github.com/pulsehq/pulse/metric"
@@ -294,6 +295,11 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 			}
 		}
 	}
+	if s.cfg.RowFiles != nil {
+		// Applied parts' rows go to the files after the script (appendFiles).
+		e.add("0", s.keys.RowChannel(sp.site))
+		return
+	}
 	e.add(strconv.Itoa(len(sp.rows)))
 	for _, r := range sp.rows {
 		e.add(e.key(s.keys.rows(sp.site, r.hour)), strconv.FormatInt(s.rowExpireAt(r.hour), 10),
@@ -388,7 +394,11 @@ func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
 	}
 	if !s.cluster {
 		keys, args := s.encode(c, parts, true)
-		if err := s.run(ctx, keys, args); err != nil {
+		applied, err := s.run(ctx, keys, args)
+		if err == nil {
+			err = s.appendFiles(ctx, parts, applied)
+		}
+		if err != nil {
 			return fmt.Errorf("apply shard %s %s..%s: %w", c.Shard, c.First, c.Last, err)
 		}
 	} else {
@@ -401,12 +411,16 @@ func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
 		}
 		for _, sp := range parts {
 			keys, args := s.encode(c, []*sitePart{sp}, false)
-			if err := s.run(ctx, keys, args); err != nil {
+			applied, err := s.run(ctx, keys, args)
+			if err == nil {
+				err = s.appendFiles(ctx, []*sitePart{sp}, applied)
+			}
+			if err != nil {
 				return fmt.Errorf("apply shard %s %s..%s site %s: %w", c.Shard, c.First, c.Last, sp.site, err)
 			}
 		}
 		keys, args := s.encode(c, nil, true)
-		if err := s.run(ctx, keys, args); err != nil {
+		if _, err := s.run(ctx, keys, args); err != nil {
 			return fmt.Errorf("apply shard %s %s..%s position: %w", c.Shard, c.First, c.Last, err)
 		}
 	}
@@ -414,16 +428,48 @@ func (s *Store) Apply(ctx context.Context, c *metric.Commit) error {
 	return nil
 }
 
-func (s *Store) run(ctx context.Context, keys []string, args []any) error {
-	res, err := s.apply.Run(ctx, s.rdb, keys, args...).Int64Slice()
+// run runs the apply script and returns, per part, whether it was
+// applied ('1') or skipped as already applied ('0').
+func (s *Store) run(ctx context.Context, keys []string, args []any) (string, error) {
+	res, err := s.apply.Run(ctx, s.rdb, keys, args...).Slice()
 	if err != nil {
-		return refusal(err)
+		return "", refusal(err)
 	}
-	if len(res) == 4 {
-		s.overflowed.Add(res[0])
-		s.parts.Add(res[1])
-		s.skipped.Add(res[2])
-		s.saturated.Add(res[3])
+	if len(res) != 5 {
+		return "", fmt.Errorf("apply script answered %d values, want 5", len(res))
+	}
+	for i, c := range []*atomic.Int64{&s.overflowed, &s.parts, &s.skipped, &s.saturated} {
+		n, _ := res[i].(int64)
+		c.Add(n)
+	}
+	applied, _ := res[4].(string)
+	return applied, nil
+}
+
+// appendFiles writes the rows of the parts the script applied to
+// Config.RowFiles, and tells live queries which hours grew, as the script
+// does when the rows live in Redis.
+func (s *Store) appendFiles(ctx context.Context, parts []*sitePart, applied string) error {
+	if s.cfg.RowFiles == nil {
+		return nil
+	}
+	for i, sp := range parts {
+		if i >= len(applied) || applied[i] != '1' || len(sp.rows) == 0 {
+			continue
+		}
+		sig := make([]string, 0, len(sp.rows))
+		for _, r := range sp.rows {
+			n, err := s.cfg.RowFiles.AppendRows(sp.site, r.hour, r.rows)
+			if err != nil {
+				return err
+			}
+			sig = append(sig, strconv.FormatInt(r.hour, 10)+":"+strconv.FormatInt(n, 10))
+		}
+		if !s.cfg.NoDeltas {
+			if err := s.rdb.Publish(ctx, s.keys.RowChannel(sp.site), strings.Join(sig, ",")).Err(); err != nil {
+				return fmt.Errorf("tell live queries of the rows of %s: %w", sp.site, err)
+			}
+		}
 	}
 	return nil
 }

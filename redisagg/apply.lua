@@ -154,6 +154,9 @@ end
 
 -- Phase 2: writes.
 local overflow, applied, skipped, saturated = 0, 0, 0, 0
+-- flags[i] is '1' when part i was applied: the caller then writes what it
+-- keeps outside Redis (the embedded mode's row files) for those parts only.
+local flags = {}
 
 local function clamp(n)
   if n > MAXS then
@@ -336,8 +339,10 @@ for i = 1, nparts do
     redis.call('HSET', ck, shard, last, shard .. ':fence', A[4])
     if idleTTL > 0 then redis.call('PEXPIRE', ck, idleTTL) end
     applied = applied + 1
+    flags[i] = '1'
   else
     skipped = skipped + 1
+    flags[i] = '0'
   end
 end
 
@@ -347,4 +352,4 @@ if posIdx > 0 then
     redis.call('HSET', KEYS[posIdx], 'seq', last, 'dedup_from', dedupFrom, 'dedup_clock', dedupClock, 'fence', A[4])
   end
 end
-return { overflow, applied, skipped, saturated }
+return { overflow, applied, skipped, saturated, table.concat(flags) }

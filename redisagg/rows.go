@@ -9,6 +9,9 @@ import (
 // factrow) of each of site's hours, 0 for an hour without rows, in one
 // pipeline.
 func (s *Store) RowLengths(ctx context.Context, site string, hours []int64) ([]int64, error) {
+	if s.cfg.RowFiles != nil {
+		return s.cfg.RowFiles.RowLengths(ctx, site, hours)
+	}
 	pipe := s.rdb.Pipeline()
 	for _, h := range hours {
 		pipe.StrLen(ctx, s.keys.rows(site, h))
@@ -27,6 +30,9 @@ func (s *Store) RowLengths(ctx context.Context, site string, hours []int64) ([]i
 // RowBytes returns bytes [from, to) of the fact-row string of site's hour.
 // Fewer bytes come back when the string is shorter (it expired).
 func (s *Store) RowBytes(ctx context.Context, site string, hour, from, to int64) ([]byte, error) {
+	if s.cfg.RowFiles != nil {
+		return s.cfg.RowFiles.RowBytes(ctx, site, hour, from, to)
+	}
 	if to <= from {
 		return nil, nil
 	}

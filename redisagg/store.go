@@ -5,6 +5,7 @@
 package redisagg
 
 import (
+	"context"
 	"errors"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,18 @@ type Config struct {
 	// Now is the clock used to skip buckets already past their retention;
 	// default time.Now.
 	Now func() time.Time
+	// RowFiles, when set, keeps the Stats API's fact rows instead of
+	// Redis (the embedded mode, package rowdir): the rows of the parts the
+	// apply script applied are appended there after it, and RowLengths
+	// and RowBytes read them there.
+	RowFiles RowFiles
+}
+
+// RowFiles is where the fact rows live when not in Redis.
+type RowFiles interface {
+	AppendRows(site string, hour int64, rows []byte) (int64, error)
+	RowLengths(ctx context.Context, site string, hours []int64) ([]int64, error)
+	RowBytes(ctx context.Context, site string, hour, from, to int64) ([]byte, error)
 }
 
 // DefaultIdleTTL is Config.IdleTTL's default: a week, far longer than any

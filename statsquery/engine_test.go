@@ -17,6 +17,7 @@ import (
 	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/rowdir"
 	"github.com/pulsehq/pulse/stats"
 )
 
@@ -70,7 +71,7 @@ func (f *fixture) apply(t *testing.T, rng *rand.Rand, n int) *metric.Commit {
 	return c
 }
 
-func newFixture(t *testing.T) (*fixture, *redis.Client) {
+func newFixture(t *testing.T, files redisagg.RowFiles) (*fixture, *redis.Client) {
 	srv := redistest.Start(t)
 	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
@@ -79,7 +80,7 @@ func newFixture(t *testing.T) (*fixture, *redis.Client) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := redisagg.New(rdb, cat, redisagg.Config{Now: func() time.Time { return now }})
+	st := redisagg.New(rdb, cat, redisagg.Config{Now: func() time.Time { return now }, RowFiles: files})
 	return &fixture{st: st, now: now}, rdb
 }
 
@@ -122,9 +123,19 @@ func (f *fixture) check(t *testing.T, e *Engine) {
 // TestAnswerFollowsAppends: the engine answers from the rows the apply
 // script appended, exactly as Execute over the same rows, reads only the
 // bytes appended since the last query, and a redelivered commit changes
-// nothing.
+// nothing; with the rows in Redis, and in files (the embedded mode).
 func TestAnswerFollowsAppends(t *testing.T) {
-	f, _ := newFixture(t)
+	dir, err := rowdir.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, files := range map[string]redisagg.RowFiles{"redis": nil, "files": dir} {
+		t.Run(name, func(t *testing.T) { followAppends(t, files) })
+	}
+}
+
+func followAppends(t *testing.T, files redisagg.RowFiles) {
+	f, _ := newFixture(t, files)
 	rng := rand.New(rand.NewPCG(1, 2))
 	cs := &countingStore{Store: f.st}
 	e := New(cs, Config{Now: func() time.Time { return f.now }})
