@@ -33,8 +33,23 @@ const (
 // /v1/stats against the ground truth the test computes from what it sent
 // (statstruth_test.go): counts, sums and visitors exact. It then replays
 // everything into a new namespace, promotes it, and checks that every
-// query answers the same.
+// query answers the same. It runs with a real redis-server (the
+// aggregator resumes from the positions committed with the rows) and on
+// the embedded defaults (the rows are rebuilt from the stream at each
+// start).
 func TestStatsAPI(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		redis func(t *testing.T) string
+	}{
+		{"redis-server", func(t *testing.T) string { return redistest.Start(t).URL() }},
+		{"embedded", func(*testing.T) string { return "embedded" }},
+	} {
+		t.Run(tc.name, func(t *testing.T) { runStatsAPI(t, tc.redis(t)) })
+	}
+}
+
+func runStatsAPI(t *testing.T, redisURL string) {
 	began := time.Now()
 	now := began
 	dsts := []dstChange{lastDSTChange("Europe/Berlin", now), lastDSTChange("America/New_York", now)}
@@ -49,10 +64,9 @@ func TestStatsAPI(t *testing.T) {
 	if err := os.WriteFile(cfgPath, []byte(statsMetricsConfig(retentionDays)), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	rs := redistest.Start(t)
-	s := newServer(t, "--redis", rs.URL(), "--metrics-config", cfgPath, "--allowed-lateness", lateness.String(),
+	s := newServer(t, "--redis", redisURL, "--metrics-config", cfgPath, "--allowed-lateness", lateness.String(),
 		"--rate-ip", "-1", "--rate-site", "-1")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	t.Logf("seed %d; DST changes %v; --allowed-lateness %v; rows kept %dd", statsSeed, dsts, lateness, retentionDays)
 

@@ -260,7 +260,7 @@ func genStatsQueries(r *rand.Rand, n int, cfg statsGenConfig) []statsQuery {
 }
 
 var (
-	statsTimeDims  = []string{"time:hour", "time:day"}
+	statsTimeDims  = []string{"time:hour", "time:day", "time"}
 	statsOtherDims = []string{"event:page", "event:hostname", "event:goal", "event:props:plan", "visit:referrer", "visit:device"}
 )
 
@@ -383,15 +383,15 @@ func genLeaf(r *rand.Rand, dims []string) statsFilter {
 func genRange(r *rand.Rand, now time.Time, zone string) any {
 	loc := mustZone(zone)
 	day := func(back int) string { return now.In(loc).AddDate(0, 0, -back).Format(time.DateOnly) }
-	switch r.IntN(9) {
+	switch r.IntN(10) {
 	case 0:
-		return "day"
+		return []string{"day", "realtime"}[r.IntN(2)]
 	case 1:
 		return "7d"
 	case 2:
 		return "24h"
 	case 3:
-		return "28d"
+		return []string{"28d", "30d", "month"}[r.IntN(3)]
 	case 4, 5:
 		last := r.IntN(3)
 		return [2]string{day(last + r.IntN(2)), day(last)}
@@ -479,7 +479,7 @@ func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 	from, to := resolveRange(q.Range, now, loc)
 	// Ranges compare in whole ms, as event times are.
 	lo, hi := from.UnixMilli(), to.UnixMilli()
-	tr := newTruthTable(q, loc)
+	tr := newTruthTable(q, loc, autoGrain(from, to))
 	for _, e := range events {
 		if e.Site != q.Site || statsUAs[e.UA].Bot || e.Goal == "engagement" || e.TS < lo || e.TS >= hi {
 			continue
@@ -495,7 +495,7 @@ func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 		a.Meta.TotalRows = &n
 	}
 	if q.TimeLabels {
-		a.Meta.TimeLabels = timeLabels(q, from, to, loc)
+		a.Meta.TimeLabels = timeLabels(tr.timeDim(), from, to, loc)
 	}
 	limit := q.Limit
 	if limit == 0 {
@@ -526,8 +526,15 @@ func resolveRange(rg any, now time.Time, loc *time.Location) (time.Time, time.Ti
 			return lastDays(7)
 		case "28d":
 			return lastDays(28)
+		case "30d": // Plausible's: today and the 30 days before
+			return lastDays(31)
+		case "month":
+			first := today.AddDate(0, 0, 1-today.Day())
+			return first, midnight(first.AddDate(0, 1, 0))
 		case "24h":
 			return now.Add(-24 * time.Hour), now
+		case "realtime":
+			return now.Add(-30 * time.Minute), now
 		}
 	case [2]string:
 		if d0, err := time.ParseInLocation(time.DateOnly, v[0], loc); err == nil {
@@ -648,6 +655,7 @@ func matchFilter(f statsFilter, x facts) bool {
 type truthTable struct {
 	q      statsQuery
 	loc    *time.Location
+	grain  string // what the plain time dimension is over this range
 	groups map[string]*truthGroup
 	// base holds, by the labels other than event:goal, the visitors of
 	// the events that pass the filters other than the goal filters: what
@@ -662,8 +670,31 @@ type truthGroup struct {
 	cents, priced     int64
 }
 
-func newTruthTable(q statsQuery, loc *time.Location) *truthTable {
-	return &truthTable{q: q, loc: loc, groups: map[string]*truthGroup{}, base: map[string]map[string]bool{}}
+func newTruthTable(q statsQuery, loc *time.Location, grain string) *truthTable {
+	return &truthTable{q: q, loc: loc, grain: grain, groups: map[string]*truthGroup{}, base: map[string]map[string]bool{}}
+}
+
+// autoGrain is the grain of the plain time dimension over [from, to),
+// Plausible's rule: hours up to 48 whole hours, days up to 40 whole days
+// (the longest range drawn is a month).
+func autoGrain(from, to time.Time) string {
+	span := to.Add(-time.Second).Sub(from)
+	switch {
+	case span < 49*time.Hour:
+		return "time:hour"
+	case span < 41*24*time.Hour:
+		return "time:day"
+	}
+	panic(fmt.Sprintf("no truth for the plain time dimension over %v", span))
+}
+
+// timeDim is the query's time dimension with the plain one resolved.
+func (t *truthTable) timeDim() string {
+	d := t.q.Dims[slices.IndexFunc(t.q.Dims, isTimeDim)]
+	if d == "time" {
+		return t.grain
+	}
+	return d
 }
 
 func (t *truthTable) add(x facts) {
@@ -677,6 +708,9 @@ func (t *truthTable) add(x facts) {
 	}
 	var labels, baseKey []string
 	for _, d := range t.q.Dims {
+		if d == "time" {
+			d = t.grain
+		}
 		l := x.label(d, t.loc)
 		labels = append(labels, l)
 		if d != "event:goal" {
@@ -817,8 +851,7 @@ func compareValues(a, b any) int {
 // timeLabels are the labels of every bucket of [from, to): every zone's
 // hour and day start on a quarter hour of UTC, so the buckets are those of
 // from and of the quarter hours after it.
-func timeLabels(q statsQuery, from, to time.Time, loc *time.Location) []string {
-	dim := q.Dims[slices.IndexFunc(q.Dims, isTimeDim)]
+func timeLabels(dim string, from, to time.Time, loc *time.Location) []string {
 	seen := map[string]bool{}
 	var out []string
 	for t := from; t.Before(to); t = t.Truncate(15 * time.Minute).Add(15 * time.Minute) {
