@@ -70,7 +70,7 @@ func runStatsAPI(t *testing.T, redisURL string) {
 	defer cancel()
 	t.Logf("seed %d; DST changes %v; --allowed-lateness %v; rows kept %dd", statsSeed, dsts, lateness, retentionDays)
 
-	led := sendStatsTraffic(ctx, t, s, now, dsts)
+	led := sendStatsTraffic(ctx, t, s, statsTraffic{now: now, lateness: lateness, dsts: dsts})
 	events := led.events()
 	waitStatsCounted(ctx, t, s, events)
 
@@ -153,17 +153,19 @@ const (
 // thirds of the events), restarts it, and resends events that were
 // acknowledged before the kill; requests the kill left unanswered are
 // resent by server.post.
-func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, now time.Time, dsts []dstChange) *statsLedger {
+func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, tr statsTraffic) *statsLedger {
 	t.Helper()
 	led := &statsLedger{seen: map[string]bool{}}
-	busy := []time.Time{now.Add(-3 * time.Hour).Truncate(time.Hour), now.Add(-20 * time.Hour).Truncate(time.Hour), now.Add(-40 * time.Hour).Truncate(time.Hour)}
+	for _, back := range []time.Duration{3, 20, 40} {
+		tr.busy = append(tr.busy, tr.now.Add(-back*time.Hour).Truncate(time.Hour))
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, statsWorkers)
 	for w := range statsWorkers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := statsWorker(ctx, s, led, rand.New(rand.NewPCG(statsSeed, uint64(w))), w, now, busy, dsts); err != nil {
+			if err := statsWorker(ctx, s, led, rand.New(rand.NewPCG(statsSeed, uint64(w))), w, tr); err != nil {
 				errs <- err
 			}
 		}()
@@ -196,7 +198,7 @@ func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, now time.Tim
 // statsWorker sends statsPerWorker events in requests of 1-40 events of
 // one User-Agent; a tenth of the events are retries of events it had
 // acknowledged (same id and content, in a later request).
-func statsWorker(ctx context.Context, s *server, led *statsLedger, r *rand.Rand, w int, now time.Time, busy []time.Time, dsts []dstChange) error {
+func statsWorker(ctx context.Context, s *server, led *statsLedger, r *rand.Rand, w int, tr statsTraffic) error {
 	var acked []statsEvent
 	seq := 0
 	for left := statsPerWorker; left > 0; {
@@ -216,7 +218,7 @@ func statsWorker(ctx context.Context, s *server, led *statsLedger, r *rand.Rand,
 			if r.IntN(10) == 0 {
 				site = statsNoise
 			}
-			evs = append(evs, genStatsEvent(r, w*1_000_000+seq, site, statsTS(r, now, busy, dsts), ua))
+			evs = append(evs, tr.event(r, w*1_000_000+seq, site, ua))
 		}
 		if err := postStatsEvents(ctx, s, led, evs); err != nil {
 			return err
@@ -227,17 +229,34 @@ func statsWorker(ctx context.Context, s *server, led *statsLedger, r *rand.Rand,
 	return nil
 }
 
-// statsTS draws an event time: mostly over the last 47 hours, some in a
-// few busy hours, some within a day of a DST change.
-func statsTS(r *rand.Rand, now time.Time, busy []time.Time, dsts []dstChange) int64 {
-	switch k := r.IntN(20); {
-	case k < 2:
-		c := dsts[r.IntN(len(dsts))]
-		return c.At.Add(time.Duration(r.Int64N(int64(52*time.Hour))) - 26*time.Hour).UnixMilli()
-	case k < 5:
-		return busy[r.IntN(len(busy))].Add(time.Duration(r.Int64N(int64(time.Hour)))).UnixMilli()
+// statsTraffic is when the events of the test happen.
+type statsTraffic struct {
+	now      time.Time
+	lateness time.Duration // the server's --allowed-lateness
+	dsts     []dstChange
+	busy     []time.Time // hours that get more events
+}
+
+// event draws an event: its time mostly over the last 47 hours, some in
+// the busy hours, some within a day of a DST change, and a few older than
+// the allowed lateness.
+func (tr statsTraffic) event(r *rand.Rand, seq int, site string, ua int) statsEvent {
+	var ts time.Time
+	k := r.IntN(200)
+	switch {
+	case k < 20:
+		c := tr.dsts[r.IntN(len(tr.dsts))]
+		ts = c.At.Add(time.Duration(r.Int64N(int64(52*time.Hour))) - 26*time.Hour)
+	case k < 50:
+		ts = tr.busy[r.IntN(len(tr.busy))].Add(time.Duration(r.Int64N(int64(time.Hour))))
+	case k == 50:
+		ts = tr.now.Add(-tr.lateness - time.Hour - time.Duration(r.Int64N(int64(48*time.Hour))))
+	default:
+		ts = tr.now.Add(-time.Minute - time.Duration(r.Int64N(int64(47*time.Hour))))
 	}
-	return now.Add(-time.Minute - time.Duration(r.Int64N(int64(47*time.Hour)))).UnixMilli()
+	e := genStatsEvent(r, seq, site, ts.UnixMilli(), ua)
+	e.TooLate = k == 50
+	return e
 }
 
 // postStatsEvents posts evs (grouped by User-Agent, one request each) and
@@ -268,7 +287,7 @@ func postStatsEvents(ctx context.Context, s *server, led *statsLedger, evs []sta
 func countedRows(events []statsEvent, site string) int {
 	n := 0
 	for _, e := range events {
-		if e.Site == site && !statsUAs[e.UA].Bot && e.Goal != "engagement" {
+		if e.Site == site && statsCounted(e) {
 			n++
 		}
 	}

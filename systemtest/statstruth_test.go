@@ -29,6 +29,9 @@ type statsEvent struct {
 	TS                            int64
 	UA                            int // index in statsUAs
 	Props                         map[string]any
+	// TooLate is an event whose ts is older than the server's allowed
+	// lateness when sent: accepted, and counted nowhere. Not sent.
+	TooLate bool
 }
 
 // statsUA is a User-Agent whose device class the server derives is known.
@@ -66,11 +69,13 @@ func genStatsEvent(r *rand.Rand, seq int, site string, ts int64, ua int) statsEv
 		URL: statsHosts[r.IntN(len(statsHosts))] + statsPaths[r.IntN(len(statsPaths))],
 		Ref: statsRefs[r.IntN(len(statsRefs))], TS: ts, UA: ua,
 	}
-	switch r.IntN(4) {
-	case 0:
+	switch r.IntN(30) {
+	case 0, 1, 2, 3, 4, 5, 6:
 		e.URL += "?utm_source=x"
-	case 1:
+	case 7, 8, 9, 10, 11:
 		e.URL += "#section"
+	case 12:
+		e.URL = "" // a server-side event: no page, no hostname
 	}
 	if r.IntN(7) > 0 { // some events have no visitor id
 		e.UID = "v" + strconv.Itoa(r.IntN(400))
@@ -85,6 +90,9 @@ func genStatsEvent(r *rand.Rand, seq int, site string, ts int64, ua int) statsEv
 	switch p := r.IntN(20); {
 	case e.Goal == "purchase" && p < 16, p < 3:
 		props["price"] = float64(1+r.IntN(99_999)) / 100 // cents, exact in a float64 round trip
+		if r.IntN(15) == 0 {
+			props["price"] = -props["price"].(float64) // a refund
+		}
 	case p == 19:
 		props["price"] = "9.99" // a string: not a number, in no sum
 	}
@@ -98,7 +106,10 @@ func genStatsEvent(r *rand.Rand, seq int, site string, ts int64, ua int) statsEv
 }
 
 func (e statsEvent) json() []byte {
-	m := map[string]any{"id": e.ID, "site": e.Site, "type": e.Goal, "ts": e.TS, "url": e.URL}
+	m := map[string]any{"id": e.ID, "site": e.Site, "type": e.Goal, "ts": e.TS}
+	if e.URL != "" {
+		m["url"] = e.URL
+	}
 	if e.Ref != "" {
 		m["ref"] = e.Ref
 	}
@@ -471,8 +482,8 @@ func mustZone(name string) *time.Location {
 }
 
 // statsTruth is the answer q must have over events, the events the server
-// accepted, each id once, asked at now. It counts every event but bots'
-// and engagement events; visitors are distinct uids (an event without one
+// accepted, each id once, asked at now. It counts every event but bots',
+// engagement events and those too late; visitors are distinct uids (an event without one
 // is nobody's); sums and averages are over the prop's numbers only.
 func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 	loc := mustZone(q.TZ)
@@ -481,7 +492,7 @@ func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 	lo, hi := from.UnixMilli(), to.UnixMilli()
 	tr := newTruthTable(q, loc, autoGrain(from, to))
 	for _, e := range events {
-		if e.Site != q.Site || statsUAs[e.UA].Bot || e.Goal == "engagement" || e.TS < lo || e.TS >= hi {
+		if e.Site != q.Site || !statsCounted(e) || e.TS < lo || e.TS >= hi {
 			continue
 		}
 		tr.add(deriveFacts(e))
@@ -504,6 +515,12 @@ func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 	lo2 := min(q.Offset, len(rows))
 	a.Results = rows[lo2:min(lo2+limit, len(rows))]
 	return a
+}
+
+// statsCounted reports whether the Stats API counts e: not a bot's, not an
+// engagement event, not too late.
+func statsCounted(e statsEvent) bool {
+	return !statsUAs[e.UA].Bot && e.Goal != "engagement" && !e.TooLate
 }
 
 // resolveRange is the instants [from, to) of a date range at now in loc:
@@ -564,7 +581,7 @@ func deriveFacts(e statsEvent) facts {
 		panic(err)
 	}
 	f.page, f.host = u.EscapedPath(), strings.ToLower(u.Hostname())
-	if f.page == "" {
+	if f.page == "" && e.URL != "" {
 		f.page = "/"
 	}
 	if e.Ref != "" {
