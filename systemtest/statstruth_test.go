@@ -76,6 +76,10 @@ func genStatsEvent(r *rand.Rand, seq int, site string, ts int64, ua int) statsEv
 		e.URL += "#section"
 	case 12:
 		e.URL = "" // a server-side event: no page, no hostname
+	case 13:
+		e.URL = "/login?next=https://other.example/x" // relative: a page, no hostname
+	case 14:
+		e.URL = strings.TrimPrefix(e.URL, "https:") // scheme-relative ("http:" stays)
 	}
 	if r.IntN(7) > 0 { // some events have no visitor id
 		e.UID = "v" + strconv.Itoa(r.IntN(400))
