@@ -140,3 +140,29 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestHostname: the host of the page's URL, as ingest reads the URL for
+// the page (event:page and event:hostname name the same page).
+func TestHostname(t *testing.T) {
+	tests := []struct{ url, want string }{
+		{"https://Shop.Example:8443/pricing?x=1", "shop.example"},
+		{"http://user:pw@blog.example/a", "blog.example"},
+		{"HTTPS://Shop.Example", "shop.example"},
+		{"https://shop.example?q=1", "shop.example"},
+		{"https://shop.example#top", "shop.example"},
+		{"https://[::1]:8080/", "[::1]"},
+		{"android-app://com.slack/", "com.slack"},
+		{"//Shop.Example/x", "shop.example"}, // scheme-relative: ingest's page is /x
+		{"/login?next=https://other.example/x", ""},
+		{"shop.example/y?u=http://other.example", ""},
+		{"/a#https://other.example", ""},
+		{"1http://other.example/", ""}, // not a scheme: it starts with a digit
+		{"mailto:a@b.example", ""},
+		{"", ""},
+	}
+	for _, tt := range tests {
+		if got := Hostname(tt.url); got != tt.want {
+			t.Errorf("Hostname(%q) = %q, want %q", tt.url, got, tt.want)
+		}
+	}
+}

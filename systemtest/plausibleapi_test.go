@@ -3,6 +3,7 @@ package systemtest
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -26,7 +27,8 @@ import (
 // official tracker (npm @plausible-analytics/tracker, installed by
 // web/build.sh) in headless Chromium, and checks that Pulse counts each
 // exactly: by the names Plausible's goals use, one event per site of a
-// domain list, and engagement events in no built-in metric.
+// domain list, and engagement events in no built-in metric; and that the
+// Stats API (POST /v1/stats) counts them by event:goal.
 func TestPlausibleAPI(t *testing.T) {
 	s := newServer(t)
 	t.Run("by hand", func(t *testing.T) { testPlausibleByHand(t, s) })
@@ -93,6 +95,44 @@ func testPlausibleByHand(t *testing.T, s *server) {
 	wantTop(t, ctx, s, "plapi", "events", "type", map[string]int64{
 		"pageview": 3, "Signup": 1, "Outbound Link: Click": 1, "Purchase": 1, "404": 1,
 	})
+	wantGoals(t, ctx, s, "plapi", map[string]int64{
+		"pageview": 3, "Signup": 1, "Outbound Link: Click": 1, "Purchase": 1, "404": 1,
+	})
+	wantGoals(t, ctx, s, "plapi2", map[string]int64{"Signup": 1})
+}
+
+// wantGoals waits until the Stats API's events of site by event:goal
+// over the last hours equal want exactly (every goal, nothing else), or
+// fails.
+func wantGoals(t *testing.T, ctx context.Context, s *server, site string, want map[string]int64) {
+	t.Helper()
+	now := time.Now()
+	body := fmt.Sprintf(`{"site_id":%q,"metrics":["events"],"dimensions":["event:goal"],"date_range":[%q,%q]}`,
+		site, now.Add(-2*time.Hour).UTC().Format(time.RFC3339), now.Add(time.Hour).UTC().Format(time.RFC3339))
+	var got map[string]int64
+	for {
+		code, b, err := s.postStats(ctx, []byte(body))
+		if err != nil || code != 200 {
+			t.Fatalf("stats of %s by event:goal: %d %s %v", site, code, b, err)
+		}
+		var a statsAnswer
+		if err := json.Unmarshal(b, &a); err != nil {
+			t.Fatalf("decode %s: %v", b, err)
+		}
+		got = map[string]int64{}
+		for _, r := range a.Results {
+			n, _ := r.Metrics[0].(float64)
+			got[r.Dimensions[0]] = int64(n)
+		}
+		if reflect.DeepEqual(got, want) {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("Stats API events of %s by event:goal: %v, want %v", site, got, want)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // wantCounts waits until metric of site, grouped by dim over the last
@@ -212,6 +252,7 @@ func testPlausibleTracker(t *testing.T, s *server) {
 	wantCounts(t, ctx, s, "pltracker", "events", "type", map[string]int64{"pageview": 1, "Signup": clicks})
 	wantCounts(t, ctx, s, "pltracker", "pageviews", "path", map[string]int64{"/shop": 1})
 	wantCounts(t, ctx, s, "pltracker", "pageviews", "device", map[string]int64{"desktop": 1})
+	wantGoals(t, ctx, s, "pltracker", map[string]int64{"pageview": 1, "Signup": clicks})
 }
 
 // poll waits until expr is true in the page.
