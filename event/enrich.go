@@ -33,7 +33,7 @@ func enrich(e *Event, rt int64, device string, bot bool) {
 	if e.URL != "" {
 		e.Path = urlPath(e.URL)
 	}
-	e.RefHost = urlHost(e.Ref)
+	e.RefHost = URLHost(e.Ref)
 	e.Device, e.Bot = device, bot
 }
 
@@ -68,9 +68,11 @@ func urlPath(u string) string {
 	return u
 }
 
-// urlHost returns the host of an absolute or scheme-relative URL, lower
-// case, without user info and port; "" when there is none.
-func urlHost(u string) string {
+// URLHost returns the host of an absolute or scheme-relative URL, lower
+// case, without user info and port; "" when there is none. It reads a URL
+// as ingest reads the page and referrer, so every host Pulse derives (the
+// Stats API's event:hostname too) follows one rule.
+func URLHost(u string) string {
 	if i := schemeEnd(u); i >= 0 {
 		u = u[i:]
 	}

@@ -19,7 +19,6 @@ import (
 	"hash/fnv"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/metric"
@@ -81,49 +80,9 @@ func FromEvent(e *event.Event, ts int64) stats.Row {
 	return r
 }
 
-// Hostname is the host of a page URL, lower-cased, without port or user
-// info; "" when the URL has none. It is a few string cuts rather than
-// url.Parse: it runs once per event in the aggregator. The host is the
-// one ingest takes the page from: of an absolute URL (RFC 3986 scheme)
-// or a scheme-relative one ("//host/path"), never of a "://" later in a
-// relative URL ("/login?next=https://other.example/").
-func Hostname(u string) string {
-	rest, ok := authority(u)
-	if !ok {
-		return ""
-	}
-	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
-		rest = rest[:i]
-	}
-	if i := strings.LastIndexByte(rest, '@'); i >= 0 {
-		rest = rest[i+1:]
-	}
-	if strings.HasPrefix(rest, "[") { // IPv6 literal
-		if i := strings.IndexByte(rest, ']'); i >= 0 {
-			return strings.ToLower(rest[:i+1])
-		}
-	}
-	if i := strings.IndexByte(rest, ':'); i >= 0 {
-		rest = rest[:i]
-	}
-	return strings.ToLower(rest)
-}
-
-// authority returns u from its host on ("//" and the scheme before it
-// cut), when u is absolute or scheme-relative.
-func authority(u string) (string, bool) {
-	for i := 0; i < len(u); i++ {
-		c := u[i]
-		if 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || i > 0 && ('0' <= c && c <= '9' || c == '+' || c == '-' || c == '.') {
-			continue
-		}
-		if i > 0 && c == ':' {
-			u = u[i+1:]
-		}
-		break
-	}
-	return strings.CutPrefix(u, "//")
-}
+// Hostname is the host of a page URL as ingest reads it (event.URLHost):
+// lower case, without port or user info, "" for a relative URL.
+func Hostname(u string) string { return event.URLHost(u) }
 
 // VisitorHash is the 64-bit visitor of a uid: FNV-1a, stable across
 // processes and versions so that a replay builds the same rows; 0 (no
