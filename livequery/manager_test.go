@@ -372,8 +372,8 @@ func TestLiveRerange(t *testing.T) {
 func TestLiveRefuses(t *testing.T) {
 	e := newEnv(t, Config{})
 	for body, part := range map[string]string{
-		`{"site_id":"shop","metrics":["nope"],"date_range":"day"}`:   "metrics[0]",
-		`{"site_id":"shop","metrics":["visits"],"date_range":"day"}`: "metrics[0]",
+		`{"site_id":"shop","metrics":["nope"],"date_range":"day"}`:    "metrics[0]",
+		`{"site_id":"shop","metrics":["visits"],"date_range":"day"}`:  "metrics[0]",
 		`{"site_id":"shop","metrics":["events"],"date_range":"12mo"}`: "date_range",
 	} {
 		_, err := e.m.Subscribe(context.Background(), []byte(body), -1, false, func(string, []byte) {})
