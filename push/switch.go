@@ -35,6 +35,9 @@ func (h *Hub) Switch(ctx context.Context, cat *metric.Catalog, swap func()) erro
 		if cat != nil {
 			h.catalog.Store(cat)
 		}
+		if h.cfg.Live != nil {
+			h.cfg.Live.Switched()
+		}
 		for _, f := range h.feeds {
 			for _, t := range f.topics {
 				detachTopic(t) // snapshots in flight may be the old namespace's
