@@ -52,6 +52,9 @@ type computation struct {
 	query  []byte
 	snap   []byte // the snapshot of seq, without its closing brace; nil: not encoded yet
 	hist   []delta
+
+	counted time.Time     // when the last count of the whole range ended
+	cost    time.Duration // what it took
 }
 
 func newComputation(m *Manager, key, site string, body []byte, relative bool, cancel context.CancelFunc) *computation {
@@ -105,8 +108,8 @@ func (c *computation) run(ctx context.Context) {
 	defer wait.Stop()
 	waiting := false
 	var last time.Time
-	refresh := func() {
-		c.refresh(ctx)
+	refresh := func(tick bool) {
+		c.refresh(ctx, tick)
 		last = time.Now()
 	}
 	for {
@@ -122,14 +125,14 @@ func (c *computation) run(ctx context.Context) {
 				waiting = true
 				continue
 			}
-			refresh()
+			refresh(false)
 		case <-wait.C:
 			waiting = false
-			refresh()
+			refresh(false)
 		case <-tick.C:
-			refresh()
+			refresh(true)
 		case <-c.reset:
-			refresh()
+			refresh(true)
 		}
 	}
 }
@@ -137,10 +140,18 @@ func (c *computation) run(ctx context.Context) {
 // refresh brings the answer up to date and sends the change: the new
 // rows of each hour, or a rebuild when the range moved, a row string
 // began again or the namespace changed.
-func (c *computation) refresh(ctx context.Context) {
+//
+// A range that ends at now ("realtime", "24h") moves at every refresh,
+// and a moved range is counted anew, since rows cannot be taken out of
+// an execution. On the tick it always is; on a row signal only while
+// recounting costs at most a tenth of the time since the last count, so
+// a short range follows its rows within Debounce and a long one costs a
+// bounded share of a core (its newest rows, past the end it was resolved
+// with, then wait for the tick).
+func (c *computation) refresh(ctx context.Context, tick bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.built {
+	if !c.built || c.failed && !tick {
 		return
 	}
 	now := c.m.cfg.Now()
@@ -172,8 +183,12 @@ func (c *computation) refresh(ctx context.Context) {
 		}
 		q = nq
 	}
+	moved := q.Range != c.q.Range
+	if moved && !tick && time.Since(c.counted) < max(c.m.cfg.Debounce, 10*c.cost) {
+		moved = false
+	}
 	var err error
-	if q.Range != c.q.Range || c.failed {
+	if moved || c.failed {
 		err = c.rebuild(rctx, eng, q, now)
 	} else {
 		err = c.feed(rctx, now)
@@ -269,6 +284,7 @@ func (c *computation) build(ctx context.Context, eng Engine, now time.Time) erro
 
 // count makes a new execution of c.q over every row of its range.
 func (c *computation) count(ctx context.Context, eng Engine, now time.Time) error {
+	start := time.Now()
 	x, err := stats.NewExecution(c.q)
 	if err != nil {
 		return err
@@ -290,6 +306,8 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 		}
 	}
 	c.eng, c.x, c.fed = eng, x, fed
+	c.counted = time.Now()
+	c.cost = c.counted.Sub(start)
 	return nil
 }
 
