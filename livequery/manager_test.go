@@ -410,3 +410,19 @@ func TestLiveSwitch(t *testing.T) {
 	e.apply(e.row(4, "pageview", "/newer", "mobile", 3))
 	e.settle(c, body)
 }
+
+// TestLiveLimit: past MaxComputations distinct queries a new one is
+// refused; a query already running still takes subscribers.
+func TestLiveLimit(t *testing.T) {
+	e := newEnv(t, Config{MaxComputations: 2})
+	a, b := e.explicit(`,"dimensions":["event:page"]`), e.explicit(`,"dimensions":["visit:device"]`)
+	e.subscribe(a, -1)
+	e.subscribe(b, -1)
+	if _, err := e.m.Subscribe(context.Background(), []byte(e.explicit(``)), -1, false, func(string, []byte) {}); err != ErrLimit {
+		t.Fatalf("a third distinct query: error %v, want ErrLimit", err)
+	}
+	e.subscribe(a, -1)
+	if n := e.m.Computations(); n != 2 {
+		t.Errorf("%d computations, want 2", n)
+	}
+}
