@@ -37,10 +37,11 @@ type liveQueryMsg struct {
 // liveFold is what a client of a live query holds: the snapshot with
 // every delta applied in order (upsert by dimensions, delete removed).
 type liveFold struct {
-	seq    int64
-	rows   map[string]string // dimensions JSON -> metrics JSON
-	meta   string
-	deltas int
+	seq       int64
+	rows      map[string]string // dimensions JSON -> metrics JSON
+	meta      string
+	snapshots int
+	deltas    int
 }
 
 func (f *liveFold) apply(t *testing.T, m liveQueryMsg) {
@@ -48,6 +49,7 @@ func (f *liveFold) apply(t *testing.T, m liveQueryMsg) {
 	switch m.Op {
 	case "snapshot":
 		f.rows = map[string]string{}
+		f.snapshots++
 	case "delta":
 		if f.rows == nil || m.From != f.seq+1 {
 			t.Fatalf("delta from %d after seq %d: a gap", m.From, f.seq)
@@ -161,28 +163,7 @@ func TestLiveStats(t *testing.T) {
 	refused(ctx, t, s)
 	outOfScope(ctx, t, s, queries["q1"])
 
-	uas := []string{
-		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
-		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
-	}
-	types := []string{"pageview", "pageview", "signup", "click"}
-	sent := 0
-	for burst := range 6 {
-		for u, ua := range uas {
-			var lines []string
-			for i := range 30 {
-				n := burst*1000 + u*100 + i
-				lines = append(lines, fmt.Sprintf(`{"id":"ls-%d","site":"livestats","type":%q,"url":"https://shop.test/p%d","uid":"v%d"}`,
-					n, types[i%len(types)], i%5, n%17))
-			}
-			code, res, err := s.post(ctx, []byte(strings.Join(lines, "\n")), ua)
-			if err != nil || code != http.StatusAccepted || res.Accepted != len(lines) {
-				t.Fatalf("collect: %d %+v %v", code, res, err)
-			}
-			sent += len(lines)
-		}
-		time.Sleep(150 * time.Millisecond) // bursts apart: several deltas
-	}
+	sent := sendLiveBursts(ctx, t, s, 0, 6)
 
 	conns := []struct {
 		msgs  <-chan liveQueryMsg
@@ -197,6 +178,48 @@ func TestLiveStats(t *testing.T) {
 	if a, b := conns[0].folds["q1"].seq, conns[1].folds["q1"].seq; a != b {
 		t.Errorf("q1 ends at seq %d and %d on two connections: one shared computation numbers both", a, b)
 	}
+
+	// The first connection drops; its client reconnects with since while
+	// the second keeps the query running: it gets only the deltas it missed.
+	c1.CloseNow()
+	held := conns[0].folds["q1"]
+	sent += sendLiveBursts(ctx, t, s, 6, 2)
+	c3 := s.subscribe(ctx, t, fmt.Sprintf(`{"op":"subscribe","id":"q1","query":%s,"since":%d}`, queries["q1"], held.seq))
+	resumed := map[string]*liveFold{"q1": {seq: held.seq, rows: maps.Clone(held.rows), meta: held.meta}}
+	settleLive(ctx, t, s, liveReader(t, c3), resumed, "q1", queries["q1"], sent)
+	if f := resumed["q1"]; f.snapshots != 0 || f.deltas == 0 {
+		t.Errorf("resume by since: %d snapshots and %d deltas, want only deltas", f.snapshots, f.deltas)
+	}
+}
+
+// sendLiveBursts sends bursts of 60 events of the test's site, from two
+// user agents (two devices), apart enough for several deltas, and returns
+// how many it sent.
+func sendLiveBursts(ctx context.Context, t *testing.T, s *server, first, bursts int) int {
+	t.Helper()
+	uas := []string{
+		"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/120.0 Safari/537.36",
+		"Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.0 Mobile/15E148 Safari/604.1",
+	}
+	types := []string{"pageview", "pageview", "signup", "click"}
+	sent := 0
+	for burst := first; burst < first+bursts; burst++ {
+		for u, ua := range uas {
+			var lines []string
+			for i := range 30 {
+				n := burst*1000 + u*100 + i
+				lines = append(lines, fmt.Sprintf(`{"id":"ls-%d","site":"livestats","type":%q,"url":"https://shop.test/p%d","uid":"v%d"}`,
+					n, types[i%len(types)], (i+burst)%7, n%17))
+			}
+			code, res, err := s.post(ctx, []byte(strings.Join(lines, "\n")), ua)
+			if err != nil || code != http.StatusAccepted || res.Accepted != len(lines) {
+				t.Fatalf("collect: %d %+v %v", code, res, err)
+			}
+			sent += len(lines)
+		}
+		time.Sleep(150 * time.Millisecond)
+	}
+	return sent
 }
 
 // liveScopedToken is a read token of the site "other" alone.
