@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -36,6 +37,10 @@ type computation struct {
 	reset    chan struct{} // the namespace changed
 	refs     int           // under m.mu
 
+	grownMu  sync.Mutex
+	grownIn  map[int64]struct{} // hours signalled since the last refresh
+	grownAll bool               // a signal named no hours: read them all
+
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	built  bool
@@ -60,6 +65,39 @@ type computation struct {
 func newComputation(m *Manager, key, site string, body []byte, relative bool, cancel context.CancelFunc) *computation {
 	return &computation{m: m, key: key, site: site, body: body, relative: relative, cancel: cancel,
 		signal: make(chan struct{}, 1), reset: make(chan struct{}, 1), subs: map[*subscriber]struct{}{}}
+}
+
+// grew notes the hours a row signal named (nil: unknown), for the next
+// refresh to read only those.
+func (c *computation) grew(hours []int64) {
+	c.grownMu.Lock()
+	defer c.grownMu.Unlock()
+	if hours == nil {
+		c.grownAll = true
+		return
+	}
+	if c.grownIn == nil {
+		c.grownIn = map[int64]struct{}{}
+	}
+	for _, h := range hours {
+		c.grownIn[h] = struct{}{}
+	}
+}
+
+// takeGrown returns the hours signalled since the last call, nil when
+// every hour must be read.
+func (c *computation) takeGrown() map[int64]struct{} {
+	c.grownMu.Lock()
+	defer c.grownMu.Unlock()
+	g, all := c.grownIn, c.grownAll
+	c.grownIn, c.grownAll = nil, false
+	if all {
+		return nil
+	}
+	if g == nil {
+		g = map[int64]struct{}{}
+	}
+	return g
 }
 
 // attach adds s, building the computation if it is not yet, and sends s
@@ -151,6 +189,10 @@ func (c *computation) run(ctx context.Context) {
 func (c *computation) refresh(ctx context.Context, tick bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	grown := c.takeGrown()
+	if tick {
+		grown = nil // every hour: a signal may have been lost
+	}
 	if !c.built || c.failed && !tick {
 		return
 	}
@@ -191,7 +233,7 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 	if moved || c.failed {
 		err = c.rebuild(rctx, eng, q, now)
 	} else {
-		err = c.feed(rctx, now)
+		err = c.feed(rctx, now, grown)
 	}
 	if err != nil {
 		c.fail(err)
@@ -233,9 +275,16 @@ func (c *computation) rebuild(ctx context.Context, eng Engine, q stats.Query, no
 	return c.publish()
 }
 
-// feed counts the rows that arrived since the last refresh.
-func (c *computation) feed(ctx context.Context, now time.Time) error {
+// feed counts the rows that arrived since the last refresh in the hours
+// of grown (nil: every hour of the range).
+func (c *computation) feed(ctx context.Context, now time.Time, grown map[int64]struct{}) error {
 	hours := statsquery.Hours(c.q.Range.From, c.q.Range.To, now)
+	if grown != nil {
+		hours = slices.DeleteFunc(hours, func(h int64) bool { _, ok := grown[h]; return !ok })
+		if len(hours) == 0 {
+			return nil
+		}
+	}
 	rows, err := c.eng.HourRows(ctx, c.site, hours)
 	if err != nil {
 		return err

@@ -6,7 +6,8 @@
 // Identical queries share one computation: an open stats.Execution that
 // is fed only the rows it has not seen, per hour of its range, when the
 // apply script signals that a site's rows grew (one Redis subscription
-// per site, whatever the number of queries). A range relative to now
+// per site, whatever the number of queries; only the hours the signal
+// names are read, and every hour of the range on the Rerange tick). A range relative to now
 // ("day", "30m", ...) is resolved again on a timer and recomputed when it
 // moved. Each computation keeps a bounded history of its deltas, so a
 // client that reconnects resumes from the seq it had.
@@ -18,6 +19,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -157,7 +160,7 @@ func (m *Manager) Run(ctx context.Context) error {
 				done = true
 				break
 			}
-			m.signal(msg.Channel)
+			m.signal(msg.Channel, grownHours(msg.Payload))
 		}
 	}
 
@@ -174,8 +177,9 @@ func (m *Manager) Run(ctx context.Context) error {
 	return nil
 }
 
-// signal wakes the computations of the site whose channel announced rows.
-func (m *Manager) signal(channel string) {
+// signal wakes the computations of the site whose channel announced rows
+// in hours (nil: unknown hours).
+func (m *Manager) signal(channel string, hours []int64) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	w := m.sites[m.chans[channel]]
@@ -183,8 +187,24 @@ func (m *Manager) signal(channel string) {
 		return
 	}
 	for c := range w.comps {
+		c.grew(hours)
 		poke(c.signal)
 	}
+}
+
+// grownHours reads the hours of a row signal, "HOUR:LENGTH,HOUR:LENGTH"
+// (redisagg/apply.lua, applyRows); nil when it is not of that form.
+func grownHours(payload string) []int64 {
+	var out []int64
+	for part := range strings.SplitSeq(payload, ",") {
+		h, _, ok := strings.Cut(part, ":")
+		n, err := strconv.ParseInt(h, 10, 64)
+		if !ok || err != nil {
+			return nil
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 func poke(ch chan struct{}) {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -424,5 +425,24 @@ func TestLiveLimit(t *testing.T) {
 	e.subscribe(a, -1)
 	if n := e.m.Computations(); n != 2 {
 		t.Errorf("%d computations, want 2", n)
+	}
+}
+
+func TestGrownHours(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []int64
+	}{
+		{"1764115200000:120", []int64{1764115200000}},
+		{"1764115200000:120,1764118800000:7", []int64{1764115200000, 1764118800000}},
+		{"", nil},
+		{"x:1", nil},
+		{"1764115200000", nil},
+		{"1764115200000:1,", nil},
+	}
+	for _, tt := range tests {
+		if got := grownHours(tt.in); !slices.Equal(got, tt.want) || (got == nil) != (tt.want == nil) {
+			t.Errorf("grownHours(%q) = %v, want %v", tt.in, got, tt.want)
+		}
 	}
 }
