@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"sync"
@@ -333,6 +334,12 @@ func (c *computation) build(ctx context.Context, eng Engine, now time.Time) erro
 
 // count makes a new execution of c.q over every row of its range.
 func (c *computation) count(ctx context.Context, eng Engine, now time.Time) error {
+	select {
+	case c.m.counting <- struct{}{}:
+	case <-ctx.Done():
+		return fmt.Errorf("wait to count %s: %w", c.site, ctx.Err())
+	}
+	defer func() { <-c.m.counting }()
 	start := time.Now()
 	x, err := stats.NewExecution(c.q)
 	if err != nil {

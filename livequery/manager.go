@@ -115,6 +115,12 @@ type Manager struct {
 	// of the same query is never taken for one of the new one's.
 	lastSeq atomic.Int64
 
+	// counting is held by the one count of a whole range running: counts
+	// cost in rows, and a node holds up to MaxComputations queries whose
+	// ranges may move every Rerange, so they take one core at most; more
+	// queries than that core serves wait their turn, and lag.
+	counting chan struct{}
+
 	mu      sync.Mutex
 	ctx     context.Context // Run's; nil before Run
 	stopped bool
@@ -134,7 +140,7 @@ type siteWatch struct {
 
 // New returns a Manager.
 func New(cfg Config) *Manager {
-	return &Manager{cfg: cfg.withDefaults(), comps: map[string]*computation{},
+	return &Manager{cfg: cfg.withDefaults(), counting: make(chan struct{}, 1), comps: map[string]*computation{},
 		sites: map[string]*siteWatch{}, chans: map[string]string{}}
 }
 
