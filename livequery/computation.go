@@ -45,7 +45,7 @@ type computation struct {
 	mu     sync.Mutex
 	subs   map[*subscriber]struct{}
 	built  bool
-	failed bool // the rows passed stats.MaxGroups: subscribers were told; wait for the range to move
+	failed bool // the rows passed stats.MaxGroups: subscribers were told; counted again on the tick
 	eng    Engine
 	q      stats.Query
 	x      *stats.Execution
@@ -58,6 +58,8 @@ type computation struct {
 	query  []byte
 	snap   []byte // the snapshot of seq, without its closing brace; nil: not encoded yet
 	hist   []delta
+	// histBytes is the bytes of hist's bodies.
+	histBytes int
 
 	counted time.Time     // when the last count of the whole range ended
 	cost    time.Duration // what it took
@@ -207,7 +209,7 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 			c.fail(err)
 			return
 		}
-		c.hist = nil
+		c.hist, c.histBytes = nil, 0
 		c.advance()
 		for s := range c.subs {
 			s.send("snapshot", c.snapshot(true))
@@ -394,14 +396,26 @@ func (c *computation) publish() error {
 	}
 	c.advance()
 	body := c.encodeDelta(changed, removed, metaChanged, queryChanged)
-	c.hist = append(c.hist, delta{seq: c.seq, body: body})
-	if n := len(c.hist) - c.m.cfg.History; n > 0 {
-		c.hist = append(c.hist[:0:0], c.hist[n:]...)
-	}
+	c.remember(delta{seq: c.seq, body: body})
 	for s := range c.subs {
 		s.send("delta", body)
 	}
 	return nil
+}
+
+// remember adds d to the history, dropping the oldest deltas past
+// Config.History deltas or HistoryBytes bytes.
+func (c *computation) remember(d delta) {
+	c.hist = append(c.hist, d)
+	c.histBytes += len(d.body)
+	n := 0
+	for n < len(c.hist) && (len(c.hist)-n > c.m.cfg.History || c.histBytes > c.m.cfg.HistoryBytes) {
+		c.histBytes -= len(c.hist[n].body)
+		n++
+	}
+	if n > 0 {
+		c.hist = append(c.hist[:0:0], c.hist[n:]...)
+	}
 }
 
 // advance moves to the next seq.

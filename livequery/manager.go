@@ -62,8 +62,9 @@ type Config struct {
 	// reconnect is caught up (5s).
 	Rerange time.Duration
 	// History is the number of deltas each computation keeps for resumes
-	// (256).
-	History int
+	// (256), HistoryBytes the bytes of their bodies (1 MiB).
+	History      int
+	HistoryBytes int
 	// MaxComputations caps the distinct live queries of this node (256):
 	// each holds its execution, about 1 MiB per 100,000 rows of its range
 	// for a query of two dimensions (TestLiveCosts).
@@ -83,6 +84,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.History <= 0 {
 		c.History = 256
+	}
+	if c.HistoryBytes <= 0 {
+		c.HistoryBytes = 1 << 20
 	}
 	if c.MaxComputations <= 0 {
 		c.MaxComputations = 256

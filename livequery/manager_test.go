@@ -446,3 +446,23 @@ func TestGrownHours(t *testing.T) {
 		}
 	}
 }
+
+// TestLiveHistoryBytes: the history is bounded in bytes too; a resume
+// past what it holds gets a reset snapshot.
+func TestLiveHistoryBytes(t *testing.T) {
+	e := newEnv(t, Config{HistoryBytes: 1})
+	body := e.explicit(`,"dimensions":["event:page"]`)
+	first, _ := e.subscribe(body, -1)
+	start := first.seq
+	e.apply(e.row(10, "pageview", "/a", "desktop", 1))
+	e.settle(first, body)
+	c := &client{seq: start}
+	stop, err := e.m.Subscribe(context.Background(), []byte(body), start, false, c.send)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if c.resets != 1 || c.deltas != 0 {
+		t.Errorf("resume with a history of 1 byte: %d resets, %d deltas; want a reset snapshot", c.resets, c.deltas)
+	}
+}
