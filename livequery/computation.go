@@ -249,6 +249,7 @@ func (c *computation) fail(err error) {
 	var se *stats.Error
 	if !errors.As(err, &se) {
 		c.m.cfg.Logger.Warn("livequery: refresh", "site", c.site, "err", err)
+		c.grew(nil) // the hours taken for this refresh: the next reads them all
 		return
 	}
 	if c.failed {
