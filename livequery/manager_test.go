@@ -466,3 +466,23 @@ func TestLiveHistoryBytes(t *testing.T) {
 		t.Errorf("resume with a history of 1 byte: %d resets, %d deltas; want a reset snapshot", c.resets, c.deltas)
 	}
 }
+
+// TestLiveRestartedHour: an hour's row string that began again (expired,
+// or Redis lost it) is shorter than what was counted: the query is
+// counted anew, and the rows that went leave the answer.
+func TestLiveRestartedHour(t *testing.T) {
+	e := newEnv(t, Config{})
+	body := e.explicit(`,"dimensions":["event:page"]`)
+	e.apply(e.row(1, "pageview", "/a", "desktop", 1), e.row(1, "pageview", "/b", "desktop", 2), e.row(1, "pageview", "/c", "desktop", 3))
+	c, _ := e.subscribe(body, -1)
+	e.settle(c, body)
+	if err := e.rdb.FlushDB(context.Background()).Err(); err != nil {
+		t.Fatal(err)
+	}
+	e.seq = 0
+	e.apply(e.row(1, "pageview", "/d", "mobile", 4))
+	e.settle(c, body)
+	if got, _, _ := c.folded(); len(got) != 1 {
+		t.Errorf("after the hour began again: %v, want /d alone", got)
+	}
+}
