@@ -24,6 +24,7 @@ import (
 	"github.com/pulsehq/pulse/ingest"
 	"github.com/pulsehq/pulse/internal/embedredis"
 	"github.com/pulsehq/pulse/internal/outbound"
+	"github.com/pulsehq/pulse/livequery"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/push"
 	"github.com/pulsehq/pulse/query"
@@ -262,9 +263,19 @@ func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
 	return part{routes: func(r *gin.Engine) { h.Register(r.Group("/", n.limiter.Middleware())) }}, nil
 }
 
-// push is the WebSocket hub, fed by Redis from the current namespace.
+// push is the WebSocket hub, fed by Redis from the current namespace; its
+// live queries read the current namespace's fact rows.
 func (n *node) push(ns *control.Runtime, rdb redis.UniversalClient) part {
+	live := livequery.New(livequery.Config{
+		Redis: rdb,
+		Current: func() livequery.Namespace {
+			v := ns.Current()
+			return livequery.Namespace{Engine: v.Stats, Channel: v.Store.RowChannelOf}
+		},
+		Logger: n.log.With("role", "push", "part", "livequery"),
+	})
 	hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
+		Live:           live,
 		AllowedOrigins: n.cfg.AllowedOrigins,
 		Tokens:         n.tokens,
 		Catalog:        ns.Current().Catalog,

@@ -71,6 +71,9 @@ type Config struct {
 	// Now tells the time of the stall and message-rate clocks and of
 	// snapshot windows; nil means time.Now.
 	Now func() time.Time
+	// Live answers subscriptions of the live query form ("query": a Stats
+	// API body); nil refuses them with unavailable.
+	Live LiveQueries
 	// Logger: nil means no logging.
 	Logger *slog.Logger
 	// Registerer: nil means no metrics are registered.

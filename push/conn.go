@@ -69,6 +69,10 @@ type sub struct {
 
 	closed atomic.Bool // unsubscribed or replaced: its queued frames are skipped
 
+	// stopLive ends a live query's subscription (LiveQueries.Subscribe);
+	// nil for the site/metric form.
+	stopLive func()
+
 	resetPending bool // under c.q.mu
 
 	// Owned by the hub loop.

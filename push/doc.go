@@ -10,8 +10,15 @@
 //	{"op":"subscribe","id":"s1","site":"demo","metric":"pageviews","step":"10s",
 //	 "window":"15m","group_by":["path"],"since":42}
 //	{"op":"unsubscribe","id":"s1"}
+//	{"op":"subscribe","id":"q1","query":{...a POST /v1/stats body...},"since":42}
 //
-// and the server answers with
+// The last is a live query (Config.Live, livequery.Manager): it is
+// answered {"op":"snapshot","id":"q1","seq":N,"results":[..],"meta":{..},"query":{..}}
+// and then {"op":"delta","id":"q1","from":F,"seq":S,"results":[rows that
+// changed or are new],"removed":[[labels],..],"meta":{..} when it changed};
+// a query the Stats API refuses is bad_query with "part" naming where
+// (docs/api.md, "Live queries"). The rest of this comment is about the
+// site/metric form, whose server messages are
 //
 //	{"op":"snapshot","id":"s1","seq":N,"series":[...],"reset":true}
 //	{"op":"delta","id":"s1","from":F,"seq":S,"points":[{"labels":{..},"t":ts,"add":3,"value":57}]}

@@ -103,6 +103,9 @@ type errorMsg struct {
 	ID      string `json:"id,omitempty"`
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Part names the part of a live query's body that bad_query refuses,
+	// as POST /v1/stats's 400 does.
+	Part string `json:"part,omitempty"`
 }
 
 // Error codes of error messages.

@@ -133,6 +133,10 @@ func (h *Hub) activate(ctx context.Context, s *sub, seq int64, pre []byte) (bool
 
 // detach removes s from its topic, and the topic and feed when unused.
 func (h *Hub) detach(ctx context.Context, s *sub) {
+	if s.stopLive != nil {
+		s.stopLive()
+		return
+	}
 	_ = h.do(ctx, func(lis Listener) {
 		f := h.feeds[s.key.feedKey]
 		if f == nil {

@@ -71,6 +71,16 @@ func (h *Hub) Run(ctx context.Context) error {
 		close(h.done)
 		return err
 	}
+	var liveDone chan struct{}
+	if h.cfg.Live != nil {
+		liveDone = make(chan struct{})
+		go func() {
+			defer close(liveDone)
+			if err := h.cfg.Live.Run(ctx); err != nil {
+				h.cfg.Logger.Error("push: live queries", "err", err)
+			}
+		}()
+	}
 	h.mu.Lock()
 	h.running = true
 	h.mu.Unlock()
@@ -85,6 +95,9 @@ func (h *Hub) Run(ctx context.Context) error {
 	}
 	h.mu.Unlock()
 	h.connWG.Wait()
+	if liveDone != nil {
+		<-liveDone
+	}
 	if err := lis.Close(); err != nil {
 		h.cfg.Logger.Warn("push: close listener", "err", err)
 	}

@@ -30,6 +30,10 @@ type ClientMessage struct {
 	GroupBy  string        // subscribe: "" or the one dimension
 	Since    int64         // subscribe, when HasSince
 	HasSince bool
+	// Query is a live query's body (the body of POST /v1/stats), a JSON
+	// object; "" for the site/metric form. A string keeps the message
+	// comparable.
+	Query string
 }
 
 type wireClient struct {
@@ -42,6 +46,7 @@ type wireClient struct {
 	Window  *string          `json:"window"`
 	GroupBy *[]string        `json:"group_by"`
 	Since   *json.RawMessage `json:"since"`
+	Query   *json.RawMessage `json:"query"`
 }
 
 // ErrBadMessage marks a client message that DecodeClientMessage refused.
@@ -92,6 +97,9 @@ func DecodeClientMessage(b []byte) (ClientMessage, error) {
 		m.ID = id
 		return m, nil
 	case OpSubscribe:
+		if w.Query != nil {
+			return decodeLiveSubscribe(w)
+		}
 		if err := only(w, "id", "site", "metric", "step", "window", "group_by", "since"); err != nil {
 			return ClientMessage{}, err
 		}
@@ -125,18 +133,46 @@ func DecodeClientMessage(b []byte) (ClientMessage, error) {
 				return ClientMessage{}, bad(`"group_by" has %d dimensions, at most one is supported`, len(g))
 			}
 		}
-		if w.Since != nil {
-			s := string(*w.Since)
-			n, err := strconv.ParseInt(s, 10, 64)
-			if err != nil || n < 0 {
-				return ClientMessage{}, bad(`"since" must be a non-negative integer seq, got %.40s`, s)
-			}
-			m.Since, m.HasSince = n, true
+		if m.Since, m.HasSince, err = checkSince(w.Since); err != nil {
+			return ClientMessage{}, err
 		}
 		return m, nil
 	default:
 		return ClientMessage{}, bad(`unknown op %.40q (auth, subscribe or unsubscribe)`, m.Op)
 	}
+}
+
+// decodeLiveSubscribe decodes the live query form of subscribe: id,
+// query and since.
+func decodeLiveSubscribe(w wireClient) (ClientMessage, error) {
+	if err := only(w, "id", "query", "since"); err != nil {
+		return ClientMessage{}, err
+	}
+	m := ClientMessage{Op: OpSubscribe}
+	var err error
+	if m.ID, err = checkID(w.ID); err != nil {
+		return ClientMessage{}, err
+	}
+	if err := checkQuery(*w.Query); err != nil {
+		return ClientMessage{}, err
+	}
+	m.Query = string(*w.Query)
+	if m.Since, m.HasSince, err = checkSince(w.Since); err != nil {
+		return ClientMessage{}, err
+	}
+	return m, nil
+}
+
+func checkSince(p *json.RawMessage) (int64, bool, error) {
+	if p == nil {
+		return 0, false, nil
+	}
+	s := string(*p)
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, bad(`"since" must be a non-negative integer seq, got %.40s`, s)
+	}
+	return n, true, nil
 }
 
 func bad(format string, args ...any) error {
@@ -148,11 +184,12 @@ func only(w wireClient, allowed ...string) error {
 	present := map[string]bool{
 		"token": w.Token != nil, "id": w.ID != nil, "site": w.Site != nil, "metric": w.Metric != nil,
 		"step": w.Step != nil, "window": w.Window != nil, "group_by": w.GroupBy != nil, "since": w.Since != nil,
+		"query": w.Query != nil,
 	}
 	for _, a := range allowed {
 		delete(present, a)
 	}
-	for _, f := range []string{"token", "id", "site", "metric", "step", "window", "group_by", "since"} {
+	for _, f := range []string{"token", "id", "site", "metric", "step", "window", "group_by", "since", "query"} {
 		if present[f] {
 			return bad("op %q does not take %q", *w.Op, f)
 		}

@@ -45,6 +45,18 @@ func TestDecodeClientMessage(t *testing.T) {
 		{name: "group_by string", in: `{"op":"subscribe","id":"a","site":"d","metric":"m","step":"1m","window":"1h","group_by":"path"}`, err: "not a JSON object"},
 		{name: "negative since", in: `{"op":"subscribe","id":"a","site":"d","metric":"m","step":"1m","window":"1h","since":-1}`, err: `"since"`},
 		{name: "float since", in: `{"op":"subscribe","id":"a","site":"d","metric":"m","step":"1m","window":"1h","since":1.5}`, err: `"since"`},
+		{name: "live query", in: `{"op":"subscribe","id":"q1","query":{"site_id":"demo","metrics":["events"],"date_range":"day"}}`,
+			want: ClientMessage{Op: OpSubscribe, ID: "q1", Query: `{"site_id":"demo","metrics":["events"],"date_range":"day"}`}},
+		{name: "live query since", in: `{"op":"subscribe","id":"q1","query":{},"since":7}`,
+			want: ClientMessage{Op: OpSubscribe, ID: "q1", Query: `{}`, Since: 7, HasSince: true}},
+		{name: "live query not an object", in: `{"op":"subscribe","id":"q1","query":["events"]}`, err: `"query" must be a JSON object`},
+		{name: "live query null", in: `{"op":"subscribe","id":"q1","query":null}`, err: `missing "site"`}, // null is no query: the site/metric form
+		{name: "live query string", in: `{"op":"subscribe","id":"q1","query":"{}"}`, err: `"query" must be a JSON object`},
+		{name: "live query too long", in: `{"op":"subscribe","id":"q1","query":{"site_id":"` + strings.Repeat("x", maxQueryBytes) + `"}}`, err: `"query" is longer than`},
+		{name: "live query and site", in: `{"op":"subscribe","id":"q1","query":{},"site":"demo"}`, err: `does not take "site"`},
+		{name: "live query and window", in: `{"op":"subscribe","id":"q1","query":{},"window":"1h"}`, err: `does not take "window"`},
+		{name: "live query without id", in: `{"op":"subscribe","query":{}}`, err: `missing "id"`},
+		{name: "live query bad since", in: `{"op":"subscribe","id":"q1","query":{},"since":-2}`, err: `"since"`},
 		{name: "string since", in: `{"op":"subscribe","id":"a","site":"d","metric":"m","step":"1m","window":"1h","since":"3"}`, err: `"since"`},
 	}
 	for _, c := range cases {
@@ -89,6 +101,12 @@ func FuzzDecodeClientMessage(f *testing.F) {
 				t.Fatalf("bad id accepted: %q", m.ID)
 			}
 		case OpSubscribe:
+			if m.Query != "" {
+				if m.ID == "" || m.Query[0] != '{' || len(m.Query) > maxQueryBytes || m.Site != "" || m.Since < 0 {
+					t.Fatalf("invalid live subscribe accepted: %+v", m)
+				}
+				return
+			}
 			if m.ID == "" || m.Site == "" || m.Metric == "" || m.Step == "" || m.Window <= 0 || m.Window > maxWindow || m.Since < 0 {
 				t.Fatalf("invalid subscribe accepted: %+v", m)
 			}

@@ -78,3 +78,44 @@ func TestQueue(t *testing.T) {
 		})
 	}
 }
+
+// TestQueueLive: live query messages queue whole while the queue holds
+// less than maxQueuedBytes (one larger message still goes into an empty
+// queue); past it the subscription drops its messages and waits for a
+// reset snapshot.
+func TestQueueLive(t *testing.T) {
+	big := make([]byte, maxQueuedBytes/2)
+	cases := []struct {
+		name       string
+		sizes      []int
+		wantFrames int
+		wantReset  bool
+	}{
+		{name: "room", sizes: []int{100, 100, 100}, wantFrames: 3},
+		{name: "one message over the bound into an empty queue", sizes: []int{maxQueuedBytes + 1}, wantFrames: 1},
+		{name: "full", sizes: []int{len(big), len(big), 100, 100}, wantFrames: 1, wantReset: true},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			q := newQueue(10)
+			s := &sub{id: "q1"}
+			p := newLivePrefixes("q1")
+			for _, n := range c.sizes {
+				q.pushLive(s, p.delta, make([]byte, n))
+				if q.bytes > maxQueuedBytes+max(c.sizes[0], 0) {
+					t.Fatalf("queue holds %d bytes", q.bytes)
+				}
+			}
+			frames, _ := q.take()
+			if len(frames) != c.wantFrames {
+				t.Fatalf("%d frames, want %d", len(frames), c.wantFrames)
+			}
+			if s.resetPending != c.wantReset {
+				t.Fatalf("reset pending %v, want %v", s.resetPending, c.wantReset)
+			}
+			if rs := q.takeResets(); c.wantReset != (len(rs) == 1 && rs[0] == s) {
+				t.Fatalf("takeResets = %v", rs)
+			}
+		})
+	}
+}

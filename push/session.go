@@ -83,6 +83,10 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 			c.sendError(m.ID, CodeLimit, fmt.Sprintf("at most %d subscriptions per connection", c.h.cfg.MaxSubsPerConn))
 			return true
 		}
+		if m.Query != "" {
+			c.subscribeLive(ctx, m, false)
+			return true
+		}
 		if !c.siteAllowed(m.Site) {
 			c.sendError(m.ID, CodeForbidden, forbidden(m.Site))
 			return true
@@ -127,6 +131,10 @@ func (h *Hub) validate(m ClientMessage) error {
 // subscribe makes m live: attach, snapshot (or replay from since), activate;
 // retried when entries arrived faster than the snapshot could be read.
 func (c *conn) subscribe(ctx context.Context, m ClientMessage, reset bool) {
+	if m.Query != "" {
+		c.subscribeLive(ctx, m, reset)
+		return
+	}
 	h := c.h
 	var lastErr error
 	for range 3 {

@@ -16,7 +16,9 @@ import (
 // subscription's chain then continues from that snapshot's seq with the
 // new namespace's deltas, so a client sees no gap: it replaces its series
 // with the snapshot, as on any reset. cat, when not nil, replaces the
-// catalog subscriptions are checked against (the new namespace's).
+// catalog subscriptions are checked against (the new namespace's). Live
+// queries (Config.Live) are told by LiveQueries.Switched: each is counted
+// again from the new namespace's rows and sends a reset snapshot.
 //
 // When the hub is not running, Switch just calls swap.
 func (h *Hub) Switch(ctx context.Context, cat *metric.Catalog, swap func()) error {
@@ -34,6 +36,9 @@ func (h *Hub) Switch(ctx context.Context, cat *metric.Catalog, swap func()) erro
 		swap()
 		if cat != nil {
 			h.catalog.Store(cat)
+		}
+		if h.cfg.Live != nil {
+			h.cfg.Live.Switched()
 		}
 		for _, f := range h.feeds {
 			for _, t := range f.topics {

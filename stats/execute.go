@@ -112,6 +112,40 @@ func execute(q Query, rows func(yield func(Row) bool), maxGroups int) (Answer, e
 	return e.answer()
 }
 
+// Execution is an open run of a query that rows can be added to at any
+// time and that answers as often as asked: what a live query keeps
+// between the rows it is fed. Not safe for concurrent use.
+type Execution struct {
+	e *execution
+}
+
+// NewExecution opens an execution of q, with the checks of Execute.
+func NewExecution(q Query) (*Execution, error) {
+	if err := q.EventLevelOnly(); err != nil {
+		return nil, err
+	}
+	if q.Range.AllTime && q.Range.From.IsZero() {
+		return nil, errf("date_range", "all: the executor has not set its start")
+	}
+	e := newExecution(q)
+	e.maxGroups = MaxGroups
+	return &Execution{e: e}, nil
+}
+
+// Add counts r; rows outside the range are skipped. It fails, with an
+// *Error, when r would make more than MaxGroups rows; the execution is
+// then of no further use.
+func (x *Execution) Add(r Row) error {
+	if err := x.e.add(r); err != nil {
+		return err
+	}
+	return nil
+}
+
+// Answer is the answer to the rows added so far. It leaves the
+// execution as it was, so it may be called again after more rows.
+func (x *Execution) Answer() (Answer, error) { return x.e.answer() }
+
 // execution is one run of Execute.
 type execution struct {
 	q         Query

@@ -159,3 +159,45 @@ func mustJSON(t *testing.T, v any) string {
 	}
 	return string(b)
 }
+
+// TestExecutionIncremental: an open execution answered after every row
+// (Answer leaves it as it was) equals Execute over the rows so far.
+func TestExecutionIncremental(t *testing.T) {
+	bodies := []string{
+		`{"metrics":["visitors","pageviews","events"],"date_range":["2026-12-06","2026-12-07"]}`,
+		`{"metrics":["visitors","conversion_rate"],"date_range":"7d","dimensions":["event:goal"],"filters":[["is","event:goal",["signup","purchase"]]]}`,
+		`{"metrics":["visitors","percentage"],"date_range":"7d","dimensions":["visit:device"]}`,
+		`{"metrics":["sum:props.price","avg:props.price","events"],"date_range":"7d","dimensions":["event:props:plan","time:day"],"include":{"total_rows":true,"time_labels":true},"pagination":{"limit":2}}`,
+	}
+	rows := execRows()
+	for _, b := range bodies {
+		q, err := Parse([]byte(`{"site_id":"shop",`+b[1:]), execNow)
+		if err != nil {
+			t.Fatalf("parse %s: %v", b, err)
+		}
+		x, err := NewExecution(q)
+		if err != nil {
+			t.Fatalf("%s: %v", b, err)
+		}
+		for i, r := range rows {
+			if err := x.Add(r); err != nil {
+				t.Fatalf("%s: add row %d: %v", b, i, err)
+			}
+			got, err := x.Answer()
+			if err != nil {
+				t.Fatalf("%s: answer after row %d: %v", b, i, err)
+			}
+			want, err := Execute(q, slices.Values(rows[:i+1]))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if g, w := mustJSON(t, got), mustJSON(t, want); g != w {
+				t.Fatalf("%s after row %d:\n got %s\nwant %s", b, i, g, w)
+			}
+		}
+	}
+	q, _ := Parse([]byte(`{"site_id":"shop","metrics":["visits"],"date_range":"7d"}`), execNow)
+	if _, err := NewExecution(q); err == nil {
+		t.Errorf("NewExecution of a visit-level metric: no error")
+	}
+}

@@ -7,7 +7,7 @@
 // Row strings only grow (the apply script APPENDs), so a cached hour stays
 // valid as a prefix: a query asks every hour's length in one pipeline and
 // reads only the bytes past what the cache holds. That is also how a live
-// query follows new rows (Tail).
+// query (package livequery) follows new rows (HourRows).
 package statsquery
 
 import (
@@ -159,6 +159,25 @@ func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error
 // Rows returns the rows of site's hours as they are now, one slice per
 // hour that has any. The slices are shared: read them, never write.
 func (e *Engine) Rows(ctx context.Context, site string, hours []int64) ([][]stats.Row, error) {
+	all, err := e.HourRows(ctx, site, hours)
+	if err != nil {
+		return nil, err
+	}
+	out := all[:0]
+	for _, rows := range all {
+		if len(rows) > 0 {
+			out = append(out, rows)
+		}
+	}
+	return out, nil
+}
+
+// HourRows returns the rows of each of site's hours as they are now, in
+// the order of hours (nil for an hour without rows): a live query keeps
+// per hour how many it has counted. Between two calls an hour's slice
+// only grows, unless its string expired and began again. The slices are
+// shared: read them, never write.
+func (e *Engine) HourRows(ctx context.Context, site string, hours []int64) ([][]stats.Row, error) {
 	if len(hours) == 0 {
 		return nil, nil
 	}
@@ -166,7 +185,7 @@ func (e *Engine) Rows(ctx context.Context, site string, hours []int64) ([][]stat
 	if err != nil {
 		return nil, fmt.Errorf("read row lengths of %s: %w", site, err)
 	}
-	out := make([][]stats.Row, 0, len(hours))
+	out := make([][]stats.Row, len(hours))
 	for i, h := range hours {
 		if lens[i] == 0 {
 			continue
@@ -175,7 +194,7 @@ func (e *Engine) Rows(ctx context.Context, site string, hours []int64) ([][]stat
 		if err != nil {
 			return nil, err
 		}
-		out = append(out, rows)
+		out[i] = rows
 	}
 	return out, nil
 }
