@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"regexp"
 	"slices"
 	"sync"
@@ -196,11 +197,24 @@ func (r *Registry) Update(ctx context.Context, fn func(d *Doc) error) (Doc, erro
 		if swapped {
 			return d, nil
 		}
-		if attempt == 9 {
+		if attempt == maxSwapAttempts-1 {
 			return Doc{}, fmt.Errorf("%w: the registry kept changing under this update", ErrConflict)
+		}
+		// A random pause before trying again, growing with the attempts:
+		// processes that lost to each other retrying at once would go on
+		// losing (seen with four busy processes on two cores).
+		pause := time.Duration(rand.Int64N(int64(time.Millisecond) << min(attempt, 6)))
+		select {
+		case <-ctx.Done():
+			return Doc{}, ctx.Err()
+		case <-time.After(pause):
 		}
 	}
 }
+
+// maxSwapAttempts bounds Update's retries against other processes: with
+// the backoff, about 0.4 s of losing every race.
+const maxSwapAttempts = 12
 
 // Bootstrap makes sure a current namespace exists: an empty registry gets
 // name as its current namespace, built with metricsConfig. It returns the
