@@ -300,8 +300,8 @@ func (c *computation) feed(ctx context.Context, now time.Time, grown map[int64]s
 		}
 	}
 	for i, h := range hours {
-		for _, r := range rows[i][c.fed[h]:] {
-			if err := c.x.Add(r); err != nil {
+		for j := range rows[i][c.fed[h]:] {
+			if err := c.x.Add(&rows[i][c.fed[h]+j]); err != nil {
 				return err
 			}
 		}
@@ -355,8 +355,8 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 	}
 	fed := make(map[int64]int, len(hours))
 	for i, h := range hours {
-		for _, r := range rows[i] {
-			if err := x.Add(r); err != nil {
+		for j := range rows[i] {
+			if err := x.Add(&rows[i][j]); err != nil {
 				return err
 			}
 		}

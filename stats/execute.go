@@ -34,6 +34,10 @@ type RowProp struct {
 // as Plausible answers it.
 const None = "(none)"
 
+// DirectNone is the referrer of an event that came with none, as
+// Plausible labels direct traffic; filters match it by this label too.
+const DirectNone = "Direct / None"
+
 // MaxGroups bounds the distinct rows one query may build before
 // pagination, so that a dimension of unbounded values cannot hold a query
 // node's memory.
@@ -88,11 +92,11 @@ type visit struct {
 // the event-level part of the contract and refuses the rest with the
 // *Error of Query.EventLevelOnly. An "all" range needs its start set
 // (Query.WithStart).
-func Execute(q Query, rows func(yield func(Row) bool)) (Answer, error) {
+func Execute(q Query, rows func(yield func(*Row) bool)) (Answer, error) {
 	return execute(q, rows, MaxGroups)
 }
 
-func execute(q Query, rows func(yield func(Row) bool), maxGroups int) (Answer, error) {
+func execute(q Query, rows func(yield func(*Row) bool), maxGroups int) (Answer, error) {
 	if err := q.EventLevelOnly(); err != nil {
 		return Answer{}, err
 	}
@@ -102,7 +106,7 @@ func execute(q Query, rows func(yield func(Row) bool), maxGroups int) (Answer, e
 	e := newExecution(q)
 	e.maxGroups = maxGroups
 	var err *Error
-	rows(func(r Row) bool {
+	rows(func(r *Row) bool {
 		err = e.add(r)
 		return err == nil
 	})
@@ -110,6 +114,17 @@ func execute(q Query, rows func(yield func(Row) bool), maxGroups int) (Answer, e
 		return Answer{}, err
 	}
 	return e.answer()
+}
+
+// RowsOf yields each row of rows: Execute's form of a slice.
+func RowsOf(rows []Row) func(yield func(*Row) bool) {
+	return func(yield func(*Row) bool) {
+		for i := range rows {
+			if !yield(&rows[i]) {
+				return
+			}
+		}
+	}
 }
 
 // Execution is an open run of a query that rows can be added to at any
@@ -135,7 +150,7 @@ func NewExecution(q Query) (*Execution, error) {
 // Add counts r; rows outside the range are skipped. It fails, with an
 // *Error, when r would make more than MaxGroups rows; the execution is
 // then of no further use.
-func (x *Execution) Add(r Row) error {
+func (x *Execution) Add(r *Row) error {
 	if err := x.e.add(r); err != nil {
 		return err
 	}
@@ -161,7 +176,7 @@ type execution struct {
 	key       []byte
 	labels    []string
 	maxGroups int
-	row       Row                    // the row add looks at, for get (a copy: a pointer would escape)
+	row       *Row                   // the row add looks at, for get
 	get       func(Dimension) string // the row's values, for Match: made once, not per row
 	labelAt   map[int64]string       // time labels by minute
 }
@@ -170,7 +185,7 @@ func newExecution(q Query) *execution {
 	e := &execution{q: q, from: q.Range.From.UnixMilli(), to: q.Range.To.UnixMilli(),
 		index: map[string]int32{}, seen: map[visit]struct{}{}, labels: make([]string, len(q.Dimensions)),
 		labelAt: map[int64]string{}}
-	e.get = func(d Dimension) string { return value(&e.row, d) }
+	e.get = func(d Dimension) string { return value(e.row, d) }
 	e.grain, e.hasTime = q.TimeGrain()
 	for _, m := range q.Metrics {
 		switch m.Kind {
@@ -209,6 +224,9 @@ func value(r *Row, d Dimension) string {
 	case Goal:
 		return r.Goal
 	case Referrer:
+		if r.Referrer == "" {
+			return DirectNone
+		}
 		return r.Referrer
 	case Device:
 		return r.Device
@@ -223,13 +241,13 @@ func value(r *Row, d Dimension) string {
 	return ""
 }
 
-func (e *execution) add(r Row) *Error {
+func (e *execution) add(r *Row) *Error {
 	if r.TS < e.from || r.TS >= e.to {
 		return nil
 	}
 	e.row = r
 	if e.convBase != nil && Match(e.baseF, e.get) {
-		e.addBase(&r)
+		e.addBase(r)
 	}
 	if !Match(e.q.Filter, e.get) {
 		return nil
@@ -242,7 +260,7 @@ func (e *execution) add(r Row) *Error {
 		if d.IsTime() {
 			e.labels[i] = e.timeLabel(r.TS)
 		} else {
-			e.labels[i] = value(&r, d)
+			e.labels[i] = value(r, d)
 		}
 		e.key = append(append(e.key, e.labels[i]...), 0)
 	}
@@ -255,7 +273,7 @@ func (e *execution) add(r Row) *Error {
 		e.groups = append(e.groups, &group{labels: slices.Clone(e.labels), sums: make([]int64, len(e.q.Metrics)), counts: make([]int64, len(e.q.Metrics))})
 		e.index[string(e.key)] = gi
 	}
-	e.count(gi, &r)
+	e.count(gi, r)
 	return nil
 }
 

@@ -2,7 +2,6 @@ package stats
 
 import (
 	"math/rand/v2"
-	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -46,7 +45,7 @@ func BenchmarkExecute(b *testing.B) {
 		}
 		b.Run(bc.name, func(b *testing.B) {
 			for b.Loop() {
-				if _, err := Execute(q, slices.Values(rows)); err != nil {
+				if _, err := Execute(q, RowsOf(rows)); err != nil {
 					b.Fatal(err)
 				}
 			}

@@ -3,7 +3,6 @@ package stats
 import (
 	"encoding/json"
 	"errors"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -89,7 +88,7 @@ func TestExecute(t *testing.T) {
 			if err != nil {
 				t.Fatalf("parse: %v", err)
 			}
-			a, err := Execute(q, slices.Values(execRows()))
+			a, err := Execute(q, RowsOf(execRows()))
 			if err != nil {
 				t.Fatalf("execute: %v", err)
 			}
@@ -119,7 +118,7 @@ func TestExecuteRefuses(t *testing.T) {
 		if err != nil {
 			t.Fatalf("parse %s: %v", tt.body, err)
 		}
-		_, err = Execute(q, slices.Values(execRows()))
+		_, err = Execute(q, RowsOf(execRows()))
 		var e *Error
 		if !errors.As(err, &e) || e.Part != tt.part {
 			t.Errorf("%s: error %v, want an *Error of part %s", tt.body, err, tt.part)
@@ -134,10 +133,10 @@ func TestExecuteMaxGroups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pages := func(n int) func(func(Row) bool) {
-		return func(yield func(Row) bool) {
+	pages := func(n int) func(func(*Row) bool) {
+		return func(yield func(*Row) bool) {
 			for i := range n {
-				if !yield(Row{TS: execNow.Add(-time.Hour).UnixMilli(), Goal: "pageview", Page: "/p" + strconv.Itoa(i)}) {
+				if !yield(&Row{TS: execNow.Add(-time.Hour).UnixMilli(), Goal: "pageview", Page: "/p" + strconv.Itoa(i)}) {
 					return
 				}
 			}
@@ -179,15 +178,15 @@ func TestExecutionIncremental(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", b, err)
 		}
-		for i, r := range rows {
-			if err := x.Add(r); err != nil {
+		for i := range rows {
+			if err := x.Add(&rows[i]); err != nil {
 				t.Fatalf("%s: add row %d: %v", b, i, err)
 			}
 			got, err := x.Answer()
 			if err != nil {
 				t.Fatalf("%s: answer after row %d: %v", b, i, err)
 			}
-			want, err := Execute(q, slices.Values(rows[:i+1]))
+			want, err := Execute(q, RowsOf(rows[:i+1]))
 			if err != nil {
 				t.Fatal(err)
 			}

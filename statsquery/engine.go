@@ -145,10 +145,10 @@ func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error
 	if err != nil {
 		return stats.Answer{}, err
 	}
-	return stats.Execute(q, func(yield func(stats.Row) bool) {
+	return stats.Execute(q, func(yield func(*stats.Row) bool) {
 		for _, hr := range rows {
-			for _, r := range hr {
-				if !yield(r) {
+			for i := range hr {
+				if !yield(&hr[i]) {
 					return
 				}
 			}

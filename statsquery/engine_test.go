@@ -102,13 +102,7 @@ func (f *fixture) check(t *testing.T, e *Engine) {
 		if err != nil {
 			t.Fatalf("%s: %v", body, err)
 		}
-		want, err := stats.Execute(q, func(yield func(stats.Row) bool) {
-			for _, r := range f.rows {
-				if !yield(r) {
-					return
-				}
-			}
-		})
+		want, err := stats.Execute(q, stats.RowsOf(f.rows))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -70,13 +70,19 @@ func runStatsAPI(t *testing.T, redisURL string) {
 	defer cancel()
 	t.Logf("seed %d; DST changes %v; --allowed-lateness %v; rows kept %dd", statsSeed, dsts, lateness, retentionDays)
 
-	led := sendStatsTraffic(ctx, t, s, statsTraffic{now: now, lateness: lateness, dsts: dsts})
-	events := led.events()
-	waitStatsCounted(ctx, t, s, events)
+	tr := statsTraffic{now: now, lateness: lateness, dsts: dsts}
+	led := sendStatsTraffic(ctx, t, s, &tr)
 
 	queries := genStatsQueries(rand.New(rand.NewPCG(statsSeed, 100)), 300, statsGenConfig{
 		Site: statsSite, Now: now, Zones: []string{"UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata"}, DST: dsts,
 	})
+	// The same queries live: subscribed between the kills and a second
+	// wave of events, whose deltas must fold to the REST answers.
+	ws := subscribeStatsQueries(ctx, t, s, queries)
+	sendStatsWave(ctx, t, s, led, tr)
+	events := led.events()
+	waitStatsCounted(ctx, t, s, events)
+	ws.settle(ctx, t, s)
 	live := checkStatsQueries(ctx, t, s, events, queries)
 
 	if out, err := s.pulse(ctx, "replay", "--namespace", "v2", "--metrics-config", cfgPath, "--promote"); err != nil {
@@ -153,7 +159,7 @@ const (
 // thirds of the events), restarts it, and resends events that were
 // acknowledged before the kill; requests the kill left unanswered are
 // resent by server.post.
-func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, tr statsTraffic) *statsLedger {
+func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, tr *statsTraffic) *statsLedger {
 	t.Helper()
 	led := &statsLedger{seen: map[string]bool{}}
 	for _, back := range []time.Duration{3, 20, 40} {
@@ -165,7 +171,7 @@ func sendStatsTraffic(ctx context.Context, t *testing.T, s *server, tr statsTraf
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := statsWorker(ctx, s, led, rand.New(rand.NewPCG(statsSeed, uint64(w))), w, tr); err != nil {
+			if err := statsWorker(ctx, s, led, rand.New(rand.NewPCG(statsSeed, uint64(w))), w, *tr); err != nil {
 				errs <- err
 			}
 		}()

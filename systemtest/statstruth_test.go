@@ -319,7 +319,7 @@ var statsLabels = map[string][]string{
 	"event:hostname":   {"shop.example", "docs.shop.example", "blog.example", "www.shop.example"},
 	"event:goal":       {"pageview", "signup", "purchase", "outbound.click"},
 	"event:props:plan": {"free", "starter", "pro", "business", "enterprise", "(none)"},
-	"visit:referrer":   {"", "news.example", "www.google.com", "social.example", "com.slack", "search.example"},
+	"visit:referrer":   {"Direct / None", "news.example", "www.google.com", "social.example", "com.slack", "search.example"},
 	"visit:device":     {"desktop", "mobile", "tablet", "server"},
 }
 
@@ -328,7 +328,7 @@ var statsRegexps = map[string][]string{
 	"event:hostname":   {`^shop\.`, `\.shop\.example$`, "blog", "^www"},
 	"event:goal":       {"^p", "click$", "^(signup|purchase)$"},
 	"event:props:plan": {"^(pro|business)$", "er", `^\(none\)$`, "^f"},
-	"visit:referrer":   {"^$", `\.example$`, "google", "^s"},
+	"visit:referrer":   {"^Direct / None$", `\.example$`, "google", "^s", "None"},
 	"visit:device":     {"^(mobile|tablet)$", "top$", "e"},
 }
 
@@ -615,6 +615,9 @@ func (f facts) value(dim string) string {
 	case "event:props:plan":
 		return f.plan
 	case "visit:referrer":
+		if f.ref == "" {
+			return "Direct / None" // Plausible's label of direct traffic
+		}
 		return f.ref
 	case "visit:device":
 		return f.device
