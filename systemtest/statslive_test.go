@@ -132,4 +132,3 @@ func sendStatsWave(ctx context.Context, t *testing.T, s *server, led *statsLedge
 		t.Fatal(err)
 	}
 }
-
