@@ -80,6 +80,8 @@ type Config struct {
 	// long the checkpoint and delta-log keys of a quiet site live; 0: the
 	// store's default.
 	IdleTTL time.Duration
+	// Now is the clock row files expire by; nil means time.Now.
+	Now func() time.Time
 	// RowDir, when set, keeps each namespace's Stats API fact rows in
 	// files under RowDir/NAMESPACE (package rowdir) instead of Redis: the
 	// embedded mode, whose Redis lives in process memory. Empty: in Redis.
@@ -297,7 +299,11 @@ func (r *Runtime) expireRows(ctx context.Context) error {
 		if v.rows == nil {
 			continue
 		}
-		if err := v.rows.Expire(time.Now(), v.Catalog.RowRetention()); err != nil {
+		now := time.Now
+		if r.cfg.Now != nil {
+			now = r.cfg.Now
+		}
+		if err := v.rows.Expire(now(), v.Catalog.RowRetention()); err != nil {
 			r.log.Warn("expire row files", "namespace", v.Info.Name, "err", err)
 		}
 	}

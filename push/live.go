@@ -91,18 +91,7 @@ func (c *conn) subscribeLive(ctx context.Context, m ClientMessage, reset bool) {
 		return
 	}
 	s.stopLive = stop
-	if old := c.subs[m.ID]; old != nil {
-		old.closed.Store(true)
-	} else {
-		h.m.subscriptions.Inc()
-	}
-	if c.subs == nil {
-		c.subs = map[string]*sub{}
-	}
-	c.subs[m.ID] = s
-	if reset {
-		h.m.resets.Inc()
-	}
+	c.install(m.ID, s, reset)
 }
 
 // dropOld ends the subscription id replaced by a reset that failed.

@@ -185,18 +185,7 @@ func (c *conn) subscribe(ctx context.Context, m ClientMessage, reset bool) {
 			break
 		}
 		if ok {
-			if old := c.subs[m.ID]; old != nil {
-				old.closed.Store(true)
-			} else {
-				h.m.subscriptions.Inc()
-			}
-			if c.subs == nil {
-				c.subs = map[string]*sub{}
-			}
-			c.subs[m.ID] = s
-			if reset {
-				h.m.resets.Inc()
-			}
+			c.install(m.ID, s, reset)
 			return
 		}
 		h.detach(ctx, s)
@@ -279,5 +268,22 @@ func (c *conn) resets(ctx context.Context) {
 		m := s.req
 		m.HasSince = false
 		c.subscribe(ctx, m, true)
+	}
+}
+
+// install makes s the subscription id of the connection, ending the one it
+// replaces (a reset), and counts it.
+func (c *conn) install(id string, s *sub, reset bool) {
+	if old := c.subs[id]; old != nil {
+		old.closed.Store(true)
+	} else {
+		c.h.m.subscriptions.Inc()
+	}
+	if c.subs == nil {
+		c.subs = map[string]*sub{}
+	}
+	c.subs[id] = s
+	if reset {
+		c.h.m.resets.Inc()
 	}
 }

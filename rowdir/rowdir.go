@@ -166,19 +166,3 @@ func (d *Dir) Expire(now time.Time, keep time.Duration) error {
 	}
 	return nil
 }
-
-// Run expires files every minute until ctx ends.
-func (d *Dir) Run(ctx context.Context, keep time.Duration, now func() time.Time) error {
-	t := time.NewTicker(time.Minute)
-	defer t.Stop()
-	for {
-		if err := d.Expire(now(), keep); err != nil {
-			return err
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
-}
