@@ -137,7 +137,7 @@ func TestUnsubscribe(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	e := newEnv(t)
-	_, ts := e.hub(Config{MaxSubsPerConn: 2, MaxMessageBytes: 512})
+	_, ts := e.hub(Config{MaxSubsPerConn: 2, MaxMessageBytes: 512, MaxAuthedMessageBytes: 512})
 	c := newClient(t, ts)
 	c.subscribe("a", "10s", "", nil)
 	c.subscribe("b", "1m", "", nil)
@@ -258,3 +258,49 @@ func TestIdleTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestMessageLimitAfterAuth: an anonymous client is held to
+// MaxMessageBytes (its auth message too), an authenticated one may send
+// messages up to MaxAuthedMessageBytes, as long live queries need.
+func TestMessageLimitAfterAuth(t *testing.T) {
+	e := newEnv(t)
+	_, ts := e.hub(Config{Tokens: tokenSet{"good": true}, MaxMessageBytes: 512, MaxAuthedMessageBytes: 8192})
+	long := strings.Repeat("x", 2000)
+	cases := []struct {
+		name  string
+		query string
+		first map[string]any // sent first, to authenticate or not
+		msg   map[string]any
+		close websocket.StatusCode // 0: answered, not closed
+	}{
+		{"anonymous, a long auth", "", nil, map[string]any{"op": "auth", "token": long}, websocket.StatusMessageTooBig},
+		{"authenticated by auth", "", map[string]any{"op": "auth", "token": "good"},
+			map[string]any{"op": "unsubscribe", "id": long}, 0},
+		{"authenticated by the URL", "?token=good", nil, map[string]any{"op": "unsubscribe", "id": long}, 0},
+		{"authenticated, past its limit", "?token=good", nil, map[string]any{"op": "unsubscribe", "id": strings.Repeat(long, 5)}, websocket.StatusMessageTooBig},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ws, _, err := dial(t, ts, tc.query, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &client{t: t, ws: ws, subs: map[string]*view{}}
+			if tc.first != nil {
+				c.send(tc.first)
+			}
+			c.send(tc.msg)
+			if tc.close != 0 {
+				if code := closeCode(t, ws); code != tc.close {
+					t.Fatalf("close code %d, want %d", code, tc.close)
+				}
+				return
+			}
+			// A long id is a bad message, answered: the connection read it.
+			if m := c.expectError(); m.Code != CodeBadMessage {
+				t.Fatalf("got %+v, want bad_message", m)
+			}
+		})
+	}
+}
+

@@ -48,6 +48,11 @@ type Config struct {
 	IdleTimeout time.Duration
 	// MaxMessageBytes caps a client message (4096); larger closes with 1009.
 	MaxMessageBytes int64
+	// MaxAuthedMessageBytes caps a client message once the connection is
+	// authenticated (73,728: a live query's body may be 64 KiB, as
+	// several filters of long value lists need); larger closes with 1009.
+	// An anonymous client stays at MaxMessageBytes.
+	MaxAuthedMessageBytes int64
 	// MessageRate is the sustained rate of client messages allowed per
 	// connection (20/s), MessageBurst the bucket (100, enough to swap every
 	// subscription of a dashboard at once). A client over it is closed with
@@ -125,6 +130,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxMessageBytes <= 0 {
 		c.MaxMessageBytes = 4096
+	}
+	if c.MaxAuthedMessageBytes <= 0 {
+		c.MaxAuthedMessageBytes = maxQueryBytes + 8<<10
 	}
 	if c.MessageRate == 0 {
 		c.MessageRate = DefaultMessageRate

@@ -111,7 +111,11 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.connWG.Done()
 		return // Accept answered the request
 	}
-	ws.SetReadLimit(h.cfg.MaxMessageBytes)
+	if authed {
+		ws.SetReadLimit(h.cfg.MaxAuthedMessageBytes)
+	} else {
+		ws.SetReadLimit(h.cfg.MaxMessageBytes)
+	}
 	c.ws = ws
 
 	h.mu.Lock()

@@ -152,6 +152,6 @@ func checkQuery(raw json.RawMessage) error {
 	return nil
 }
 
-// maxQueryBytes bounds a live query's body; Config.MaxMessageBytes bounds
-// the whole message first (4 KiB by default).
+// maxQueryBytes bounds a live query's body; Config.MaxAuthedMessageBytes
+// bounds the whole message first.
 const maxQueryBytes = 64 << 10

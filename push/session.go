@@ -50,6 +50,7 @@ func (c *conn) handle(ctx context.Context, b []byte) bool {
 		}
 		c.token = m.Token
 		c.authed.Store(true)
+		c.ws.SetReadLimit(c.h.cfg.MaxAuthedMessageBytes)
 		c.dropUnauth() // it counts against Config.Admit's cap alone now
 		return true
 	}
