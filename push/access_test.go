@@ -303,4 +303,3 @@ func TestMessageLimitAfterAuth(t *testing.T) {
 		})
 	}
 }
-
