@@ -93,10 +93,21 @@ type visit struct {
 // *Error of Query.EventLevelOnly. An "all" range needs its start set
 // (Query.WithStart).
 func Execute(q Query, rows func(yield func(*Row) bool)) (Answer, error) {
-	return execute(q, rows, MaxGroups)
+	return execute(q, rows, 0, MaxGroups)
 }
 
-func execute(q Query, rows func(yield func(*Row) bool), maxGroups int) (Answer, error) {
+// ExecuteN is Execute when the caller knows that rows yields about n rows:
+// the set of (row, visitor) pairs is made big enough for a quarter of them
+// at once. Growing it from empty cost a third of a 24-hour query of the
+// reference site (1,000,000 rows, 250,000 past its filter).
+func ExecuteN(q Query, n int, rows func(yield func(*Row) bool)) (Answer, error) {
+	return execute(q, rows, n, MaxGroups)
+}
+
+// maxSizeHint caps the visitor set ExecuteN makes up front (about 100 MB).
+const maxSizeHint = 1 << 22
+
+func execute(q Query, rows func(yield func(*Row) bool), n, maxGroups int) (Answer, error) {
 	if err := q.EventLevelOnly(); err != nil {
 		return Answer{}, err
 	}
@@ -104,6 +115,9 @@ func execute(q Query, rows func(yield func(*Row) bool), maxGroups int) (Answer, 
 		return Answer{}, errf("date_range", "all: the executor has not set its start")
 	}
 	e := newExecution(q)
+	if n > 0 && e.visitors {
+		e.seen = make(map[visit]struct{}, min(n/4, maxSizeHint))
+	}
 	e.maxGroups = maxGroups
 	var err *Error
 	rows(func(r *Row) bool {
@@ -170,6 +184,7 @@ type execution struct {
 	index     map[string]int32 // labels joined by NUL -> groups
 	groups    []*group
 	seen      map[visit]struct{}
+	visitors  bool                           // a metric needs the groups' visitors: count them
 	total     map[uint64]struct{}            // visitors of every filtered row, for percentage
 	convBase  map[string]map[uint64]struct{} // visitors without goal filters, by the non-goal labels
 	baseF     Filter
@@ -188,6 +203,7 @@ func newExecution(q Query) *execution {
 	e.get = func(d Dimension) string { return value(e.row, d) }
 	e.grain, e.hasTime = q.TimeGrain()
 	for _, m := range q.Metrics {
+		e.visitors = e.visitors || m.Kind == Visitors || m.Kind == Percentage || m.Kind == ConversionRate
 		switch m.Kind {
 		case Percentage:
 			e.total = map[uint64]struct{}{}
@@ -324,7 +340,7 @@ func (e *execution) count(gi int32, r *Row) {
 	if r.Goal == "pageview" {
 		g.pageviews++
 	}
-	if r.Visitor != 0 {
+	if e.visitors && r.Visitor != 0 {
 		k := visit{gi, r.Visitor}
 		if _, ok := e.seen[k]; !ok {
 			e.seen[k] = struct{}{}

@@ -142,10 +142,10 @@ func TestExecuteMaxGroups(t *testing.T) {
 			}
 		}
 	}
-	if a, err := execute(q, pages(10), 10); err != nil || len(a.Results) != 10 {
+	if a, err := execute(q, pages(10), 0, 10); err != nil || len(a.Results) != 10 {
 		t.Fatalf("10 rows at a bound of 10: %d rows, %v", len(a.Results), err)
 	}
-	if _, err := execute(q, pages(11), 10); err == nil || !strings.Contains(err.Error(), "dimensions: more than 10 rows") {
+	if _, err := execute(q, pages(11), 0, 10); err == nil || !strings.Contains(err.Error(), "dimensions: more than 10 rows") {
 		t.Fatalf("error %v, want the rows bound", err)
 	}
 }
