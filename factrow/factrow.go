@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/pulsehq/pulse/event"
@@ -199,6 +200,9 @@ func NewDecoder() *Decoder { return &Decoder{strs: map[string]string{}} }
 // at hour. A row of an unknown version is skipped; bytes that are not a
 // row are an error wrapping ErrCorrupt, with the rows before them decoded.
 func (d *Decoder) Decode(dst []stats.Row, blob []byte, hour int64) ([]stats.Row, error) {
+	// Room for the rows at once (a row is rarely under 90 bytes): growing
+	// an hour's slice row by row copied it some twenty times over.
+	dst = slices.Grow(dst, len(blob)/90)
 	for off := 0; off < len(blob); {
 		n, k := binary.Uvarint(blob[off:])
 		if k <= 0 || n > uint64(len(blob)-off-k) {

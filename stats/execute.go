@@ -93,21 +93,10 @@ type visit struct {
 // *Error of Query.EventLevelOnly. An "all" range needs its start set
 // (Query.WithStart).
 func Execute(q Query, rows func(yield func(*Row) bool)) (Answer, error) {
-	return execute(q, rows, 0, MaxGroups)
+	return execute(q, rows, MaxGroups)
 }
 
-// ExecuteN is Execute when the caller knows that rows yields about n rows:
-// the set of (row, visitor) pairs is made big enough for a quarter of them
-// at once. Growing it from empty cost a third of a 24-hour query of the
-// reference site (1,000,000 rows, 250,000 past its filter).
-func ExecuteN(q Query, n int, rows func(yield func(*Row) bool)) (Answer, error) {
-	return execute(q, rows, n, MaxGroups)
-}
-
-// maxSizeHint caps the visitor set ExecuteN makes up front (about 100 MB).
-const maxSizeHint = 1 << 22
-
-func execute(q Query, rows func(yield func(*Row) bool), n, maxGroups int) (Answer, error) {
+func execute(q Query, rows func(yield func(*Row) bool), maxGroups int) (Answer, error) {
 	if err := q.EventLevelOnly(); err != nil {
 		return Answer{}, err
 	}
@@ -115,9 +104,7 @@ func execute(q Query, rows func(yield func(*Row) bool), n, maxGroups int) (Answe
 		return Answer{}, errf("date_range", "all: the executor has not set its start")
 	}
 	e := newExecution(q)
-	if n > 0 && e.visitors {
-		e.seen = make(map[visit]struct{}, min(n/4, maxSizeHint))
-	}
+	e.batch = true
 	e.maxGroups = maxGroups
 	var err *Error
 	rows(func(r *Row) bool {
@@ -177,14 +164,22 @@ func (x *Execution) Answer() (Answer, error) { return x.e.answer() }
 
 // execution is one run of Execute.
 type execution struct {
-	q         Query
-	from, to  int64
-	grain     Grain
-	hasTime   bool
-	index     map[string]int32 // labels joined by NUL -> groups
-	groups    []*group
-	seen      map[visit]struct{}
-	visitors  bool                           // a metric needs the groups' visitors: count them
+	q        Query
+	from, to int64
+	grain    Grain
+	hasTime  bool
+	index    map[string]int32 // labels joined by NUL -> groups
+	groups   []*group
+	seen     map[visit]struct{}
+	visitors bool // a metric needs the groups' visitors: count them
+	// batch is an Execute, answered once. Its visitors are counted in
+	// seen while it fits in the cache; past maxSeen pairs they are
+	// collected in pairs instead and counted by sorting them at the end,
+	// which reads and writes memory in order, where a big set probes it
+	// at random. An open Execution keeps seen, which answers at any time.
+	batch     bool
+	pairs     []visit
+	recent    *[1 << recentBits]visit        // the pair last collected in each slot
 	total     map[uint64]struct{}            // visitors of every filtered row, for percentage
 	convBase  map[string]map[uint64]struct{} // visitors without goal filters, by the non-goal labels
 	baseF     Filter
@@ -341,10 +336,21 @@ func (e *execution) count(gi int32, r *Row) {
 		g.pageviews++
 	}
 	if e.visitors && r.Visitor != 0 {
-		k := visit{gi, r.Visitor}
-		if _, ok := e.seen[k]; !ok {
-			e.seen[k] = struct{}{}
+		v := visit{gi, r.Visitor}
+		if e.pairs != nil {
+			// A pair collected lately (visitors come back) is not
+			// collected again: the sort then has fewer.
+			slot := &e.recent[(r.Visitor^uint64(gi)*0x9e3779b97f4a7c15)>>(64-recentBits)]
+			if *slot != v {
+				*slot = v
+				e.pairs = append(e.pairs, v)
+			}
+		} else if _, ok := e.seen[v]; !ok {
+			e.seen[v] = struct{}{}
 			g.visitors++
+			if e.batch && len(e.seen) > maxSeen {
+				e.toPairs()
+			}
 		}
 	}
 	for i, m := range e.q.Metrics {
@@ -362,6 +368,9 @@ func (e *execution) count(gi int32, r *Row) {
 
 // answer builds the rows, sorts and pages them.
 func (e *execution) answer() (Answer, error) {
+	if e.batch {
+		e.countPairs()
+	}
 	q := e.q
 	rows := make([]ResultRow, 0, len(e.groups))
 	for _, g := range e.groups {
@@ -480,4 +489,81 @@ func btoi(b bool) int {
 		return 1
 	}
 	return 0
+}
+
+// recentBits sizes execution.recent: 4,096 slots, 64 KiB, within the cache.
+const recentBits = 12
+
+// maxSeen is the most pairs an Execute counts in its set (about 300 KB)
+// before it collects them to sort.
+const maxSeen = 1 << 13
+
+// toPairs moves the pairs of seen to pairs; from now on count collects.
+func (e *execution) toPairs() {
+	e.pairs = make([]visit, 0, 4*len(e.seen))
+	for v := range e.seen {
+		e.pairs = append(e.pairs, v)
+	}
+	e.seen = nil
+	e.recent = new([1 << recentBits]visit)
+}
+
+// countPairs sets each group's visitors from e.pairs, when count collected
+// them: sorted by group and visitor, the distinct pairs are the runs.
+func (e *execution) countPairs() {
+	if e.pairs == nil {
+		return
+	}
+	for _, g := range e.groups {
+		g.visitors = 0
+	}
+	p := radixSortVisits(e.pairs)
+	for i := range p {
+		if i == 0 || p[i] != p[i-1] {
+			e.groups[p[i].group].visitors++
+		}
+	}
+	e.pairs = nil
+}
+
+// radixSortVisits sorts p by (group, visitor) and returns the sorted slice
+// (p or its scratch twin): least significant byte first, the counts of
+// every byte taken in one pass, and bytes equal in every pair skipped.
+// Small counting tables keep each pass within the cache.
+func radixSortVisits(p []visit) []visit {
+	if len(p) < 2 {
+		return p
+	}
+	// 12 digits: the 8 bytes of the visitor, then the 4 of the group.
+	digit := func(v visit, d int) uint8 {
+		if d < 8 {
+			return uint8(v.visitor >> (8 * d))
+		}
+		return uint8(uint32(v.group) >> (8 * (d - 8)))
+	}
+	var counts [12][256]int
+	for _, v := range p {
+		for d := range 12 {
+			counts[d][digit(v, d)]++
+		}
+	}
+	tmp := make([]visit, len(p))
+	for d := range 12 {
+		c := &counts[d]
+		if c[digit(p[0], d)] == len(p) {
+			continue // every pair has this byte
+		}
+		sum := 0
+		for i, n := range c {
+			c[i] = sum
+			sum += n
+		}
+		for _, v := range p {
+			k := digit(v, d)
+			tmp[c[k]] = v
+			c[k]++
+		}
+		p, tmp = tmp, p
+	}
+	return p
 }

@@ -1,8 +1,11 @@
 package stats
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -142,10 +145,10 @@ func TestExecuteMaxGroups(t *testing.T) {
 			}
 		}
 	}
-	if a, err := execute(q, pages(10), 0, 10); err != nil || len(a.Results) != 10 {
+	if a, err := execute(q, pages(10), 10); err != nil || len(a.Results) != 10 {
 		t.Fatalf("10 rows at a bound of 10: %d rows, %v", len(a.Results), err)
 	}
-	if _, err := execute(q, pages(11), 0, 10); err == nil || !strings.Contains(err.Error(), "dimensions: more than 10 rows") {
+	if _, err := execute(q, pages(11), 10); err == nil || !strings.Contains(err.Error(), "dimensions: more than 10 rows") {
 		t.Fatalf("error %v, want the rows bound", err)
 	}
 }
@@ -198,5 +201,39 @@ func TestExecutionIncremental(t *testing.T) {
 	q, _ := Parse([]byte(`{"site_id":"shop","metrics":["visits"],"date_range":"7d"}`), execNow)
 	if _, err := NewExecution(q); err == nil {
 		t.Errorf("NewExecution of a visit-level metric: no error")
+	}
+}
+
+// TestRadixSortVisits: the radix sort orders pairs as a comparison sort
+// does, whatever bits vary (passes over equal bits are skipped).
+func TestRadixSortVisits(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		name   string
+		n      int
+		group  func() int32
+		visitr func() uint64
+	}{
+		{"random", 5000, func() int32 { return rng.Int32N(1 << 20) }, rng.Uint64},
+		{"few groups, low visitor bits", 3000, func() int32 { return rng.Int32N(3) }, func() uint64 { return rng.Uint64N(1 << 10) }},
+		{"one group, high bits only", 2000, func() int32 { return 0 }, func() uint64 { return rng.Uint64N(8) << 61 }},
+		{"one pair", 1, func() int32 { return 7 }, func() uint64 { return 9 }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := make([]visit, tc.n)
+			for i := range p {
+				p[i] = visit{tc.group(), tc.visitr()}
+			}
+			want := slices.Clone(p)
+			slices.SortFunc(want, func(a, b visit) int {
+				if c := cmp.Compare(a.group, b.group); c != 0 {
+					return c
+				}
+				return cmp.Compare(a.visitor, b.visitor)
+			})
+			if got := radixSortVisits(p); !slices.Equal(got, want) {
+				t.Errorf("radix sort differs from a comparison sort")
+			}
+		})
 	}
 }

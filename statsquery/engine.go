@@ -145,11 +145,7 @@ func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error
 	if err != nil {
 		return stats.Answer{}, err
 	}
-	n := 0
-	for _, hr := range rows {
-		n += len(hr)
-	}
-	return stats.ExecuteN(q, n, func(yield func(*stats.Row) bool) {
+	return stats.Execute(q, func(yield func(*stats.Row) bool) {
 		for _, hr := range rows {
 			for i := range hr {
 				if !yield(&hr[i]) {
