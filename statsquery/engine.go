@@ -13,7 +13,6 @@ package statsquery
 import (
 	"container/list"
 	"context"
-	"errors"
 	"fmt"
 	"strconv"
 	"sync"
@@ -220,7 +219,9 @@ func (e *Engine) hour(ctx context.Context, k hourKey, n int64) ([]stats.Row, err
 		if err != nil {
 			return nil, fmt.Errorf("rows of %s hour %d: %w", k.site, k.hour, err)
 		}
-		c.len = n
+		// What was read, not n: a string that expired between the
+		// length and the read comes back shorter, and is read anew next.
+		c.len += int64(len(b))
 		e.charge(c, int64(len(c.rows)-before)*rowCost)
 	}
 	return c.rows, nil
@@ -263,11 +264,4 @@ func (e *Engine) CachedBytes() int64 {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.bytes
-}
-
-// IsQueryError reports whether err is the query's fault (a 400), as
-// opposed to a store failure.
-func IsQueryError(err error) bool {
-	var se *stats.Error
-	return errors.As(err, &se)
 }
