@@ -10,7 +10,9 @@
 // at start (internal/embedredis), so a Dir starts empty (Reset) and is
 // refilled by the same applies, in the same process that applies to the
 // embedded Redis. A crash between the apply script and the file append
-// loses both together.
+// loses both together. An append that fails (a full disk) fails the apply,
+// whose redelivery the script then skips: that commit's rows are missing
+// until the next start rebuilds them, and the error says so in the log.
 package rowdir
 
 import (
