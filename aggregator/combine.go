@@ -199,8 +199,10 @@ func (c *combiner) add(e *event.Event, t *tally) int {
 		if e.Bot != d.def.BotsOnly {
 			continue
 		}
-		if d.types != nil && !d.types[e.Type] || d.types == nil && e.Type == metric.Engagement {
-			continue // as metric.Def.CountsType, without its slice scan
+		// A listed type is a map lookup here rather than CountsType's
+		// slice scan; without a list, CountsType is the rule.
+		if d.types != nil && !d.types[e.Type] || d.types == nil && !d.def.CountsType(e.Type) {
+			continue
 		}
 		if !siteSet {
 			site, siteSet = c.intern(e.Site), true

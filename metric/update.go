@@ -1,5 +1,11 @@
 package metric
 
+import (
+	"cmp"
+	"slices"
+	"strings"
+)
+
 // None is the dimension value of an event that lacks the dimension's field,
 // so every count event has a value in every dimension of its metric and the
 // per-dimension counts of a bucket always sum to its total.
@@ -93,4 +99,21 @@ type Commit struct {
 	Last   string
 	Pos    Position
 	Update *Update
+}
+
+// Largest returns the at most k values with the largest totals, ties to
+// the smaller value: the order of the top-K sorted sets, which every
+// grouped read (the store's and the in-memory source's) keeps.
+func Largest(totals map[string]int64, k int) []string {
+	names := make([]string, 0, len(totals))
+	for n := range totals {
+		names = append(names, n)
+	}
+	slices.SortFunc(names, func(a, b string) int {
+		if c := cmp.Compare(totals[b], totals[a]); c != 0 {
+			return c
+		}
+		return strings.Compare(a, b)
+	})
+	return names[:min(len(names), k)]
 }

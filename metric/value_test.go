@@ -1,6 +1,7 @@
 package metric
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -42,5 +43,21 @@ func TestCutValue(t *testing.T) {
 				t.Errorf("cutting again changed %q", got)
 			}
 		})
+	}
+}
+
+func TestLargest(t *testing.T) {
+	totals := map[string]int64{"/b": 5, "/a": 5, "/c": 9, "/d": 1}
+	for _, tc := range []struct {
+		k    int
+		want []string
+	}{
+		{0, []string{}},
+		{2, []string{"/c", "/a"}}, // ties to the smaller value
+		{10, []string{"/c", "/a", "/b", "/d"}},
+	} {
+		if got := Largest(totals, tc.k); !slices.Equal(got, tc.want) {
+			t.Errorf("Largest(k=%d) = %v, want %v", tc.k, got, tc.want)
+		}
 	}
 }

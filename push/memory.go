@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -211,7 +210,11 @@ func (m *MemorySource) Snapshot(_ context.Context, q SnapshotQuery) (int64, []Se
 			}
 		}
 	}
-	names := topNames(totals, q.Limit)
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 10
+	}
+	names := metric.Largest(totals, limit)
 	out := make([]Series, 0, len(names))
 	for _, name := range names {
 		s := Series{Labels: map[string]string{q.GroupBy: name}, Points: make([][2]int64, len(buckets))}
@@ -248,23 +251,4 @@ func (m *MemorySource) plan(q SnapshotQuery) (metric.Step, []int64, error) {
 		buckets = append(buckets, b)
 	}
 	return st, buckets, nil
-}
-
-// topNames returns the limit (0: 10) names with the largest totals, ties
-// by name.
-func topNames(totals map[string]int64, limit int) []string {
-	names := make([]string, 0, len(totals))
-	for n := range totals {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(totals[b], totals[a]); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	if limit <= 0 {
-		limit = 10
-	}
-	return names[:min(len(names), limit)]
 }

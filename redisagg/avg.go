@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/metric"
 )
 
 // average reads an avg metric: per bucket (and per value of q.GroupBy) the
@@ -61,7 +63,7 @@ func (s *Store) average(ctx context.Context, q SeriesQuery, p plan) (Result, err
 			events[v] += n
 		}
 	}
-	names := largest(events, q.limit())
+	names := metric.Largest(events, q.limit())
 	r.Series = make([]Series, 0, len(names))
 	for _, v := range names {
 		sr := Series{Labels: map[string]string{q.GroupBy: v}, Points: make([][2]int64, len(p.buckets)), Samples: make([]int64, len(p.buckets))}

@@ -287,7 +287,7 @@ func (s *Store) build(q SeriesQuery, p plan, raw []any) (Result, error) {
 			totals[name] += n
 		}
 	}
-	names := largest(totals, q.limit())
+	names := metric.Largest(totals, q.limit())
 	r.Series = make([]Series, 0, len(names))
 	for _, name := range names {
 		sr := Series{Labels: map[string]string{q.GroupBy: name}, Points: make([][2]int64, len(p.buckets))}
@@ -354,20 +354,4 @@ func (q SeriesQuery) limit() int {
 		return 10
 	}
 	return q.Limit
-}
-
-// largest returns the at most k values with the largest totals, ties to
-// the smaller value, as the top-K sets order them.
-func largest(totals map[string]int64, k int) []string {
-	names := make([]string, 0, len(totals))
-	for n := range totals {
-		names = append(names, n)
-	}
-	slices.SortFunc(names, func(a, b string) int {
-		if c := cmp.Compare(totals[b], totals[a]); c != 0 {
-			return c
-		}
-		return strings.Compare(a, b)
-	})
-	return names[:min(len(names), k)]
 }
