@@ -299,17 +299,26 @@ func (c *computation) feed(ctx context.Context, now time.Time, grown map[int64]s
 			return c.rebuild(ctx, c.eng, c.q, now)
 		}
 	}
+	if err := addRows(c.x, hours, rows, c.fed); err != nil {
+		return err
+	}
+	return c.publish()
+}
+
+// addRows adds to x the rows of each hour past the fed[h] it has counted,
+// and records how many it has now.
+func addRows(x *stats.Execution, hours []int64, rows [][]stats.Row, fed map[int64]int) error {
 	for i, h := range hours {
-		for j := range rows[i][c.fed[h]:] {
-			if err := c.x.Add(&rows[i][c.fed[h]+j]); err != nil {
+		for j := fed[h]; j < len(rows[i]); j++ {
+			if err := x.Add(&rows[i][j]); err != nil {
 				return err
 			}
 		}
 		if len(rows[i]) > 0 {
-			c.fed[h] = len(rows[i])
+			fed[h] = len(rows[i])
 		}
 	}
-	return c.publish()
+	return nil
 }
 
 // build counts q's rows from eng as if new (the query resolved at now
@@ -354,15 +363,8 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 		return err
 	}
 	fed := make(map[int64]int, len(hours))
-	for i, h := range hours {
-		for j := range rows[i] {
-			if err := x.Add(&rows[i][j]); err != nil {
-				return err
-			}
-		}
-		if len(rows[i]) > 0 {
-			fed[h] = len(rows[i])
-		}
+	if err := addRows(x, hours, rows, fed); err != nil {
+		return err
 	}
 	c.eng, c.x, c.fed = eng, x, fed
 	c.counted = time.Now()
