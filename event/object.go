@@ -315,9 +315,10 @@ func (p *parser) props(e *Event) (fieldErr *FieldError, synErr error) {
 	}
 }
 
-// maxPropNum bounds numbers in props: beyond it float64 loses integer
-// precision and the value is more likely garbage than a measurement.
-const maxPropNum = 1e15
+// MaxPropNumber bounds numbers in props, in every ingest format: beyond it
+// float64 loses integer precision and the value is more likely garbage
+// than a measurement.
+const MaxPropNumber = 1e15
 
 // parseNum parses a JSON number already checked for syntax.
 func parseNum(b []byte, isInt bool) (float64, bool) {
@@ -334,10 +335,10 @@ func parseNum(b []byte, isInt bool) (float64, bool) {
 		if neg {
 			f = -f
 		}
-		return f, f <= maxPropNum && f >= -maxPropNum
+		return f, f <= MaxPropNumber && f >= -MaxPropNumber
 	}
 	f, err := strconv.ParseFloat(string(b), 64)
-	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > maxPropNum || f < -maxPropNum {
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) || f > MaxPropNumber || f < -MaxPropNumber {
 		return 0, false
 	}
 	return f, true

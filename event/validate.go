@@ -77,7 +77,7 @@ func checkProp(k string, v any, lim Limits) string {
 	case string:
 		return checkString(v, lim.MaxPropValue)
 	case float64:
-		if math.IsNaN(v) || math.IsInf(v, 0) || v > maxPropNum || v < -maxPropNum {
+		if math.IsNaN(v) || math.IsInf(v, 0) || v > MaxPropNumber || v < -MaxPropNumber {
 			return "number out of range (magnitude at most 1e15)"
 		}
 	case bool:

@@ -7,6 +7,7 @@ import (
 	"io"
 	"math"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
@@ -201,20 +202,11 @@ func plausibleSites(raw json.RawMessage, u string) ([]string, error) {
 		if !event.IsName(s) {
 			return nil, &plausibleError{"domain", "site", quote(s) + " is not a site name ([a-z0-9_.-]{1,64})"}
 		}
-		if !contains(sites, s) {
+		if !slices.Contains(sites, s) {
 			sites = append(sites, s)
 		}
 	}
 	return sites, nil
-}
-
-func contains(l []string, s string) bool {
-	for _, x := range l {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // plausibleProps reads props: an object, or a JSON string of one (older
@@ -271,16 +263,13 @@ func propValue(k string, v json.RawMessage) (any, error) {
 		}
 		return x, nil
 	case float64:
-		if math.Abs(x) > maxPropNumber {
+		if math.Abs(x) > event.MaxPropNumber {
 			return nil, &plausibleError{"props", "props", quote(k) + ": number out of range (magnitude at most 1e15)"}
 		}
 		return x, nil
 	}
 	return x, nil // nil (left out) or a bool
 }
-
-// maxPropNumber is event.Validate's bound on numeric props.
-const maxPropNumber = 1e15
 
 // readObject reads a JSON object's members, stopping at the first of
 // more than maxKeys: the cost of a hostile body is bounded by the keys
