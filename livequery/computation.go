@@ -289,17 +289,17 @@ func (c *computation) feed(ctx context.Context, now time.Time, grown map[int64]s
 			return nil
 		}
 	}
-	rows, err := c.eng.HourRows(ctx, c.site, hours)
+	views, err := c.eng.HourSegments(ctx, c.site, hours)
 	if err != nil {
 		return err
 	}
 	for i, h := range hours {
-		if len(rows[i]) < c.fed[h] {
+		if views[i].Len() < c.fed[h] {
 			// The hour's string expired and began again: count anew.
 			return c.rebuild(ctx, c.eng, c.q, now)
 		}
 	}
-	if err := addRows(c.x, hours, rows, c.fed); err != nil {
+	if err := addRows(c.x, hours, views, c.fed); err != nil {
 		return err
 	}
 	return c.publish()
@@ -307,19 +307,27 @@ func (c *computation) feed(ctx context.Context, now time.Time, grown map[int64]s
 
 // addRows adds to x the rows of each hour past the fed[h] it has counted,
 // and records how many it has now.
-func addRows(x *stats.Execution, hours []int64, rows [][]stats.Row, fed map[int64]int) error {
+func addRows(x *stats.Execution, hours []int64, views []stats.SegmentView, fed map[int64]int) error {
+	var buf []stats.Row
 	for i, h := range hours {
-		for j := fed[h]; j < len(rows[i]); j++ {
-			if err := x.Add(&rows[i][j]); err != nil {
-				return err
+		n := views[i].Len()
+		for from := fed[h]; from < n; from += addChunk {
+			buf = views[i].Rows(from, min(from+addChunk, n), buf[:0])
+			for j := range buf {
+				if err := x.Add(&buf[j]); err != nil {
+					return err
+				}
 			}
 		}
-		if len(rows[i]) > 0 {
-			fed[h] = len(rows[i])
+		if n > 0 {
+			fed[h] = n
 		}
 	}
 	return nil
 }
+
+// addChunk is how many rows addRows rebuilds from columns at a time.
+const addChunk = 4096
 
 // build counts q's rows from eng as if new (the query resolved at now
 // when relative) and takes the answer as the current one.
@@ -358,12 +366,12 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 		return err
 	}
 	hours := statsquery.Hours(c.q.Range.From, c.q.Range.To, now)
-	rows, err := eng.HourRows(ctx, c.site, hours)
+	views, err := eng.HourSegments(ctx, c.site, hours)
 	if err != nil {
 		return err
 	}
 	fed := make(map[int64]int, len(hours))
-	if err := addRows(x, hours, rows, fed); err != nil {
+	if err := addRows(x, hours, views, fed); err != nil {
 		return err
 	}
 	c.eng, c.x, c.fed = eng, x, fed

@@ -35,9 +35,10 @@ type Engine interface {
 	// Prepare checks q against what the rows hold at now (retention,
 	// event-level only) and resolves an "all" range.
 	Prepare(q stats.Query, now time.Time) (stats.Query, error)
-	// HourRows returns the rows of each hour (nil when none); between
-	// calls a slice only grows unless its string began again.
-	HourRows(ctx context.Context, site string, hours []int64) ([][]stats.Row, error)
+	// HourSegments returns the rows of each hour (an empty view when
+	// none); between calls a view only grows unless its string began
+	// again.
+	HourSegments(ctx context.Context, site string, hours []int64) ([]stats.SegmentView, error)
 }
 
 // Namespace is what live queries read: an engine, and the pub/sub channel

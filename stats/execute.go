@@ -181,6 +181,7 @@ type execution struct {
 	pairs     []visit
 	recent    *[1 << recentBits]visit        // the pair last collected in each slot
 	total     map[uint64]struct{}            // visitors of every filtered row, for percentage
+	totalN    int                            // their count, when counted elsewhere (total nil)
 	convBase  map[string]map[uint64]struct{} // visitors without goal filters, by the non-goal labels
 	baseF     Filter
 	key       []byte
@@ -416,6 +417,9 @@ func (e *execution) metric(g *group, i int, m Metric) any {
 		}
 		return round2(float64(g.sums[i]) / sumScale / float64(g.counts[i]))
 	case Percentage:
+		if e.total == nil {
+			return percent(g.visitors, e.totalN)
+		}
 		return percent(g.visitors, len(e.total))
 	case ConversionRate:
 		e.key = e.key[:0]

@@ -30,22 +30,35 @@ func benchRows() []Row {
 	return rows
 }
 
-// BenchmarkExecute scans a day of a normal site per query; ns/row is the
-// executor's cost per event scanned.
+// benchQueries are BenchmarkExecute's queries.
+var benchQueries = []struct{ name, body string }{
+	{"visitors_pageviews", `{"metrics":["visitors","pageviews"],"date_range":"day"}`},
+	{"page_by_referrer_filter", `{"metrics":["pageviews","visitors"],"date_range":"day","dimensions":["event:page"],"filters":[["contains","visit:referrer",["ref1"]]]}`},
+	{"goal_by_hour_plan", `{"metrics":["events","visitors"],"date_range":"day","dimensions":["event:goal","time:hour"],"filters":[["is","event:props:plan",["pro"]]]}`},
+}
+
+// BenchmarkExecute scans a day of a normal site per query, as rows and as
+// segments (ExecuteSegments, one per hour); ns/row is the executor's cost
+// per event scanned.
 func BenchmarkExecute(b *testing.B) {
 	rows := benchRows()
-	for _, bc := range []struct{ name, body string }{
-		{"visitors_pageviews", `{"metrics":["visitors","pageviews"],"date_range":"day"}`},
-		{"page_by_referrer_filter", `{"metrics":["pageviews","visitors"],"date_range":"day","dimensions":["event:page"],"filters":[["contains","visit:referrer",["ref1"]]]}`},
-		{"goal_by_hour_plan", `{"metrics":["events","visitors"],"date_range":"day","dimensions":["event:goal","time:hour"],"filters":[["is","event:props:plan",["pro"]]]}`},
-	} {
+	views := segmentsOf(b, rows)
+	for _, bc := range benchQueries {
 		q, err := Parse([]byte(`{"site_id":"shop",`+bc.body[1:]), time.Date(2026, 12, 6, 23, 0, 0, 0, time.UTC))
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Run(bc.name, func(b *testing.B) {
+		b.Run(bc.name+"/rows", func(b *testing.B) {
 			for b.Loop() {
 				if _, err := Execute(q, RowsOf(rows)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(rows)), "ns/row")
+		})
+		b.Run(bc.name+"/segments", func(b *testing.B) {
+			for b.Loop() {
+				if _, err := ExecuteSegments(q, views); err != nil {
 					b.Fatal(err)
 				}
 			}

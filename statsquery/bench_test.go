@@ -113,7 +113,7 @@ func BenchmarkAnswer(b *testing.B) {
 	defer stop()
 	go ingest(ctx, st, s, days)
 
-	e := New(st, Config{CacheBytes: int64(days) * 1_000_000 * rowCost * 3 / 2})
+	e := New(st, Config{CacheBytes: int64(days) * 60 << 20}) // the rows in columns and the visitor numbers, with room
 	for _, tc := range []struct {
 		name, body string
 		days       int

@@ -37,8 +37,9 @@ type Config struct {
 	// (metric.Catalog.RowRetention); a range reaching before it is a 400.
 	// Default 35 days.
 	Retention time.Duration
-	// CacheBytes bounds the decoded hours kept between queries (about 150
-	// bytes a row); default 256 MiB. Negative: no cache.
+	// CacheBytes bounds the decoded hours kept between queries (in
+	// columns, about 15 bytes a row on the reference site, and 48 bytes a
+	// visitor); default 256 MiB. Negative: no cache.
 	CacheBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -53,6 +54,7 @@ type Engine struct {
 	hours map[hourKey]*list.Element // of *cachedHour
 	lru   list.List                 // front: most recently used
 	bytes int64
+	sites map[string]*siteNumbers
 }
 
 type hourKey struct {
@@ -60,21 +62,29 @@ type hourKey struct {
 	hour int64
 }
 
-// cachedHour is the decoded prefix of one hour's row string. rows only
-// grows while mu is held; a reader copies the slice header under mu and
+// siteNumbers is the visitor numbering of a site's cached hours
+// (stats.VisitorNumbers), with what it is charged and how many rows the
+// hours numbered with it hold: numbers of hours dropped from the cache
+// stay, so when they outnumber the rows kept the site starts over.
+type siteNumbers struct {
+	numbers *stats.VisitorNumbers
+	charged int   // numbers counted against CacheBytes
+	rows    int64 // rows of the site's cached hours
+}
+
+// cachedHour is the decoded prefix of one hour's row string, in columns.
+// seg only grows while mu is held; a reader takes a View under mu and
 // reads it after, which appends never disturb.
 type cachedHour struct {
 	key   hourKey
 	mu    sync.Mutex
-	len   int64 // bytes of the string decoded into rows
-	rows  []stats.Row
-	bytes int64 // what rows costs, as counted against CacheBytes
+	len   int64 // bytes of the string decoded into seg
+	seg   *stats.Segment
+	nums  *siteNumbers
+	bytes int64 // what seg costs, as counted against CacheBytes
+	rows  int64 // seg's rows, as counted in nums.rows
 	dec   *factrow.Decoder
 }
-
-// rowCost is what one decoded row is counted as in the cache: the Row
-// struct and its share of interned texts and props.
-const rowCost = 160
 
 // New returns an Engine over store.
 func New(store RowStore, cfg Config) *Engine {
@@ -87,7 +97,7 @@ func New(store RowStore, cfg Config) *Engine {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Engine{store: store, cfg: cfg, hours: map[hourKey]*list.Element{}}
+	return &Engine{store: store, cfg: cfg, hours: map[hourKey]*list.Element{}, sites: map[string]*siteNumbers{}}
 }
 
 // Oldest is the start of the oldest hour whose rows may still be kept at
@@ -140,43 +150,18 @@ func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error
 	if err != nil {
 		return stats.Answer{}, err
 	}
-	rows, err := e.Rows(ctx, q.Site, Hours(q.Range.From, q.Range.To, now))
+	views, err := e.HourSegments(ctx, q.Site, Hours(q.Range.From, q.Range.To, now))
 	if err != nil {
 		return stats.Answer{}, err
 	}
-	return stats.Execute(q, func(yield func(*stats.Row) bool) {
-		for _, hr := range rows {
-			for i := range hr {
-				if !yield(&hr[i]) {
-					return
-				}
-			}
-		}
-	})
+	return stats.ExecuteSegments(q, views)
 }
 
-// Rows returns the rows of site's hours as they are now, one slice per
-// hour that has any. The slices are shared: read them, never write.
-func (e *Engine) Rows(ctx context.Context, site string, hours []int64) ([][]stats.Row, error) {
-	all, err := e.HourRows(ctx, site, hours)
-	if err != nil {
-		return nil, err
-	}
-	out := all[:0]
-	for _, rows := range all {
-		if len(rows) > 0 {
-			out = append(out, rows)
-		}
-	}
-	return out, nil
-}
-
-// HourRows returns the rows of each of site's hours as they are now, in
-// the order of hours (nil for an hour without rows): a live query keeps
-// per hour how many it has counted. Between two calls an hour's slice
-// only grows, unless its string expired and began again. The slices are
-// shared: read them, never write.
-func (e *Engine) HourRows(ctx context.Context, site string, hours []int64) ([][]stats.Row, error) {
+// HourSegments returns the rows of each of site's hours as they are now,
+// in the order of hours (an empty view for an hour without rows): a live
+// query keeps per hour how many it has counted. Between two calls an
+// hour's view only grows, unless its string expired and began again.
+func (e *Engine) HourSegments(ctx context.Context, site string, hours []int64) ([]stats.SegmentView, error) {
 	if len(hours) == 0 {
 		return nil, nil
 	}
@@ -184,47 +169,49 @@ func (e *Engine) HourRows(ctx context.Context, site string, hours []int64) ([][]
 	if err != nil {
 		return nil, fmt.Errorf("read row lengths of %s: %w", site, err)
 	}
-	out := make([][]stats.Row, len(hours))
+	out := make([]stats.SegmentView, len(hours))
 	for i, h := range hours {
 		if lens[i] == 0 {
 			continue
 		}
-		rows, err := e.hour(ctx, hourKey{site, h}, lens[i])
-		if err != nil {
+		if out[i], err = e.hour(ctx, hourKey{site, h}, lens[i]); err != nil {
 			return nil, err
 		}
-		out[i] = rows
 	}
 	return out, nil
 }
 
 // hour returns the rows of one hour whose string is n bytes long, reading
 // only the bytes the cache lacks.
-func (e *Engine) hour(ctx context.Context, k hourKey, n int64) ([]stats.Row, error) {
+func (e *Engine) hour(ctx context.Context, k hourKey, n int64) (stats.SegmentView, error) {
 	c := e.entry(k)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if n < c.len {
 		// Shorter than what was decoded: the string expired and began
 		// again (or a namespace was rebuilt); start over.
-		c.len, c.rows, c.dec = 0, nil, factrow.NewDecoder()
+		e.charge(c, -c.bytes, -int64(c.seg.Len()))
+		c.len, c.seg, c.dec = 0, stats.NewSegment(k.hour, c.nums.numbers), factrow.NewDecoder()
 	}
 	if n > c.len {
 		b, err := e.store.RowBytes(ctx, k.site, k.hour, c.len, n)
 		if err != nil {
-			return nil, fmt.Errorf("read rows of %s hour %d: %w", k.site, k.hour, err)
+			return stats.SegmentView{}, fmt.Errorf("read rows of %s hour %d: %w", k.site, k.hour, err)
 		}
-		before := len(c.rows)
-		c.rows, err = c.dec.Decode(c.rows, b, k.hour)
-		if err != nil {
-			return nil, fmt.Errorf("rows of %s hour %d: %w", k.site, k.hour, err)
+		rows, derr := c.dec.Decode(nil, b, k.hour)
+		before, beforeRows := c.seg.Bytes(), c.seg.Len()
+		if err := c.seg.Append(rows); err != nil {
+			derr = err
+		}
+		e.charge(c, c.seg.Bytes()-before, int64(c.seg.Len()-beforeRows))
+		if derr != nil {
+			return stats.SegmentView{}, fmt.Errorf("rows of %s hour %d: %w", k.site, k.hour, derr)
 		}
 		// What was read, not n: a string that expired between the
 		// length and the read comes back shorter, and is read anew next.
 		c.len += int64(len(b))
-		e.charge(c, int64(len(c.rows)-before)*rowCost)
 	}
-	return c.rows, nil
+	return c.seg.View(), nil
 }
 
 // entry returns the cache entry of k, made if absent, as most recently used.
@@ -235,28 +222,63 @@ func (e *Engine) entry(k hourKey) *cachedHour {
 		e.lru.MoveToFront(el)
 		return el.Value.(*cachedHour)
 	}
-	c := &cachedHour{key: k, dec: factrow.NewDecoder()}
+	nums := e.sites[k.site]
+	if nums == nil {
+		nums = &siteNumbers{numbers: stats.NewVisitorNumbers()}
+		e.sites[k.site] = nums
+	}
+	c := &cachedHour{key: k, dec: factrow.NewDecoder(), nums: nums, seg: stats.NewSegment(k.hour, nums.numbers)}
 	e.hours[k] = e.lru.PushFront(c)
 	return c
 }
 
-// charge counts add bytes for c and drops the least recently used hours
-// while the cache is over its bound. A dropped hour still in use by a
-// query stays valid for it; the next query reads it again.
-func (e *Engine) charge(c *cachedHour, add int64) {
+// charge counts add bytes and rows for c, and the visitors its site has
+// numbered since, then drops the least recently used hours while the
+// cache is over its bound. A dropped hour still in use by a query stays
+// valid for it; the next query reads it again.
+func (e *Engine) charge(c *cachedHour, add, rows int64) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	c.bytes += add
 	if el, ok := e.hours[c.key]; ok && el.Value == c {
 		e.bytes += add
+		c.rows += rows
+		c.nums.rows += rows
+	}
+	if n := c.nums.numbers.Len(); n != c.nums.charged && e.sites[c.key.site] == c.nums {
+		e.bytes += int64(n-c.nums.charged) * stats.VisitorBytes
+		c.nums.charged = n
 	}
 	for e.bytes > max(e.cfg.CacheBytes, 0) && e.lru.Len() > 0 {
-		el := e.lru.Back()
-		old := el.Value.(*cachedHour)
-		e.lru.Remove(el)
-		delete(e.hours, old.key)
-		e.bytes -= old.bytes
+		e.drop(e.lru.Back().Value.(*cachedHour))
 	}
+	if s := e.sites[c.key.site]; s != nil && (s.rows == 0 || int64(s.charged) > 2*s.rows+1<<16) {
+		e.renumber(c.key.site)
+	}
+}
+
+// drop removes c from the cache. Called with e.mu held.
+func (e *Engine) drop(c *cachedHour) {
+	e.lru.Remove(e.hours[c.key])
+	delete(e.hours, c.key)
+	e.bytes -= c.bytes
+	c.nums.rows -= c.rows
+}
+
+// renumber drops every cached hour of site and its visitor numbering,
+// most (or all) of whose numbers are of rows no longer cached: the next
+// queries read the hours again into a new numbering. Called with e.mu
+// held.
+func (e *Engine) renumber(site string) {
+	for el := e.lru.Front(); el != nil; {
+		next := el.Next()
+		if c := el.Value.(*cachedHour); c.key.site == site {
+			e.drop(c)
+		}
+		el = next
+	}
+	e.bytes -= int64(e.sites[site].charged) * stats.VisitorBytes
+	delete(e.sites, site)
 }
 
 // CachedBytes is what the cache holds now, as counted against CacheBytes.

@@ -151,10 +151,10 @@ func followAppends(t *testing.T, files redisagg.RowFiles) {
 	}
 	f.check(t, e)
 
-	small := New(f.st, Config{Now: func() time.Time { return f.now }, CacheBytes: 50 * rowCost})
+	small := New(f.st, Config{Now: func() time.Time { return f.now }, CacheBytes: smallCache})
 	f.check(t, small)
-	if b := small.CachedBytes(); b > 50*rowCost {
-		t.Errorf("cache holds %d bytes, bound %d", b, 50*rowCost)
+	if b := small.CachedBytes(); b > smallCache {
+		t.Errorf("cache holds %d bytes, bound %d", b, smallCache)
 	}
 	none := New(f.st, Config{Now: func() time.Time { return f.now }, CacheBytes: -1})
 	f.check(t, none)
@@ -189,4 +189,42 @@ func TestPrepareRefuses(t *testing.T) {
 	if err != nil || q.Range.From.Before(e.Oldest(now).Add(-24*time.Hour)) {
 		t.Errorf("all: from %v err %v, want the day of the oldest row kept (%v)", q.Range.From, err, e.Oldest(now))
 	}
+}
+
+// smallCache is a cache bound far below the fixture's rows, so that hours
+// are dropped and read again, and visitors numbered anew, within a check.
+const smallCache = 8_000
+
+// TestAnswerWhileApplying: queries on several goroutines share the cached
+// hours while commits grow them (go test -race checks the snapshots), and
+// once the commits stop the engine answers as Execute over every row.
+func TestAnswerWhileApplying(t *testing.T) {
+	f, _ := newFixture(t, nil)
+	rng := rand.New(rand.NewPCG(5, 6))
+	f.apply(t, rng, 300)
+	e := New(f.st, Config{Now: func() time.Time { return f.now }})
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan error, 3)
+	for i := range 3 {
+		go func() {
+			q, err := stats.Parse([]byte(queries[i%2+1]), f.now)
+			for err == nil && ctx.Err() == nil {
+				_, err = e.Answer(ctx, q)
+			}
+			if ctx.Err() != nil {
+				err = nil
+			}
+			done <- err
+		}()
+	}
+	for range 20 {
+		f.apply(t, rng, 100)
+	}
+	stop()
+	for range 3 {
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.check(t, e)
 }
