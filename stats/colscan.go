@@ -100,39 +100,37 @@ func scansInColumns(q Query, views []SegmentView) bool {
 // columnScan is one run of ExecuteSegments. Groups are numbered in the
 // order found; their counters are slices by group number.
 type columnScan struct {
-	e          *execution // the query, its time labels, and the answer
-	dims       []Dimension
-	index      map[string]int32 // labels joined by NUL -> group
-	labels     [][]string       // by group
-	events     []int64
-	pageviews  []int64
-	sums       [][]int64 // by metric, then group: scaled sums of Sum and Avg
-	counts     [][]int64 // by metric, then group
-	visitors   bool
-	lists      [][]uint32 // by group: visitor numbers of its rows, with repeats
-	recent     [1 << recentBits]uint64
-	total      []uint64 // Percentage: the visitors of every filtered row, as bits
-	maxVisitor int
-	maxGroups  int
-	key        []byte
+	e         *execution // the query, its time labels, and the answer
+	dims      []Dimension
+	index     map[string]int32 // labels joined by NUL -> group
+	labels    [][]string       // by group
+	events    []int64
+	pageviews []int64
+	sums      [][]int64 // by metric, then group: scaled sums of Sum and Avg
+	counts    [][]int64 // by metric, then group
+	visitors  bool
+	// pageviewsAsked: a metric reads the groups' pageviews
+	pageviewsAsked bool
+	lists          [][]uint32 // by group: visitor numbers of its rows, with repeats
+	recent         [1 << recentBits]uint64
+	total          []uint64 // Percentage: the visitors of every filtered row, as bits
+	maxVisitor     int
+	maxGroups      int
+	key            []byte
 	// per view
-	idx   []uint64 // each row's cell: its dimensions' local ids, mixed radix
-	group []int32  // each selected row's group, when sums need it
-	cells []int32  // cell -> group+1, when the cells are few
+	group []int32 // each selected row's group, when sums need it
+	cells []int32 // cell -> group+1, when the cells are few
 	cellM map[uint64]int32
 	lay   []cellDim
-}
-
-// cellDim is how one dimension makes up a view's cells.
-type cellDim struct {
-	stride, card uint64
-	labels       []string // local id -> label
 }
 
 func newColumnScan(q Query, maxGroups int) *columnScan {
 	s := &columnScan{e: newExecution(q), dims: q.Dimensions, index: map[string]int32{},
 		sums: make([][]int64, len(q.Metrics)), counts: make([][]int64, len(q.Metrics)), maxGroups: maxGroups}
 	s.visitors = s.e.visitors
+	for _, m := range q.Metrics {
+		s.pageviewsAsked = s.pageviewsAsked || m.Kind == Pageviews
+	}
 	return s
 }
 
@@ -307,9 +305,16 @@ func (v *SegmentView) prop(key string) *viewProp {
 	return nil
 }
 
+// tableBits sets in out the bit of each row whose id table marks, a word
+// at a time in a register.
 func tableBits[T uint8 | uint16 | uint32](ids []T, table []uint8, out []uint64) {
-	for i, id := range ids {
-		out[i>>6] |= uint64(table[id]) << (i & 63)
+	for w := range out {
+		var word uint64
+		chunk := ids[w*64 : min(w*64+64, len(ids))]
+		for i, id := range chunk {
+			word |= uint64(table[id]) << i
+		}
+		out[w] |= word
 	}
 }
 
@@ -322,33 +327,27 @@ func label(k DimensionKind, v string) string {
 	return v
 }
 
-// layout sets the cells of v: each row's dimensions' local ids (the
-// dictionary id, the minute's label) combined into one number, s.idx.
+// layout sets how the cells of v are made: each row's dimensions' local
+// ids (the dictionary id, the minute's label), combined into one number.
+// A cell is computed only for the rows selected (cellDim.at).
 func (s *columnScan) layout(v *SegmentView) {
-	s.idx = slices.Grow(s.idx[:0], v.n)[:v.n]
-	clear(s.idx)
 	s.lay = s.lay[:0]
 	stride := uint64(1)
 	for _, d := range s.dims {
 		cd := cellDim{stride: stride}
 		switch {
 		case d.IsTime():
-			cd.labels = s.minuteCells(v, stride)
+			s.minuteCells(v, &cd)
 		case d.Kind == Prop:
-			cd.labels = s.propCells(v, d.Prop, stride)
+			s.propCells(v, d.Prop, &cd)
 		default:
 			c := &v.text[textField(d.Kind)]
 			cd.labels = make([]string, len(c.values))
 			for id, val := range c.values {
 				cd.labels[id] = label(d.Kind, val)
 			}
-			switch c.ids.width {
-			case 1:
-				addCells(c.ids.u8, stride, s.idx)
-			case 2:
-				addCells(c.ids.u16, stride, s.idx)
-			case 4:
-				addCells(c.ids.u32, stride, s.idx)
+			if len(c.values) > 1 {
+				cd.ids = c.ids
 			}
 		}
 		cd.card = uint64(len(cd.labels))
@@ -364,51 +363,74 @@ func (s *columnScan) layout(v *SegmentView) {
 	}
 }
 
-func addCells[T uint8 | uint16 | uint32](ids []T, stride uint64, idx []uint64) {
-	for i, id := range ids {
-		idx[i] += uint64(id) * stride
-	}
+// cellDim is how one dimension makes up a view's cells: from a text
+// column's ids, the minute of the time, or a prop's ids made dense for the
+// view; none of them when the dimension has one label in the view.
+type cellDim struct {
+	stride, card uint64
+	labels       []string // local id -> label
+	ids          idColumn
+	minute       *[60]uint64 // minute of the hour -> local id × stride
+	dense        []uint32
 }
 
-// minuteCells adds to the cells each row's time label, numbered within v,
-// and returns the labels. A bucket is a run of whole minutes, so an hour
-// whose first and last minute share a label has only that one.
-func (s *columnScan) minuteCells(v *SegmentView, stride uint64) []string {
+// at is row r's part of its cell.
+func (d *cellDim) at(r int, ts []uint32) uint64 {
+	switch {
+	case d.ids.width == 1:
+		return uint64(d.ids.u8[r]) * d.stride
+	case d.ids.width == 2:
+		return uint64(d.ids.u16[r]) * d.stride
+	case d.ids.width == 4:
+		return uint64(d.ids.u32[r]) * d.stride
+	case d.minute != nil:
+		return d.minute[ts[r]/60_000]
+	case d.dense != nil:
+		return uint64(d.dense[r]) * d.stride
+	}
+	return 0
+}
+
+// minuteCells sets d's labels, the time labels of v's minutes numbered
+// within v. A bucket is a run of whole minutes, so an hour whose first
+// and last minute share a label has only that one.
+func (s *columnScan) minuteCells(v *SegmentView, d *cellDim) {
 	first, last := s.e.timeLabel(v.hour), s.e.timeLabel(v.hour+59*60_000)
 	if first == last {
-		return []string{first}
+		d.labels = []string{first}
+		return
 	}
-	var labels []string
-	var local [60]uint64
+	d.minute = new([60]uint64)
 	for m := range 60 {
 		l := s.e.timeLabel(v.hour + int64(m)*60_000)
-		if len(labels) == 0 || labels[len(labels)-1] != l {
-			labels = append(labels, l)
+		if len(d.labels) == 0 || d.labels[len(d.labels)-1] != l {
+			d.labels = append(d.labels, l)
 		}
-		local[m] = uint64(len(labels)-1) * stride
+		d.minute[m] = uint64(len(d.labels)-1) * d.stride
 	}
-	for i, t := range v.ts {
-		s.idx[i] += local[t/60_000]
-	}
-	return labels
 }
 
-// propCells adds to the cells each row's id of prop key (0, None, when
-// absent) and returns the labels.
-func (s *columnScan) propCells(v *SegmentView, key string, stride uint64) []string {
+// propCells sets d's labels, prop key's values (0, None, for rows without
+// it), and each row's id of it.
+func (s *columnScan) propCells(v *SegmentView, key string, d *cellDim) {
 	p := v.prop(key)
 	if p == nil {
-		return []string{None}
+		d.labels = []string{None}
+		return
 	}
+	d.labels = p.values
+	d.dense = make([]uint32, v.n)
 	for j, r := range p.rows {
-		s.idx[r] += uint64(p.ids.at(j)) * stride
+		d.dense[r] = p.ids.at(j)
 	}
-	return p.values
 }
 
 // count counts each selected row in its group.
 func (s *columnScan) count(v *SegmentView, sel []uint64) error {
-	pv := s.pageviewBits(v)
+	var pv []uint64
+	if s.pageviewsAsked {
+		pv = s.pageviewBits(v)
+	}
 	needGroup := s.needsGroups()
 	if needGroup {
 		s.group = slices.Grow(s.group[:0], v.n)[:v.n]
@@ -418,7 +440,10 @@ func (s *columnScan) count(v *SegmentView, sel []uint64) error {
 			b := bits.TrailingZeros64(word)
 			word &= word - 1
 			r := w<<6 | b
-			cell := s.idx[r]
+			var cell uint64
+			for i := range s.lay {
+				cell += s.lay[i].at(r, v.ts)
+			}
 			var g int32
 			if s.cellM == nil && s.cells[cell] != 0 {
 				g = s.cells[cell] - 1
@@ -429,7 +454,9 @@ func (s *columnScan) count(v *SegmentView, sel []uint64) error {
 				}
 			}
 			s.events[g]++
-			s.pageviews[g] += int64(pv[w] >> b & 1)
+			if pv != nil {
+				s.pageviews[g] += int64(pv[w] >> b & 1)
+			}
 			if needGroup {
 				s.group[r] = g
 			}

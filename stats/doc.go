@@ -4,11 +4,13 @@
 // one row, the date range resolved in the query's time zone, and the time
 // buckets.
 //
-// It executes nothing and knows no store and no HTTP: Parse either returns
-// a Query every later step may trust (names known, bounds kept, Plausible's
-// combination rules met, regular expressions compiled, the range resolved
-// to instants) or an *Error naming the part of the body that is wrong,
-// which the HTTP layer answers as 400.
+// It knows no store and no HTTP: Parse either returns a Query every later
+// step may trust (names known, bounds kept, Plausible's combination rules
+// met, regular expressions compiled, the range resolved to instants) or an
+// *Error naming the part of the body that is wrong, which the HTTP layer
+// answers as 400. Execute answers a Query from rows, an Execution does so
+// as rows keep coming (live queries), and ExecuteSegments from the rows of
+// hours kept in columns (Segment), with the same answers.
 //
 // Invariants a caller may rely on:
 //   - Range is half-open, [From, To), in absolute time; whole-day forms

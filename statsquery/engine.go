@@ -1,13 +1,13 @@
 // Package statsquery answers Stats API queries (package stats) from the
 // fact rows the apply script keeps per site and hour (package factrow;
 // docs/queries.md, design B): it reads the hours of a query's range,
-// keeps decoded hours in a cache bounded in bytes, and runs stats.Execute
-// over them.
+// keeps them in columns (stats.Segment) in a cache bounded in bytes, and
+// runs stats.ExecuteSegments over them.
 //
 // Row strings only grow (the apply script APPENDs), so a cached hour stays
 // valid as a prefix: a query asks every hour's length in one pipeline and
 // reads only the bytes past what the cache holds. That is also how a live
-// query (package livequery) follows new rows (HourRows).
+// query (package livequery) follows new rows (HourSegments).
 package statsquery
 
 import (

@@ -34,7 +34,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
 		&cli.Int64Flag{Name: "retention-bytes", Value: 10 << 30, Usage: "local stream retention by size"},
-		&cli.Int64Flag{Name: "stats-cache-bytes", Value: 256 << 20, Usage: "bytes of decoded Stats API rows a query node keeps between queries (about 160 per event); 0: none"},
+		&cli.Int64Flag{Name: "stats-cache-bytes", Value: 256 << 20, Usage: "bytes of Stats API rows a query node keeps in columns between queries (about 15-25 per event, 48 per visitor); 0: none"},
 		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions and steps (default: the built-in metrics; docs/metrics.example.yaml shows every key)"},
 		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
 		&cli.FloatFlag{Name: "rate-site", Value: 0, Usage: "events/s per site at ingest (0: default 5000/s; negative: off)"},
