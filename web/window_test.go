@@ -15,7 +15,11 @@ import (
 // TestTrackerWindow checks that the served tracker carries the configured
 // dedup window in place of the file's own.
 func TestTrackerWindow(t *testing.T) {
-	file, _ := files.ReadFile("tracker.js")
+	src, _ := files.ReadFile("tracker.js")
+	file, err := buildTracker(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		window time.Duration
 		want   string // in the served tracker
