@@ -18,6 +18,7 @@ const (
 	fRef
 	fUID
 	fProps
+	fHash
 	// server fields, decoded from stream records only
 	fRT
 	fPath
@@ -44,6 +45,8 @@ func (p *parser) fieldOf(k []byte) field {
 		return fUID
 	case "props":
 		return fProps
+	case "hash":
+		return fHash
 	}
 	if !p.record {
 		// A client cannot set what the server derives.
@@ -65,7 +68,7 @@ func (p *parser) fieldOf(k []byte) field {
 }
 
 var fieldNames = [...]string{fID: "id", fSite: "site", fType: "type", fTS: "ts", fURL: "url", fRef: "ref",
-	fUID: "uid", fProps: "props", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot"}
+	fUID: "uid", fProps: "props", fHash: "hash", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot"}
 
 // event decodes the JSON object at p.i into e. A syntax error means the end
 // of the value is unknown. A field error (well-formed JSON, wrong shape)
@@ -191,14 +194,16 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 			e.RT = v
 		}
 		return nil, nil
-	case fBot:
+	case fBot, fHash:
 		switch c {
-		case 't':
-			e.Bot = true
-			return nil, p.lit("true")
-		case 'f':
-			e.Bot = false
-			return nil, p.lit("false")
+		case 't', 'f':
+			v := c == 't'
+			if f == fBot {
+				e.Bot = v
+			} else {
+				e.Hash = v
+			}
+			return nil, p.lit(map[bool]string{true: "true", false: "false"}[v])
 		}
 		return p.wrongType(f, "a bool")
 	case fProps:

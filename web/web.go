@@ -124,7 +124,7 @@ func Register(r gin.IRouter, cfg Config) {
 
 type handler struct {
 	trackers  map[string]*asset // by variantKey
-	dashboard *asset // nil when the bundle is not built
+	dashboard *asset            // nil when the bundle is not built
 	demoIndex *asset
 	demo      map[string]*asset // files of demo/ other than index.html
 	assets    map[string]*asset // /assets/NAME
