@@ -145,7 +145,8 @@ func TestTrackerExtensions(t *testing.T) {
 		{name: "all extensions", script: "tracker.outbound-links.hash.404.exclusions.file-downloads.js", attrs: allow + ` data-404 data-exclude="/page/#/x"`, body: keepPage, open: "/page/#/x",
 			act: func(t *testing.T, tab context.Context, _ string) {
 				js(`location.hash = "#/y"`)(t, tab, "")
-				clicks("pdf", "out")(t, tab, "")
+				clicks("pdf")(t, tab, "")
+				do(t, tab, "click out", chromedp.Click(chromedp.ID("out")), chromedp.WaitVisible(chromedp.ID("landed")))
 			},
 			want: []string{
 				`404 /page/#/x {"path":"/page/"}`,

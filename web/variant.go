@@ -129,18 +129,3 @@ func variants(src []byte) (map[string][]byte, error) {
 	}
 	return out, nil
 }
-
-// variantPaths returns the route of every file name a variant answers to:
-// each ordering of each subset of Extensions, /tracker.js included.
-func variantPaths() []string {
-	var out []string
-	var walk func(prefix string, rest []string)
-	walk = func(prefix string, rest []string) {
-		out = append(out, prefix+".js")
-		for i, n := range rest {
-			walk(prefix+"."+n, slices.Concat(rest[:i], rest[i+1:]))
-		}
-	}
-	walk("/tracker", Extensions())
-	return out
-}

@@ -110,13 +110,11 @@ func newHandler(fsys fs.FS, cfg Config) *handler {
 }
 
 // Register adds the package's routes to a gin router: GET and HEAD of /,
-// /tracker.js and each name of its variants, /demo, /demo/*path and
-// /assets/*path.
+// /tracker.js, /tracker.:variant (the variants; any other name is 404),
+// /demo, /demo/*path and /assets/*path.
 func Register(r gin.IRouter, cfg Config) {
 	h := gin.WrapH(Handler(cfg))
-	// Each variant name is a route of its own (326 of them), so that gin
-	// answers any other name as it answers unknown paths.
-	for _, p := range append(variantPaths(), "/", "/demo", "/demo/*path", "/assets/*path") {
+	for _, p := range []string{"/", "/tracker.js", "/tracker.:variant", "/demo", "/demo/*path", "/assets/*path"} {
 		r.GET(p, h)
 		r.HEAD(p, h)
 	}

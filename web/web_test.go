@@ -228,6 +228,8 @@ func TestRegister(t *testing.T) {
 		{"/tracker.file-downloads.exclusions.404.js", 200},
 		{"/tracker.nope.js", 404},
 		{"/tracker.hash.hash.js", 404},
+		{"/tracker.hash.js/x", 404},
+		{"/tracker.", 404},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()
