@@ -195,17 +195,7 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 		}
 		return nil, nil
 	case fBot, fHash:
-		switch c {
-		case 't', 'f':
-			v := c == 't'
-			if f == fBot {
-				e.Bot = v
-			} else {
-				e.Hash = v
-			}
-			return nil, p.lit(map[bool]string{true: "true", false: "false"}[v])
-		}
-		return p.wrongType(f, "a bool")
+		return p.boolField(e, f)
 	case fProps:
 		if c != '{' {
 			return p.wrongType(f, "an object")
@@ -213,6 +203,24 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 		return p.props(e)
 	}
 	return p.skipUnknown()
+}
+
+// boolField decodes the bool value of member f (bot or hash).
+func (p *parser) boolField(e *Event, f field) (*FieldError, error) {
+	v, lit := true, "true"
+	switch p.b[p.i] {
+	case 't':
+	case 'f':
+		v, lit = false, "false"
+	default:
+		return p.wrongType(f, "a bool")
+	}
+	if f == fBot {
+		e.Bot = v
+	} else {
+		e.Hash = v
+	}
+	return nil, p.lit(lit)
 }
 
 // skipUnknown skips the value of a field this version does not know.

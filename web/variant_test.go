@@ -124,6 +124,16 @@ func TestTrackerVariants(t *testing.T) {
 			}
 		}
 	}
+	// The variants are built once, when the handler is: what they hold is
+	// the price of serving every one of them without work per request.
+	held := 0
+	for _, a := range newHandler(files, Config{}).trackers {
+		held += len(a.body) + len(a.gz)
+	}
+	t.Logf("the 32 variants hold %d bytes, plain and gzipped", held)
+	if held > 256<<10 {
+		t.Errorf("the tracker's variants hold %d bytes, over 256 KiB", held)
+	}
 	for _, p := range []string{"/tracker.nope.js", "/tracker.hash.hash.js", "/tracker..js", "/tracker.hash.js/x"} {
 		if res := get(p, false); res.StatusCode != http.StatusNotFound {
 			t.Errorf("GET %s: %d, want 404", p, res.StatusCode)

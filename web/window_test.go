@@ -40,6 +40,11 @@ func TestTrackerWindow(t *testing.T) {
 			if len(body) < len(file)-len(trackerWindow) || strings.Count(string(body), "WIN = ") != 1 {
 				t.Errorf("served tracker is not the file with one window set: %d bytes, file %d", len(body), len(file))
 			}
+			rec = httptest.NewRecorder()
+			Handler(Config{DedupWindow: tt.window}).ServeHTTP(rec, httptest.NewRequest("GET", "/tracker.outbound-links.hash.js", nil))
+			if variant, _ := io.ReadAll(rec.Body); !strings.Contains(string(variant), tt.want) {
+				t.Errorf("served variant lacks %q", tt.want)
+			}
 		})
 	}
 	if _, err := trackerSource([]byte("/* no window */"), time.Second); err == nil {
