@@ -90,6 +90,11 @@ func variantKey(file string) (key string, ok bool) {
 	if mid, found = strings.CutSuffix(mid, "js"); !found {
 		return "", false
 	}
+	// No longer than all the names: the split below then costs at most
+	// five strings, however long a path a client sends.
+	if len(mid) > len(strings.Join(Extensions(), "."))+1 {
+		return "", false
+	}
 	if mid == "" {
 		return "", true
 	}

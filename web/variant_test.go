@@ -27,6 +27,8 @@ func TestVariantKey(t *testing.T) {
 		{"tracker.hashjs", "", false},
 		{"tracker.hash.js.map", "", false},
 		{"trackers.js", "", false},
+		{"tracker." + strings.Repeat("hash.", 10000) + "js", "", false},
+		{"tracker.hash.404.hash.404.js", "", false},
 	}
 	for _, tt := range tests {
 		if key, ok := variantKey(tt.file); key != tt.key || ok != tt.ok {
