@@ -20,7 +20,9 @@ import (
 // err (wrapping ErrEmpty, ErrTooLarge, ErrTooMany or ErrMalformed) is
 // returned only when the body as a whole is unusable. Unknown fields are
 // ignored and dropped; server fields sent by a client are unknown fields.
-// Accepted events pass Validate; Decode does not Enrich them.
+// Accepted events pass ValidateFreeType: their type may be any event name
+// (Plausible's "Outbound Link: Click", which the tracker sends too), as on
+// /api/event. Decode does not Enrich them.
 func Decode(body []byte, lim Limits) (evs []Event, idx []int, rejects []Reject, err error) {
 	lim = lim.WithDefaults()
 	if int64(len(body)) > lim.MaxBodyBytes {
@@ -67,7 +69,7 @@ func (d *decoder) add(e *Event, fe *FieldError, synErr error) {
 	case fe != nil:
 		d.rejects = append(d.rejects, reject(i, fe))
 	default:
-		if err := e.Validate(d.p.lim); err != nil {
+		if err := e.ValidateFreeType(d.p.lim); err != nil {
 			d.rejects = append(d.rejects, reject(i, err))
 			return
 		}

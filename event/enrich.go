@@ -7,7 +7,7 @@ import (
 
 // Enrich sets the server fields of e: RT from receivedAt; TS = RT when the
 // client sent none; Path from URL ("/" when the URL has an empty path, ""
-// when there is no URL); RefHost, the lower-case host of Ref without port or
+// when there is no URL; with the URL's fragment when e.Hash); RefHost, the lower-case host of Ref without port or
 // user info; Device and Bot from the User-Agent header.
 func Enrich(e *Event, receivedAt time.Time, userAgent string) {
 	device, bot := classify(userAgent)
@@ -32,6 +32,12 @@ func enrich(e *Event, rt int64, device string, bot bool) {
 	e.Path = ""
 	if e.URL != "" {
 		e.Path = urlPath(e.URL)
+	}
+	if e.Hash {
+		if _, frag, ok := strings.Cut(e.URL, "#"); ok && frag != "" {
+			e.Path += "#" + frag
+		}
+		e.Hash = false
 	}
 	e.RefHost = URLHost(e.Ref)
 	e.Device, e.Bot = device, bot

@@ -23,14 +23,17 @@ func TestEnrich(t *testing.T) {
 		{"relative url", Event{URL: "/a/b?c", Ref: "android-app://com.google.android.gm/"}, "curl/8.5.0", 1764258000999, "/a/b", "com.google.android.gm", "server", false},
 		{"scheme relative", Event{URL: "//cdn.example/x", Ref: "//r.example"}, "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) Mobile/15E148", 1764258000999, "/x", "r.example", "mobile", false},
 		{"no url", Event{Ref: "not a url"}, "Mozilla/5.0 (iPad; CPU OS 17_0 like Mac OS X)", 1764258000999, "", "", "tablet", false},
+		{"hash routing", Event{URL: "https://x/app?q=1#/settings/a?b", Hash: true}, "", 1764258000999, "/app#/settings/a?b", "", "server", false},
+		{"hash routing without fragment", Event{URL: "https://x/app#", Hash: true}, "", 1764258000999, "/app", "", "server", false},
+		{"fragment without hash routing", Event{URL: "https://x/app#/settings"}, "", 1764258000999, "/app", "", "server", false},
 		{"ipv6 ref", Event{URL: "https://x/?q", Ref: "http://[::1]:8080/"}, "Mozilla/5.0 (Linux; Android 14; SM-X200) AppleWebKit/537.36 Chrome/120 Safari/537.36", 1764258000999, "/", "[::1]", "tablet", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			e := tt.in
 			Enrich(&e, now, tt.ua)
-			if e.RT != 1764258000999 || e.TS != tt.ts || e.Path != tt.path || e.RefHost != tt.refHost || e.Device != tt.device || e.Bot != tt.bot {
-				t.Errorf("got rt=%d ts=%d path=%q ref_host=%q device=%q bot=%v", e.RT, e.TS, e.Path, e.RefHost, e.Device, e.Bot)
+			if e.RT != 1764258000999 || e.TS != tt.ts || e.Path != tt.path || e.RefHost != tt.refHost || e.Device != tt.device || e.Bot != tt.bot || e.Hash {
+				t.Errorf("got rt=%d ts=%d path=%q ref_host=%q device=%q bot=%v hash=%v", e.RT, e.TS, e.Path, e.RefHost, e.Device, e.Bot, e.Hash)
 			}
 		})
 	}

@@ -16,6 +16,10 @@ type Event struct {
 	Ref   string         `json:"ref,omitempty"`
 	UID   string         `json:"uid,omitempty"`
 	Props map[string]any `json:"props,omitempty"` // values are string, float64 or bool
+	// Hash says the page routes by its URL fragment, so Path keeps it
+	// (Plausible's hashMode). Enrich folds it into Path and clears it:
+	// records do not carry it.
+	Hash bool `json:"-"`
 
 	// Server fields, set by ingest.
 	RT      int64  `json:"rt"`                 // receive time, ms since epoch

@@ -18,6 +18,7 @@ const (
 	fRef
 	fUID
 	fProps
+	fHash
 	// server fields, decoded from stream records only
 	fRT
 	fPath
@@ -44,6 +45,8 @@ func (p *parser) fieldOf(k []byte) field {
 		return fUID
 	case "props":
 		return fProps
+	case "hash":
+		return fHash
 	}
 	if !p.record {
 		// A client cannot set what the server derives.
@@ -65,7 +68,7 @@ func (p *parser) fieldOf(k []byte) field {
 }
 
 var fieldNames = [...]string{fID: "id", fSite: "site", fType: "type", fTS: "ts", fURL: "url", fRef: "ref",
-	fUID: "uid", fProps: "props", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot"}
+	fUID: "uid", fProps: "props", fHash: "hash", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot"}
 
 // event decodes the JSON object at p.i into e. A syntax error means the end
 // of the value is unknown. A field error (well-formed JSON, wrong shape)
@@ -191,16 +194,8 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 			e.RT = v
 		}
 		return nil, nil
-	case fBot:
-		switch c {
-		case 't':
-			e.Bot = true
-			return nil, p.lit("true")
-		case 'f':
-			e.Bot = false
-			return nil, p.lit("false")
-		}
-		return p.wrongType(f, "a bool")
+	case fBot, fHash:
+		return p.boolField(e, f)
 	case fProps:
 		if c != '{' {
 			return p.wrongType(f, "an object")
@@ -208,6 +203,24 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 		return p.props(e)
 	}
 	return p.skipUnknown()
+}
+
+// boolField decodes the bool value of member f (bot or hash).
+func (p *parser) boolField(e *Event, f field) (*FieldError, error) {
+	v, lit := true, "true"
+	switch p.b[p.i] {
+	case 't':
+	case 'f':
+		v, lit = false, "false"
+	default:
+		return p.wrongType(f, "a bool")
+	}
+	if f == fBot {
+		e.Bot = v
+	} else {
+		e.Hash = v
+	}
+	return nil, p.lit(lit)
 }
 
 // skipUnknown skips the value of a field this version does not know.

@@ -125,8 +125,9 @@ func TestValidate(t *testing.T) {
 }
 
 // TestValidateFreeType: the types of a foreign format (Plausible's event
-// names) are any printable UTF-8 up to MaxEventName bytes; /v1/collect's
-// Validate keeps [a-z0-9_.-]{1,64}.
+// names, which /v1/collect takes too) are any printable UTF-8 up to
+// MaxEventName bytes; Validate (the /v1/collect.gif pixel's) keeps
+// [a-z0-9_.-]{1,64}.
 func TestValidateFreeType(t *testing.T) {
 	tests := []struct {
 		typ          string

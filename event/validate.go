@@ -16,9 +16,10 @@ func (e *Event) Validate(lim Limits) error {
 	return e.validate(lim, false)
 }
 
-// ValidateFreeType is Validate for events of a foreign ingest format
-// (Plausible's Events API), whose type is the name the sender chose:
-// any IsEventName ("Outbound Link: Click", "404"), not only IsName.
+// ValidateFreeType is Validate for events whose type is the name the
+// sender chose, as Plausible's are: those of /api/event and of
+// /v1/collect, where Pulse's tracker sends Plausible's names too. The
+// type is any IsEventName ("Outbound Link: Click", "404"), not only IsName.
 // Everything downstream (records, aggregates, archive, queries) takes
 // such a type as it is.
 func (e *Event) ValidateFreeType(lim Limits) error {

@@ -512,7 +512,7 @@ func TestPublishFails(t *testing.T) {
 
 func TestMetrics(t *testing.T) {
 	r, reg := newServer(t, &memPub{}, Config{})
-	post(r, "["+ev("a")+`,{"id":"b","site":"demo","type":"T"},{"id":"c","site":"demo","type":"t","props":{"x":[1]}}]`, "")
+	post(r, "["+ev("a")+`,{"id":"b","site":"demo","type":"T\u0001"},{"id":"c","site":"demo","type":"t","props":{"x":[1]}}]`, "")
 	post(r, "", "")
 	wantMetric(t, reg, "pulse_ingest_events_total", map[string]string{"result": "accepted"}, 1)
 	wantMetric(t, reg, "pulse_ingest_events_total", map[string]string{"result": "rejected"}, 2)

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"net/http"
 	"strconv"
-	"strings"
 
 	"github.com/gin-gonic/gin"
 
@@ -42,7 +41,7 @@ func (h *Handler) plausible(c *gin.Context) error {
 	if err := h.readBodyMax(c.Writer, c.Request, buf, min(h.cfg.Limits.MaxBodyBytes, plausibleMaxBody)); err != nil {
 		return err
 	}
-	evs, hashMode, err := h.plausibleEvents(buf.Bytes())
+	evs, err := h.plausibleEvents(buf.Bytes())
 	if err != nil {
 		return err
 	}
@@ -59,14 +58,6 @@ func (h *Handler) plausible(c *gin.Context) error {
 			return err
 		}
 		event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
-		if hashMode {
-			// Hash routing: the path goes on past the fragment mark, as
-			// in Plausible. Path is a server field kept in the record, so
-			// replay keeps it too.
-			for i := range evs {
-				evs[i].Path = pathWithFragment(evs[i].Path, evs[i].URL)
-			}
-		}
 		if err := h.publish(c.Request.Context(), evs); err != nil {
 			return err
 		}
@@ -83,9 +74,10 @@ func (h *Handler) plausible(c *gin.Context) error {
 	return nil
 }
 
-// plausibleEvents reads body into one validated event per site, and
-// whether the sender uses hash routing.
-func (h *Handler) plausibleEvents(body []byte) ([]event.Event, bool, error) {
+// plausibleEvents reads body into one validated event per site. In hash
+// routing mode the path goes on past the fragment mark, as in Plausible:
+// Enrich sets it so, and the record keeps it for replay.
+func (h *Handler) plausibleEvents(body []byte) ([]event.Event, error) {
 	refused := func(err error) error {
 		var pe *plausibleError
 		if errors.As(err, &pe) {
@@ -95,21 +87,21 @@ func (h *Handler) plausibleEvents(body []byte) ([]event.Event, bool, error) {
 	}
 	if len(bytes.TrimSpace(body)) == 0 {
 		h.m.rejected.WithLabelValues("empty").Inc()
-		return nil, false, &plausibleError{"request", "empty", "body holds no event"}
+		return nil, &plausibleError{"request", "empty", "body holds no event"}
 	}
 	pe, err := parsePlausible(body, h.cfg.Limits.MaxProps)
 	if err != nil {
-		return nil, false, refused(err)
+		return nil, refused(err)
 	}
 	evs := make([]event.Event, len(pe.sites))
 	for i, site := range pe.sites {
 		e := &evs[i]
-		*e = event.Event{ID: rand.Text(), Site: site, Type: pe.name, URL: pe.url, Ref: pe.ref, Props: pe.props}
+		*e = event.Event{ID: rand.Text(), Site: site, Type: pe.name, URL: pe.url, Ref: pe.ref, Props: pe.props, Hash: pe.hashMode}
 		if err := e.ValidateFreeType(h.cfg.Limits); err != nil {
-			return nil, false, refused(plausibleField(err))
+			return nil, refused(plausibleField(err))
 		}
 	}
-	return evs, pe.hashMode, nil
+	return evs, nil
 }
 
 // plausibleField names a Validate error with Plausible's field names.
@@ -142,13 +134,4 @@ func renderPlausible(c *gin.Context, err error, e *httperr.Error) {
 	hd["Content-Type"] = jsonType
 	c.Status(e.Status)
 	_, _ = c.Writer.Write(b)
-}
-
-// pathWithFragment is the path of an event in hash mode: the path of its
-// URL and the fragment, as Plausible's hashMode keeps it.
-func pathWithFragment(path, u string) string {
-	if _, frag, ok := strings.Cut(u, "#"); ok && frag != "" {
-		return path + "#" + frag
-	}
-	return path
 }

@@ -68,12 +68,13 @@ func servedRoutes(t *testing.T, s *server) map[string]bool {
 	return out
 }
 
-// openAPIPath turns gin's /demo/*path and /x/:id into /demo/{path}, /x/{id}.
+// openAPIPath turns gin's /demo/*path, /x/:id and /tracker.:variant into
+// /demo/{path}, /x/{id} and /tracker.{variant}.
 func openAPIPath(ginPath string) string {
 	segs := strings.Split(ginPath, "/")
 	for i, s := range segs {
-		if strings.HasPrefix(s, ":") || strings.HasPrefix(s, "*") {
-			segs[i] = "{" + s[1:] + "}"
+		if j := strings.IndexAny(s, ":*"); j >= 0 {
+			segs[i] = s[:j] + "{" + s[j+1:] + "}"
 		}
 	}
 	return strings.Join(segs, "/")
@@ -283,6 +284,9 @@ func checkResponses(t *testing.T, doc *openapi3.T, s *server) {
 		{name: "dashboard head", method: "HEAD", path: "/", status: 200},
 		{name: "tracker", method: "GET", path: "/tracker.js", status: 200},
 		{name: "tracker head", method: "HEAD", path: "/tracker.js", status: 200},
+		{name: "tracker variant", method: "GET", path: "/tracker.hash.outbound-links.js", status: 200},
+		{name: "tracker variant head", method: "HEAD", path: "/tracker.404.exclusions.js", status: 200},
+		{name: "tracker unknown variant", method: "GET", path: "/tracker.local.js", status: 404, invalid: true},
 		{name: "demo redirect", method: "GET", path: "/demo", status: 301},
 		{name: "demo redirect head", method: "HEAD", path: "/demo", status: 301},
 		{name: "demo page", method: "GET", path: "/demo/pricing", status: 200},

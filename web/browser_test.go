@@ -55,6 +55,7 @@ type collected struct {
 	contentType string
 	status      int
 	events      []clientEvent
+	body        []byte
 }
 
 // reply is a scripted answer of the collector; after the script runs out it
@@ -96,7 +97,7 @@ func (c *collector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	c.reqs = append(c.reqs, collected{
 		at: time.Now(), mode: r.Header.Get("Sec-Fetch-Mode"), contentType: r.Header.Get("Content-Type"),
-		status: rep.status, events: evs,
+		status: rep.status, events: evs, body: body,
 	})
 	close(c.changed)
 	c.changed = make(chan struct{})

@@ -1,5 +1,6 @@
 // Package web serves the browser side of Pulse from files embedded in the
-// binary: the tracker script (/tracker.js), the live dashboard (/ and
+// binary: the tracker script (/tracker.js, and its variants with
+// extensions such as /tracker.outbound-links.hash.js), the live dashboard (/ and
 // /assets/), and a small single-page demo site that uses the tracker
 // (/demo/). The dashboard bundle in dist/ is built by build.sh (npm ci and
 // esbuild); without it the package still compiles and / says so.
@@ -41,7 +42,8 @@ type Config struct {
 }
 
 // Handler returns the handler for the routes this package owns: GET and HEAD
-// of /, /tracker.js, /demo, /demo/... and /assets/...; any other path is 404.
+// of /, /tracker.js and its variants (/tracker.EXT.EXT.js, Extensions in any
+// order), /demo, /demo/... and /assets/...; any other path is 404.
 // Mount it on those paths (or under / as a fallback). It is safe for
 // concurrent use.
 func Handler(cfg Config) http.Handler {
@@ -77,17 +79,26 @@ func newHandler(fsys fs.FS, cfg Config) *handler {
 	if err == nil {
 		src, err = trackerSource(src, cfg.DedupWindow)
 	}
+	var built map[string][]byte
+	if err == nil {
+		built, err = variants(src)
+	}
 	if err != nil {
-		// tracker.js is embedded, and a test checks its window: a bug here.
+		// tracker.js is embedded, and tests check its window and sections:
+		// a bug here.
 		panic(err)
 	}
 	h := &handler{
-		tracker:   bytesAsset("tracker.js", "public, max-age=300", src),
+		trackers:  make(map[string]*asset, len(built)),
 		demoIndex: mustAsset(demo, "index.html", "no-cache"),
 		demo:      dirAssets(demo, "no-cache", "index.html"),
 		// The bundle and the dashboard's own CSS share /assets/; a name
 		// built into dist/ wins.
 		assets: dirAssets(dash, "no-cache", "index.html"),
+	}
+	for key, b := range built {
+		// Every variant is cached and compressed as /tracker.js is.
+		h.trackers[key] = bytesAsset("tracker.js", "public, max-age=300", b)
 	}
 	for name, a := range dirAssets(dist, "no-cache", "README.md") {
 		h.assets[name] = a
@@ -99,18 +110,19 @@ func newHandler(fsys fs.FS, cfg Config) *handler {
 }
 
 // Register adds the package's routes to a gin router: GET and HEAD of /,
-// /tracker.js, /demo, /demo/*path and /assets/*path.
+// /tracker.js, /tracker.:variant (the variants; any other name is 404),
+// /demo, /demo/*path and /assets/*path.
 func Register(r gin.IRouter, cfg Config) {
 	h := gin.WrapH(Handler(cfg))
-	for _, p := range []string{"/", "/tracker.js", "/demo", "/demo/*path", "/assets/*path"} {
+	for _, p := range []string{"/", "/tracker.js", "/tracker.:variant", "/demo", "/demo/*path", "/assets/*path"} {
 		r.GET(p, h)
 		r.HEAD(p, h)
 	}
 }
 
 type handler struct {
-	tracker   *asset
-	dashboard *asset // nil when the bundle is not built
+	trackers  map[string]*asset // by variantKey
+	dashboard *asset            // nil when the bundle is not built
 	demoIndex *asset
 	demo      map[string]*asset // files of demo/ other than index.html
 	assets    map[string]*asset // /assets/NAME
@@ -133,8 +145,13 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Referrer-Policy", "no-referrer")
 		w.Header().Set("Content-Security-Policy", "default-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; frame-ancestors 'none'")
 		h.dashboard.serve(w, r)
-	case p == "/tracker.js":
-		h.tracker.serve(w, r)
+	case strings.HasPrefix(p, "/tracker.") && !strings.Contains(p[1:], "/"):
+		key, ok := variantKey(p[1:])
+		if a := h.trackers[key]; ok && a != nil {
+			a.serve(w, r)
+			return
+		}
+		http.NotFound(w, r)
 	case p == "/demo":
 		http.Redirect(w, r, "/demo/", http.StatusMovedPermanently)
 	case strings.HasPrefix(p, "/demo/"):

@@ -12,14 +12,37 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
+// TestTrackerSize holds the tracker to its budget: under 2 KiB gzipped
+// without extensions, at most 2.5 KiB with any or all of them.
 func TestTrackerSize(t *testing.T) {
-	raw, gz := TrackerSize()
-	t.Logf("tracker.js: %d bytes, %d gzipped", raw, gz)
-	if raw == 0 {
-		t.Fatal("tracker.js is empty")
+	tests := []struct {
+		extensions []string
+		max        int // gzipped bytes, inclusive
+	}{
+		{nil, 2047},
+		{[]string{"404"}, 2560},
+		{[]string{"exclusions"}, 2560},
+		{[]string{"file-downloads"}, 2560},
+		{[]string{"hash"}, 2560},
+		{[]string{"outbound-links"}, 2560},
+		{[]string{"outbound-links", "file-downloads"}, 2560},
+		{Extensions(), 2560},
 	}
-	if gz > 2048 {
-		t.Fatalf("tracker.js is %d bytes gzipped, over the 2048 byte budget", gz)
+	for _, tt := range tests {
+		raw, gz, err := TrackerSize(tt.extensions...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("tracker with %v: %d bytes, %d gzipped", tt.extensions, raw, gz)
+		if raw == 0 {
+			t.Errorf("tracker with %v is empty", tt.extensions)
+		}
+		if gz > tt.max {
+			t.Errorf("tracker with %v is %d bytes gzipped, over its %d byte budget", tt.extensions, gz, tt.max)
+		}
+	}
+	if _, _, err := TrackerSize("nope"); err == nil {
+		t.Error("TrackerSize of an unknown extension: no error")
 	}
 }
 
@@ -140,9 +163,13 @@ func TestHandlerGzipAndETag(t *testing.T) {
 	if err != nil {
 		t.Fatalf("gunzip tracker: %v", err)
 	}
-	want, _ := files.ReadFile("tracker.js")
+	src, _ := files.ReadFile("tracker.js")
+	want, err := buildTracker(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if string(body) != string(want) {
-		t.Fatal("gzipped tracker differs from tracker.js")
+		t.Fatal("gzipped tracker differs from tracker.js without its extensions")
 	}
 	etag := rec.Header().Get("ETag")
 	if etag == "" {
@@ -197,6 +224,12 @@ func TestRegister(t *testing.T) {
 		{"/assets/app.css", 200},
 		{"/healthz", 200},
 		{"/v1/metrics", 200},
+		{"/tracker.hash.outbound-links.js", 200},
+		{"/tracker.file-downloads.exclusions.404.js", 200},
+		{"/tracker.nope.js", 404},
+		{"/tracker.hash.hash.js", 404},
+		{"/tracker.hash.js/x", 404},
+		{"/tracker.", 404},
 	}
 	for _, tt := range tests {
 		rec := httptest.NewRecorder()

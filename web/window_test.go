@@ -15,7 +15,11 @@ import (
 // TestTrackerWindow checks that the served tracker carries the configured
 // dedup window in place of the file's own.
 func TestTrackerWindow(t *testing.T) {
-	file, _ := files.ReadFile("tracker.js")
+	src, _ := files.ReadFile("tracker.js")
+	file, err := buildTracker(src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	tests := []struct {
 		window time.Duration
 		want   string // in the served tracker
@@ -35,6 +39,11 @@ func TestTrackerWindow(t *testing.T) {
 			}
 			if len(body) < len(file)-len(trackerWindow) || strings.Count(string(body), "WIN = ") != 1 {
 				t.Errorf("served tracker is not the file with one window set: %d bytes, file %d", len(body), len(file))
+			}
+			rec = httptest.NewRecorder()
+			Handler(Config{DedupWindow: tt.window}).ServeHTTP(rec, httptest.NewRequest("GET", "/tracker.outbound-links.hash.js", nil))
+			if variant, _ := io.ReadAll(rec.Body); !strings.Contains(string(variant), tt.want) {
+				t.Errorf("served variant lacks %q", tt.want)
 			}
 		})
 	}
