@@ -1,7 +1,6 @@
 package stats
 
 import (
-	"errors"
 	"math"
 	"math/bits"
 	"runtime"
@@ -41,8 +40,10 @@ func executeSegments(q Query, views []SegmentView, workers, minRows int) (Answer
 		wg.Go(func() { errs[i] = scans[i].scan(part) })
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return Answer{}, err
+	for _, err := range errs {
+		if err != nil {
+			return Answer{}, err // the *Error of one part is the query's
+		}
 	}
 	for _, o := range scans[1:] {
 		if err := scans[0].merge(o); err != nil {
@@ -78,6 +79,9 @@ func splitViews(views []SegmentView, n, minRows int) [][]SegmentView {
 	return parts
 }
 
+// scansInColumns reports whether ExecuteSegments answers q over views in
+// columns: conversion_rate divides by a population grouped apart, and
+// visitor numbers of two numberings do not compare.
 func scansInColumns(q Query, views []SegmentView) bool {
 	for _, m := range q.Metrics {
 		if m.Kind == ConversionRate {
@@ -113,7 +117,6 @@ type columnScan struct {
 	pageviewsAsked bool
 	lists          [][]uint32 // by group: visitor numbers of its rows, with repeats
 	recent         [1 << recentBits]uint64
-	total          []uint64 // Percentage: the visitors of every filtered row, as bits
 	maxVisitor     int
 	maxGroups      int
 	key            []byte
