@@ -274,3 +274,14 @@ func BenchmarkParseUTM(b *testing.B) {
 		})
 	}
 }
+
+var sinkList *List
+
+// BenchmarkNew is the one-time cost of the list: its B/op is the heap the
+// decoding takes, an upper bound of what the List keeps.
+func BenchmarkNew(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkList = newList(b)
+	}
+}
