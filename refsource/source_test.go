@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/pulsehq/pulse/event"
 )
@@ -100,6 +101,7 @@ func TestSource(t *testing.T) {
 		{"query in fragment is no query", "", "https://example.com/#/p?utm_source=google", Direct},
 		{"fragment after query", "", page + "?utm_source=google#top", "Google"},
 		{"non-ASCII tag kept", "", page + "?utm_source=%C3%A9t%C3%A9", "été"},
+		{"invalid UTF-8 replaced", "", page + "?utm_source=a%FFb", "a\uFFFDb"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			if got := l.Source(tc.referrer, tc.page); got != tc.want {
@@ -208,6 +210,13 @@ func FuzzSource(f *testing.F) {
 			t.Fatalf("Source(%q, %q) = %q then %q", referrer, pageURL, got, again)
 		}
 		utm := ParseUTM(pageURL)
+		if utf8.ValidString(referrer) && utf8.ValidString(pageURL) {
+			for _, v := range []string{got, utm.Source, utm.Medium, utm.Campaign, utm.Content, utm.Term} {
+				if !utf8.ValidString(v) {
+					t.Errorf("Source or ParseUTM of %q, %q gives %q: not UTF-8", referrer, pageURL, v)
+				}
+			}
+		}
 		if !strings.Contains(pageURL, "?") && utm != (UTM{}) {
 			t.Errorf("ParseUTM(%q) = %+v without a query", pageURL, utm)
 		}

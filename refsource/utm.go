@@ -105,5 +105,10 @@ func unescape(s string) (string, bool) {
 		return s, true
 	}
 	d, err := url.QueryUnescape(s)
-	return d, err == nil
+	if err != nil {
+		return "", false
+	}
+	// A decoded value is stored and shown: bytes that are no UTF-8
+	// ("%FF") become U+FFFD, as encoding/json makes them in the body.
+	return strings.ToValidUTF8(d, "\uFFFD"), true
 }
