@@ -52,7 +52,8 @@ func (p *Parser) Parse(ua string) Agent {
 	if a.Browser != "" {
 		a.BrowserVersion = p.major(m.BrowserVersion())
 	}
-	if isInApp(ua) {
+	// Apps' web views are a phone's and a tablet's.
+	if (m.OS() == agents.OSIOS || m.OS() == agents.OSAndroid) && isInApp(ua) {
 		a.Browser, a.BrowserVersion = BrowserMobileApp, ""
 	}
 	a.OSVersion = osVersion(ua, m.OS())

@@ -1,6 +1,9 @@
 package uaparse
 
-import "testing"
+import (
+	"sync"
+	"testing"
+)
 
 func TestParse(t *testing.T) {
 	p := New()
@@ -72,4 +75,26 @@ func TestOSVersion(t *testing.T) {
 			t.Errorf("versionAfter(%q, %q) = %q, want %q", tt.ua, tt.prefix, got, tt.want)
 		}
 	}
+}
+
+// TestParseConcurrent parses the fixture from several goroutines at once
+// (run with -race): one Parser is shared by every ingest request.
+func TestParseConcurrent(t *testing.T) {
+	p := New()
+	rows := loadFixture(t)
+	want := make([]Agent, len(rows))
+	for i, r := range rows {
+		want[i] = p.Parse(r.UA)
+	}
+	var wg sync.WaitGroup
+	for g := 0; g < 4; g++ {
+		wg.Go(func() {
+			for i, r := range rows {
+				if got := p.Parse(r.UA); got != want[i] {
+					t.Errorf("Parse(%q) concurrently = %+v, alone %+v", r.UA, got, want[i])
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
