@@ -36,6 +36,12 @@ func BenchmarkParse(b *testing.B) {
 			_ = p.Parse(uas[i%len(uas)])
 		}
 	})
+	b.Run("uaparse.Software", func(b *testing.B) {
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			_ = p.Software(uas[i%len(uas)])
+		}
+	})
 }
 
 func BenchmarkNew(b *testing.B) {

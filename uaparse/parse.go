@@ -44,6 +44,21 @@ func New() *Parser {
 
 // Parse reads ua. The same ua always gives the same Agent.
 func (p *Parser) Parse(ua string) Agent {
+	a, m := p.software(ua)
+	a.Device, a.Bot = p.class(ua, m)
+	return a
+}
+
+// Software is Parse without Device and Bot, for a caller that has them
+// already (ingest, from event.EnrichAll): the device classifier is most of
+// Parse's cost.
+func (p *Parser) Software(ua string) Agent {
+	a, _ := p.software(ua)
+	return a
+}
+
+// software is the browser and OS of ua, and medama's reading of it.
+func (p *Parser) software(ua string) (Agent, useragent.UserAgent) {
 	m := p.ua.Parse(ua)
 	a := Agent{
 		Browser: browserName(m.Browser()),
@@ -57,8 +72,7 @@ func (p *Parser) Parse(ua string) Agent {
 		a.Browser, a.BrowserVersion = BrowserMobileApp, ""
 	}
 	a.OSVersion = osVersion(ua, m.OS())
-	a.Device, a.Bot = p.class(ua, m)
-	return a
+	return a, m
 }
 
 // class is the device class and bot flag. event's own classifier decides

@@ -57,6 +57,18 @@ func TestParse(t *testing.T) {
 	}
 }
 
+// TestSoftware: Software is Parse's browser and OS, without the device.
+func TestSoftware(t *testing.T) {
+	p := New()
+	for _, r := range loadFixture(t) {
+		want := p.Parse(r.UA)
+		want.Device, want.Bot = "", false
+		if got := p.Software(r.UA); got != want {
+			t.Fatalf("Software(%q) = %+v, want %+v", r.UA, got, want)
+		}
+	}
+}
+
 func TestOSVersion(t *testing.T) {
 	tests := []struct{ ua, prefix, want string }{
 		{"Android 14; K", "Android ", "14"},
