@@ -32,7 +32,10 @@
 // site, type, ts and rt (TIMESTAMP millis, UTC), url, ref, uid, path,
 // ref_host, device (NULL when empty), bot, props (the props map as a JSON
 // string, NULL when empty), shard, seq (decimal string: Kinesis seqs exceed
-// 64 bits). The footer carries pulse.shard, pulse.first_seq, pulse.last_seq
+// 64 bits), and the visit fields ingest derives (event.Visit: source,
+// utm_source, utm_medium, utm_campaign, utm_content, utm_term, browser,
+// browser_version, os, os_version, country; NULL when empty, and in
+// objects written before them). The footer carries pulse.shard, pulse.first_seq, pulse.last_seq
 // and pulse.records; on S3 the object metadata carries records, first-seq
 // and last-seq too.
 //

@@ -64,6 +64,15 @@ func genRecords(seed uint64, n, shards, hours int, start time.Time) []testRec {
 			ev.UID = ""
 		}
 		ev.Bot = ev.Device == "bot"
+		if rng.IntN(3) > 0 { // the visit fields ingest derives; none on older records
+			ev.Visit = event.Visit{Source: []string{"", "Google", "Hacker News", "t.co"}[rng.IntN(4)],
+				Browser: []string{"Chrome", "Firefox", "Safari"}[rng.IntN(3)], BrowserVersion: fmt.Sprint(100 + rng.IntN(40)),
+				OS: []string{"Windows", "Android", "iOS"}[rng.IntN(3)], OSVersion: fmt.Sprint(rng.IntN(15)),
+				Country: []string{"", "DE", "US", "BR"}[rng.IntN(4)]}
+			if rng.IntN(4) == 0 {
+				ev.UTMSource, ev.UTMMedium, ev.UTMCampaign, ev.UTMContent, ev.UTMTerm = "news", "email", "launch", "", "a b"
+			}
+		}
 		if ref := genRefs[rng.IntN(len(genRefs))]; ref != "" {
 			ev.Ref = ref
 			ev.RefHost = ref[len("https://"):]

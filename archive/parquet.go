@@ -48,6 +48,19 @@ type row struct {
 	Props   *string `parquet:"props,optional"`
 	Shard   string  `parquet:"shard,dict"`
 	Seq     string  `parquet:"seq"`
+	// The visit fields (event.Visit); objects written before them read
+	// as NULL.
+	Source         *string `parquet:"source,optional,dict"`
+	UTMSource      *string `parquet:"utm_source,optional,dict"`
+	UTMMedium      *string `parquet:"utm_medium,optional,dict"`
+	UTMCampaign    *string `parquet:"utm_campaign,optional,dict"`
+	UTMContent     *string `parquet:"utm_content,optional,dict"`
+	UTMTerm        *string `parquet:"utm_term,optional,dict"`
+	Browser        *string `parquet:"browser,optional,dict"`
+	BrowserVersion *string `parquet:"browser_version,optional,dict"`
+	OS             *string `parquet:"os,optional,dict"`
+	OSVersion      *string `parquet:"os_version,optional,dict"`
+	Country        *string `parquet:"country,optional,dict"`
 }
 
 func opt(s string) *string {
@@ -70,6 +83,10 @@ func toRow(shard, seq string, ev *event.Event) (row, error) {
 		URL: opt(ev.URL), Ref: opt(ev.Ref), UID: opt(ev.UID),
 		Path: opt(ev.Path), RefHost: opt(ev.RefHost), Device: opt(ev.Device), Bot: ev.Bot,
 		Shard: shard, Seq: seq,
+		Source: opt(ev.Source), UTMSource: opt(ev.UTMSource), UTMMedium: opt(ev.UTMMedium),
+		UTMCampaign: opt(ev.UTMCampaign), UTMContent: opt(ev.UTMContent), UTMTerm: opt(ev.UTMTerm),
+		Browser: opt(ev.Browser), BrowserVersion: opt(ev.BrowserVersion), OS: opt(ev.OS),
+		OSVersion: opt(ev.OSVersion), Country: opt(ev.Country),
 	}
 	if len(ev.Props) > 0 {
 		b, err := json.Marshal(ev.Props) // map keys sorted: deterministic bytes
@@ -86,6 +103,10 @@ func (r *row) event() (event.Event, error) {
 		ID: r.ID, Site: r.Site, Type: r.Type, TS: r.TS, RT: r.RT,
 		URL: str(r.URL), Ref: str(r.Ref), UID: str(r.UID),
 		Path: str(r.Path), RefHost: str(r.RefHost), Device: str(r.Device), Bot: r.Bot,
+		Visit: event.Visit{Source: str(r.Source), UTMSource: str(r.UTMSource), UTMMedium: str(r.UTMMedium),
+			UTMCampaign: str(r.UTMCampaign), UTMContent: str(r.UTMContent), UTMTerm: str(r.UTMTerm),
+			Browser: str(r.Browser), BrowserVersion: str(r.BrowserVersion), OS: str(r.OS),
+			OSVersion: str(r.OSVersion), Country: str(r.Country)},
 	}
 	if r.Props != nil && *r.Props != "" {
 		if err := json.Unmarshal([]byte(*r.Props), &ev.Props); err != nil {

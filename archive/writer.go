@@ -171,7 +171,8 @@ func receiveTime(ev *event.Event) int64 {
 // rawEstimate sizes a record when the caller has no stream bytes at hand.
 func rawEstimate(r *row) int64 {
 	return int64(96 + len(r.ID) + len(r.Site) + len(r.Type) + len(str(r.URL)) + len(str(r.Ref)) +
-		len(str(r.UID)) + len(str(r.Path)) + len(str(r.RefHost)) + len(str(r.Device)) + len(str(r.Props)))
+		len(str(r.UID)) + len(str(r.Path)) + len(str(r.RefHost)) + len(str(r.Device)) + len(str(r.Props)) +
+		len(str(r.Source)) + len(str(r.Browser)) + len(str(r.OS)) + len(str(r.Country)) + 32)
 }
 
 // Last is the seq of the last record added for shard ("" when none): the

@@ -122,6 +122,18 @@ type independentRow struct {
 	Props   *string `parquet:"props,optional"`
 	Shard   string  `parquet:"shard"`
 	Seq     string  `parquet:"seq"`
+
+	Source         *string `parquet:"source,optional"`
+	UTMSource      *string `parquet:"utm_source,optional"`
+	UTMMedium      *string `parquet:"utm_medium,optional"`
+	UTMCampaign    *string `parquet:"utm_campaign,optional"`
+	UTMContent     *string `parquet:"utm_content,optional"`
+	UTMTerm        *string `parquet:"utm_term,optional"`
+	Browser        *string `parquet:"browser,optional"`
+	BrowserVersion *string `parquet:"browser_version,optional"`
+	OS             *string `parquet:"os,optional"`
+	OSVersion      *string `parquet:"os_version,optional"`
+	Country        *string `parquet:"country,optional"`
 }
 
 // checkObjects verifies each object against its key (partition, shard, seq
@@ -167,7 +179,11 @@ func checkObjects(t *testing.T, store ObjectStore, objs []ObjectInfo) []testRec 
 			}
 			ev := event.Event{ID: row.ID, Site: row.Site, Type: row.Type, TS: row.TS, RT: row.RT, Bot: row.Bot,
 				URL: deref(row.URL), Ref: deref(row.Ref), UID: deref(row.UID), Path: deref(row.Path),
-				RefHost: deref(row.RefHost), Device: deref(row.Device)}
+				RefHost: deref(row.RefHost), Device: deref(row.Device),
+				Visit: event.Visit{Source: deref(row.Source), UTMSource: deref(row.UTMSource), UTMMedium: deref(row.UTMMedium),
+					UTMCampaign: deref(row.UTMCampaign), UTMContent: deref(row.UTMContent), UTMTerm: deref(row.UTMTerm),
+					Browser: deref(row.Browser), BrowserVersion: deref(row.BrowserVersion), OS: deref(row.OS),
+					OSVersion: deref(row.OSVersion), Country: deref(row.Country)}}
 			if row.Props != nil {
 				if err := jsonUnmarshal(*row.Props, &ev.Props); err != nil {
 					t.Fatalf("%s: props %q: %v", o.Key, *row.Props, err)

@@ -52,6 +52,7 @@ func TestDecode(t *testing.T) {
 		{"too large", valid, Limits{MaxBodyBytes: 10}, want{err: ErrTooLarge}},
 		{"unknown fields ignored", `{"id":"a","site":"demo","type":"t","extra":{"a":[1,2,{"b":null}]},"v":2}`, Limits{}, want{ids: []string{"a"}, idx: []int{0}}},
 		{"server fields from client ignored", `{"id":"a","site":"demo","type":"t","rt":5,"bot":"yes","device":7}`, Limits{}, want{ids: []string{"a"}, idx: []int{0}}},
+		{"visit fields from client ignored", `{"id":"a","site":"demo","type":"t","source":5,"country":"ZZ","browser":"x"}`, Limits{}, want{ids: []string{"a"}, idx: []int{0}}},
 		{"nulls", `{"id":"a","site":"demo","type":"t","ts":null,"url":null,"props":null}`, Limits{}, want{ids: []string{"a"}, idx: []int{0}}},
 		{"missing id", `{"site":"demo","type":"t"}`, Limits{}, want{rejects: map[int]string{0: "id: required"}}},
 		{"long id", `{"id":"` + strings.Repeat("x", 65) + `","site":"demo","type":"t"}`, Limits{}, want{rejects: map[int]string{0: "id: required, 1 to 64 bytes"}}},
@@ -144,8 +145,13 @@ func TestDecodeFields(t *testing.T) {
 	if e.Props["plan"] != "pro" || e.Props["price"] != 49.0 || e.Props["beta"] != true || len(e.Props) != 3 {
 		t.Errorf("props: %#v", e.Props)
 	}
-	if e.RT != 0 || e.Device != "" || e.Bot {
+	if e.RT != 0 || e.Device != "" || e.Bot || e.Visit != (Visit{}) {
 		t.Errorf("server fields set by Decode: %+v", e)
+	}
+	// A client cannot set what ingest derives about the visit either.
+	evs, _, _, _ = Decode([]byte(`{"id":"a","site":"demo","type":"t","country":"ZZ","source":"Google","browser":"x","utm_source":"y"}`), Limits{})
+	if len(evs) != 1 || evs[0].Visit != (Visit{}) {
+		t.Errorf("visit fields set by Decode: %+v", evs)
 	}
 }
 

@@ -27,6 +27,28 @@ type Event struct {
 	RefHost string `json:"ref_host,omitempty"` // host of Ref
 	Device  string `json:"device,omitempty"`   // desktop, mobile, tablet, bot, unknown
 	Bot     bool   `json:"bot,omitempty"`
+
+	// Visit fields, set by ingest from the request (package enrich) and
+	// kept in the record, so that a replay reads what ingest derived
+	// rather than deriving it again with other lists or databases.
+	Visit
+}
+
+// Visit is what ingest derives about the visitor of an event besides its
+// device: where it came from, its browser and system, and its country.
+// The client address it is derived from is never stored.
+type Visit struct {
+	Source         string `json:"source,omitempty"` // "Google", "Hacker News", or the referrer's host; "" when direct
+	UTMSource      string `json:"utm_source,omitempty"`
+	UTMMedium      string `json:"utm_medium,omitempty"`
+	UTMCampaign    string `json:"utm_campaign,omitempty"`
+	UTMContent     string `json:"utm_content,omitempty"`
+	UTMTerm        string `json:"utm_term,omitempty"`
+	Browser        string `json:"browser,omitempty"`
+	BrowserVersion string `json:"browser_version,omitempty"`
+	OS             string `json:"os,omitempty"`
+	OSVersion      string `json:"os_version,omitempty"`
+	Country        string `json:"country,omitempty"` // ISO 3166-1 alpha-2
 }
 
 // PartitionKey is the stream partition key of the event. It is derived only

@@ -25,6 +25,17 @@ const (
 	fRefHost
 	fDevice
 	fBot
+	fSource
+	fUTMSource
+	fUTMMedium
+	fUTMCampaign
+	fUTMContent
+	fUTMTerm
+	fBrowser
+	fBrowserVersion
+	fOS
+	fOSVersion
+	fCountry
 )
 
 func (p *parser) fieldOf(k []byte) field {
@@ -63,12 +74,91 @@ func (p *parser) fieldOf(k []byte) field {
 		return fDevice
 	case "bot":
 		return fBot
+	case "source":
+		return fSource
+	case "utm_source":
+		return fUTMSource
+	case "utm_medium":
+		return fUTMMedium
+	case "utm_campaign":
+		return fUTMCampaign
+	case "utm_content":
+		return fUTMContent
+	case "utm_term":
+		return fUTMTerm
+	case "browser":
+		return fBrowser
+	case "browser_version":
+		return fBrowserVersion
+	case "os":
+		return fOS
+	case "os_version":
+		return fOSVersion
+	case "country":
+		return fCountry
 	}
 	return fUnknown
 }
 
+// stringField is the string field f of e, nil when f is not a string.
+func stringField(e *Event, f field) *string {
+	switch f {
+	case fID:
+		return &e.ID
+	case fSite:
+		return &e.Site
+	case fType:
+		return &e.Type
+	case fURL:
+		return &e.URL
+	case fRef:
+		return &e.Ref
+	case fUID:
+		return &e.UID
+	case fPath:
+		return &e.Path
+	case fRefHost:
+		return &e.RefHost
+	case fDevice:
+		return &e.Device
+	}
+	return visitField(&e.Visit, f)
+}
+
+// visitField is the Visit field f of v, nil when f is none.
+func visitField(v *Visit, f field) *string {
+	switch f {
+	case fSource:
+		return &v.Source
+	case fUTMSource:
+		return &v.UTMSource
+	case fUTMMedium:
+		return &v.UTMMedium
+	case fUTMCampaign:
+		return &v.UTMCampaign
+	case fUTMContent:
+		return &v.UTMContent
+	case fUTMTerm:
+		return &v.UTMTerm
+	case fBrowser:
+		return &v.Browser
+	case fBrowserVersion:
+		return &v.BrowserVersion
+	case fOS:
+		return &v.OS
+	case fOSVersion:
+		return &v.OSVersion
+	case fCountry:
+		return &v.Country
+	}
+	return nil
+}
+
 var fieldNames = [...]string{fID: "id", fSite: "site", fType: "type", fTS: "ts", fURL: "url", fRef: "ref",
-	fUID: "uid", fProps: "props", fHash: "hash", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot"}
+	fUID: "uid", fProps: "props", fHash: "hash", fRT: "rt", fPath: "path", fRefHost: "ref_host", fDevice: "device", fBot: "bot",
+	fSource: "source", fUTMSource: "utm_source", fUTMMedium: "utm_medium", fUTMCampaign: "utm_campaign",
+	fUTMContent: "utm_content", fUTMTerm: "utm_term", fBrowser: "browser", fBrowserVersion: "browser_version",
+	fOS: "os", fOSVersion: "os_version", fCountry: "country"}
 
 // event decodes the JSON object at p.i into e. A syntax error means the end
 // of the value is unknown. A field error (well-formed JSON, wrong shape)
@@ -144,7 +234,8 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 	switch f {
 	case fUnknown:
 		return p.skipUnknown()
-	case fID, fSite, fType, fURL, fRef, fUID, fPath, fRefHost, fDevice:
+	case fID, fSite, fType, fURL, fRef, fUID, fPath, fRefHost, fDevice, fSource, fUTMSource, fUTMMedium,
+		fUTMCampaign, fUTMContent, fUTMTerm, fBrowser, fBrowserVersion, fOS, fOSVersion, fCountry:
 		if c != '"' {
 			return p.wrongType(f, "a string")
 		}
@@ -152,26 +243,7 @@ func (p *parser) value(e *Event, f field) (*FieldError, error) {
 		if err != nil {
 			return nil, err
 		}
-		switch f {
-		case fID:
-			e.ID = v
-		case fSite:
-			e.Site = v
-		case fType:
-			e.Type = v
-		case fURL:
-			e.URL = v
-		case fRef:
-			e.Ref = v
-		case fUID:
-			e.UID = v
-		case fPath:
-			e.Path = v
-		case fRefHost:
-			e.RefHost = v
-		case fDevice:
-			e.Device = v
-		}
+		*stringField(e, f) = v
 		return nil, nil
 	case fTS, fRT:
 		if c != '-' && (c < '0' || c > '9') {

@@ -84,6 +84,14 @@ func AppendJSON(b []byte, e *Event) ([]byte, error) {
 	if e.Bot {
 		b = append(b, `,"bot":true`...)
 	}
+	for f := fSource; f <= fCountry; f++ {
+		if v := *visitField(&e.Visit, f); v != "" {
+			b = append(b, ',', '"')
+			b = append(b, fieldNames[f]...)
+			b = append(b, '"', ':')
+			b = appendString(b, v)
+		}
+	}
 	return append(b, '}'), nil
 }
 

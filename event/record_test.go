@@ -14,7 +14,9 @@ func TestRecordRoundTrip(t *testing.T) {
 		{ID: "a", Site: "demo", Type: "t"},
 		{ID: "01JDX6T8Q5", Site: "demo", Type: "pageview", TS: 1764258000123, URL: "https://example.com/pricing",
 			Ref: "https://news.example/", UID: "a-91f2", Props: map[string]any{"plan": "pro", "price": 49.0, "f": 0.5, "tiny": 1e-9, "neg": -1e15, "b": true, "z": false},
-			RT: 1764258000999, Path: "/pricing", RefHost: "news.example", Device: "desktop", Bot: true},
+			RT: 1764258000999, Path: "/pricing", RefHost: "news.example", Device: "desktop", Bot: true,
+			Visit: Visit{Source: "Hacker News", UTMSource: "hn", UTMMedium: "social", UTMCampaign: "launch", UTMContent: "top", UTMTerm: "a b",
+				Browser: "Firefox", BrowserVersion: "133", OS: "GNU/Linux", OSVersion: "", Country: "DE"}},
 		{ID: "q\"\\\n\r\t\x01\u2028é😀", Site: "demo", Type: "t", Props: map[string]any{"k\x7f": "<>&\u2029"}},
 	}
 	for _, e := range tests {
@@ -43,7 +45,8 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func TestMarshalMatchesEncodingJSON(t *testing.T) {
-	e := Event{ID: "a", Site: "demo", Type: "t", TS: 1, Props: map[string]any{"b": 1.0, "a": "x", "c": 123456.789, "d": 1e-7}, RT: 2, Device: "bot", Bot: true}
+	e := Event{ID: "a", Site: "demo", Type: "t", TS: 1, Props: map[string]any{"b": 1.0, "a": "x", "c": 123456.789, "d": 1e-7}, RT: 2, Device: "bot", Bot: true,
+		Visit: Visit{Source: "Google", UTMTerm: "x", Browser: "Chrome", BrowserVersion: "131", OS: "Android", OSVersion: "14", Country: "BR"}}
 	got, err := Marshal(&e)
 	if err != nil {
 		t.Fatal(err)

@@ -63,7 +63,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.limitSites(c.Request, evs); err != nil {
 		return err
 	}
-	event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
+	h.enrich(c.Request, evs)
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

@@ -39,7 +39,7 @@ func (h *Handler) gif(c *gin.Context) error {
 	if err := h.limitSites(c.Request, evs); err != nil {
 		return err
 	}
-	event.Enrich(&evs[0], h.cfg.Now(), c.Request.UserAgent())
+	h.enrich(c.Request, evs)
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

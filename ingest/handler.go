@@ -66,9 +66,36 @@ type Config struct {
 	// served from elsewhere stops resending before the server forgets.
 	// Zero: no header.
 	DedupWindow time.Duration
-	Now         func() time.Time      // nil: time.Now
-	Logger      *slog.Logger          // nil: no logging
-	Registerer  prometheus.Registerer // nil: metrics are kept but not registered
+	// Visits, when set, derives the visit fields of accepted events
+	// (event.Visit: source, UTM, browser, OS, country) from the request;
+	// nil leaves them empty.
+	Visits     VisitEnricher
+	Now        func() time.Time      // nil: time.Now
+	Logger     *slog.Logger          // nil: no logging
+	Registerer prometheus.Registerer // nil: metrics are kept but not registered
+}
+
+// VisitEnricher derives the visit fields of the events of one request
+// from the request's User-Agent and client address: package enrich.
+type VisitEnricher interface {
+	EnrichAll(evs []event.Event, userAgent string, client netip.Addr)
+}
+
+// enrich sets the server fields of the accepted events of r (event.EnrichAll),
+// then their visit fields.
+func (h *Handler) enrich(r *http.Request, evs []event.Event) {
+	ua := r.UserAgent()
+	event.EnrichAll(evs, h.cfg.Now(), ua)
+	if h.cfg.Visits == nil {
+		return
+	}
+	var client netip.Addr
+	if h.cfg.Sites != nil {
+		client = h.cfg.Sites.ClientIP(r)
+	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
+		client = ap.Addr()
+	}
+	h.cfg.Visits.EnrichAll(evs, ua, client)
 }
 
 // SiteLimiter says whether client may send n more events of site now,

@@ -57,7 +57,7 @@ func (h *Handler) plausible(c *gin.Context) error {
 		if err := h.limitSites(c.Request, evs); err != nil {
 			return err
 		}
-		event.EnrichAll(evs, h.cfg.Now(), c.Request.UserAgent())
+		h.enrich(c.Request, evs)
 		if err := h.publish(c.Request.Context(), evs); err != nil {
 			return err
 		}
