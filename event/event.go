@@ -30,7 +30,9 @@ type Event struct {
 
 	// Visit fields, set by ingest from the request (package enrich) and
 	// kept in the record, so that a replay reads what ingest derived
-	// rather than deriving it again with other lists or databases.
+	// rather than deriving it again with other lists or databases. They
+	// are the event's own: a visit's source is its first event's, since
+	// later pages of a visit are self-referrals with none.
 	Visit
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/archiver"
 	"github.com/pulsehq/pulse/control"
+	"github.com/pulsehq/pulse/enrich"
 	"github.com/pulsehq/pulse/ingest"
 	"github.com/pulsehq/pulse/internal/embedredis"
 	"github.com/pulsehq/pulse/internal/outbound"
@@ -259,6 +260,11 @@ func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
 	}
+	visits, err := enrich.New(nil)
+	if err != nil {
+		return part{}, fmt.Errorf("ingest: %w", err)
+	}
+	icfg.Visits = visits
 	h := ingest.New(pub, icfg)
 	return part{routes: func(r *gin.Engine) { h.Register(r.Group("/", n.limiter.Middleware())) }}, nil
 }
