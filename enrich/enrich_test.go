@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/geoip"
 )
 
 const (
@@ -12,22 +13,19 @@ const (
 	safariIPhone  = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"
 )
 
-// countryTable is a Countries of a few prefixes: the geoip package has its
-// own tests against its database; this one checks what EnrichAll does
-// with an answer, and with none.
-type countryTable map[netip.Prefix]string
-
-func (c countryTable) Country(addr netip.Addr) string {
-	for p, cc := range c {
-		if p.Contains(addr) {
-			return cc
-		}
+// bundled is the bundled country database, closed after the test.
+func bundled(tb testing.TB) *geoip.DB {
+	tb.Helper()
+	db, err := geoip.Bundled()
+	if err != nil {
+		tb.Fatal(err)
 	}
-	return ""
+	tb.Cleanup(func() { db.Close() })
+	return db
 }
 
 func TestEnrichAll(t *testing.T) {
-	x, err := New(countryTable{netip.MustParsePrefix("81.0.0.0/8"): "DE"})
+	x, err := New(bundled(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +34,7 @@ func TestEnrichAll(t *testing.T) {
 		in               []event.Event
 		want             []event.Visit
 	}{
-		{"search then self-referral", chromeWindows, "81.2.3.4",
+		{"search then self-referral, from Deutsche Telekom", chromeWindows, "80.156.0.1",
 			[]event.Event{
 				{URL: "https://shop.example/pricing", Ref: "https://www.google.com/search?q=x"},
 				{URL: "https://shop.example/cart", Ref: "https://shop.example/pricing"},
@@ -45,11 +43,14 @@ func TestEnrichAll(t *testing.T) {
 				{Source: "Google", Browser: "Chrome", BrowserVersion: "131", OS: "Windows", OSVersion: "10", Country: "DE"},
 				{Browser: "Chrome", BrowserVersion: "131", OS: "Windows", OSVersion: "10", Country: "DE"},
 			}},
-		{"campaign link from a newsletter", safariIPhone, "2001:db8::1",
+		{"campaign link from a newsletter, from Google's IPv6", safariIPhone, "2001:4860:4860::8888",
 			[]event.Event{{URL: "https://shop.example/?utm_source=newsletter&utm_medium=email&utm_campaign=dec%20sale&utm_content=top&utm_term=shoes", Ref: ""}},
 			[]event.Visit{{Source: "newsletter", UTMSource: "newsletter", UTMMedium: "email", UTMCampaign: "dec sale", UTMContent: "top", UTMTerm: "shoes",
-				Browser: "Safari", BrowserVersion: "17", OS: "iOS", OSVersion: "17.5"}}},
-		{"hacker news, no address", "", "",
+				Browser: "Safari", BrowserVersion: "17", OS: "iOS", OSVersion: "17.5", Country: "US"}}},
+		{"hacker news, private address", "", "10.1.2.3",
+			[]event.Event{{URL: "https://shop.example/", Ref: "https://news.ycombinator.com/item?id=1"}},
+			[]event.Visit{{Source: "Hacker News"}}},
+		{"no address", "", "",
 			[]event.Event{{URL: "https://shop.example/", Ref: "https://news.ycombinator.com/item?id=1"}},
 			[]event.Visit{{Source: "Hacker News"}}},
 	}
@@ -76,18 +77,18 @@ func TestEnrichAllWithoutCountries(t *testing.T) {
 		t.Fatal(err)
 	}
 	evs := []event.Event{{URL: "https://shop.example/"}}
-	x.EnrichAll(evs, chromeWindows, netip.MustParseAddr("81.2.3.4"))
+	x.EnrichAll(evs, chromeWindows, netip.MustParseAddr("80.156.0.1"))
 	if evs[0].Country != "" || evs[0].Browser != "Chrome" {
 		t.Errorf("visit %+v", evs[0].Visit)
 	}
 }
 
 func BenchmarkEnrichAll(b *testing.B) {
-	x, err := New(countryTable{netip.MustParsePrefix("81.0.0.0/8"): "DE"})
+	x, err := New(bundled(b))
 	if err != nil {
 		b.Fatal(err)
 	}
-	client := netip.MustParseAddr("81.2.3.4")
+	client := netip.MustParseAddr("80.156.0.1")
 	evs := make([]event.Event, 1)
 	b.ReportAllocs()
 	for b.Loop() {

@@ -48,6 +48,9 @@ type Config struct {
 	// StatsCacheBytes bounds each query node's cache of decoded Stats API
 	// rows (statsquery.Config.CacheBytes); 0: no cache.
 	StatsCacheBytes int64
+	// GeoIP is the MaxMind DB file ingest reads the country of a client
+	// address from (geoip.Open); empty: the bundled database.
+	GeoIP string
 }
 
 // Harden is the access and abuse settings of `pulse serve`.

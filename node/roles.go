@@ -22,6 +22,7 @@ import (
 	"github.com/pulsehq/pulse/archiver"
 	"github.com/pulsehq/pulse/control"
 	"github.com/pulsehq/pulse/enrich"
+	"github.com/pulsehq/pulse/geoip"
 	"github.com/pulsehq/pulse/ingest"
 	"github.com/pulsehq/pulse/internal/embedredis"
 	"github.com/pulsehq/pulse/internal/outbound"
@@ -260,13 +261,37 @@ func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
 	}
-	visits, err := enrich.New(nil)
+	countries, err := n.countries()
 	if err != nil {
+		return part{}, err
+	}
+	visits, err := enrich.New(countries)
+	if err != nil {
+		countries.Close()
 		return part{}, fmt.Errorf("ingest: %w", err)
 	}
 	icfg.Visits = visits
+	// Closed with the stores, once the listener has shut down: a user's
+	// file is mapped into memory, which no request may read after.
+	n.closers = append(n.closers, func() { countries.Close() })
 	h := ingest.New(pub, icfg)
 	return part{routes: func(r *gin.Engine) { h.Register(r.Group("/", n.limiter.Middleware())) }}, nil
+}
+
+// countries opens the country database of Config.GeoIP, or the bundled one.
+func (n *node) countries() (*geoip.DB, error) {
+	if n.cfg.GeoIP == "" {
+		db, err := geoip.Bundled()
+		if err != nil {
+			return nil, fmt.Errorf("ingest: bundled country database: %w", err)
+		}
+		return db, nil
+	}
+	db, err := geoip.Open(n.cfg.GeoIP)
+	if err != nil {
+		return nil, fmt.Errorf("ingest: --geoip: %w", err)
+	}
+	return db, nil
 }
 
 // push is the WebSocket hub, fed by Redis from the current namespace; its

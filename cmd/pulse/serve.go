@@ -34,6 +34,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
 		&cli.Int64Flag{Name: "retention-bytes", Value: 10 << 30, Usage: "local stream retention by size"},
+		&cli.StringFlag{Name: "geoip", Usage: "MaxMind DB file (GeoLite2/GeoIP2 Country or City) for the country of a client address at ingest (default: the bundled geo-whois-asn-country database, docs/geoip.md)"},
 		&cli.Int64Flag{Name: "stats-cache-bytes", Value: 256 << 20, Usage: "bytes of Stats API rows a query node keeps in columns between queries (about 15-25 per event, 48 per visitor); 0: none"},
 		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions and steps (default: the built-in metrics; docs/metrics.example.yaml shows every key)"},
 		&cli.FloatFlag{Name: "rate-ip", Value: 0, Usage: "requests/s per client IP on ingest and reads (0: default 200/s; negative: off)"},
@@ -117,6 +118,7 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 		DrainDelay:      c.Duration("drain-delay"),
 		SiteIdleTTL:     c.Duration("site-idle-ttl"),
 		StatsCacheBytes: c.Int64("stats-cache-bytes"),
+		GeoIP:           c.String("geoip"),
 	}
 	var err error
 	if cfg.Harden, err = hardenConfigFrom(c); err != nil {
