@@ -265,16 +265,7 @@ func evalFilter(f Filter, v *SegmentView) []uint64 {
 	for id, val := range c.values {
 		table[id] = match(label(f.Dimension.Kind, val))
 	}
-	out := make([]uint64, (v.n+63)/64)
-	switch c.ids.width {
-	case 1:
-		tableBits(c.ids.u8, table, out)
-	case 2:
-		tableBits(c.ids.u16, table, out)
-	case 4:
-		tableBits(c.ids.u32, table, out)
-	}
-	return out
+	return c.ids.bits(table, v.n)
 }
 
 // propBits is the bitmap of v's rows whose value of prop key matches:
@@ -306,6 +297,20 @@ func (v *SegmentView) prop(key string) *viewProp {
 		}
 	}
 	return nil
+}
+
+// bits is the bitmap of the n rows whose id table marks.
+func (c idColumn) bits(table []uint8, n int) []uint64 {
+	out := make([]uint64, (n+63)/64)
+	switch c.width {
+	case 1:
+		tableBits(c.u8, table, out)
+	case 2:
+		tableBits(c.u16, table, out)
+	case 4:
+		tableBits(c.u32, table, out)
+	}
+	return out
 }
 
 // tableBits sets in out the bit of each row whose id table marks, a word
@@ -489,16 +494,7 @@ func (s *columnScan) pageviewBits(v *SegmentView) []uint64 {
 			table[id] = 1
 		}
 	}
-	out := make([]uint64, (v.n+63)/64)
-	switch c.ids.width {
-	case 1:
-		tableBits(c.ids.u8, table, out)
-	case 2:
-		tableBits(c.ids.u16, table, out)
-	case 4:
-		tableBits(c.ids.u32, table, out)
-	}
-	return out
+	return c.ids.bits(table, v.n)
 }
 
 // findGroup is the group of cell when the table of cells does not hold
