@@ -1,11 +1,17 @@
 package enrich
 
 import (
+	"context"
 	"net/netip"
 	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/geoip"
+	"github.com/pulsehq/pulse/internal/redistest"
+	"github.com/pulsehq/pulse/visitorid"
 )
 
 const (
@@ -25,7 +31,7 @@ func bundled(tb testing.TB) *geoip.DB {
 }
 
 func TestEnrichAll(t *testing.T) {
-	x, err := New(bundled(t))
+	x, err := New(bundled(t), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -60,7 +66,9 @@ func TestEnrichAll(t *testing.T) {
 			if tc.client != "" {
 				client = netip.MustParseAddr(tc.client)
 			}
-			x.EnrichAll(tc.in, tc.ua, client)
+			if err := x.EnrichAll(context.Background(), tc.in, tc.ua, client); err != nil {
+				t.Fatal(err)
+			}
 			for i, e := range tc.in {
 				if e.Visit != tc.want[i] {
 					t.Errorf("event %d: %+v, want %+v", i, e.Visit, tc.want[i])
@@ -72,19 +80,21 @@ func TestEnrichAll(t *testing.T) {
 
 // TestEnrichAllWithoutCountries: no country database, no country.
 func TestEnrichAllWithoutCountries(t *testing.T) {
-	x, err := New(nil)
+	x, err := New(nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	evs := []event.Event{{URL: "https://shop.example/"}}
-	x.EnrichAll(evs, chromeWindows, netip.MustParseAddr("80.156.0.1"))
+	if err := x.EnrichAll(context.Background(), evs, chromeWindows, netip.MustParseAddr("80.156.0.1")); err != nil {
+		t.Fatal(err)
+	}
 	if evs[0].Country != "" || evs[0].Browser != "Chrome" {
 		t.Errorf("visit %+v", evs[0].Visit)
 	}
 }
 
 func BenchmarkEnrichAll(b *testing.B) {
-	x, err := New(bundled(b))
+	x, err := New(bundled(b), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -93,6 +103,44 @@ func BenchmarkEnrichAll(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		evs[0] = event.Event{URL: "https://shop.example/pricing?utm_source=x", Ref: "https://www.google.com/"}
-		x.EnrichAll(evs, chromeWindows, client)
+		x.EnrichAll(context.Background(), evs, chromeWindows, client)
+	}
+}
+
+// TestEnrichAllVisitorIDs: an event without a uid gets the visitor id of
+// its site, address and User-Agent on its receive day; one with a uid
+// keeps it; without the day's salt nothing changes and the error says so.
+func TestEnrichAllVisitorIDs(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	x, err := New(nil, visitorid.New(rdb))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rt := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC).UnixMilli()
+	client := netip.MustParseAddr("80.156.0.1")
+	evs := []event.Event{{Site: "shop", RT: rt}, {Site: "shop", RT: rt + 1000, UID: "u-1"}, {Site: "blog", RT: rt}}
+	if err := x.EnrichAll(ctx, evs, chromeWindows, client); err != nil {
+		t.Fatal(err)
+	}
+	want, err := visitorid.New(rdb).ID(ctx, "shop", client, chromeWindows, time.UnixMilli(rt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if evs[0].UID != want || evs[1].UID != "u-1" || evs[2].UID == "" || evs[2].UID == want {
+		t.Errorf("uids %q %q %q, want %q, u-1 and another", evs[0].UID, evs[1].UID, evs[2].UID, want)
+	}
+
+	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
+	t.Cleanup(func() { down.Close() })
+	y, err := New(nil, visitorid.New(down))
+	if err != nil {
+		t.Fatal(err)
+	}
+	evs = []event.Event{{Site: "shop", RT: rt}}
+	if err := y.EnrichAll(ctx, evs, chromeWindows, client); err == nil || evs[0].UID != "" || evs[0].Browser != "" {
+		t.Errorf("without the salt: err %v, event %+v; want an error and the event unchanged", err, evs[0])
 	}
 }

@@ -63,7 +63,9 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.limitSites(c.Request, evs); err != nil {
 		return err
 	}
-	h.enrich(c.Request, evs)
+	if err := h.enrich(c.Request, evs); err != nil {
+		return err
+	}
 	if err := h.publish(c.Request.Context(), evs); err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 
 	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/event"
+	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/stream"
 )
 
@@ -78,16 +79,17 @@ type Config struct {
 // VisitEnricher derives the visit fields of the events of one request
 // from the request's User-Agent and client address: package enrich.
 type VisitEnricher interface {
-	EnrichAll(evs []event.Event, userAgent string, client netip.Addr)
+	EnrichAll(ctx context.Context, evs []event.Event, userAgent string, client netip.Addr) error
 }
 
 // enrich sets the server fields of the accepted events of r (event.EnrichAll),
-// then their visit fields.
-func (h *Handler) enrich(r *http.Request, evs []event.Event) {
+// then their visit fields. An error is a 503: a visitor id needs the day's
+// salt, which the store could not give, and the client sends again.
+func (h *Handler) enrich(r *http.Request, evs []event.Event) error {
 	ua := r.UserAgent()
 	event.EnrichAll(evs, h.cfg.Now(), ua)
 	if h.cfg.Visits == nil {
-		return
+		return nil
 	}
 	var client netip.Addr
 	if h.cfg.Sites != nil {
@@ -95,7 +97,11 @@ func (h *Handler) enrich(r *http.Request, evs []event.Event) {
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		client = ap.Addr()
 	}
-	h.cfg.Visits.EnrichAll(evs, ua, client)
+	if err := h.cfg.Visits.EnrichAll(r.Context(), evs, ua, client); err != nil {
+		h.m.refuse("unavailable", len(evs))
+		return httperr.Wrap(http.StatusServiceUnavailable, "visitor ids unavailable, retry later", err).WithRetryAfter(h.cfg.RetryAfter)
+	}
+	return nil
 }
 
 // SiteLimiter says whether client may send n more events of site now,

@@ -36,6 +36,7 @@ import (
 	"github.com/pulsehq/pulse/stream"
 	"github.com/pulsehq/pulse/stream/kinesis"
 	"github.com/pulsehq/pulse/stream/local"
+	"github.com/pulsehq/pulse/visitorid"
 	"github.com/pulsehq/pulse/web"
 )
 
@@ -81,7 +82,7 @@ func (n *node) start(ctx, workCtx context.Context, work *errgroup.Group) (*gin.E
 		parts = append(parts, p)
 	}
 	if n.cfg.Roles["ingest"] {
-		p, err := n.ingest(pub, known)
+		p, err := n.ingest(pub, known, rdb)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -256,7 +257,7 @@ func (n *node) sites(ctx context.Context, rdb redis.UniversalClient) (*sites.Set
 
 // ingest is the beacon endpoint, publishing into the stream the events of
 // the sites known admits.
-func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
+func (n *node) ingest(pub ingest.Publisher, known *sites.Set, rdb redis.UniversalClient) (part, error) {
 	icfg := ingest.Config{Sites: n.limiter, Known: known, MaxInFlight: n.cfg.MaxInFlight, AdmitWait: n.cfg.AdmitWait, DedupWindow: n.cfg.DedupWindow, Logger: n.log.With("role", "ingest"), Registerer: n.reg}
 	if err := ingestAccess(n.cfg.Harden, &icfg, n.log); err != nil {
 		return part{}, err
@@ -265,7 +266,12 @@ func (n *node) ingest(pub ingest.Publisher, known *sites.Set) (part, error) {
 	if err != nil {
 		return part{}, err
 	}
-	visits, err := enrich.New(countries)
+	ids := visitorid.New(rdb)
+	if n.cfg.Redis == "embedded" {
+		// Its Redis starts empty: the day's salt must outlive a restart.
+		ids = visitorid.NewWith(visitorid.DirSalts{Dir: filepath.Join(n.cfg.Data, "salts")})
+	}
+	visits, err := enrich.New(countries, ids)
 	if err != nil {
 		countries.Close()
 		return part{}, fmt.Errorf("ingest: %w", err)

@@ -129,6 +129,13 @@ func (k Keys) ArchiveFence() string { return k.ArchiveCheckpoint() + ":fence" }
 // namespace never touches it.
 func (Keys) Registry() string { return "p:{ns}:registry" }
 
+// VisitorSalt is the random salt of one UTC day (YYYY-MM-DD) from which
+// ingest derives the visitor ids of events sent without one (package
+// visitorid), shared by every ingest node. Like Sites it lies outside
+// every namespace; it expires two days after it is made, so an old day's
+// ids can no longer be recomputed.
+func (Keys) VisitorSalt(day string) string { return "p:{salt}:" + day }
+
 // Sites is the set of sites added at run time (by an admin, or by traffic
 // when any site is accepted), shared by every node of a deployment. Like
 // Registry it lies outside every namespace: sites outlive namespaces.

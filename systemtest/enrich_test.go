@@ -16,8 +16,9 @@ import (
 
 // TestVisitFields: events posted through a trusted proxy, with real
 // User-Agents, referrers and campaign links, reach the archive with the
-// visit fields ingest derived (source, UTM tags, browser, OS, country),
-// and the client address itself is nowhere in the archive.
+// visit fields ingest derived (source, UTM tags, browser, OS, country)
+// and, sent without a uid, a visitor id of their address and browser;
+// the client address itself is nowhere in the archive.
 func TestVisitFields(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the server")
@@ -63,6 +64,10 @@ func TestVisitFields(t *testing.T) {
 	}
 
 	got := archivedVisits(t, ctx, s, "vf", len(tests))
+	// Sent without a uid: one visitor id per address and browser.
+	if a, b, c := got["vf-search"].UID, got["vf-self"].UID, got["vf-campaign"].UID; len(a) != 32 || a != b || c == a || len(c) != 32 {
+		t.Errorf("visitor ids %q %q %q, want the first two equal and the third another", a, b, c)
+	}
 	for _, tc := range tests {
 		if got[tc.id].Visit != tc.want {
 			t.Errorf("%s archived with %+v, want %+v", tc.id, got[tc.id].Visit, tc.want)

@@ -284,6 +284,10 @@ func postStatsEvents(ctx context.Context, s *server, led *statsLedger, evs []sta
 		if code != http.StatusAccepted || res.Accepted != len(group) {
 			return fmt.Errorf("collect answered %d, %+v, for %d events", code, res, len(group))
 		}
+		day := time.Now().UTC().Format(time.DateOnly)
+		for i := range group {
+			group[i].Day = day
+		}
 		led.add(group)
 	}
 	return nil

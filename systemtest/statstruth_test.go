@@ -32,6 +32,11 @@ type statsEvent struct {
 	// TooLate is an event whose ts is older than the server's allowed
 	// lateness when sent: accepted, and counted nowhere. Not sent.
 	TooLate bool
+	// Day is the UTC day the server received the event (YYYY-MM-DD), set
+	// when it is acknowledged: without a uid, its visitor is that of its
+	// site, address (the test's, always loopback) and User-Agent that day
+	// (package visitorid).
+	Day string
 }
 
 // statsUA is a User-Agent whose device class the server derives is known.
@@ -488,7 +493,7 @@ func mustZone(name string) *time.Location {
 // statsTruth is the answer q must have over events, the events the server
 // accepted, each id once, asked at now. It counts every event but bots',
 // engagement events and those too late; visitors are distinct uids (an event without one
-// is nobody's); sums and averages are over the prop's numbers only.
+// is its site's, address's and User-Agent's of its receive day); sums and averages are over the prop's numbers only.
 func statsTruth(events []statsEvent, q statsQuery, now time.Time) statsAnswer {
 	loc := mustZone(q.TZ)
 	from, to := resolveRange(q.Range, now, loc)
@@ -580,6 +585,9 @@ type facts struct {
 
 func deriveFacts(e statsEvent) facts {
 	f := facts{ts: e.TS, goal: e.Goal, uid: e.UID, device: statsUAs[e.UA].Device, plan: "(none)"}
+	if f.uid == "" {
+		f.uid = "derived|" + e.Site + "|" + statsUAs[e.UA].UA + "|" + e.Day
+	}
 	u, err := url.Parse(e.URL)
 	if err != nil {
 		panic(err)
