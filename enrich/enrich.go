@@ -88,7 +88,7 @@ func (x *Enricher) visitorIDs(ctx context.Context, evs []event.Event, userAgent 
 	if x.ids == nil {
 		return nil
 	}
-	ids := make([]string, len(evs))
+	var ids []string // made on the first event without a uid: Pulse's tracker always sends one
 	for i := range evs {
 		if evs[i].UID != "" {
 			continue
@@ -96,6 +96,9 @@ func (x *Enricher) visitorIDs(ctx context.Context, evs []event.Event, userAgent 
 		id, err := x.ids.ID(ctx, evs[i].Site, client, userAgent, time.UnixMilli(evs[i].RT))
 		if err != nil {
 			return fmt.Errorf("visitor id: %w", err)
+		}
+		if ids == nil {
+			ids = make([]string, len(evs))
 		}
 		ids[i] = id
 	}
