@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -60,10 +61,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if len(evs) == 0 {
 		return refuse(http.StatusBadRequest, "no valid event", rejects)
 	}
-	if err := h.limitSites(c.Request, evs); err != nil {
-		return err
-	}
-	if err := h.enrich(c.Request, evs); err != nil {
+	if err := h.limitAndEnrich(c.Request, evs); err != nil {
 		return err
 	}
 	if err := h.publish(c.Request.Context(), evs); err != nil {
@@ -75,11 +73,10 @@ func (h *Handler) collect(c *gin.Context) error {
 
 // limitSites charges each site of evs against its rate and against the
 // share of it that r's client may take.
-func (h *Handler) limitSites(r *http.Request, evs []event.Event) error {
+func (h *Handler) limitSites(client netip.Addr, evs []event.Event) error {
 	if h.cfg.Sites == nil {
 		return nil
 	}
-	client := h.cfg.Sites.ClientIP(r)
 	site, n := evs[0].Site, 0
 	check := func() error {
 		if ok, wait := h.cfg.Sites.AllowSite(client, site, n); !ok {

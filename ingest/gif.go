@@ -36,10 +36,7 @@ func (h *Handler) gif(c *gin.Context) error {
 		return refuse(http.StatusForbidden, rejects[0].Error, rejects)
 	}
 	// The same limits as POST: a pixel is an event of its site like any.
-	if err := h.limitSites(c.Request, evs); err != nil {
-		return err
-	}
-	if err := h.enrich(c.Request, evs); err != nil {
+	if err := h.limitAndEnrich(c.Request, evs); err != nil {
 		return err
 	}
 	if err := h.publish(c.Request.Context(), evs); err != nil {

@@ -82,20 +82,26 @@ type VisitEnricher interface {
 	EnrichAll(ctx context.Context, evs []event.Event, userAgent string, client netip.Addr) error
 }
 
-// enrich sets the server fields of the accepted events of r (event.EnrichAll),
-// then their visit fields. An error is a 503: a visitor id needs the day's
-// salt, which the store could not give, and the client sends again.
-func (h *Handler) enrich(r *http.Request, evs []event.Event) error {
-	ua := r.UserAgent()
-	event.EnrichAll(evs, h.cfg.Now(), ua)
-	if h.cfg.Visits == nil {
-		return nil
-	}
+// limitAndEnrich charges the sites of the accepted events of r against
+// their rates (limitSites), then sets their server fields
+// (event.EnrichAll) and their visit fields, from one reading of the
+// client's address. An error of the visit fields is a 503: a visitor id
+// needs the day's salt, which the store could not give, and the client
+// sends again.
+func (h *Handler) limitAndEnrich(r *http.Request, evs []event.Event) error {
 	var client netip.Addr
 	if h.cfg.Sites != nil {
 		client = h.cfg.Sites.ClientIP(r)
 	} else if ap, err := netip.ParseAddrPort(r.RemoteAddr); err == nil {
 		client = ap.Addr()
+	}
+	if err := h.limitSites(client, evs); err != nil {
+		return err
+	}
+	ua := r.UserAgent()
+	event.EnrichAll(evs, h.cfg.Now(), ua)
+	if h.cfg.Visits == nil {
+		return nil
 	}
 	if err := h.cfg.Visits.EnrichAll(r.Context(), evs, ua, client); err != nil {
 		h.m.refuse("unavailable", len(evs))

@@ -54,10 +54,7 @@ func (h *Handler) plausible(c *gin.Context) error {
 		return err
 	}
 	if len(evs) > 0 {
-		if err := h.limitSites(c.Request, evs); err != nil {
-			return err
-		}
-		if err := h.enrich(c.Request, evs); err != nil {
+		if err := h.limitAndEnrich(c.Request, evs); err != nil {
 			return err
 		}
 		if err := h.publish(c.Request.Context(), evs); err != nil {

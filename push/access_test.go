@@ -281,17 +281,13 @@ func TestMessageLimitAfterAuth(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ws, _, err := dial(t, ts, tc.query, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := &client{t: t, ws: ws, subs: map[string]*view{}}
+			c := newClientAt(t, ts, tc.query)
 			if tc.first != nil {
 				c.send(tc.first)
 			}
 			c.send(tc.msg)
 			if tc.close != 0 {
-				if code := closeCode(t, ws); code != tc.close {
+				if code := closeCode(t, c.ws); code != tc.close {
 					t.Fatalf("close code %d, want %d", code, tc.close)
 				}
 				return

@@ -226,7 +226,13 @@ func dial(t testing.TB, ts *httptest.Server, query string, hdr http.Header) (*we
 
 func newClient(t testing.TB, ts *httptest.Server) *client {
 	t.Helper()
-	ws, _, err := dial(t, ts, "", nil)
+	return newClientAt(t, ts, "")
+}
+
+// newClientAt is newClient with query (such as "?token=T") on the URL.
+func newClientAt(t testing.TB, ts *httptest.Server, query string) *client {
+	t.Helper()
+	ws, _, err := dial(t, ts, query, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -53,11 +53,7 @@ func TestSiteScope(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			ws, _, err := dial(t, ts, tc.query, nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			c := &client{t: t, ws: ws, subs: map[string]*view{}}
+			c := newClientAt(t, ts, tc.query)
 			if tc.auth != "" {
 				c.send(map[string]string{"op": "auth", "token": tc.auth})
 			}

@@ -1,6 +1,7 @@
 package refsource
 
 import (
+	"iter"
 	"net/url"
 	"strings"
 )
@@ -17,13 +18,7 @@ type UTM struct {
 // as sent: Source is not mapped to a name (List.Source does that).
 func ParseUTM(pageURL string) UTM {
 	var u UTM
-	for q := rawQuery(pageURL); q != ""; {
-		var pair string
-		pair, q, _ = strings.Cut(q, "&")
-		key, value, ok := param(pair)
-		if !ok {
-			continue
-		}
+	for key, value := range params(pageURL) {
 		switch key {
 		case "utm_source":
 			u.Source = value
@@ -46,13 +41,7 @@ func ParseUTM(pageURL string) UTM {
 // source named "".
 func taggedSource(pageURL string) string {
 	var utmSource, source, ref string
-	for q := rawQuery(pageURL); q != ""; {
-		var pair string
-		pair, q, _ = strings.Cut(q, "&")
-		key, value, ok := param(pair)
-		if !ok {
-			continue
-		}
+	for key, value := range params(pageURL) {
 		value = strings.TrimSpace(value)
 		if value == "" {
 			continue
@@ -73,6 +62,20 @@ func taggedSource(pageURL string) string {
 		return source
 	}
 	return ref
+}
+
+// params yields the key and value of each parameter of the query of
+// pageURL that decodes, in order.
+func params(pageURL string) iter.Seq2[string, string] {
+	return func(yield func(key, value string) bool) {
+		for q := rawQuery(pageURL); q != ""; {
+			var pair string
+			pair, q, _ = strings.Cut(q, "&")
+			if key, value, ok := param(pair); ok && !yield(key, value) {
+				return
+			}
+		}
+	}
 }
 
 // rawQuery is the query of a URL: after the first "?" and before the

@@ -104,8 +104,7 @@ func scansInColumns(q Query, views []SegmentView) bool {
 // columnScan is one run of ExecuteSegments. Groups are numbered in the
 // order found; their counters are slices by group number.
 type columnScan struct {
-	e         *execution // the query, its time labels, and the answer
-	dims      []Dimension
+	e         *execution       // the query, its time labels, and the answer
 	index     map[string]int32 // labels joined by NUL -> group
 	labels    [][]string       // by group
 	events    []int64
@@ -128,7 +127,7 @@ type columnScan struct {
 }
 
 func newColumnScan(q Query, maxGroups int) *columnScan {
-	s := &columnScan{e: newExecution(q), dims: q.Dimensions, index: map[string]int32{},
+	s := &columnScan{e: newExecution(q), index: map[string]int32{},
 		sums: make([][]int64, len(q.Metrics)), counts: make([][]int64, len(q.Metrics)), maxGroups: maxGroups}
 	s.visitors = s.e.visitors
 	for _, m := range q.Metrics {
@@ -186,11 +185,11 @@ func (s *columnScan) merge(o *columnScan) error {
 // nil when none does.
 func (s *columnScan) selection(v *SegmentView) []uint64 {
 	from, to := s.e.from-v.hour, s.e.to-v.hour
-	if to <= 0 || from >= 3_600_000 {
+	if to <= 0 || from >= hourMs {
 		return nil
 	}
 	sel := ones(v.n)
-	if from > 0 || to < 3_600_000 {
+	if from > 0 || to < hourMs {
 		for i, t := range v.ts {
 			if int64(t) < from || int64(t) >= to {
 				sel[i>>6] &^= 1 << (i & 63)
@@ -341,7 +340,7 @@ func label(k DimensionKind, v string) string {
 func (s *columnScan) layout(v *SegmentView) {
 	s.lay = s.lay[:0]
 	stride := uint64(1)
-	for _, d := range s.dims {
+	for _, d := range s.e.q.Dimensions {
 		cd := cellDim{stride: stride}
 		switch {
 		case d.IsTime():

@@ -195,6 +195,10 @@ func NewSegment(hour int64, v *VisitorNumbers) *Segment {
 	return &Segment{hour: hour, visitors: v, propAt: map[string]int{}}
 }
 
+// hourMs is the span of a segment: the rows of one hour (factrow.HourMs,
+// which imports this package).
+const hourMs = 3_600_000
+
 // errOutsideHour is Append's error for a row outside its segment's hour.
 var errOutsideHour = errors.New("row time outside its hour")
 
@@ -207,7 +211,7 @@ func (s *Segment) Bytes() int64 { return s.bytes }
 // Append adds rows, each of the segment's hour (TS in [hour, hour+1h)).
 func (s *Segment) Append(rows []Row) error {
 	for i := range rows {
-		if off := rows[i].TS - s.hour; off < 0 || off >= 3_600_000 {
+		if off := rows[i].TS - s.hour; off < 0 || off >= hourMs {
 			return errOutsideHour
 		}
 	}

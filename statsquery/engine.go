@@ -83,7 +83,6 @@ type cachedHour struct {
 	nums  *siteNumbers
 	bytes int64 // what seg costs, as counted against CacheBytes
 	rows  int64 // seg's rows, as counted in nums.rows
-	dec   *factrow.Decoder
 }
 
 // New returns an Engine over store.
@@ -191,14 +190,17 @@ func (e *Engine) hour(ctx context.Context, k hourKey, n int64) (stats.SegmentVie
 		// Shorter than what was decoded: the string expired and began
 		// again (or a namespace was rebuilt); start over.
 		e.charge(c, -c.bytes, -int64(c.seg.Len()))
-		c.len, c.seg, c.dec = 0, stats.NewSegment(k.hour, c.nums.numbers), factrow.NewDecoder()
+		c.len, c.seg = 0, stats.NewSegment(k.hour, c.nums.numbers)
 	}
 	if n > c.len {
 		b, err := e.store.RowBytes(ctx, k.site, k.hour, c.len, n)
 		if err != nil {
 			return stats.SegmentView{}, fmt.Errorf("read rows of %s hour %d: %w", k.site, k.hour, err)
 		}
-		rows, derr := c.dec.Decode(nil, b, k.hour)
+		// A decoder of its own: the segment's dictionaries keep each
+		// text once, and a decoder kept with the hour would keep its
+		// texts a second time, outside what the cache counts.
+		rows, derr := factrow.NewDecoder().Decode(nil, b, k.hour)
 		before, beforeRows := c.seg.Bytes(), c.seg.Len()
 		if err := c.seg.Append(rows); err != nil {
 			derr = err
@@ -227,7 +229,7 @@ func (e *Engine) entry(k hourKey) *cachedHour {
 		nums = &siteNumbers{numbers: stats.NewVisitorNumbers()}
 		e.sites[k.site] = nums
 	}
-	c := &cachedHour{key: k, dec: factrow.NewDecoder(), nums: nums, seg: stats.NewSegment(k.hour, nums.numbers)}
+	c := &cachedHour{key: k, nums: nums, seg: stats.NewSegment(k.hour, nums.numbers)}
 	e.hours[k] = e.lru.PushFront(c)
 	return c
 }
