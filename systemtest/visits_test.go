@@ -44,14 +44,18 @@ const (
 // visits per visitor, split by gaps below, at and above 30 minutes, with
 // bounces, multi-page visits and custom events; visitors with a uid and
 // cookieless ones; a few delivered late and newest first, as an offline
-// tracker does. Requests are retried with the same ids, and the server is
-// killed with SIGKILL in the middle of the sending and restarted. Every
-// Stats API answer (visits, bounce rate, duration, views per visit, entry
-// and exit pages, sources, UTM tags, browsers, OSes, countries; filtered
-// on the visit's source and on a page) must equal what the test computes
-// from the journeys itself (visitors within HyperLogLog error only when
-// the answer says they are approximate), and stay the same after the
-// aggregates are rebuilt from the archive by a replay.
+// tracker does; some requests also carry events of another site. Requests
+// are retried with the same ids, and the server is killed with SIGKILL in
+// the middle of the sending and restarted. Every Stats API answer (visits,
+// bounce rate, duration, views per visit, entry and exit pages, sources,
+// UTM tags, browsers, OSes, countries, devices, hours; over all the
+// journeys and over two hours that cut visits; filtered on the visit's
+// source, entry page, country, a goal and a page) must equal what the test
+// computes from the journeys itself (visitors within HyperLogLog error
+// only when the answer says they are approximate), and stay the same after
+// the aggregates are rebuilt from the archive by a replay. The same
+// queries, subscribed live from the restart on, must fold to the same
+// answers.
 func TestVisitorJourneys(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the server")
@@ -95,7 +99,10 @@ func runVisitorJourneys(t *testing.T, redisURL string) {
 	live := checkJourneyQueries(ctx, t, s, j, queries)
 	checkJourneyRefusals(ctx, t, s, rg.full)
 	if out, err := s.pulse(ctx, "replay", "--namespace", "v2", "--promote"); err != nil {
-		t.Fatalf("pulse replay: %v\n%s", err, out)
+		nsCtx, nsCancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer nsCancel()
+		ns, nsErr := s.pulse(nsCtx, "namespaces")
+		t.Fatalf("pulse replay: %v\n%s\npulse namespaces (%v):\n%s", err, out, nsErr, ns)
 	}
 	same := checkJourneysReplay(ctx, t, s, queries, live)
 	// The same queries live, subscribed from the restart on (half the
@@ -810,6 +817,8 @@ func (j *journeys) value(dim string, e *jEvent, v *jVisit) string {
 		return orNotSet(j.fx.Agents[e.Agent].OS)
 	case "visit:country":
 		return orNotSet(j.fx.Clients[e.Client].Country)
+	case "visit:device":
+		return j.fx.Agents[e.Agent].Device
 	case "time:hour":
 		return time.UnixMilli(e.TS).UTC().Truncate(time.Hour).Format(time.DateTime)
 	}
@@ -878,6 +887,7 @@ func journeyQueries(rg journeyRanges) []jQuery {
 		{"browsers", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:browser"}, nil},
 		{"operating systems", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:os"}, nil},
 		{"countries", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:country"}, nil},
+		{"devices", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:device"}, nil},
 		{"hours", f, []string{"visits", "pageviews", "visitors"}, []string{"time:hour"}, nil},
 		{"source Google", f, visitAll, nil, google},
 		{"source Direct / None", f, visitAll, nil, source(directNone)},
