@@ -819,10 +819,18 @@ func (j *journeys) value(dim string, e *jEvent, v *jVisit) string {
 		return orNotSet(j.fx.Clients[e.Client].Country)
 	case "visit:device":
 		return j.fx.Agents[e.Agent].Device
-	case "time:hour":
-		return time.UnixMilli(e.TS).UTC().Truncate(time.Hour).Format(time.DateTime)
 	}
 	panic("the journeys' truth has no value of " + dim)
+}
+
+// label is the row label of dim for e, an event of visit v: its value, or
+// for time:hour the wall-clock hour of e in loc.
+func (j *journeys) label(dim string, e *jEvent, v *jVisit, loc *time.Location) string {
+	if dim != "time:hour" {
+		return j.value(dim, e, v)
+	}
+	t := time.UnixMilli(e.TS).In(loc)
+	return time.Date(t.Year(), t.Month(), t.Day(), t.Hour(), 0, 0, 0, loc).Format(time.DateTime)
 }
 
 // jFilter is a filter leaf of a query: op "is" or "contains".
@@ -849,6 +857,7 @@ type jQuery struct {
 	Metrics []string
 	Dims    []string
 	Filters []jFilter
+	TZ      string // the query's timezone; "" is UTC
 }
 
 func (q jQuery) body() []byte {
@@ -859,6 +868,9 @@ func (q jQuery) body() []byte {
 	}
 	if len(q.Filters) > 0 {
 		m["filters"] = q.Filters
+	}
+	if q.TZ != "" {
+		m["timezone"] = q.TZ
 	}
 	return []byte(mustJSON(m))
 }
@@ -875,35 +887,36 @@ func journeyQueries(rg journeyRanges) []jQuery {
 	pricing := []jFilter{{"is", "event:page", []string{"/pricing"}}}
 	f, c := rg.full, rg.cut
 	return []jQuery{
-		{"pages", f, []string{"visitors", "pageviews", "events"}, []string{"event:page"}, nil},
-		{"goals", f, []string{"visitors", "events"}, []string{"event:goal"}, nil},
-		{"pageviews on /pricing", f, []string{"visitors", "pageviews"}, nil, pricing},
-		{"top stats", f, append(slices.Clone(visitAll), "events"), nil, nil},
-		{"sources", f, perVisit, []string{"visit:source"}, nil},
-		{"entry pages", f, []string{"visits", "visitors", "bounce_rate", "visit_duration"}, []string{"visit:entry_page"}, nil},
-		{"exit pages", f, []string{"visits", "visitors", "pageviews"}, []string{"visit:exit_page"}, nil},
-		{"utm sources", f, []string{"visitors", "visits"}, []string{"visit:utm_source"}, nil},
-		{"utm campaigns", f, []string{"visitors", "visits", "bounce_rate"}, []string{"visit:utm_campaign"}, nil},
-		{"browsers", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:browser"}, nil},
-		{"operating systems", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:os"}, nil},
-		{"countries", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:country"}, nil},
-		{"devices", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:device"}, nil},
-		{"hours", f, []string{"visits", "pageviews", "visitors"}, []string{"time:hour"}, nil},
-		{"source Google", f, visitAll, nil, google},
-		{"source Direct / None", f, visitAll, nil, source(directNone)},
-		{"source newsletter (a campaign)", f, visitAll, nil, source("newsletter")},
-		{"source Hacker News", f, visitAll, nil, source("Hacker News")},
-		{"source Google by entry page", f, []string{"visits", "visitors"}, []string{"visit:entry_page"}, google},
-		{"visits through /pricing", f, []string{"visits", "bounce_rate", "visit_duration"}, nil, pricing},
-		{"signups by source", f, []string{"visits", "visitors"}, []string{"visit:source"}, []jFilter{{"is", "event:goal", []string{"signup"}}}},
-		{"country DE", f, []string{"visitors", "visits", "pageviews"}, nil, []jFilter{{"is", "visit:country", []string{"DE"}}}},
-		{"entry on /", f, []string{"visits", "pageviews", "bounce_rate"}, nil, []jFilter{{"is", "visit:entry_page", []string{"/"}}}},
-		{"cut: top stats", c, visitAll, nil, nil},
-		{"cut: sources", c, []string{"visitors", "visits", "pageviews", "visit_duration"}, []string{"visit:source"}, nil},
-		{"cut: source Google", c, visitAll, nil, google},
-		{"cut: entry pages", c, []string{"visits", "visitors"}, []string{"visit:entry_page"}, nil},
-		{"cut: exit pages", c, []string{"visits", "pageviews"}, []string{"visit:exit_page"}, nil},
-		{"cut: visits through /pricing", c, []string{"visits", "bounce_rate", "visit_duration"}, nil, pricing},
+		{"pages", f, []string{"visitors", "pageviews", "events"}, []string{"event:page"}, nil, ""},
+		{"goals", f, []string{"visitors", "events"}, []string{"event:goal"}, nil, ""},
+		{"pageviews on /pricing", f, []string{"visitors", "pageviews"}, nil, pricing, ""},
+		{"top stats", f, append(slices.Clone(visitAll), "events"), nil, nil, ""},
+		{"sources", f, perVisit, []string{"visit:source"}, nil, ""},
+		{"entry pages", f, []string{"visits", "visitors", "bounce_rate", "visit_duration"}, []string{"visit:entry_page"}, nil, ""},
+		{"exit pages", f, []string{"visits", "visitors", "pageviews"}, []string{"visit:exit_page"}, nil, ""},
+		{"utm sources", f, []string{"visitors", "visits"}, []string{"visit:utm_source"}, nil, ""},
+		{"utm campaigns", f, []string{"visitors", "visits", "bounce_rate"}, []string{"visit:utm_campaign"}, nil, ""},
+		{"browsers", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:browser"}, nil, ""},
+		{"operating systems", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:os"}, nil, ""},
+		{"countries", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:country"}, nil, ""},
+		{"devices", f, []string{"visitors", "visits", "pageviews"}, []string{"visit:device"}, nil, ""},
+		{"hours", f, []string{"visits", "pageviews", "visitors"}, []string{"time:hour"}, nil, ""},
+		{"hours in Kolkata (UTC+5:30)", f, []string{"visits", "bounce_rate", "pageviews"}, []string{"time:hour"}, nil, "Asia/Kolkata"},
+		{"source Google", f, visitAll, nil, google, ""},
+		{"source Direct / None", f, visitAll, nil, source(directNone), ""},
+		{"source newsletter (a campaign)", f, visitAll, nil, source("newsletter"), ""},
+		{"source Hacker News", f, visitAll, nil, source("Hacker News"), ""},
+		{"source Google by entry page", f, []string{"visits", "visitors"}, []string{"visit:entry_page"}, google, ""},
+		{"visits through /pricing", f, []string{"visits", "bounce_rate", "visit_duration"}, nil, pricing, ""},
+		{"signups by source", f, []string{"visits", "visitors"}, []string{"visit:source"}, []jFilter{{"is", "event:goal", []string{"signup"}}}, ""},
+		{"country DE", f, []string{"visitors", "visits", "pageviews"}, nil, []jFilter{{"is", "visit:country", []string{"DE"}}}, ""},
+		{"entry on /", f, []string{"visits", "pageviews", "bounce_rate"}, nil, []jFilter{{"is", "visit:entry_page", []string{"/"}}}, ""},
+		{"cut: top stats", c, visitAll, nil, nil, ""},
+		{"cut: sources", c, []string{"visitors", "visits", "pageviews", "visit_duration"}, []string{"visit:source"}, nil, ""},
+		{"cut: source Google", c, visitAll, nil, google, ""},
+		{"cut: entry pages", c, []string{"visits", "visitors"}, []string{"visit:entry_page"}, nil, ""},
+		{"cut: exit pages", c, []string{"visits", "pageviews"}, []string{"visit:exit_page"}, nil, ""},
+		{"cut: visits through /pricing", c, []string{"visits", "bounce_rate", "visit_duration"}, nil, pricing, ""},
 	}
 }
 
@@ -922,12 +935,13 @@ type jGroup struct {
 // matching the filters, read up to the range's end.
 func (j *journeys) truth(q jQuery) map[string][]float64 {
 	from, to := q.Range.from.UnixMilli(), q.Range.to.UnixMilli()
+	loc := mustZone(cmp.Or(q.TZ, "UTC"))
 	visits, of := j.sessions(to)
 	groups := map[string]*jGroup{}
 	group := func(e *jEvent, v *jVisit) *jGroup {
 		labels := make([]string, len(q.Dims))
 		for i, d := range q.Dims {
-			labels[i] = j.value(d, e, v)
+			labels[i] = j.label(d, e, v, loc)
 		}
 		key := strings.Join(labels, "|")
 		if groups[key] == nil {
@@ -1172,10 +1186,10 @@ func checkJourneyRefusals(ctx context.Context, t *testing.T, s *server, r jRange
 		q     jQuery
 		parts []string // the metric or the dimension that cannot go together
 	}{
-		{jQuery{"views per visit by source", r, []string{"visits", "views_per_visit"}, []string{"visit:source"}, nil}, []string{"metrics[1]", "dimensions[0]"}},
-		{jQuery{"views per visit through /pricing", r, []string{"views_per_visit"}, nil, pricing}, []string{"metrics[0]", "filters[0]"}},
-		{jQuery{"visits by page", r, []string{"visits"}, []string{"event:page"}, nil}, []string{"metrics[0]", "dimensions[0]"}},
-		{jQuery{"bounce rate by goal", r, []string{"pageviews", "bounce_rate"}, []string{"event:goal"}, nil}, []string{"metrics[1]", "dimensions[0]"}},
+		{jQuery{"views per visit by source", r, []string{"visits", "views_per_visit"}, []string{"visit:source"}, nil, ""}, []string{"metrics[1]", "dimensions[0]"}},
+		{jQuery{"views per visit through /pricing", r, []string{"views_per_visit"}, nil, pricing, ""}, []string{"metrics[0]", "filters[0]"}},
+		{jQuery{"visits by page", r, []string{"visits"}, []string{"event:page"}, nil, ""}, []string{"metrics[0]", "dimensions[0]"}},
+		{jQuery{"bounce rate by goal", r, []string{"pageviews", "bounce_rate"}, []string{"event:goal"}, nil, ""}, []string{"metrics[1]", "dimensions[0]"}},
 	} {
 		code, b, err := s.postStats(ctx, tc.q.body())
 		if err != nil {
