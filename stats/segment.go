@@ -117,17 +117,31 @@ func (d *dictionary) id(v string) (id uint32, added bool) {
 	return id, true
 }
 
-// idColumn is a column of dictionary ids in the narrowest of 1, 2 or 4
-// bytes that holds every id so far: most fields have under 256 values in
-// an hour, and a query reads its columns whole.
+// idColumn is a column of dictionary ids in the narrowest of 0, 1, 2 or
+// 4 bytes that holds every id so far: most fields have under 256 values
+// in an hour, and a query reads its columns whole. Width 0 holds nothing
+// while every id is 0: the hours of a site without UTM tags, or of a
+// tracker that sends no referrer, cost nothing for those fields.
 type idColumn struct {
-	width int // 1, 2 or 4; 0 before the first id
+	width int // 0, 1, 2 or 4
+	zeros int // the rows of width 0
 	u8    []uint8
 	u16   []uint16
 	u32   []uint32
 }
 
-func (c *idColumn) append(id uint32) {
+// append adds a row of id and returns the bytes it added besides its
+// width: the zeros written out when a column of width 0 gets its first
+// other id.
+func (c *idColumn) append(id uint32) (grown int) {
+	if c.width == 0 {
+		if id == 0 {
+			c.zeros++
+			return 0
+		}
+		grown = c.zeros
+		c.u8, c.width = make([]uint8, c.zeros, 2*c.zeros+16), 1
+	}
 	switch {
 	case c.width == 4 || id > 0xffff:
 		if c.width != 4 {
@@ -145,6 +159,7 @@ func (c *idColumn) append(id uint32) {
 		c.width = 1
 		c.u8 = append(c.u8, uint8(id))
 	}
+	return grown
 }
 
 func widen[T uint16 | uint32](u8 []uint8, u16 []uint16, width int) []T {
@@ -167,6 +182,8 @@ func (c idColumn) at(i int) uint32 {
 		return uint32(c.u8[i])
 	case 2:
 		return uint32(c.u16[i])
+	case 0:
+		return 0
 	}
 	return c.u32[i]
 }
@@ -277,8 +294,7 @@ func (s *Segment) appendRow(r *Row) {
 		if added {
 			s.bytes += int64(len(v)) + 64
 		}
-		c.ids.append(id)
-		s.bytes += int64(c.ids.width)
+		s.bytes += int64(c.ids.append(id) + c.ids.width)
 	}
 	for i := range r.Props {
 		s.appendProp(&r.Props[i])
@@ -306,8 +322,7 @@ func (s *Segment) appendProp(p *RowProp) {
 		s.bytes += int64(len(p.Value)) + 64
 	}
 	c.rows = append(c.rows, uint32(s.n))
-	c.ids.append(id)
-	s.bytes += 4 + int64(c.ids.width)
+	s.bytes += int64(4 + c.ids.append(id) + c.ids.width)
 	if p.IsNum && c.isNum == nil {
 		c.isNum = make([]bool, len(c.rows)-1, cap(c.rows))
 		c.nums = make([]float64, len(c.rows)-1, cap(c.rows))
