@@ -41,25 +41,30 @@ const (
 	fieldOS
 	fieldOSVersion
 	fieldCountry
-	fieldSource // the event's own; visit:source is its visit's first event's
+	fieldSource
 	fieldUTMSource
 	fieldUTMMedium
 	fieldUTMCampaign
 	fieldUTMContent
 	fieldUTMTerm
+	fieldEntryPage
+	fieldExitPage
 	textFields
 )
 
-// textKinds are the event-level dimensions of the text fields; the
-// fields a visit takes from its first event (source, UTM) have none.
+// textKinds are the dimensions of the text fields. A stored row's source
+// and UTM tags are its event's own, and it has no entry and exit page
+// (columns that cost nothing, all one value); ExecuteVisits scans views
+// whose columns of these are each row's visit's (sessions.visitViews).
 var textKinds = [textFields]DimensionKind{Goal, Page, Hostname, Referrer, Device,
-	Browser, BrowserVersion, OS, OSVersion, Country}
+	Browser, BrowserVersion, OS, OSVersion, Country,
+	Source, UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm, EntryPage, ExitPage}
 
 // textValues are r's text fields in field order.
 func textValues(r *Row) [textFields]string {
 	return [textFields]string{r.Goal, r.Page, r.Hostname, r.Referrer, r.Device,
 		r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country,
-		r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm}
+		r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm, r.EntryPage, r.ExitPage}
 }
 
 // setTextValues sets r's text fields from vals, in field order.
@@ -67,6 +72,7 @@ func setTextValues(r *Row, vals *[textFields]string) {
 	r.Goal, r.Page, r.Hostname, r.Referrer, r.Device = vals[fieldGoal], vals[fieldPage], vals[fieldHostname], vals[fieldReferrer], vals[fieldDevice]
 	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country = vals[fieldBrowser], vals[fieldBrowserVersion], vals[fieldOS], vals[fieldOSVersion], vals[fieldCountry]
 	r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = vals[fieldSource], vals[fieldUTMSource], vals[fieldUTMMedium], vals[fieldUTMCampaign], vals[fieldUTMContent], vals[fieldUTMTerm]
+	r.EntryPage, r.ExitPage = vals[fieldEntryPage], vals[fieldExitPage]
 }
 
 // textField is the field of a text dimension, or -1.
