@@ -477,7 +477,7 @@ func (s *sessions) visitView(vi int, q Query) SegmentView {
 			continue
 		}
 		var dict dictionary
-		dict.id("") // id 0: rows past the range's end, which no scan selects
+		dict.id("")                             // id 0: rows past the range's end, which no scan selects
 		trans := make([][]uint32, len(s.views)) // by view, by its id: our id+1
 		var ids idColumn
 		for _, id := range s.rowVisit[vi] {
