@@ -138,7 +138,7 @@ func TestOwnTracker(t *testing.T) {
 		})
 	top := wantStatsRows(t, ctx, s, "top stats",
 		q.body([]string{"visitors", "visits", "pageviews", "events", "bounce_rate", "views_per_visit", "visit_duration"}, nil),
-		// visit_duration (-1: any) is bounded by the journey's time below.
+		// visit_duration (-1: any value) is checked below against the journey's time.
 		map[string][]float64{"": {1, 1, 4, 11, 0, 4, -1}})
 	if d := top[""][6]; d < 0 || d > journey.Seconds()+1 {
 		t.Errorf("visit_duration %v s, want between 0 and the journey's %v", d, journey.Round(time.Second))
