@@ -78,6 +78,7 @@ export function parseState(search, defaultTz) {
     tabs: {},
   };
   if (st.period === "custom" && (!st.from || !st.to || st.to < st.from)) st.period = "day";
+  if (st.period !== "custom") st.from = st.to = ""; // the URL carries them only for custom
   for (const f of p.getAll("f")) {
     const parsed = parseFilter(f);
     if (parsed) st.filters = withFilter(st.filters, parsed);
@@ -115,9 +116,9 @@ export function stateSearch(st) {
   for (const [name, t] of Object.entries(st.tabs).sort()) {
     if (t !== PANELS[name][0][0]) p.set("tab_" + name, t);
   }
-  // Commas and colons are legal in a query string; keeping them makes a
+  // Commas, colons and slashes are legal in a query string; keeping them makes a
   // shared link readable (f=visit:source,is,Google).
-  return "?" + p.toString().replaceAll("%2C", ",").replaceAll("%3A", ":");
+  return "?" + p.toString().replaceAll("%2C", ",").replaceAll("%3A", ":").replaceAll("%2F", "/");
 }
 
 /**
