@@ -188,7 +188,8 @@ function main() {
     },
     onData: () => (dirty = true),
     onError: (sub, msg) => {
-      if (!sub) $("notice").textContent = `${msg.code || "error"}: ${msg.message || ""}`;
+      // unknown_id answers the unsubscribe of a query the server had refused.
+      if (!sub && msg.code !== "unknown_id") $("notice").textContent = `${msg.code || "error"}: ${msg.message || ""}`;
       dirty = true;
     },
   });
