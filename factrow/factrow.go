@@ -8,8 +8,9 @@
 // hour is the plain concatenation of its rows in apply order and one
 // commit's rows are one APPEND. The body starts with a version byte: a
 // reader skips rows of a version it does not know instead of misreading
-// them, so a later version (issue 13's visit fields) can be appended to
-// hours that hold version 1 rows.
+// them. Version 2 adds the visit fields ingest derives (source, UTM tags,
+// browser, os, their versions, country) after the props; version 1 rows,
+// appended before, still read, with those fields empty.
 package factrow
 
 import (
@@ -38,7 +39,10 @@ func HourOf(ts int64) int64 {
 	return h
 }
 
-const version1 = 1
+const (
+	version1 = 1
+	version2 = 2 // version 1 and the visit fields
+)
 
 // Prop kinds in a row.
 const (
@@ -60,6 +64,8 @@ func FromEvent(e *event.Event, ts int64) stats.Row {
 		Device:   metric.CutValue(e.Device),
 		Visitor:  VisitorHash(e.UID),
 	}
+	v := visitFields(&e.Visit)
+	setVisitFields(&r, &v)
 	if len(e.Props) > 0 {
 		r.Props = make([]stats.RowProp, 0, len(e.Props))
 		for k, v := range e.Props {
@@ -110,7 +116,7 @@ func AppendEvent(b []byte, e *event.Event, ts, hour int64) []byte {
 	start := len(b)
 	b = append(b, lenBuf[:]...)
 	at := len(b)
-	b = append(b, version1)
+	b = append(b, version2)
 	b = binary.AppendUvarint(b, uint64(ts-hour))
 	b = putStr(b, metric.CutValue(e.Type))
 	b = putStr(b, metric.CutValue(e.Path))
@@ -136,7 +142,35 @@ func AppendEvent(b []byte, e *event.Event, ts, hour int64) []byte {
 			b = putStr(b, metric.CutValue(fmt.Sprint(v)))
 		}
 	}
+	for _, s := range visitFields(&e.Visit) {
+		b = putStr(b, s)
+	}
 	return frame(b, start, at)
+}
+
+// visitFieldCount is how many visit fields a version 2 row ends with.
+const visitFieldCount = 11
+
+// visitFields are the visit fields of v, cut as every text of a row, in
+// the order of a version 2 row.
+func visitFields(v *event.Visit) [visitFieldCount]string {
+	return [visitFieldCount]string{
+		metric.CutValue(v.Source), metric.CutValue(v.UTMSource), metric.CutValue(v.UTMMedium),
+		metric.CutValue(v.UTMCampaign), metric.CutValue(v.UTMContent), metric.CutValue(v.UTMTerm),
+		metric.CutValue(v.Browser), metric.CutValue(v.BrowserVersion), metric.CutValue(v.OS),
+		metric.CutValue(v.OSVersion), metric.CutValue(v.Country),
+	}
+}
+
+// rowVisitFields are r's visit fields in the order of a version 2 row.
+func rowVisitFields(r *stats.Row) [visitFieldCount]string {
+	return [visitFieldCount]string{r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm,
+		r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country}
+}
+
+func setVisitFields(r *stats.Row, v *[visitFieldCount]string) {
+	r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = v[0], v[1], v[2], v[3], v[4], v[5]
+	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country = v[6], v[7], v[8], v[9], v[10]
 }
 
 // frame moves the body written at b[at:] right behind its uvarint length
@@ -155,7 +189,7 @@ func Append(b []byte, r *stats.Row, hour int64) []byte {
 	start := len(b)
 	b = append(b, lenBuf[:]...)
 	at := len(b)
-	b = append(b, version1)
+	b = append(b, version2)
 	b = binary.AppendUvarint(b, uint64(r.TS-hour))
 	b = putStr(b, r.Goal)
 	b = putStr(b, r.Page)
@@ -174,6 +208,9 @@ func Append(b []byte, r *stats.Row, hour int64) []byte {
 			b = append(b, propText)
 			b = putStr(b, p.Value)
 		}
+	}
+	for _, s := range rowVisitFields(r) {
+		b = putStr(b, s)
 	}
 	return frame(b, start, at)
 }
@@ -210,10 +247,10 @@ func (d *Decoder) Decode(dst []stats.Row, blob []byte, hour int64) ([]stats.Row,
 		}
 		body := blob[off+k : off+k+int(n)]
 		off += k + int(n)
-		if len(body) == 0 || body[0] != version1 {
+		if len(body) == 0 || body[0] != version1 && body[0] != version2 {
 			continue
 		}
-		r, err := d.row(body[1:], hour)
+		r, err := d.row(body[1:], hour, body[0])
 		if err != nil {
 			return dst, fmt.Errorf("%w: row at byte %d: %v", ErrCorrupt, off-int(n)-k, err)
 		}
@@ -222,7 +259,7 @@ func (d *Decoder) Decode(dst []stats.Row, blob []byte, hour int64) ([]stats.Row,
 	return dst, nil
 }
 
-func (d *Decoder) row(b []byte, hour int64) (stats.Row, error) {
+func (d *Decoder) row(b []byte, hour int64, version byte) (stats.Row, error) {
 	rd := reader{b: b, d: d}
 	r := stats.Row{TS: hour + int64(rd.uvarint())}
 	r.Goal, r.Page, r.Hostname, r.Referrer, r.Device = rd.str(), rd.str(), rd.str(), rd.str(), rd.str()
@@ -246,6 +283,13 @@ func (d *Decoder) row(b []byte, hour int64) (stats.Row, error) {
 			return r, errors.New("unknown prop kind")
 		}
 		r.Props = append(r.Props, p)
+	}
+	if version == version2 {
+		var v [visitFieldCount]string
+		for i := range v {
+			v[i] = rd.str()
+		}
+		setVisitFields(&r, &v)
 	}
 	if rd.err != nil {
 		return r, rd.err

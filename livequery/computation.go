@@ -49,6 +49,9 @@ type computation struct {
 	eng    Engine
 	q      stats.Query
 	x      *stats.Execution
+	// visits is the answer of a query that needs visits, which is counted
+	// whole each time (a new event can join visits or split one), x nil.
+	visits *stats.Answer
 	fed    map[int64]int // rows counted per hour
 	seq    int64
 	rows   map[string][]byte // label key -> metrics JSON, of the last answer
@@ -150,7 +153,10 @@ func (c *computation) run(ctx context.Context) {
 	waiting := false
 	var last time.Time
 	refresh := func(tick bool) {
-		c.refresh(ctx, tick)
+		if again := c.refresh(ctx, tick); again > 0 && !waiting {
+			wait.Reset(again)
+			waiting = true
+		}
 		last = time.Now()
 	}
 	for {
@@ -188,8 +194,10 @@ func (c *computation) run(ctx context.Context) {
 // recounting costs at most a tenth of the time since the last count, so
 // a short range follows its rows within Debounce and a long one costs a
 // bounded share of a core (its newest rows, past the end it was resolved
-// with, then wait for the tick).
-func (c *computation) refresh(ctx context.Context, tick bool) {
+// with, then wait for the tick). A query that needs visits is counted
+// anew at every refresh, under the same bound: until then, refresh
+// returns when to come back.
+func (c *computation) refresh(ctx context.Context, tick bool) (again time.Duration) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	grown := c.takeGrown()
@@ -197,7 +205,7 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 		grown = nil // every hour: a signal may have been lost
 	}
 	if !c.built || c.failed && !tick {
-		return
+		return 0
 	}
 	now := c.m.cfg.Now()
 	eng := c.m.current().Engine
@@ -207,14 +215,14 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 		// Another namespace: its rows are not the ones counted.
 		if err := c.build(rctx, eng, now); err != nil {
 			c.fail(err)
-			return
+			return 0
 		}
 		c.hist, c.histBytes = nil, 0
 		c.advance()
 		for s := range c.subs {
 			s.send("snapshot", c.snapshot(true))
 		}
-		return
+		return 0
 	}
 	q := c.q
 	if c.relative {
@@ -224,12 +232,16 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 		}
 		if err != nil {
 			c.fail(err)
-			return
+			return 0
 		}
 		q = nq
 	}
-	moved := q.Range != c.q.Range
-	if moved && !tick && time.Since(c.counted) < max(c.m.cfg.Debounce, 10*c.cost) {
+	visits := q.NeedsVisits()
+	moved := q.Range != c.q.Range || visits
+	if wait := max(c.m.cfg.Debounce, 10*c.cost) - time.Since(c.counted); moved && !tick && wait > 0 {
+		if visits {
+			return wait
+		}
 		moved = false
 	}
 	var err error
@@ -241,6 +253,7 @@ func (c *computation) refresh(ctx context.Context, tick bool) {
 	if err != nil {
 		c.fail(err)
 	}
+	return 0
 }
 
 // fail reports err: a query error (too many rows) to the subscribers once,
@@ -343,7 +356,7 @@ func (c *computation) build(ctx context.Context, eng Engine, now time.Time) erro
 	if err := c.count(ctx, eng, now); err != nil {
 		return err
 	}
-	a, err := c.x.Answer()
+	a, err := c.answer()
 	if err != nil {
 		return err
 	}
@@ -361,6 +374,18 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 	}
 	defer func() { <-c.m.counting }()
 	start := time.Now()
+	if c.q.NeedsVisits() {
+		a, err := stats.ExecuteVisits(c.q, now, func(hours []int64) ([]stats.SegmentView, error) {
+			return eng.HourSegments(ctx, c.site, hours)
+		})
+		if err != nil {
+			return err
+		}
+		c.eng, c.x, c.visits, c.fed = eng, nil, &a, nil
+		c.counted = time.Now()
+		c.cost = c.counted.Sub(start)
+		return nil
+	}
 	x, err := stats.NewExecution(c.q)
 	if err != nil {
 		return err
@@ -374,7 +399,7 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 	if err := addRows(x, hours, views, fed); err != nil {
 		return err
 	}
-	c.eng, c.x, c.fed = eng, x, fed
+	c.eng, c.x, c.visits, c.fed = eng, x, nil, fed
 	c.counted = time.Now()
 	c.cost = c.counted.Sub(start)
 	return nil
@@ -383,7 +408,7 @@ func (c *computation) count(ctx context.Context, eng Engine, now time.Time) erro
 // publish answers again and sends the rows that changed, if any, as the
 // next delta to every subscriber.
 func (c *computation) publish() error {
-	a, err := c.x.Answer()
+	a, err := c.answer()
 	if err != nil {
 		return err
 	}
@@ -412,6 +437,14 @@ func (c *computation) publish() error {
 		s.send("delta", body)
 	}
 	return nil
+}
+
+// answer is the answer to the rows counted so far.
+func (c *computation) answer() (stats.Answer, error) {
+	if c.visits != nil {
+		return *c.visits, nil
+	}
+	return c.x.Answer()
 }
 
 // remember adds d to the history, dropping the oldest deltas past

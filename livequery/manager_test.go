@@ -261,6 +261,34 @@ func TestLiveFold(t *testing.T) {
 	}
 }
 
+// TestLiveVisits: a query of visits follows its rows too, though a new
+// event changes visits counted before (visitor 1's second pageview ends
+// a bounce; visitor 2's event 40 minutes on is a visit of its own).
+func TestLiveVisits(t *testing.T) {
+	e := newEnv(t, Config{})
+	now := time.UnixMilli(e.now.Load()).UTC()
+	body := fmt.Sprintf(`{"site_id":"shop","metrics":["visits","bounce_rate","visit_duration","visitors"],"date_range":[%q,%q],"dimensions":["visit:entry_page"]}`,
+		now.Add(-2*time.Hour).Format(time.RFC3339), now.Add(time.Hour).Format(time.RFC3339))
+	e.apply(e.row(60, "pageview", "/", "desktop", 1), e.row(59, "pageview", "/", "desktop", 2))
+	c, _ := e.subscribe(body, -1)
+	e.settle(c, body)
+	for _, b := range [][]stats.Row{
+		{e.row(50, "pageview", "/docs", "desktop", 1)},
+		{e.row(19, "pageview", "/pricing", "mobile", 2)},
+		{e.row(18, "signup", "/pricing", "mobile", 2), e.row(10, "pageview", "/", "desktop", 3)},
+	} {
+		e.apply(b...)
+		e.settle(c, body)
+	}
+	got, _, _ := c.folded()
+	if want := `[3,67,200,3]`; got[`["/"]`] != want {
+		t.Errorf("visits entering at /: %s, want %s (%v)", got[`["/"]`], want, got)
+	}
+	if c.snaps != 1 || c.deltas < 3 {
+		t.Errorf("%d snapshots and %d deltas, want 1 and a delta per commit", c.snaps, c.deltas)
+	}
+}
+
 // TestLiveShared: identical queries, written differently, share one
 // computation; it stops with its last subscriber.
 func TestLiveShared(t *testing.T) {
@@ -373,9 +401,9 @@ func TestLiveRerange(t *testing.T) {
 func TestLiveRefuses(t *testing.T) {
 	e := newEnv(t, Config{})
 	for body, part := range map[string]string{
-		`{"site_id":"shop","metrics":["nope"],"date_range":"day"}`:    "metrics[0]",
-		`{"site_id":"shop","metrics":["visits"],"date_range":"day"}`:  "metrics[0]",
-		`{"site_id":"shop","metrics":["events"],"date_range":"12mo"}`: "date_range",
+		`{"site_id":"shop","metrics":["nope"],"date_range":"day"}`:                               "metrics[0]",
+		`{"site_id":"shop","metrics":["visits"],"date_range":"day","dimensions":["event:page"]}`: "dimensions[0]",
+		`{"site_id":"shop","metrics":["events"],"date_range":"12mo"}`:                            "date_range",
 	} {
 		_, err := e.m.Subscribe(context.Background(), []byte(body), -1, false, func(string, []byte) {})
 		se, ok := err.(*stats.Error)

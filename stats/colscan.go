@@ -22,15 +22,46 @@ func ExecuteSegments(q Query, views []SegmentView) (Answer, error) {
 	if q.Range.AllTime && q.Range.From.IsZero() {
 		return Answer{}, errf("date_range", "all: the executor has not set its start")
 	}
-	if !scansInColumns(q, views) {
-		return Execute(q, SegmentRows(views))
+	e, err := countSegments(q, views, runtime.GOMAXPROCS(0), minPartRows)
+	if err != nil {
+		return Answer{}, err
 	}
-	return executeSegments(q, views, runtime.GOMAXPROCS(0), minPartRows)
+	return e.answer()
 }
 
 // executeSegments scans views in columns, in up to workers goroutines of
 // at least minRows rows each.
 func executeSegments(q Query, views []SegmentView, workers, minRows int) (Answer, error) {
+	e, err := scanSegments(q, views, workers, minRows)
+	if err != nil {
+		return Answer{}, err
+	}
+	return e.answer()
+}
+
+// countSegments counts q over views, in columns when it can (with
+// scanSegments), else over the rebuilt rows, and returns the execution
+// holding the groups, to answer.
+func countSegments(q Query, views []SegmentView, workers, minRows int) (*execution, error) {
+	if scansInColumns(q, views) {
+		return scanSegments(q, views, workers, minRows)
+	}
+	e := newExecution(q)
+	e.batch = true
+	var err *Error
+	SegmentRows(views)(func(r *Row) bool {
+		err = e.add(r)
+		return err == nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// scanSegments scans views in columns, in up to workers goroutines of at
+// least minRows rows each.
+func scanSegments(q Query, views []SegmentView, workers, minRows int) (*execution, error) {
 	parts := splitViews(views, workers, minRows)
 	scans := make([]*columnScan, len(parts))
 	errs := make([]error, len(parts))
@@ -42,15 +73,15 @@ func executeSegments(q Query, views []SegmentView, workers, minRows int) (Answer
 	wg.Wait()
 	for _, err := range errs {
 		if err != nil {
-			return Answer{}, err // the *Error of one part is the query's
+			return nil, err // the *Error of one part is the query's
 		}
 	}
 	for _, o := range scans[1:] {
 		if err := scans[0].merge(o); err != nil {
-			return Answer{}, err
+			return nil, err
 		}
 	}
-	return scans[0].answer()
+	return scans[0].fill(), nil
 }
 
 // minPartRows is the fewest rows worth a goroutine of their own.
@@ -325,11 +356,18 @@ func tableBits[T uint8 | uint16 | uint32](ids []T, table []uint8, out []uint64) 
 	}
 }
 
-// label is the label of a text field's value as a dimension: the
-// referrer of an event that came without one is Direct / None.
+// label is the label of a text field's value as a dimension, as value
+// gives it for a row: the referrer of an event that came without one is
+// Direct / None, a visit field ingest could not derive is (not set).
 func label(k DimensionKind, v string) string {
-	if k == Referrer && v == "" {
+	switch {
+	case v != "":
+		return v
+	case k == Referrer || k == Source:
 		return DirectNone
+	case k == Browser || k == BrowserVersion || k == OS || k == OSVersion || k == Country ||
+		k >= UTMSource && k <= UTMTerm:
+		return NotSet
 	}
 	return v
 }
@@ -583,9 +621,10 @@ func (s *columnScan) addSums(v *SegmentView, sel []uint64) {
 	}
 }
 
-// answer counts the distinct visitors of each group (s has merged the
-// other scans) and answers as Execute does.
-func (s *columnScan) answer() (Answer, error) {
+// fill counts the distinct visitors of each group (s has merged the
+// other scans) and returns the execution holding the groups, which
+// answers as Execute does.
+func (s *columnScan) fill() *execution {
 	visitors, total := s.countVisitors()
 	e := s.e
 	e.groups = make([]*group, len(s.labels))
@@ -600,7 +639,7 @@ func (s *columnScan) answer() (Answer, error) {
 		e.groups[g] = grp
 	}
 	e.total, e.totalN = nil, total
-	return e.answer()
+	return e
 }
 
 // countVisitors is the distinct visitors of each group, and of all

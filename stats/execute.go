@@ -21,6 +21,14 @@ type Row struct {
 	Device   string
 	Visitor  uint64    // a hash of the visitor id; 0 when the event has none
 	Props    []RowProp // at most one per key
+	// The visit fields ingest derived from the event's request (event.Visit).
+	Source                                                 string // "" when direct
+	UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm string
+	Browser, BrowserVersion, OS, OSVersion, Country        string
+
+	// visit is the row's visit in sessions, when the query needs visits.
+	sessions *sessions
+	visit    int32
 }
 
 // RowProp is one prop of a Row: its text, and its value when it is a number.
@@ -34,9 +42,15 @@ type RowProp struct {
 // as Plausible answers it.
 const None = "(none)"
 
-// DirectNone is the referrer of an event that came with none, as
-// Plausible labels direct traffic; filters match it by this label too.
+// DirectNone is the referrer and the source of an event that came with
+// none, as Plausible labels direct traffic; filters match it by this label
+// too.
 const DirectNone = "Direct / None"
+
+// NotSet is the label of a visit field ingest could not derive (a
+// User-Agent no parser knows, an address in no country, no UTM tag), as
+// Plausible labels it; filters match it by this label too.
+const NotSet = "(not set)"
 
 // MaxGroups bounds the distinct rows one query may build before
 // pagination, so that a dimension of unbounded values cannot hold a query
@@ -78,6 +92,9 @@ type group struct {
 	visitors  int     // distinct visitors: the pairs of execution.seen
 	sums      []int64 // per metric: the scaled sum of Sum and Avg
 	counts    []int64 // per metric: events that carried Avg's number
+	// visits beginning in the range (ExecuteVisits): how many, how many
+	// with one pageview, their pageviews and summed lengths
+	visits, bounces, visitPageviews, visitMs int64
 }
 
 // visit is one visitor of one group, the key of execution.seen: one map
@@ -187,6 +204,7 @@ type execution struct {
 	key       []byte
 	labels    []string
 	maxGroups int
+	matched   func(*Row)             // called with each row in range the filter matches
 	row       *Row                   // the row add looks at, for get
 	get       func(Dimension) string // the row's values, for Match: made once, not per row
 	labelAt   map[int64]string       // time labels by minute
@@ -195,7 +213,7 @@ type execution struct {
 func newExecution(q Query) *execution {
 	e := &execution{q: q, from: q.Range.From.UnixMilli(), to: q.Range.To.UnixMilli(),
 		index: map[string]int32{}, seen: map[visit]struct{}{}, labels: make([]string, len(q.Dimensions)),
-		labelAt: map[int64]string{}}
+		labelAt: map[int64]string{}, maxGroups: MaxGroups}
 	e.get = func(d Dimension) string { return value(e.row, d) }
 	e.grain, e.hasTime = q.TimeGrain()
 	for _, m := range q.Metrics {
@@ -236,12 +254,24 @@ func value(r *Row, d Dimension) string {
 	case Goal:
 		return r.Goal
 	case Referrer:
-		if r.Referrer == "" {
-			return DirectNone
-		}
-		return r.Referrer
+		return label(Referrer, r.Referrer)
 	case Device:
 		return r.Device
+	case Browser:
+		return label(Browser, r.Browser)
+	case BrowserVersion:
+		return label(BrowserVersion, r.BrowserVersion)
+	case OS:
+		return label(OS, r.OS)
+	case OSVersion:
+		return label(OSVersion, r.OSVersion)
+	case Country:
+		return label(Country, r.Country)
+	case Source, UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm, EntryPage, ExitPage:
+		if r.sessions == nil {
+			return ""
+		}
+		return r.sessions.value(r.visit, d.Kind)
 	case Prop:
 		for _, p := range r.Props {
 			if p.Key == d.Prop {
@@ -264,29 +294,43 @@ func (e *execution) add(r *Row) *Error {
 	if !Match(e.q.Filter, e.get) {
 		return nil
 	}
+	if e.matched != nil {
+		e.matched(r)
+	}
 	if e.total != nil && r.Visitor != 0 {
 		e.total[r.Visitor] = struct{}{}
 	}
-	e.key = e.key[:0]
 	for i, d := range e.q.Dimensions {
 		if d.IsTime() {
 			e.labels[i] = e.timeLabel(r.TS)
 		} else {
 			e.labels[i] = value(r, d)
 		}
-		e.key = append(append(e.key, e.labels[i]...), 0)
+	}
+	gi, err := e.groupOf()
+	if err != nil {
+		return err
+	}
+	e.count(gi, r)
+	return nil
+}
+
+// groupOf is the group of e.labels, made when it is new.
+func (e *execution) groupOf() (int32, *Error) {
+	e.key = e.key[:0]
+	for _, l := range e.labels {
+		e.key = append(append(e.key, l...), 0)
 	}
 	gi, ok := e.index[string(e.key)]
 	if !ok {
 		if len(e.groups) >= e.maxGroups {
-			return errf("dimensions", "more than "+strconv.Itoa(e.maxGroups)+" rows: add a filter or a coarser time dimension")
+			return 0, errf("dimensions", "more than "+strconv.Itoa(e.maxGroups)+" rows: add a filter or a coarser time dimension")
 		}
 		gi = int32(len(e.groups))
 		e.groups = append(e.groups, &group{labels: slices.Clone(e.labels), sums: make([]int64, len(e.q.Metrics)), counts: make([]int64, len(e.q.Metrics))})
 		e.index[string(e.key)] = gi
 	}
-	e.count(gi, r)
-	return nil
+	return gi, nil
 }
 
 // timeLabel is the label of the time bucket of ts. Buckets are whole
@@ -429,6 +473,8 @@ func (e *execution) metric(g *group, i int, m Metric) any {
 			}
 		}
 		return percent(g.visitors, len(e.convBase[string(e.key)]))
+	case Visits, BounceRate, VisitDuration, ViewsPerVisit:
+		return visitMetric(g, m)
 	}
 	return nil
 }

@@ -113,7 +113,7 @@ func TestExecuteRefuses(t *testing.T) {
 	tests := []struct{ body, part string }{
 		{`{"metrics":["visits"],"date_range":"7d"}`, "metrics[0]"},
 		{`{"metrics":["events"],"date_range":"7d","dimensions":["visit:source"]}`, "dimensions[0]"},
-		{`{"metrics":["events"],"date_range":"7d","filters":[["is","visit:country",["DE"]]]}`, "filters[0]"},
+		{`{"metrics":["events"],"date_range":"7d","filters":[["is","visit:entry_page",["/"]]]}`, "filters[0]"},
 		{`{"metrics":["events"],"date_range":"all"}`, "date_range"},
 	}
 	for _, tt := range tests {

@@ -131,6 +131,8 @@ const (
 	Browser
 	OS
 	Country
+	BrowserVersion
+	OSVersion
 	Time // the grain chosen from the range's length (Query.TimeGrain)
 	TimeMinute
 	TimeHour
@@ -148,6 +150,7 @@ var dimensionNames = [...]string{
 	UTMCampaign: "visit:utm_campaign", UTMContent: "visit:utm_content",
 	UTMTerm: "visit:utm_term", Device: "visit:device",
 	Browser: "visit:browser", OS: "visit:os", Country: "visit:country",
+	BrowserVersion: "visit:browser_version", OSVersion: "visit:os_version",
 	Time: "time", TimeMinute: "time:minute", TimeHour: "time:hour",
 	TimeDay: "time:day", TimeWeek: "time:week", TimeMonth: "time:month",
 }
@@ -185,13 +188,15 @@ func (d Dimension) String() string {
 	return "dimension(" + strconv.Itoa(int(d.Kind)) + ")"
 }
 
-// Level is EventLevel for event:*, time*, and visit:referrer and
-// visit:device, which Pulse keeps on every event (ingest derives them from
-// the event's own referrer and User-Agent); the other visit:* dimensions
-// are VisitLevel.
+// Level is EventLevel for event:*, time*, and the visit:* dimensions
+// ingest derives for every event from its own request (referrer, device,
+// browser, os, their versions, country): a visit's value of these is its
+// first event's, but an event is counted by its own. The others (source,
+// utm_*, entry and exit page) are the visit's, read from its first, first
+// or last pageview's event: VisitLevel.
 func (d Dimension) Level() Level {
 	switch d.Kind {
-	case Page, Hostname, Goal, Prop, Referrer, Device:
+	case Page, Hostname, Goal, Prop, Referrer, Device, Browser, BrowserVersion, OS, OSVersion, Country:
 		return EventLevel
 	}
 	if d.IsTime() {

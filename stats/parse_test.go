@@ -57,7 +57,7 @@ func TestParseContractExample(t *testing.T) {
 	if string(res) != want {
 		t.Errorf("resolved\n got %s\nwant %s", res, want)
 	}
-	if err := q.EventLevelOnly(); err == nil || err.Error() != `dimensions[1]: "visit:source" needs visits (sessions), which are not answered yet` {
+	if err := q.EventLevelOnly(); err == nil || err.Error() != `dimensions[1]: "visit:source" needs visits (sessions), which this executor does not count` {
 		t.Errorf("EventLevelOnly: %v", err)
 	}
 }
@@ -272,8 +272,9 @@ func TestLevels(t *testing.T) {
 		{"event:page", EventLevel}, {"event:hostname", EventLevel}, {"event:goal", EventLevel}, {"event:props:x", EventLevel},
 		{"visit:referrer", EventLevel}, {"visit:device", EventLevel}, {"time", EventLevel}, {"time:minute", EventLevel},
 		{"time:month", EventLevel}, {"visit:entry_page", VisitLevel}, {"visit:exit_page", VisitLevel},
-		{"visit:source", VisitLevel}, {"visit:utm_term", VisitLevel}, {"visit:browser", VisitLevel},
-		{"visit:os", VisitLevel}, {"visit:country", VisitLevel},
+		{"visit:source", VisitLevel}, {"visit:utm_term", VisitLevel}, {"visit:browser", EventLevel},
+		{"visit:os", EventLevel}, {"visit:country", EventLevel}, {"visit:browser_version", EventLevel},
+		{"visit:os_version", EventLevel},
 	} {
 		d, err := ParseDimension(tt.name)
 		if err != nil || d.Level() != tt.level || d.String() != tt.name {
@@ -281,11 +282,11 @@ func TestLevels(t *testing.T) {
 		}
 	}
 	q := mustParse(t, `{"metrics":["visitors","events"],"dimensions":["visit:referrer","time:day"],"filters":[["or",[["is","visit:device",["Mobile"]],["not",["is","visit:utm_source",["x"]]]]]]}`, now)
-	if err := q.EventLevelOnly(); err == nil || err.Error() != `filters[0]: filter on "visit:utm_source" needs visits (sessions), which are not answered yet` {
+	if err := q.EventLevelOnly(); err == nil || err.Error() != `filters[0]: filter on "visit:utm_source" needs visits (sessions), which this executor does not count` {
 		t.Errorf("EventLevelOnly: %v", err)
 	}
 	q = mustParse(t, `{"metrics":["visitors","bounce_rate"]}`, now)
-	if err := q.EventLevelOnly(); err == nil || err.Error() != `metrics[1]: "bounce_rate" needs visits (sessions), which are not answered yet` {
+	if err := q.EventLevelOnly(); err == nil || err.Error() != `metrics[1]: "bounce_rate" needs visits (sessions), which this executor does not count` {
 		t.Errorf("EventLevelOnly: %v", err)
 	}
 	q = mustParse(t, `{"metrics":["visitors"],"dimensions":["visit:device"],"filters":[["is","event:goal",["x"]]]}`, now)

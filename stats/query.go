@@ -93,19 +93,19 @@ func (q Query) WithStart(first time.Time) (Query, error) {
 func (q Query) EventLevelOnly() error {
 	for i, m := range q.Metrics {
 		if m.Level() == VisitLevel {
-			return errf(indexPart("metrics", i), strconv.Quote(m.String())+" needs visits (sessions), which are not answered yet")
+			return errf(indexPart("metrics", i), strconv.Quote(m.String())+" needs visits (sessions), which this executor does not count")
 		}
 	}
 	for i, d := range q.Dimensions {
 		if d.Level() == VisitLevel {
-			return errf(indexPart("dimensions", i), strconv.Quote(d.String())+" needs visits (sessions), which are not answered yet")
+			return errf(indexPart("dimensions", i), strconv.Quote(d.String())+" needs visits (sessions), which this executor does not count")
 		}
 	}
 	var bad *Error
 	for i, c := range q.Filter.Children {
 		c.walk(func(leaf Filter, _ bool) {
 			if bad == nil && leaf.Dimension.Level() == VisitLevel {
-				bad = errf(indexPart("filters", i), "filter on "+strconv.Quote(leaf.Dimension.String())+" needs visits (sessions), which are not answered yet")
+				bad = errf(indexPart("filters", i), "filter on "+strconv.Quote(leaf.Dimension.String())+" needs visits (sessions), which this executor does not count")
 			}
 		})
 		if bad != nil {

@@ -36,11 +36,38 @@ const (
 	fieldHostname
 	fieldReferrer
 	fieldDevice
+	fieldBrowser
+	fieldBrowserVersion
+	fieldOS
+	fieldOSVersion
+	fieldCountry
+	fieldSource // the event's own; visit:source is its visit's first event's
+	fieldUTMSource
+	fieldUTMMedium
+	fieldUTMCampaign
+	fieldUTMContent
+	fieldUTMTerm
 	textFields
 )
 
-// textKinds are the dimensions of the text fields.
-var textKinds = [textFields]DimensionKind{Goal, Page, Hostname, Referrer, Device}
+// textKinds are the event-level dimensions of the text fields; the
+// fields a visit takes from its first event (source, UTM) have none.
+var textKinds = [textFields]DimensionKind{Goal, Page, Hostname, Referrer, Device,
+	Browser, BrowserVersion, OS, OSVersion, Country}
+
+// textValues are r's text fields in field order.
+func textValues(r *Row) [textFields]string {
+	return [textFields]string{r.Goal, r.Page, r.Hostname, r.Referrer, r.Device,
+		r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country,
+		r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm}
+}
+
+// setTextValues sets r's text fields from vals, in field order.
+func setTextValues(r *Row, vals *[textFields]string) {
+	r.Goal, r.Page, r.Hostname, r.Referrer, r.Device = vals[fieldGoal], vals[fieldPage], vals[fieldHostname], vals[fieldReferrer], vals[fieldDevice]
+	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country = vals[fieldBrowser], vals[fieldBrowserVersion], vals[fieldOS], vals[fieldOSVersion], vals[fieldCountry]
+	r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = vals[fieldSource], vals[fieldUTMSource], vals[fieldUTMMedium], vals[fieldUTMCampaign], vals[fieldUTMContent], vals[fieldUTMTerm]
+}
 
 // textField is the field of a text dimension, or -1.
 func textField(k DimensionKind) int {
@@ -244,7 +271,7 @@ func (s *Segment) numberVisitors(rows []Row) {
 func (s *Segment) appendRow(r *Row) {
 	s.ts = append(s.ts, uint32(r.TS-s.hour))
 	s.bytes += 4
-	for f, v := range [textFields]string{r.Goal, r.Page, r.Hostname, r.Referrer, r.Device} {
+	for f, v := range textValues(r) {
 		c := &s.text[f]
 		id, added := c.dict.id(v)
 		if added {
@@ -352,11 +379,11 @@ func (v SegmentView) Rows(from, to int, dst []Row) []Row {
 	start := len(dst)
 	for i := from; i < to; i++ {
 		r := Row{TS: v.hour + int64(v.ts[i]), Visitor: v.hashes[v.visitor[i]]}
-		r.Goal = v.text[fieldGoal].value(i)
-		r.Page = v.text[fieldPage].value(i)
-		r.Hostname = v.text[fieldHostname].value(i)
-		r.Referrer = v.text[fieldReferrer].value(i)
-		r.Device = v.text[fieldDevice].value(i)
+		var vals [textFields]string
+		for f := range vals {
+			vals[f] = v.text[f].value(i)
+		}
+		setTextValues(&r, &vals)
 		dst = append(dst, r)
 	}
 	for _, p := range v.props {

@@ -109,9 +109,6 @@ func (e *Engine) Oldest(now time.Time) time.Time {
 // range to begin at the oldest rows kept. A range reaching before the
 // retention is an *stats.Error naming date_range.
 func (e *Engine) Prepare(q stats.Query, now time.Time) (stats.Query, error) {
-	if err := q.EventLevelOnly(); err != nil {
-		return q, err
-	}
 	oldest := e.Oldest(now)
 	if q.Range.AllTime {
 		return q.WithStart(oldest)
@@ -148,6 +145,11 @@ func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error
 	q, err := e.Prepare(q, now)
 	if err != nil {
 		return stats.Answer{}, err
+	}
+	if q.NeedsVisits() {
+		return stats.ExecuteVisits(q, now, func(hours []int64) ([]stats.SegmentView, error) {
+			return e.HourSegments(ctx, q.Site, hours)
+		})
 	}
 	views, err := e.HourSegments(ctx, q.Site, Hours(q.Range.From, q.Range.To, now))
 	if err != nil {

@@ -1,0 +1,530 @@
+package stats
+
+import (
+	"cmp"
+	"math"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// VisitGap is the quiet time that ends a visit: an event of a visitor
+// this long or longer after their previous one begins a new visit.
+const VisitGap = 30 * time.Minute
+
+// MaxVisitLookback is how far before a range ExecuteVisits reads back to
+// find where the visits of the range's first events began: a visit that
+// had already run longer when the range began is taken as beginning 24
+// hours before it.
+const MaxVisitLookback = 24 * time.Hour
+
+const visitGapMs = int64(VisitGap / time.Millisecond)
+
+// HourViews returns the views of a site's hours (their starts, ms,
+// ascending), in the same order; an hour without rows is an empty view.
+type HourViews func(hours []int64) ([]SegmentView, error)
+
+// NeedsVisits reports whether q asks for a metric, a dimension or a
+// filter of VisitLevel: ExecuteVisits answers it, ExecuteSegments does not.
+func (q Query) NeedsVisits() bool { return q.EventLevelOnly() != nil }
+
+// checkVisits refuses what visits cannot answer as asked: a visit metric
+// broken down by event:page, since one visit holds events of many pages
+// (checkRules refuses the other event dimensions, as Plausible does).
+func (q Query) checkVisits() error {
+	m := slices.IndexFunc(q.Metrics, func(m Metric) bool { return m.Level() == VisitLevel })
+	if m < 0 {
+		return nil
+	}
+	for i, d := range q.Dimensions {
+		if d.Kind == Page {
+			return errf(indexPart("dimensions", i), strconv.Quote(q.Metrics[m].String())+
+				" is a metric of visits, which hold events of many values of "+strconv.Quote(d.String())+
+				": break visits down by visit:entry_page or visit:exit_page, or ask event metrics")
+		}
+	}
+	return nil
+}
+
+// visitAttrs reports whether q reads a value only a visit has (its
+// source, UTM tags, entry or exit page) in a dimension or a filter.
+func (q Query) visitAttrs() bool {
+	for _, d := range q.Dimensions {
+		if d.Level() == VisitLevel {
+			return true
+		}
+	}
+	found := false
+	q.Filter.walk(func(leaf Filter, _ bool) {
+		found = found || leaf.Dimension.Level() == VisitLevel
+	})
+	return found
+}
+
+// ExecuteVisits answers q like ExecuteSegments, and also what needs visits
+// (docs/queries.md "Visits"): the visit metrics, and the visit:*
+// dimensions and filters a visit takes from its events. It reads the
+// hours of the range up to now and the half hour before it (where the
+// range's first visits may have begun), and, when q reads a visit's
+// source, UTM tags or entry page, further back as long as a visit of the
+// range's first events is still open, at most MaxVisitLookback.
+//
+// A visit belongs to the range and the time bucket of its first event,
+// and is read up to the range's end, so the answer for a closed range
+// does not change later.
+func ExecuteVisits(q Query, now time.Time, hours HourViews) (Answer, error) {
+	if q.Range.AllTime && q.Range.From.IsZero() {
+		return Answer{}, errf("date_range", "all: the executor has not set its start")
+	}
+	if err := q.checkVisits(); err != nil {
+		return Answer{}, err
+	}
+	from, to := q.Range.From.UnixMilli(), q.Range.To.UnixMilli()
+	end := min(to, now.UnixMilli()+1)
+	var list []int64
+	for h := hourStart(from - visitGapMs); h < end; h += hourMs {
+		list = append(list, h)
+	}
+	views, err := hours(list)
+	if err != nil {
+		return Answer{}, err
+	}
+	s := newSessions(views)
+	s.build(end)
+	attrs := q.visitAttrs()
+	if attrs && len(views) > 0 {
+		if err := s.lookBack(from, hours); err != nil {
+			return Answer{}, err
+		}
+	}
+	e, err := s.countEvents(q, from, attrs)
+	if err != nil {
+		return Answer{}, err
+	}
+	if err := e.addVisits(s, from, to); err != nil {
+		return Answer{}, err
+	}
+	return e.answer()
+}
+
+// hourStart is the start of the hour holding ts (ms; floor).
+func hourStart(ts int64) int64 {
+	h := ts / hourMs * hourMs
+	if h > ts {
+		h -= hourMs
+	}
+	return h
+}
+
+// sessions are the visits of a window of hours: each row's visit, and
+// what each visit is made of.
+type sessions struct {
+	views    []SegmentView // the window's hours, ascending; hours read back are appended
+	window   int           // how many of views are the window's
+	visits   []visitInfo
+	rowVisit [][]int32 // by window view, by row: the row's visit; -1 past the end
+	matched  []bool    // by visit: an event matched the filter; nil: every visit
+}
+
+// rowRef is one row of sessions.views.
+type rowRef struct{ view, row int32 }
+
+// visitInfo is one visit: its span, the rows its values come from, and
+// its counts.
+type visitInfo struct {
+	start, end        int64
+	first             rowRef // source, UTM tags, device, browser, os, country
+	entry, exit       rowRef // the first and last pageview, or event while it has none
+	entryPV, exitPV   bool   // entry, exit are pageviews
+	events, pageviews int32
+}
+
+// add appends a later event to v.
+func (v *visitInfo) add(ref rowRef, ts int64, pageview bool) {
+	v.end = ts
+	v.events++
+	switch {
+	case pageview:
+		v.pageviews++
+		if !v.entryPV {
+			v.entry, v.entryPV = ref, true
+		}
+		v.exit, v.exitPV = ref, true
+	case !v.exitPV:
+		v.exit = ref
+	}
+}
+
+// prepend adds an earlier event to v, found reading back.
+func (v *visitInfo) prepend(ref rowRef, ts int64, pageview bool) {
+	v.start, v.first = ts, ref
+	v.events++
+	switch {
+	case pageview:
+		v.pageviews++
+		v.entry, v.entryPV = ref, true
+		if !v.exitPV {
+			v.exit, v.exitPV = ref, true
+		}
+	case !v.entryPV:
+		v.entry = ref
+	}
+}
+
+func newSessions(views []SegmentView) *sessions {
+	return &sessions{views: views, window: len(views)}
+}
+
+// build finds the visits of the window's rows before end: each visitor's
+// events in time order, a new visit after each gap of VisitGap or more.
+func (s *sessions) build(end int64) {
+	last := newLastVisits(s.views)
+	var order []int32
+	for vi := range s.views {
+		v := &s.views[vi]
+		rv := make([]int32, v.n)
+		for i := range rv {
+			rv[i] = -1
+		}
+		pv := pageviewID(v)
+		order = visitOrder(v, end, order)
+		for _, r := range order {
+			ts := v.hour + int64(v.ts[r])
+			ref := rowRef{int32(vi), r}
+			slot := last.slot(v, r)
+			id := int32(-1)
+			if slot != nil && *slot > 0 && ts-s.visits[*slot-1].end < visitGapMs {
+				id = *slot - 1
+			}
+			if id < 0 {
+				id = int32(len(s.visits))
+				s.visits = append(s.visits, visitInfo{start: ts, first: ref, entry: ref, exit: ref})
+				if slot != nil {
+					*slot = id + 1
+				}
+			}
+			s.visits[id].add(ref, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
+			rv[r] = id
+		}
+		s.rowVisit = append(s.rowVisit, rv)
+	}
+}
+
+// pageviewID is the dictionary id of "pageview" in v's goals, or an id no
+// row has.
+func pageviewID(v *SegmentView) uint32 {
+	if i := slices.Index(v.text[fieldGoal].values, "pageview"); i >= 0 {
+		return uint32(i)
+	}
+	return math.MaxUint32
+}
+
+// visitOrder is the rows of v before end in the order a visitor's events
+// are taken: by time, then by their values, so that events of the same
+// millisecond come in the same order whatever order they were applied in
+// (a replay applies them in another).
+func visitOrder(v *SegmentView, end int64, buf []int32) []int32 {
+	out := buf[:0]
+	for i := range v.n {
+		if v.hour+int64(v.ts[i]) < end {
+			out = append(out, int32(i))
+		}
+	}
+	byTime := func(a, b int32) int {
+		if c := cmp.Compare(v.ts[a], v.ts[b]); c != 0 {
+			return c
+		}
+		for f := range v.text {
+			if c := strings.Compare(v.text[f].value(int(a)), v.text[f].value(int(b))); c != 0 {
+				return c
+			}
+		}
+		return 0
+	}
+	if !slices.IsSortedFunc(out, byTime) {
+		slices.SortStableFunc(out, byTime)
+	}
+	return out
+}
+
+// lastVisits is each visitor's latest visit (+1; 0: none yet), by visitor
+// number when the views share one numbering, else by a number of its own
+// per visitor hash.
+type lastVisits struct {
+	dense []int32
+	local map[uint64]int32 // hash -> index into dense; nil: by visitor number
+}
+
+func newLastVisits(views []SegmentView) *lastVisits {
+	l := &lastVisits{}
+	var numbers *VisitorNumbers
+	for i := range views {
+		switch {
+		case views[i].n == 0:
+		case numbers == nil:
+			numbers = views[i].visitors
+		case views[i].visitors != numbers:
+			l.local = map[uint64]int32{}
+		}
+	}
+	return l
+}
+
+// slot is the latest visit of row r's visitor, nil for a row without one.
+// It is valid until the next call.
+func (l *lastVisits) slot(v *SegmentView, r int32) *int32 {
+	n := v.visitor[r]
+	if n == 0 {
+		return nil
+	}
+	i := int(n)
+	if l.local != nil {
+		li, ok := l.local[v.hashes[n]]
+		if !ok {
+			li = int32(len(l.dense))
+			l.local[v.hashes[n]] = li
+			l.dense = append(l.dense, 0)
+		}
+		i = int(li)
+	}
+	if i >= len(l.dense) {
+		l.dense = append(l.dense, make([]int32, max(i+1, len(v.hashes))-len(l.dense))...)
+	}
+	return &l.dense[i]
+}
+
+// lookBack reads the hours before the window, latest first, for the
+// earlier events of the visits still open at the window's start that
+// reach the range (from): where they began, their first event and entry
+// page. It stops when none is open, or MaxVisitLookback before from.
+func (s *sessions) lookBack(from int64, hours HourViews) error {
+	start := s.views[0].hour
+	open := map[uint64]int32{} // visitor hash -> its visit open at start
+	for id := range s.visits {
+		v := &s.visits[id]
+		if v.start-start >= visitGapMs || v.end < from {
+			continue
+		}
+		fv := &s.views[v.first.view]
+		if h := fv.hashes[fv.visitor[v.first.row]]; h != 0 {
+			open[h] = int32(id)
+		}
+	}
+	limit := hourStart(from - int64(MaxVisitLookback/time.Millisecond))
+	var order []int32
+	for h := start - hourMs; len(open) > 0 && h >= limit; h -= hourMs {
+		got, err := hours([]int64{h})
+		if err != nil {
+			return err
+		}
+		s.views = append(s.views, got[0])
+		vi := int32(len(s.views) - 1)
+		v := &s.views[vi]
+		pv := pageviewID(v)
+		order = visitOrder(v, math.MaxInt64, order)
+		for k := len(order) - 1; k >= 0; k-- {
+			r := order[k]
+			hash := v.hashes[v.visitor[r]]
+			id, ok := open[hash]
+			if !ok {
+				continue
+			}
+			ts := v.hour + int64(v.ts[r])
+			if s.visits[id].start-ts >= visitGapMs {
+				delete(open, hash) // a visit of its own ended here
+				continue
+			}
+			s.visits[id].prepend(rowRef{vi, r}, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
+		}
+		for hash, id := range open {
+			if s.visits[id].start-h >= visitGapMs {
+				delete(open, hash) // no earlier hour holds an event within the gap
+			}
+		}
+	}
+	return nil
+}
+
+// text is the value of field f of row ref.
+func (s *sessions) text(ref rowRef, f int) string {
+	return s.views[ref.view].text[f].value(int(ref.row))
+}
+
+// value is visit id's label of the non-time dimension k: its source, UTM
+// tags and other request fields from its first event, its entry and exit
+// page from its first and last pageview.
+func (s *sessions) value(id int32, k DimensionKind) string {
+	v := &s.visits[id]
+	switch k {
+	case EntryPage:
+		return s.text(v.entry, fieldPage)
+	case ExitPage:
+		return s.text(v.exit, fieldPage)
+	case Source:
+		return label(k, s.text(v.first, fieldSource))
+	case UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm:
+		return label(k, s.text(v.first, fieldUTMSource+int(k-UTMSource)))
+	}
+	if f := textField(k); f >= 0 {
+		return label(k, s.text(v.first, f))
+	}
+	return ""
+}
+
+// countEvents counts the event metrics of q over the range's rows (from
+// on) and marks the visits with an event the filter matches. Rows are
+// read in columns unless q reads a visit's values (attrs), which rows
+// take from their visit.
+func (s *sessions) countEvents(q Query, from int64, attrs bool) (*execution, error) {
+	events := slices.ContainsFunc(q.Metrics, func(m Metric) bool { return m.Level() == EventLevel })
+	if q.Filter.Op != 0 {
+		s.matched = make([]bool, len(s.visits))
+	}
+	if attrs {
+		return s.countRows(q, events)
+	}
+	if s.matched != nil {
+		s.matchColumns(q.Filter, from)
+	}
+	if !events {
+		return newExecution(q), nil
+	}
+	var inRange []SegmentView
+	for i := range s.window {
+		if s.views[i].hour+hourMs > from {
+			inRange = append(inRange, s.views[i])
+		}
+	}
+	return countSegments(q, inRange, runtime.GOMAXPROCS(0), minPartRows)
+}
+
+// matchColumns marks the visits of the rows from on that f matches,
+// evaluating f on columns.
+func (s *sessions) matchColumns(f Filter, from int64) {
+	for vi := range s.window {
+		v := &s.views[vi]
+		if v.n == 0 || v.hour+hourMs <= from {
+			continue
+		}
+		bits := evalFilter(f, v)
+		for r, id := range s.rowVisit[vi] {
+			if id >= 0 && bits[r>>6]&(1<<(r&63)) != 0 {
+				s.matched[id] = true
+			}
+		}
+	}
+}
+
+// countRows counts q's event metrics (when events) over the window's rows
+// rebuilt with their visit, and marks the visits with an event the filter
+// matches.
+func (s *sessions) countRows(q Query, events bool) (*execution, error) {
+	e := newExecution(q)
+	e.batch = true
+	e.maxGroups = MaxGroups
+	if s.matched != nil {
+		e.matched = func(r *Row) { s.matched[r.visit] = true }
+	}
+	var buf []Row
+	for vi := range s.window {
+		v := &s.views[vi]
+		for lo := 0; lo < v.n; lo += addChunk {
+			buf = v.Rows(lo, min(lo+addChunk, v.n), buf[:0])
+			for j := range buf {
+				r := &buf[j]
+				if r.visit = s.rowVisit[vi][lo+j]; r.visit < 0 {
+					continue
+				}
+				r.sessions = s
+				if !events {
+					e.row = r
+					if s.matched != nil && Match(q.Filter, e.get) {
+						s.matched[r.visit] = true
+					}
+					continue
+				}
+				if err := e.add(r); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+	return e, nil
+}
+
+// addChunk is how many rows countRows rebuilds from columns at a time.
+const addChunk = 4096
+
+// addVisits counts in e the visits that begin in [from, to) and that an
+// event matched the filter, each in the group of its labels.
+func (e *execution) addVisits(s *sessions, from, to int64) error {
+	if !slices.ContainsFunc(e.q.Metrics, func(m Metric) bool { return m.Level() == VisitLevel }) {
+		return nil
+	}
+	if len(e.index) < len(e.groups) {
+		for gi, g := range e.groups {
+			e.index[joinLabels(g.labels)] = int32(gi)
+		}
+	}
+	for id := range s.visits {
+		v := &s.visits[id]
+		if v.start < from || v.start >= to || s.matched != nil && !s.matched[id] {
+			continue
+		}
+		for i, d := range e.q.Dimensions {
+			if d.IsTime() {
+				e.labels[i] = e.timeLabel(v.start)
+			} else {
+				e.labels[i] = s.value(int32(id), d.Kind)
+			}
+		}
+		gi, err := e.groupOf()
+		if err != nil {
+			return err
+		}
+		g := e.groups[gi]
+		g.visits++
+		if v.pageviews == 1 {
+			g.bounces++
+		}
+		g.visitPageviews += int64(v.pageviews)
+		g.visitMs += v.end - v.start
+	}
+	return nil
+}
+
+// joinLabels is the key of labels in execution.index.
+func joinLabels(labels []string) string {
+	var b strings.Builder
+	for _, l := range labels {
+		b.WriteString(l)
+		b.WriteByte(0)
+	}
+	return b.String()
+}
+
+// visitMetric is the value of the visit metric m in g, rounded as
+// Plausible rounds it; 0 for a group without visits.
+func visitMetric(g *group, m Metric) any {
+	if m.Kind == Visits {
+		return g.visits
+	}
+	if g.visits == 0 {
+		if m.Kind == ViewsPerVisit {
+			return 0.0
+		}
+		return int64(0)
+	}
+	n := float64(g.visits)
+	switch m.Kind {
+	case BounceRate:
+		return int64(math.Round(100 * float64(g.bounces) / n))
+	case VisitDuration:
+		return int64(math.Round(float64(g.visitMs) / 1000 / n))
+	case ViewsPerVisit:
+		return round2(float64(g.visitPageviews) / n)
+	}
+	return nil
+}
