@@ -166,7 +166,7 @@ func dashSourceFilter(t *testing.T, ctx context.Context, s *server, dash context
 		}
 		return len(diffs) == 0, strings.Join(diffs, "; ")
 	})
-	screenshot(t, dash, "dashboard-2-source-filter.png")
+	screenshot(t, dash, "dashboard-4-source-filter.png")
 	browsertest.Do(t, dash, "remove the filter", chromedp.Click(`#filters button.chip`),
 		chromedp.WaitNotPresent(`#filters button.chip`))
 }
@@ -200,7 +200,7 @@ func dashRangeAndZone(t *testing.T, ctx context.Context, s *server, dash context
 			return got == string(wantJSON), fmt.Sprintf("chart %s, API %s", got, wantJSON)
 		})
 		seen = append(seen, got)
-		screenshot(t, dash, fmt.Sprintf("dashboard-%d-7d-%s.png", 3+i, strings.ReplaceAll(tz, "/", "-")))
+		screenshot(t, dash, fmt.Sprintf("dashboard-%d-7d-%s.png", 2+i, strings.ReplaceAll(tz, "/", "-")))
 	}
 	if seen[0] == seen[1] {
 		t.Errorf("the chart is the same in UTC and Tokyo: %s", seen[0])

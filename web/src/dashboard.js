@@ -92,6 +92,18 @@ const DIM_NAMES = {
 const dimName = (d) => DIM_NAMES[d] || d.replace(/^(visit|event):/, "").replace("utm_", "UTM ");
 const metricName = (m) => (V.TOP_METRICS.find(([k]) => k === m) || [m, m])[1];
 
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+/** tickLabel writes a bucket start (wall-clock seconds held as UTC) at the chart's grain. */
+function tickLabel(sec, dimension) {
+  const d = new Date(sec * 1000);
+  const hm = `${String(d.getUTCHours()).padStart(2, "0")}:${String(d.getUTCMinutes()).padStart(2, "0")}`;
+  if (dimension === "time:minute") return hm;
+  if (dimension === "time:hour") return d.getUTCHours() === 0 ? `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}` : hm;
+  if (dimension === "time:month") return `${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()}`;
+  return `${MONTHS[d.getUTCMonth()]} ${d.getUTCDate()}`;
+}
+
 /** Chart is the main uPlot chart: visitors, and the picked metric on its own axis. */
 class Chart {
   constructor(host) {
@@ -100,18 +112,26 @@ class Chart {
     this.key = "";
   }
 
-  update(labels, visitors, metric, values) {
+  update(labels, visitors, metric, values, dimension) {
     const xs = labels.map(V.labelSeconds);
     const data = values ? [xs, visitors, values] : [xs, visitors];
-    const key = metric + "\u0000" + (values ? "2" : "1");
+    const key = [metric, values ? "2" : "1", dimension].join("\u0000");
     if (this.plot && key === this.key) {
       this.plot.setData(data);
       return;
     }
     if (this.plot) this.plot.destroy();
     this.key = key;
-    const series = [{}, { label: "Visitors", stroke: "#4f46e5", fill: "rgba(79,70,229,.08)", width: 2, scale: "y" }];
-    const axes = [{}, { label: "visitors", size: 55 }];
+    const label = (u, v) => (v == null ? "–" : tickLabel(v, dimension));
+    const series = [{ label: "Time", value: label }, { label: "Visitors", stroke: "#4f46e5", fill: "rgba(79,70,229,.08)", width: 2, scale: "y" }];
+    // Ticks at bucket starts (at most about 12), so a day chart has no
+    // hour ticks and a month chart's ticks fall on the months.
+    const splits = (u) => {
+      const x = u.data[0];
+      const k = Math.max(1, Math.ceil(x.length / 12));
+      return x.filter((_, i) => i % k === 0);
+    };
+    const axes = [{ splits, values: (u, ticks) => ticks.map((t) => tickLabel(t, dimension)), space: 40 }, { label: "visitors", size: 55 }];
     if (values) {
       series.push({ label: metricName(metric), stroke: "#ea580c", width: 2, scale: "y2" });
       axes.push({ scale: "y2", side: 1, label: metricName(metric), size: 60, grid: { show: false } });
@@ -395,8 +415,11 @@ function main() {
     host.dataset.labels = JSON.stringify(labels);
     host.dataset.visitors = JSON.stringify(visitors);
     host.dataset.values = JSON.stringify(values ?? visitors);
+    const what = state.metric === "visitors" ? "" : ` and ${metricName(state.metric)}`;
+    host.setAttribute("aria-label", `Chart of visitors${what} per ${V.timeDimension(state).slice(5)}` +
+      (labels.length <= 31 ? `: ${labels.map((l, i) => `${l} ${visitors[i]}${values && state.metric !== "visitors" ? " / " + values[i] : ""}`).join(", ")}` : ""));
     $("chart-title").textContent = state.metric === "visitors" ? "Visitors" : `Visitors and ${metricName(state.metric)}`;
-    chart.update(labels, visitors, state.metric, state.metric === "visitors" ? null : values ?? labels.map(() => 0));
+    chart.update(labels, visitors, state.metric, state.metric === "visitors" ? null : values ?? labels.map(() => 0), V.timeDimension(state));
   }
 
   function renderPanel(name) {
