@@ -8,10 +8,12 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/pulsehq/pulse/internal/browsertest"
 )
@@ -26,8 +28,9 @@ const (
 // binary: clicks on the demo page appear in the open dashboard without a
 // reload; choosing 7 days and then another time zone redraws the chart as
 // the Stats API's time query answers; activating a source row filters
-// every panel to what POST /v1/stats answers with that filter. A
-// screenshot of each step goes to $PULSE_ARTIFACTS.
+// every panel to what POST /v1/stats answers with that filter, and the
+// keyboard switches tabs and removes it; a stopped server shows as
+// "stalled". A screenshot of each step goes to $PULSE_ARTIFACTS.
 func TestDashboardLive(t *testing.T) {
 	// Visit fields come from the client address behind a trusted proxy;
 	// events of the past days need the lateness raised.
@@ -51,6 +54,7 @@ func TestDashboardLive(t *testing.T) {
 	dashLiveClicks(t, ctx, s, dash, browser)
 	dashRangeAndZone(t, ctx, s, dash)
 	dashSourceFilter(t, ctx, s, dash, map[string]any{"date_range": "7d", "timezone": "Asia/Tokyo"})
+	dashStall(t, ctx, s, dash)
 }
 
 // sendDashboardFixture sends visits from several sources, browsers and
@@ -167,8 +171,51 @@ func dashSourceFilter(t *testing.T, ctx context.Context, s *server, dash context
 		return len(diffs) == 0, strings.Join(diffs, "; ")
 	})
 	screenshot(t, dash, "dashboard-4-source-filter.png")
-	browsertest.Do(t, dash, "remove the filter", chromedp.Click(`#filters button.chip`),
+
+	// By keyboard: the arrow key moves to the entry pages tab, whose rows
+	// are the Stats API's visits by entry page under the filter; Enter on
+	// the chip removes the filter.
+	browsertest.Do(t, dash, "entry pages tab by keyboard",
+		chromedp.Focus(`#tabs-pages [role=tab][aria-selected="true"]`), chromedp.KeyEvent(kb.ArrowRight),
+		chromedp.WaitVisible(`#panel-pages[data-dim="visit:entry_page"][data-state="ready"]`))
+	waitUntil(t, ctx, "entry pages filtered", func() (bool, string) {
+		want := rowMap(dashStats(t, ctx, s, panelBody(filtered, "visit:entry_page", "visits", "visitors")))
+		got := dashPanel(t, dash, "pages")
+		return reflect.DeepEqual(got, want) && len(want) > 0, fmt.Sprintf("entry pages %v, API %v", got, want)
+	})
+	if u := browsertest.Eval[string](t, dash, `location.search`); !strings.Contains(u, "tab_pages=visit:entry_page") {
+		t.Errorf("the URL does not carry the tab: %s", u)
+	}
+	screenshot(t, dash, "dashboard-5-entry-pages.png")
+	browsertest.Do(t, dash, "remove the filter by keyboard", chromedp.Focus(`#filters button.chip`), chromedp.KeyEvent(kb.Enter),
 		chromedp.WaitNotPresent(`#filters button.chip`))
+	if u := browsertest.Eval[string](t, dash, `location.search`); strings.Contains(u, "f=") {
+		t.Errorf("the URL still carries a filter: %s", u)
+	}
+}
+
+// dashStall stops the server (SIGSTOP): the freshness indicator must turn
+// from healthy to "stalled" while the connection stays open, and back
+// once the server runs again.
+func dashStall(t *testing.T, ctx context.Context, s *server, dash context.Context) {
+	state := func() string {
+		return browsertest.Eval[string](t, dash, `document.getElementById("freshness").dataset.state`)
+	}
+	waitUntil(t, ctx, "a healthy connection", func() (bool, string) {
+		st := state()
+		return st == "live" || st == "quiet", st
+	})
+	s.signal(t, syscall.SIGSTOP)
+	waitUntil(t, ctx, "stalled while the server is stopped", func() (bool, string) {
+		st := state()
+		return st == "stalled", st
+	})
+	screenshot(t, dash, "dashboard-6-stalled.png")
+	s.signal(t, syscall.SIGCONT)
+	waitUntil(t, ctx, "healthy again", func() (bool, string) {
+		st := state()
+		return st == "live" || st == "quiet", st
+	})
 }
 
 // dashRangeAndZone picks 7 days, then Tokyo's time zone, and compares the
