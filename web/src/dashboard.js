@@ -6,7 +6,7 @@
 // Stable ids and data attributes for tests:
 //   #conn-state[data-state]            idle, connecting, open, reconnecting, closed
 //   #freshness[data-state][data-ms]    live, quiet (no traffic), stalled, offline
-//   #period, #from, #to, #tz, #custom-metric   the controls (select / date inputs)
+//   #site, #period, #from, #to, #tz, #custom-metric   the controls (inputs and selects)
 //   #stat-current[data-value]          current visitors (visitors over 5m)
 //   #stat-METRIC[data-value][data-prev][data-change][data-error][aria-pressed]
 //                                      METRIC: visitors, visits, pageviews, bounce_rate,
@@ -243,6 +243,7 @@ function main() {
   }
 
   function syncControls() {
+    $("site").value = state.site;
     $("period").value = state.period;
     $("custom-dates").hidden = state.period !== "custom";
     if (state.period === "custom") {
@@ -347,6 +348,11 @@ function main() {
     $("from").addEventListener("change", dates);
     $("to").addEventListener("change", dates);
     $("tz").addEventListener("change", (e) => apply({ ...state, tz: e.target.value }));
+    $("site").addEventListener("change", (e) => {
+      const site = e.target.value.trim();
+      // Filters belong to the site they were picked on.
+      if (site) apply({ ...state, site, filters: [] });
+    });
     $("custom-metric").addEventListener("change", (e) => {
       const v = e.target.value;
       if (v.startsWith("goal:")) addFilter("event:goal", v.slice(5));
