@@ -16,18 +16,19 @@ import (
 // TestDashboardEndToEnd is what a user sees: the live dashboard open in one
 // tab, the demo site with the tracker in another; clicks on a tracked
 // button, two single-page-app routes, then the page is left (the sendBeacon
-// path). The dashboard must show the exact counts, from WebSocket deltas
-// alone, within 2 seconds of leaving the page. A screenshot is kept in
-// $PULSE_ARTIFACTS.
+// path). The dashboard (today, UTC) must show the exact counts, from its
+// live queries' WebSocket deltas alone, within 2 seconds of leaving the
+// page: the pageviews top stat, the clicks in the goals panel and the
+// pricing page in the pages panel. A screenshot is kept in $PULSE_ARTIFACTS.
 func TestDashboardEndToEnd(t *testing.T) {
 	s := newServer(t)
 	browser := browsertest.New(t)
 
 	dash := browsertest.Tab(t, browser)
 	browsertest.Do(t, dash, "open dashboard",
-		chromedp.Navigate(s.url("/?site=demo&token="+readToken)),
+		chromedp.Navigate(s.url("/?site=demo&period=day&tz=UTC&token="+readToken)),
 		chromedp.WaitVisible(`#conn-state[data-state="open"]`),
-		chromedp.WaitVisible(`#total-clicks`),
+		chromedp.WaitVisible(`#panel-goals[data-state="ready"]`),
 	)
 
 	const clicks = 7
@@ -43,10 +44,9 @@ func TestDashboardEndToEnd(t *testing.T) {
 
 	// Three pageviews (/demo/, /demo/pricing, /demo/about) and the clicks.
 	want := map[string]string{
-		`#total-pageviews`: "3",
-		`#total-clicks`:    fmt.Sprint(clicks),
-		`#clicks-by-target [data-target="signup"]`:       fmt.Sprint(clicks),
-		`#pageviews-by-path [data-path="/demo/pricing"]`: "1",
+		`#stat-pageviews`: "3",
+		`#list-goals li[data-value="click"] [data-metric="events"]`:            fmt.Sprint(clicks),
+		`#list-pages li[data-value="/demo/pricing"] [data-metric="pageviews"]`: "1",
 	}
 	const deadline = 2 * time.Second
 	var got map[string]string
