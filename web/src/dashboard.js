@@ -189,6 +189,9 @@ function main() {
   const token = readToken();
   const browserTz = Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
   let state = V.parseState(location.search, browserTz);
+  // The site's time zone is the default; tz= in the URL or the selector
+  // pins another.
+  let tzPinned = new URLSearchParams(location.search).has("tz");
   if (!token) $("notice").textContent = "No read token: open …/?token=TOKEN with the read token (pulse serve names where it is).";
 
   const chart = new Chart($("chart"));
@@ -316,6 +319,27 @@ function main() {
     sel.value = V.isCustomMetric(state.metric) ? state.metric : "";
   }
 
+  // siteZone is the zone the Stats API answers site's queries in when
+  // they name none (pulse serve --site-timezones), or "" when unknown.
+  async function siteZone(site) {
+    try {
+      const r = await fetch(new URL("v1/stats", location.href), {
+        method: "POST",
+        headers: { Authorization: `Bearer ${token}`, "Content-Type": "application/json" },
+        body: JSON.stringify({ site_id: site, metrics: ["events"], date_range: "realtime" }),
+      });
+      return r.ok ? (await r.json()).query?.timezone || "" : "";
+    } catch {
+      return "";
+    }
+  }
+
+  // followSite takes the site's time zone, unless another is pinned.
+  async function followSite(st) {
+    const zone = tzPinned ? "" : await siteZone(st.site);
+    apply(zone && zone !== st.tz ? { ...st, tz: zone } : st);
+  }
+
   async function loadCatalog() {
     try {
       const r = await fetch(new URL("v1/metrics", location.href), { headers: { Authorization: `Bearer ${token}` } });
@@ -347,11 +371,14 @@ function main() {
     };
     $("from").addEventListener("change", dates);
     $("to").addEventListener("change", dates);
-    $("tz").addEventListener("change", (e) => apply({ ...state, tz: e.target.value }));
+    $("tz").addEventListener("change", (e) => {
+      tzPinned = true;
+      apply({ ...state, tz: e.target.value });
+    });
     $("site").addEventListener("change", (e) => {
       const site = e.target.value.trim();
       // Filters belong to the site they were picked on.
-      if (site) apply({ ...state, site, filters: [] });
+      if (site) followSite({ ...state, site, filters: [] });
     });
     $("custom-metric").addEventListener("change", (e) => {
       const v = e.target.value;
@@ -505,8 +532,8 @@ function main() {
 
   fillControls();
   bind();
-  apply(state);
   client.start();
+  followSite(state);
   loadCatalog();
   const frame = () => {
     if (dirty) {
