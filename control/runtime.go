@@ -25,6 +25,7 @@ import (
 	"github.com/pulsehq/pulse/query"
 	"github.com/pulsehq/pulse/redisagg"
 	"github.com/pulsehq/pulse/rowdir"
+	"github.com/pulsehq/pulse/stats"
 	"github.com/pulsehq/pulse/statsquery"
 )
 
@@ -89,6 +90,9 @@ type Config struct {
 	// StatsCacheBytes bounds the decoded fact rows each namespace's Stats
 	// API engine caches (statsquery.Config.CacheBytes); 0: its default.
 	StatsCacheBytes int64
+	// SiteZones answer a Stats API query that names no timezone in its
+	// site's zone (stats.SiteZones).
+	SiteZones stats.SiteZones
 	// FollowEvery is how often the registry is polled; default 1s.
 	FollowEvery time.Duration
 	// Logger nil means don't log.
@@ -220,7 +224,7 @@ func (r *Runtime) view(info namespace.Info, noDeltas bool) (*View, error) {
 	eng := gin.New()
 	eng.ContextWithFallback = true
 	se := statsquery.New(st, statsquery.Config{Retention: cat.RowRetention(), CacheBytes: r.cfg.StatsCacheBytes})
-	query.New(st, cat, query.Config{Logger: r.log.With("role", "query"), Stats: se}).Register(eng)
+	query.New(st, cat, query.Config{Logger: r.log.With("role", "query"), Stats: se, SiteZones: r.cfg.SiteZones}).Register(eng)
 	return &View{Info: info, Catalog: cat, Store: st, Stats: se, rows: rows, query: eng}, nil
 }
 

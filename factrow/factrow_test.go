@@ -1,6 +1,7 @@
 package factrow
 
 import (
+	"encoding/binary"
 	"errors"
 	"reflect"
 	"strings"
@@ -18,6 +19,9 @@ func TestRoundTrip(t *testing.T) {
 		{Type: "signup", Path: "/", URL: "http://user@[::1]:80/", Props: map[string]any{"plan": "pro", "price": 19.99, "trial": true}},
 		{Type: "click", Path: long, URL: "not a url", Props: map[string]any{"k": long}},
 		{Type: "pageview"},
+		{Type: "pageview", Path: "/", UID: "u2", Visit: event.Visit{Source: "Hacker News", UTMSource: "hn", UTMMedium: "social",
+			UTMCampaign: "launch", UTMContent: "top", UTMTerm: long, Browser: "Firefox", BrowserVersion: "133.0",
+			OS: "GNU/Linux", OSVersion: "", Country: "DE"}},
 	}
 	var blob []byte
 	var want []stats.Row
@@ -61,6 +65,10 @@ func TestRoundTrip(t *testing.T) {
 	}
 	if len(want[2].Page) > 256 || !strings.HasSuffix(want[2].Page, "…") {
 		t.Errorf("a long page is not cut as the aggregates cut it: %d bytes", len(want[2].Page))
+	}
+	if v := want[4]; v.Source != "Hacker News" || v.UTMCampaign != "launch" || v.Country != "DE" || v.BrowserVersion != "133.0" ||
+		len(v.UTMTerm) > 256 {
+		t.Errorf("visit fields %+v", v)
 	}
 	if want[1].Visitor != 0 || want[0].Visitor == 0 {
 		t.Errorf("visitors %d %d: an event without uid has none", want[0].Visitor, want[1].Visitor)
@@ -119,12 +127,42 @@ func TestHourOf(t *testing.T) {
 	}
 }
 
+// TestDecodeVersion1: rows appended before the visit fields (version 1)
+// still read, with those fields empty, beside version 2 rows in the same
+// hour's string.
+func TestDecodeVersion1(t *testing.T) {
+	r := stats.Row{TS: 5, Goal: "pageview", Page: "/old", Hostname: "h", Referrer: "r", Device: "mobile", Visitor: 3,
+		Props: []stats.RowProp{{Key: "plan", Value: "pro"}}}
+	body := []byte{version1, 5}
+	for _, s := range []string{r.Goal, r.Page, r.Hostname, r.Referrer, r.Device} {
+		body = putStr(body, s)
+	}
+	body = binary.LittleEndian.AppendUint64(body, r.Visitor)
+	body = append(body, 1)
+	body = putStr(body, "plan")
+	body = append(body, propText)
+	body = putStr(body, "pro")
+	blob := append(binary.AppendUvarint(nil, uint64(len(body))), body...)
+	v2 := stats.Row{TS: 6, Goal: "pageview", Page: "/new", Source: "Google", Country: "FR"}
+	blob = Append(blob, &v2, 0)
+	got, err := NewDecoder().Decode(nil, blob, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []stats.Row{r, v2}; !reflect.DeepEqual(got, want) {
+		t.Errorf("decoded\n%+v\nwant\n%+v", got, want)
+	}
+}
+
 // FuzzDecode: any bytes decode to rows or an ErrCorrupt, never a panic,
 // and rows re-encode to bytes that decode to the same rows.
 func FuzzDecode(f *testing.F) {
 	r := stats.Row{TS: 7, Goal: "signup", Page: "/a", Visitor: 9, Props: []stats.RowProp{{Key: "plan", Value: "pro"}, {Key: "n", Num: 2.5, IsNum: true, Value: "2.5"}}}
 	f.Add(Append(nil, &r, 0))
+	r.Source, r.UTMSource, r.Browser, r.OS, r.Country = "Google", "ads", "Safari", "iOS", "GB"
+	f.Add(Append(nil, &r, 0))
 	f.Add([]byte{1, 1})
+	f.Add([]byte{2, 2})
 	f.Fuzz(func(t *testing.T, blob []byte) {
 		rows, err := NewDecoder().Decode(nil, blob, 0)
 		if err != nil && !errors.Is(err, ErrCorrupt) {

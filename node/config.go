@@ -1,6 +1,7 @@
 package node
 
 import (
+	"github.com/pulsehq/pulse/stats"
 	"net/netip"
 	"time"
 )
@@ -51,6 +52,8 @@ type Config struct {
 	// GeoIP is the MaxMind DB file ingest reads the country of a client
 	// address from (geoip.Open); empty: the bundled database.
 	GeoIP string
+	// SiteZones are the sites' time zones (--site-timezones).
+	SiteZones stats.SiteZones
 }
 
 // Harden is the access and abuse settings of `pulse serve`.

@@ -33,7 +33,7 @@ func startNamespaces(ctx context.Context, cfg Config, rdb redis.UniversalClient,
 		Redis: rdb, Registry: registryBackend(cfg, rdb), Namespace: cfg.Namespace, MetricsConfig: metricsConfig,
 		Volatile: cfg.Redis == "embedded", Stream: st, Aggregate: cfg.Roles["aggregate"],
 		DedupWindow: cfg.DedupWindow, AllowedLateness: cfg.AllowedLateness, IdleTTL: cfg.SiteIdleTTL, StatsCacheBytes: statsCache(cfg.StatsCacheBytes),
-		Logger: log.With("part", "namespace"), Registerer: reg,
+		SiteZones: cfg.SiteZones, Logger: log.With("part", "namespace"), Registerer: reg,
 	}
 	if cfg.Redis == "embedded" {
 		// The embedded Redis keeps nothing across restarts and the rows

@@ -314,6 +314,7 @@ func (n *node) push(ns *control.Runtime, rdb redis.UniversalClient) part {
 	hub := push.New(redisagg.NewSource(rdb, ns), push.Config{
 		Live:           live,
 		AllowedOrigins: n.cfg.AllowedOrigins,
+		SiteZones:      n.cfg.SiteZones,
 		Tokens:         n.tokens,
 		Catalog:        ns.Current().Catalog,
 		Admit: func(r *http.Request) (func(), bool) {

@@ -8,6 +8,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/pulsehq/pulse/metric"
+
+	"github.com/pulsehq/pulse/stats"
 )
 
 // TokenChecker says whether a token may read.
@@ -63,6 +65,9 @@ type Config struct {
 	// scheme://host when the pattern has "://"). Empty: same host only.
 	// "*": any origin. Requests without Origin (not browsers) are allowed.
 	AllowedOrigins []string
+	// SiteZones answer a live query that names no timezone in its site's
+	// zone, as POST /v1/stats does.
+	SiteZones stats.SiteZones
 	// Tokens checks read tokens; nil means no token is needed. When it
 	// is a SiteTokenChecker, a subscribe to a site the token does not
 	// grant gets the error "forbidden".

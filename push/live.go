@@ -53,6 +53,7 @@ func (p livePrefixes) of(op string) []byte {
 // shared computation.
 func (c *conn) subscribeLive(ctx context.Context, m ClientMessage, reset bool) {
 	h := c.h
+	m.Query = string(h.cfg.SiteZones.Body([]byte(m.Query)))
 	q, err := stats.Parse([]byte(m.Query), h.cfg.Now())
 	if err != nil {
 		c.sendQueryError(m.ID, err)

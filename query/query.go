@@ -16,6 +16,7 @@ import (
 	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/stats"
 )
 
 // Store is what the handlers read: *redisagg.Store.
@@ -38,6 +39,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Stats answers the Stats API (POST /v1/stats); nil answers it 503.
 	Stats Answerer
+	// SiteZones answer a query that names no timezone in its site's zone.
+	SiteZones stats.SiteZones
 }
 
 // Handler serves the query routes. It is safe for concurrent use.

@@ -12,9 +12,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 
+	"github.com/pulsehq/pulse/access"
 	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
 	"github.com/pulsehq/pulse/redisagg"
+	"github.com/pulsehq/pulse/stats"
 )
 
 func TestParseTime(t *testing.T) {
@@ -210,6 +212,48 @@ func TestHandlerStoreDown(t *testing.T) {
 		r.ServeHTTP(w, httptest.NewRequest(http.MethodGet, url, nil))
 		if w.Code != http.StatusServiceUnavailable || !strings.HasPrefix(w.Body.String(), `{"error":"store: `) {
 			t.Errorf("%s: %d %s, want 503 with a store error", url, w.Code, w.Body)
+		}
+	}
+}
+
+// echo answers a Stats API query with no rows, echoing the query as
+// resolved: what the handler passed on.
+type echo struct{}
+
+func (echo) Answer(_ context.Context, q stats.Query) (stats.Answer, error) {
+	return stats.Answer{Results: []stats.ResultRow{}, Meta: stats.Meta{Approximate: []string{}}, Query: q.Resolved()}, nil
+}
+
+// TestStatsSiteZone: a Stats API body without timezone is answered in
+// its site's zone; one with a timezone, or of another site, as it says.
+func TestStatsSiteZone(t *testing.T) {
+	gin.SetMode(gin.TestMode)
+	zones, err := stats.ParseSiteZones("demo=Europe/Berlin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := gin.New()
+	r.Use(access.NewTokens("readtokenreadtoken1234", "").RequireRead())
+	New(nil, nil, Config{Stats: echo{}, SiteZones: zones}).Register(r)
+	for body, want := range map[string]string{
+		`{"site_id":"demo","metrics":["visitors"],"date_range":"day"}`:                         "Europe/Berlin",
+		`{"site_id":"demo","metrics":["visitors"],"date_range":"day","timezone":"Asia/Tokyo"}`: "Asia/Tokyo",
+		`{"site_id":"shop","metrics":["visitors"],"date_range":"day"}`:                         "UTC",
+	} {
+		w := httptest.NewRecorder()
+		req := httptest.NewRequest(http.MethodPost, "/v1/stats", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer readtokenreadtoken1234")
+		r.ServeHTTP(w, req)
+		var a struct {
+			Query struct {
+				Timezone string `json:"timezone"`
+			} `json:"query"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &a); err != nil || w.Code != http.StatusOK {
+			t.Fatalf("%s: %d %s", body, w.Code, w.Body)
+		}
+		if a.Query.Timezone != want {
+			t.Errorf("%s: answered in %s, want %s", body, a.Query.Timezone, want)
 		}
 	}
 }

@@ -35,7 +35,7 @@ func (h *Handler) statsQuery(c *gin.Context) error {
 	if err != nil {
 		return refuse(c, &stats.Error{Part: "body", Msg: "reading it failed: " + err.Error()})
 	}
-	q, err := stats.Parse(body, h.cfg.Now())
+	q, err := stats.Parse(h.cfg.SiteZones.Body(body), h.cfg.Now())
 	if err != nil {
 		return refuse(c, err)
 	}

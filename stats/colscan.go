@@ -333,6 +333,10 @@ func (v *SegmentView) prop(key string) *viewProp {
 func (c idColumn) bits(table []uint8, n int) []uint64 {
 	out := make([]uint64, (n+63)/64)
 	switch c.width {
+	case 0:
+		if n > 0 && table[0] != 0 {
+			copy(out, ones(n))
+		}
 	case 1:
 		tableBits(c.u8, table, out)
 	case 2:

@@ -10,7 +10,11 @@
 // *Error naming the part of the body that is wrong, which the HTTP layer
 // answers as 400. Execute answers a Query from rows, an Execution does so
 // as rows keep coming (live queries), and ExecuteSegments from the rows of
-// hours kept in columns (Segment), with the same answers.
+// hours kept in columns (Segment), with the same answers. Those answer
+// what each event answers alone; ExecuteVisits also what needs visits
+// (sessions), which it derives from the hours' rows for each query: no
+// session state is kept anywhere, so visits are as exact as the rows
+// (docs/queries.md "Visits").
 //
 // Invariants a caller may rely on:
 //   - Range is half-open, [From, To), in absolute time; whole-day forms

@@ -25,10 +25,10 @@ type Row struct {
 	Source                                                 string // "" when direct
 	UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm string
 	Browser, BrowserVersion, OS, OSVersion, Country        string
-
-	// visit is the row's visit in sessions, when the query needs visits.
-	sessions *sessions
-	visit    int32
+	// EntryPage and ExitPage are the row's visit's, set (with Source and
+	// the UTM tags, then its visit's too) only by ExecuteVisits; a stored
+	// row has neither.
+	EntryPage, ExitPage string
 }
 
 // RowProp is one prop of a Row: its text, and its value when it is a number.
@@ -204,7 +204,6 @@ type execution struct {
 	key       []byte
 	labels    []string
 	maxGroups int
-	matched   func(*Row)             // called with each row in range the filter matches
 	row       *Row                   // the row add looks at, for get
 	get       func(Dimension) string // the row's values, for Match: made once, not per row
 	labelAt   map[int64]string       // time labels by minute
@@ -267,11 +266,22 @@ func value(r *Row, d Dimension) string {
 		return label(OSVersion, r.OSVersion)
 	case Country:
 		return label(Country, r.Country)
-	case Source, UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm, EntryPage, ExitPage:
-		if r.sessions == nil {
-			return ""
-		}
-		return r.sessions.value(r.visit, d.Kind)
+	case Source:
+		return label(Source, r.Source)
+	case UTMSource:
+		return label(UTMSource, r.UTMSource)
+	case UTMMedium:
+		return label(UTMMedium, r.UTMMedium)
+	case UTMCampaign:
+		return label(UTMCampaign, r.UTMCampaign)
+	case UTMContent:
+		return label(UTMContent, r.UTMContent)
+	case UTMTerm:
+		return label(UTMTerm, r.UTMTerm)
+	case EntryPage:
+		return r.EntryPage
+	case ExitPage:
+		return r.ExitPage
 	case Prop:
 		for _, p := range r.Props {
 			if p.Key == d.Prop {
@@ -293,9 +303,6 @@ func (e *execution) add(r *Row) *Error {
 	}
 	if !Match(e.q.Filter, e.get) {
 		return nil
-	}
-	if e.matched != nil {
-		e.matched(r)
 	}
 	if e.total != nil && r.Visitor != 0 {
 		e.total[r.Visitor] = struct{}{}

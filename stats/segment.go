@@ -41,25 +41,30 @@ const (
 	fieldOS
 	fieldOSVersion
 	fieldCountry
-	fieldSource // the event's own; visit:source is its visit's first event's
+	fieldSource
 	fieldUTMSource
 	fieldUTMMedium
 	fieldUTMCampaign
 	fieldUTMContent
 	fieldUTMTerm
+	fieldEntryPage
+	fieldExitPage
 	textFields
 )
 
-// textKinds are the event-level dimensions of the text fields; the
-// fields a visit takes from its first event (source, UTM) have none.
+// textKinds are the dimensions of the text fields. A stored row's source
+// and UTM tags are its event's own, and it has no entry and exit page
+// (columns that cost nothing, all one value); ExecuteVisits scans views
+// whose columns of these are each row's visit's (sessions.visitViews).
 var textKinds = [textFields]DimensionKind{Goal, Page, Hostname, Referrer, Device,
-	Browser, BrowserVersion, OS, OSVersion, Country}
+	Browser, BrowserVersion, OS, OSVersion, Country,
+	Source, UTMSource, UTMMedium, UTMCampaign, UTMContent, UTMTerm, EntryPage, ExitPage}
 
 // textValues are r's text fields in field order.
 func textValues(r *Row) [textFields]string {
 	return [textFields]string{r.Goal, r.Page, r.Hostname, r.Referrer, r.Device,
 		r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country,
-		r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm}
+		r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm, r.EntryPage, r.ExitPage}
 }
 
 // setTextValues sets r's text fields from vals, in field order.
@@ -67,6 +72,7 @@ func setTextValues(r *Row, vals *[textFields]string) {
 	r.Goal, r.Page, r.Hostname, r.Referrer, r.Device = vals[fieldGoal], vals[fieldPage], vals[fieldHostname], vals[fieldReferrer], vals[fieldDevice]
 	r.Browser, r.BrowserVersion, r.OS, r.OSVersion, r.Country = vals[fieldBrowser], vals[fieldBrowserVersion], vals[fieldOS], vals[fieldOSVersion], vals[fieldCountry]
 	r.Source, r.UTMSource, r.UTMMedium, r.UTMCampaign, r.UTMContent, r.UTMTerm = vals[fieldSource], vals[fieldUTMSource], vals[fieldUTMMedium], vals[fieldUTMCampaign], vals[fieldUTMContent], vals[fieldUTMTerm]
+	r.EntryPage, r.ExitPage = vals[fieldEntryPage], vals[fieldExitPage]
 }
 
 // textField is the field of a text dimension, or -1.
@@ -117,17 +123,31 @@ func (d *dictionary) id(v string) (id uint32, added bool) {
 	return id, true
 }
 
-// idColumn is a column of dictionary ids in the narrowest of 1, 2 or 4
-// bytes that holds every id so far: most fields have under 256 values in
-// an hour, and a query reads its columns whole.
+// idColumn is a column of dictionary ids in the narrowest of 0, 1, 2 or
+// 4 bytes that holds every id so far: most fields have under 256 values
+// in an hour, and a query reads its columns whole. Width 0 holds nothing
+// while every id is 0: the hours of a site without UTM tags, or of a
+// tracker that sends no referrer, cost nothing for those fields.
 type idColumn struct {
-	width int // 1, 2 or 4; 0 before the first id
+	width int // 0, 1, 2 or 4
+	zeros int // the rows of width 0
 	u8    []uint8
 	u16   []uint16
 	u32   []uint32
 }
 
-func (c *idColumn) append(id uint32) {
+// append adds a row of id and returns the bytes it added besides its
+// width: the zeros written out when a column of width 0 gets its first
+// other id.
+func (c *idColumn) append(id uint32) (grown int) {
+	if c.width == 0 {
+		if id == 0 {
+			c.zeros++
+			return 0
+		}
+		grown = c.zeros
+		c.u8, c.width = make([]uint8, c.zeros, 2*c.zeros+16), 1
+	}
 	switch {
 	case c.width == 4 || id > 0xffff:
 		if c.width != 4 {
@@ -145,6 +165,7 @@ func (c *idColumn) append(id uint32) {
 		c.width = 1
 		c.u8 = append(c.u8, uint8(id))
 	}
+	return grown
 }
 
 func widen[T uint16 | uint32](u8 []uint8, u16 []uint16, width int) []T {
@@ -167,6 +188,8 @@ func (c idColumn) at(i int) uint32 {
 		return uint32(c.u8[i])
 	case 2:
 		return uint32(c.u16[i])
+	case 0:
+		return 0
 	}
 	return c.u32[i]
 }
@@ -277,8 +300,7 @@ func (s *Segment) appendRow(r *Row) {
 		if added {
 			s.bytes += int64(len(v)) + 64
 		}
-		c.ids.append(id)
-		s.bytes += int64(c.ids.width)
+		s.bytes += int64(c.ids.append(id) + c.ids.width)
 	}
 	for i := range r.Props {
 		s.appendProp(&r.Props[i])
@@ -306,8 +328,7 @@ func (s *Segment) appendProp(p *RowProp) {
 		s.bytes += int64(len(p.Value)) + 64
 	}
 	c.rows = append(c.rows, uint32(s.n))
-	c.ids.append(id)
-	s.bytes += 4 + int64(c.ids.width)
+	s.bytes += int64(4 + c.ids.append(id) + c.ids.width)
 	if p.IsNum && c.isNum == nil {
 		c.isNum = make([]bool, len(c.rows)-1, cap(c.rows))
 		c.nums = make([]float64, len(c.rows)-1, cap(c.rows))

@@ -123,9 +123,37 @@ func hourStart(ts int64) int64 {
 type sessions struct {
 	views    []SegmentView // the window's hours, ascending; hours read back are appended
 	window   int           // how many of views are the window's
-	visits   []visitInfo
+	visits   visitList
 	rowVisit [][]int32 // by window view, by row: the row's visit; -1 past the end
 	matched  []bool    // by visit: an event matched the filter; nil: every visit
+	scanned  []int     // the window views countEvents scanned
+}
+
+// visitList is the visits by id, in blocks that are never copied: an
+// hour of a big site makes a million visits, and growing one slice
+// moved them many times over.
+type visitList struct {
+	blocks [][]visitInfo
+	n      int
+}
+
+const visitBlock = 1 << 16
+
+func (l *visitList) len() int { return l.n }
+
+func (l *visitList) at(id int32) *visitInfo {
+	return &l.blocks[id/visitBlock][id%visitBlock]
+}
+
+// add appends v and returns its id.
+func (l *visitList) add(v visitInfo) int32 {
+	if l.n%visitBlock == 0 {
+		l.blocks = append(l.blocks, make([]visitInfo, 0, visitBlock))
+	}
+	b := &l.blocks[len(l.blocks)-1]
+	*b = append(*b, v)
+	l.n++
+	return int32(l.n - 1)
 }
 
 // rowRef is one row of sessions.views.
@@ -181,7 +209,7 @@ func newSessions(views []SegmentView) *sessions {
 // events in time order, a new visit after each gap of VisitGap or more.
 func (s *sessions) build(end int64) {
 	last := newLastVisits(s.views)
-	var order []int32
+	var buf orderBuf
 	for vi := range s.views {
 		v := &s.views[vi]
 		rv := make([]int32, v.n)
@@ -189,23 +217,21 @@ func (s *sessions) build(end int64) {
 			rv[i] = -1
 		}
 		pv := pageviewID(v)
-		order = visitOrder(v, end, order)
-		for _, r := range order {
+		for _, r := range visitOrder(v, end, &buf) {
 			ts := v.hour + int64(v.ts[r])
 			ref := rowRef{int32(vi), r}
 			slot := last.slot(v, r)
 			id := int32(-1)
-			if slot != nil && *slot > 0 && ts-s.visits[*slot-1].end < visitGapMs {
+			if slot != nil && *slot > 0 && ts-s.visits.at(*slot-1).end < visitGapMs {
 				id = *slot - 1
 			}
 			if id < 0 {
-				id = int32(len(s.visits))
-				s.visits = append(s.visits, visitInfo{start: ts, first: ref, entry: ref, exit: ref})
+				id = s.visits.add(visitInfo{start: ts, first: ref, entry: ref, exit: ref})
 				if slot != nil {
 					*slot = id + 1
 				}
 			}
-			s.visits[id].add(ref, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
+			s.visits.at(id).add(ref, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
 			rv[r] = id
 		}
 		s.rowVisit = append(s.rowVisit, rv)
@@ -222,31 +248,50 @@ func pageviewID(v *SegmentView) uint32 {
 }
 
 // visitOrder is the rows of v before end in the order a visitor's events
-// are taken: by time, then by their values, so that events of the same
-// millisecond come in the same order whatever order they were applied in
-// (a replay applies them in another).
-func visitOrder(v *SegmentView, end int64, buf []int32) []int32 {
-	out := buf[:0]
+// are taken: by time, and rows of the same millisecond by their values,
+// so that they come in the same order whatever order they were applied
+// in (a replay applies them in another). Rows are sorted as integers
+// (time, then row), which costs a fraction of sorting by a comparison.
+func visitOrder(v *SegmentView, end int64, o *orderBuf) []int32 {
+	keys := o.keys[:0]
 	for i := range v.n {
 		if v.hour+int64(v.ts[i]) < end {
-			out = append(out, int32(i))
+			keys = append(keys, uint64(v.ts[i])<<32|uint64(i))
 		}
 	}
-	byTime := func(a, b int32) int {
-		if c := cmp.Compare(v.ts[a], v.ts[b]); c != 0 {
-			return c
-		}
+	if !slices.IsSorted(keys) {
+		slices.Sort(keys)
+	}
+	out := o.rows[:0]
+	for _, k := range keys {
+		out = append(out, int32(uint32(k)))
+	}
+	byValues := func(a, b int32) int {
 		for f := range v.text {
 			if c := strings.Compare(v.text[f].value(int(a)), v.text[f].value(int(b))); c != 0 {
 				return c
 			}
 		}
-		return 0
+		return cmp.Compare(a, b) // rows alike in every value are alike to a visit
 	}
-	if !slices.IsSortedFunc(out, byTime) {
-		slices.SortStableFunc(out, byTime)
+	for lo := 0; lo < len(keys); {
+		hi := lo + 1
+		for hi < len(keys) && keys[hi]>>32 == keys[lo]>>32 {
+			hi++
+		}
+		if hi-lo > 1 {
+			slices.SortFunc(out[lo:hi], byValues)
+		}
+		lo = hi
 	}
+	o.keys, o.rows = keys, out
 	return out
+}
+
+// orderBuf holds visitOrder's slices from one hour to the next.
+type orderBuf struct {
+	keys []uint64
+	rows []int32
 }
 
 // lastVisits is each visitor's latest visit (+1; 0: none yet), by visitor
@@ -302,8 +347,8 @@ func (l *lastVisits) slot(v *SegmentView, r int32) *int32 {
 func (s *sessions) lookBack(from int64, hours HourViews) error {
 	start := s.views[0].hour
 	open := map[uint64]int32{} // visitor hash -> its visit open at start
-	for id := range s.visits {
-		v := &s.visits[id]
+	for id := range s.visits.len() {
+		v := s.visits.at(int32(id))
 		if v.start-start >= visitGapMs || v.end < from {
 			continue
 		}
@@ -313,7 +358,7 @@ func (s *sessions) lookBack(from int64, hours HourViews) error {
 		}
 	}
 	limit := hourStart(from - int64(MaxVisitLookback/time.Millisecond))
-	var order []int32
+	var buf orderBuf
 	for h := start - hourMs; len(open) > 0 && h >= limit; h -= hourMs {
 		got, err := hours([]int64{h})
 		if err != nil {
@@ -323,7 +368,7 @@ func (s *sessions) lookBack(from int64, hours HourViews) error {
 		vi := int32(len(s.views) - 1)
 		v := &s.views[vi]
 		pv := pageviewID(v)
-		order = visitOrder(v, math.MaxInt64, order)
+		order := visitOrder(v, math.MaxInt64, &buf)
 		for k := len(order) - 1; k >= 0; k-- {
 			r := order[k]
 			hash := v.hashes[v.visitor[r]]
@@ -332,14 +377,14 @@ func (s *sessions) lookBack(from int64, hours HourViews) error {
 				continue
 			}
 			ts := v.hour + int64(v.ts[r])
-			if s.visits[id].start-ts >= visitGapMs {
+			if s.visits.at(id).start-ts >= visitGapMs {
 				delete(open, hash) // a visit of its own ended here
 				continue
 			}
-			s.visits[id].prepend(rowRef{vi, r}, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
+			s.visits.at(id).prepend(rowRef{vi, r}, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
 		}
 		for hash, id := range open {
-			if s.visits[id].start-h >= visitGapMs {
+			if s.visits.at(id).start-h >= visitGapMs {
 				delete(open, hash) // no earlier hour holds an event within the gap
 			}
 		}
@@ -356,7 +401,7 @@ func (s *sessions) text(ref rowRef, f int) string {
 // tags and other request fields from its first event, its entry and exit
 // page from its first and last pageview.
 func (s *sessions) value(id int32, k DimensionKind) string {
-	v := &s.visits[id]
+	v := s.visits.at(id)
 	switch k {
 	case EntryPage:
 		return s.text(v.entry, fieldPage)
@@ -374,88 +419,100 @@ func (s *sessions) value(id int32, k DimensionKind) string {
 }
 
 // countEvents counts the event metrics of q over the range's rows (from
-// on) and marks the visits with an event the filter matches. Rows are
-// read in columns unless q reads a visit's values (attrs), which rows
-// take from their visit.
+// on) in columns, and marks the visits with an event the filter matches.
+// When q reads a visit's values (attrs), the views scanned are the
+// window's with those columns replaced by each row's visit's.
 func (s *sessions) countEvents(q Query, from int64, attrs bool) (*execution, error) {
-	events := slices.ContainsFunc(q.Metrics, func(m Metric) bool { return m.Level() == EventLevel })
+	var views []SegmentView
+	for vi := range s.window {
+		if v := &s.views[vi]; v.n > 0 && v.hour+hourMs > from {
+			if attrs {
+				views = append(views, s.visitView(vi, q))
+			} else {
+				views = append(views, *v)
+			}
+			s.scanned = append(s.scanned, vi)
+		}
+	}
 	if q.Filter.Op != 0 {
-		s.matched = make([]bool, len(s.visits))
+		s.matched = make([]bool, s.visits.len())
+		for i := range views {
+			bits := evalFilter(q.Filter, &views[i])
+			for r, id := range s.rowVisit[s.scanned[i]] {
+				if id >= 0 && bits[r>>6]&(1<<(r&63)) != 0 {
+					s.matched[id] = true
+				}
+			}
+		}
 	}
-	if attrs {
-		return s.countRows(q, events)
-	}
-	if s.matched != nil {
-		s.matchColumns(q.Filter, from)
-	}
-	if !events {
+	if !slices.ContainsFunc(q.Metrics, func(m Metric) bool { return m.Level() == EventLevel }) {
 		return newExecution(q), nil
 	}
-	var inRange []SegmentView
-	for i := range s.window {
-		if s.views[i].hour+hourMs > from {
-			inRange = append(inRange, s.views[i])
-		}
-	}
-	return countSegments(q, inRange, runtime.GOMAXPROCS(0), minPartRows)
+	return countSegments(q, views, runtime.GOMAXPROCS(0), minPartRows)
 }
 
-// matchColumns marks the visits of the rows from on that f matches,
-// evaluating f on columns.
-func (s *sessions) matchColumns(f Filter, from int64) {
-	for vi := range s.window {
-		v := &s.views[vi]
-		if v.n == 0 || v.hour+hourMs <= from {
+// visitFields are the text fields a row takes from its visit: the field
+// and the visit's row it is read from (and that row's field).
+var visitFields = []struct {
+	field, from int
+	row         func(v *visitInfo) rowRef
+}{
+	{fieldSource, fieldSource, firstRow}, {fieldUTMSource, fieldUTMSource, firstRow},
+	{fieldUTMMedium, fieldUTMMedium, firstRow}, {fieldUTMCampaign, fieldUTMCampaign, firstRow},
+	{fieldUTMContent, fieldUTMContent, firstRow}, {fieldUTMTerm, fieldUTMTerm, firstRow},
+	{fieldEntryPage, fieldPage, func(v *visitInfo) rowRef { return v.entry }},
+	{fieldExitPage, fieldPage, func(v *visitInfo) rowRef { return v.exit }},
+}
+
+func firstRow(v *visitInfo) rowRef { return v.first }
+
+// visitView is window view vi with the columns q reads of the fields a
+// row takes from its visit made each row's visit's. A value is
+// translated once per dictionary id of the hour it comes from, not once
+// per row.
+func (s *sessions) visitView(vi int, q Query) SegmentView {
+	v := s.views[vi]
+	for _, vf := range visitFields {
+		if !q.reads(textKinds[vf.field]) {
 			continue
 		}
-		bits := evalFilter(f, v)
-		for r, id := range s.rowVisit[vi] {
-			if id >= 0 && bits[r>>6]&(1<<(r&63)) != 0 {
-				s.matched[id] = true
+		var dict dictionary
+		dict.id("")                             // id 0: rows past the range's end, which no scan selects
+		trans := make([][]uint32, len(s.views)) // by view, by its id: our id+1
+		var ids idColumn
+		for _, id := range s.rowVisit[vi] {
+			if id < 0 {
+				ids.append(0)
+				continue
 			}
+			ref := vf.row(s.visits.at(id))
+			src := &s.views[ref.view].text[vf.from]
+			t := trans[ref.view]
+			if t == nil {
+				t = make([]uint32, len(src.values))
+				trans[ref.view] = t
+			}
+			sid := src.ids.at(int(ref.row))
+			if t[sid] == 0 {
+				nid, _ := dict.id(src.values[sid])
+				t[sid] = nid + 1
+			}
+			ids.append(t[sid] - 1)
 		}
+		v.text[vf.field] = viewColumn{ids: ids, values: dict.values}
 	}
+	return v
 }
 
-// countRows counts q's event metrics (when events) over the window's rows
-// rebuilt with their visit, and marks the visits with an event the filter
-// matches.
-func (s *sessions) countRows(q Query, events bool) (*execution, error) {
-	e := newExecution(q)
-	e.batch = true
-	e.maxGroups = MaxGroups
-	if s.matched != nil {
-		e.matched = func(r *Row) { s.matched[r.visit] = true }
+// reads reports whether q has a dimension or a filter leaf of kind k.
+func (q Query) reads(k DimensionKind) bool {
+	if slices.ContainsFunc(q.Dimensions, func(d Dimension) bool { return d.Kind == k }) {
+		return true
 	}
-	var buf []Row
-	for vi := range s.window {
-		v := &s.views[vi]
-		for lo := 0; lo < v.n; lo += addChunk {
-			buf = v.Rows(lo, min(lo+addChunk, v.n), buf[:0])
-			for j := range buf {
-				r := &buf[j]
-				if r.visit = s.rowVisit[vi][lo+j]; r.visit < 0 {
-					continue
-				}
-				r.sessions = s
-				if !events {
-					e.row = r
-					if s.matched != nil && Match(q.Filter, e.get) {
-						s.matched[r.visit] = true
-					}
-					continue
-				}
-				if err := e.add(r); err != nil {
-					return nil, err
-				}
-			}
-		}
-	}
-	return e, nil
+	found := false
+	q.Filter.walk(func(leaf Filter, _ bool) { found = found || leaf.Dimension.Kind == k })
+	return found
 }
-
-// addChunk is how many rows countRows rebuilds from columns at a time.
-const addChunk = 4096
 
 // addVisits counts in e the visits that begin in [from, to) and that an
 // event matched the filter, each in the group of its labels.
@@ -468,8 +525,10 @@ func (e *execution) addVisits(s *sessions, from, to int64) error {
 			e.index[joinLabels(g.labels)] = int32(gi)
 		}
 	}
-	for id := range s.visits {
-		v := &s.visits[id]
+	var g *group
+	prev := make([]string, len(e.labels))
+	for id := range s.visits.len() {
+		v := s.visits.at(int32(id))
 		if v.start < from || v.start >= to || s.matched != nil && !s.matched[id] {
 			continue
 		}
@@ -480,11 +539,14 @@ func (e *execution) addVisits(s *sessions, from, to int64) error {
 				e.labels[i] = s.value(int32(id), d.Kind)
 			}
 		}
-		gi, err := e.groupOf()
-		if err != nil {
-			return err
+		if g == nil || !slices.Equal(prev, e.labels) {
+			gi, err := e.groupOf()
+			if err != nil {
+				return err
+			}
+			g = e.groups[gi]
+			copy(prev, e.labels)
 		}
-		g := e.groups[gi]
 		g.visits++
 		if v.pageviews == 1 {
 			g.bounces++

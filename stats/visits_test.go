@@ -97,6 +97,9 @@ func TestVisits(t *testing.T) {
 			`[{"dimensions":[],"metrics":[4]}]`},
 		{`{"metrics":["visits"],` + rng + `,"dimensions":["time:minute"],"filters":[["is","visit:entry_page",["/"]]]}`,
 			`[{"dimensions":["2026-12-07 10:00:00"],"metrics":[1]},{"dimensions":["2026-12-07 10:50:00"],"metrics":[1]}]`},
+		// conversion_rate is counted over rows rebuilt with their visit's values.
+		{`{"metrics":["visitors","conversion_rate"],` + rng + `,"dimensions":["visit:source"],"filters":[["is","event:goal",["signup"]]]}`,
+			`[{"dimensions":["Direct / None"],"metrics":[2,66.67]}]`},
 		// A range ending at 10:30 reads visits up to its end: visitor 2's
 		// is one pageview long there.
 		{`{"metrics":["visits","visit_duration","bounce_rate"],"date_range":["2026-12-07T10:00:00Z","2026-12-07T10:30:00Z"]}`,

@@ -58,9 +58,21 @@ func (s *refSite) row(ts int64, d int) stats.Row {
 	}
 	if s.rng.IntN(3) > 0 {
 		r.Referrer = s.refs[s.rng.IntN(100)]
+		r.Source = refSources[s.rng.IntN(len(refSources))]
 	}
+	if s.rng.IntN(10) == 0 {
+		r.UTMSource, r.UTMCampaign = "newsletter", refPlans[s.rng.IntN(5)]
+	}
+	r.Browser, r.OS, r.Country = refBrowsers[s.rng.IntN(len(refBrowsers))], refOSes[s.rng.IntN(len(refOSes))], refCountries[s.rng.IntN(len(refCountries))]
 	return r
 }
+
+var (
+	refSources   = []string{"Google", "Google", "Bing", "DuckDuckGo", "Hacker News", "Reddit", "Twitter", "GitHub", "ref00.example.com"}
+	refBrowsers  = []string{"Chrome", "Chrome", "Safari", "Firefox", "Edge", "Samsung Internet"}
+	refOSes      = []string{"Windows", "Mac", "iOS", "Android", "GNU/Linux"}
+	refCountries = []string{"US", "DE", "GB", "FR", "IN", "BR", "JP", "CA", "NL", "PL", ""}
+)
 
 // loadDays applies days of the reference site, ending at the hour of now,
 // one commit per hour, as the aggregator would.
@@ -120,6 +132,11 @@ func BenchmarkAnswer(b *testing.B) {
 	}{
 		{"24h", `{"site_id":"ref","metrics":["visitors","pageviews"],"date_range":"24h","dimensions":["event:page"],"filters":[["is","visit:device",["mobile"]]]}`, 1},
 		{"30d", `{"site_id":"ref","metrics":["visitors","pageviews"],"date_range":"30d","dimensions":["event:page"],"filters":[["is","visit:device",["mobile"]]]}`, 30},
+		// The dashboard's top stats, and its sources panel filtered on a country.
+		{"24h-visits", `{"site_id":"ref","metrics":["visitors","visits","pageviews","bounce_rate","visit_duration"],"date_range":"24h"}`, 1},
+		{"24h-sources", `{"site_id":"ref","metrics":["visitors","visits","bounce_rate"],"date_range":"24h","dimensions":["visit:source"],"filters":[["is","visit:country",["DE"]]]}`, 1},
+		{"30d-visits", `{"site_id":"ref","metrics":["visitors","visits","pageviews","bounce_rate","visit_duration"],"date_range":"30d"}`, 30},
+		{"30d-sources", `{"site_id":"ref","metrics":["visitors","visits","bounce_rate"],"date_range":"30d","dimensions":["visit:source"],"filters":[["is","visit:country",["DE"]]]}`, 30},
 	} {
 		if tc.days > days {
 			continue

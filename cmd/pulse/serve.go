@@ -13,6 +13,7 @@ import (
 	"github.com/urfave/cli/v3"
 
 	"github.com/pulsehq/pulse/node"
+	"github.com/pulsehq/pulse/stats"
 )
 
 func serveCommand() *cli.Command {
@@ -34,6 +35,7 @@ func serveCommand() *cli.Command {
 		&cli.DurationFlag{Name: "allowed-lateness", Value: 24 * time.Hour, Usage: "events older than this (by receive time) are not aggregated"},
 		&cli.DurationFlag{Name: "retention-age", Value: 0, Usage: "local stream retention by age (default: the longest aggregate retention, so a restart rebuilds exactly)"},
 		&cli.Int64Flag{Name: "retention-bytes", Value: 10 << 30, Usage: "local stream retention by size"},
+		&cli.StringFlag{Name: "site-timezones", Usage: "time zones of sites, site=Zone,... (IANA names, e.g. demo=Europe/Berlin): a Stats API query (and the dashboard) that names no timezone is answered in its site's; other sites in UTC"},
 		&cli.StringFlag{Name: "geoip", Usage: "MaxMind DB file (GeoLite2/GeoIP2 Country or City) for the country of a client address at ingest (default: the bundled geo-whois-asn-country database, docs/geoip.md)"},
 		&cli.Int64Flag{Name: "stats-cache-bytes", Value: 256 << 20, Usage: "bytes of Stats API rows a query node keeps in columns between queries (about 15-25 per event, 48 per visitor); 0: none"},
 		&cli.StringFlag{Name: "metrics-config", Usage: "YAML file of metric definitions and steps (default: the built-in metrics; docs/metrics.example.yaml shows every key)"},
@@ -132,6 +134,9 @@ func serveConfigFrom(c *cli.Command) (node.Config, error) {
 	}
 	if cfg.Roles, err = parseRoles(c.String("roles")); err != nil {
 		return cfg, err
+	}
+	if cfg.SiteZones, err = stats.ParseSiteZones(c.String("site-timezones")); err != nil {
+		return cfg, fmt.Errorf("--site-timezones: %w", err)
 	}
 	if cfg.KinesisEFO != "" && !strings.HasPrefix(cfg.Stream, "kinesis://") {
 		return cfg, fmt.Errorf("--kinesis-efo: needs --stream kinesis://NAME, got %q", cfg.Stream)

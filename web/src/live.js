@@ -8,6 +8,13 @@
 //   <- {"op":"error","id","code","message"}
 // A delta's value is the bucket's new total, so it is set, never added; that
 // makes applying a delta twice harmless. There is no gap iff from == seq+1.
+//
+// Live queries (a POST /v1/stats body, docs/api.md "Live queries"):
+//   -> {"op":"subscribe","id","query":{...},"since"?}
+//   <- {"op":"snapshot","id","seq","reset"?,"results":[{dimensions,metrics}],"meta","query"}
+//   <- {"op":"delta","id","from","seq","results":[changed rows],"removed":[[dims]],"meta"?,"query"?}
+// QuerySub folds them: rows upserted by their dimensions, removed ones
+// deleted, so once traffic stops the rows are POST /v1/stats's answer.
 
 /** Window choices of the picker and the step each one uses. */
 export const WINDOWS = { "5m": "10s", "15m": "10s", "1h": "1m", "24h": "1h" };
@@ -104,6 +111,104 @@ export class Sub {
   }
 }
 
+/** rowKey is the canonical key of a row's dimension values. */
+export function rowKey(dims) {
+  return JSON.stringify(dims || []);
+}
+
+/**
+ * QuerySub is the client state of one live query: the folded rows, the
+ * last meta and resolved query, and the seq chain (as Sub's). changedAt is
+ * when rows last changed, so a view can tell traffic from quiet.
+ */
+export class QuerySub {
+  constructor(id, query) {
+    this.id = id;
+    this.query = query; // the Stats API body
+    this.seq = null;
+    this.rows = new Map(); // rowKey(dimensions) -> {dimensions, metrics}
+    this.meta = {};
+    this.resolved = null; // the query as the server resolved it
+    this.resumed = false;
+    this.resyncAt = -Infinity;
+    this.ready = false;
+    this.error = null;
+    this.changedAt = null;
+  }
+
+  subscribeMsg() {
+    const m = { op: "subscribe", id: this.id, query: this.query };
+    this.resumed = this.seq !== null;
+    if (this.resumed) m.since = this.seq;
+    return m;
+  }
+
+  /** onSnapshot replaces (or, on a resume, refreshes) the rows; a snapshot is no new traffic, so changedAt stays. */
+  onSnapshot(msg) {
+    if (msg.reset || !this.resumed || this.seq === null) this.rows = new Map();
+    for (const r of msg.results || []) this.rows.set(rowKey(r.dimensions), r);
+    if (msg.meta) this.meta = msg.meta;
+    if (msg.query) this.resolved = msg.query;
+    this.seq = msg.seq;
+    this.ready = true;
+    this.error = null;
+    this.resyncAt = -Infinity;
+  }
+
+  /** onDelta applies a delta; its results are as Sub.onDelta's. */
+  onDelta(msg, now) {
+    if (this.seq === null) return "stale";
+    const from = msg.from ?? msg.seq;
+    if (msg.seq <= this.seq) return "stale";
+    if (from > this.seq + 1) {
+      if (now - this.resyncAt < RESYNC_MS) return "waiting";
+      this.resyncAt = now;
+      return "gap";
+    }
+    const results = msg.results || [];
+    const removed = msg.removed || [];
+    for (const r of results) this.rows.set(rowKey(r.dimensions), r);
+    for (const d of removed) this.rows.delete(rowKey(d));
+    if (msg.meta) this.meta = msg.meta;
+    if (msg.query) this.resolved = msg.query;
+    if (results.length || removed.length) this.changedAt = now;
+    this.seq = msg.seq;
+    this.resyncAt = -Infinity;
+    return "applied";
+  }
+
+  /**
+   * sorted returns the rows in the order POST /v1/stats answers them: by
+   * the query's order_by, by default the time dimension ascending and the
+   * first metric descending; ties by the dimension values.
+   */
+  sorted() {
+    const q = this.query;
+    const metrics = q.metrics || [];
+    const dims = q.dimensions || [];
+    let order = q.order_by || [];
+    if (!order.length) {
+      order = dims.filter((d) => d === "time" || d.startsWith("time:")).map((d) => [d, "asc"]);
+      if (metrics.length) order.push([metrics[0], "desc"]);
+    }
+    const keyOf = (name) => {
+      const m = metrics.indexOf(name);
+      if (m >= 0) return (r) => r.metrics[m];
+      const d = dims.indexOf(name);
+      return (r) => r.dimensions[d];
+    };
+    const keys = order.map(([name, dir]) => [keyOf(name), dir === "desc" ? -1 : 1]);
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    return [...this.rows.values()].sort((a, b) => {
+      for (const [k, dir] of keys) {
+        const c = cmp(k(a), k(b));
+        if (c) return c * dir;
+      }
+      return cmp(rowKey(a.dimensions), rowKey(b.dimensions));
+    });
+  }
+}
+
 /**
  * grid returns the bucket start times (ms) of a window ending with the
  * bucket that holds now: window/step buckets, oldest first.
@@ -155,15 +260,25 @@ export class Client {
     this.timer = null;
     this.stopped = false;
     this.lastDeltaAt = null; // when the last delta was applied
+    this.lastMessageAt = null; // when the server last sent anything
+    this.openedAt = null; // when the current connection opened
   }
 
-  /** subscribe adds a subscription, or replaces one with the same id. */
-  subscribe(id, req) {
+  /**
+   * subscribe adds a subscription, or replaces one with the same id; make
+   * builds its state (a Sub by default, a QuerySub for a live query).
+   */
+  subscribe(id, req, make = (i, r) => new Sub(i, r)) {
     this.unsubscribe(id);
-    const sub = new Sub(id, req);
+    const sub = make(id, req);
     this.subs.set(id, sub);
     this.send(sub.subscribeMsg());
     return sub;
+  }
+
+  /** subscribeQuery subscribes a Stats API body live. */
+  subscribeQuery(id, query) {
+    return this.subscribe(id, query, (i, q) => new QuerySub(i, q));
   }
 
   unsubscribe(id) {
@@ -202,6 +317,7 @@ export class Client {
     this.ws = ws;
     ws.onopen = () => {
       if (this.ws !== ws) return;
+      this.openedAt = this.now();
       this.setState("open");
       if (this.token) this.send({ op: "auth", token: this.token });
       for (const sub of this.subs.values()) this.send(sub.subscribeMsg());
@@ -215,6 +331,7 @@ export class Client {
         return;
       }
       this.attempt = 0; // the server talks: the next drop starts backoff afresh
+      this.lastMessageAt = this.now();
       this.handle(msg);
     };
     ws.onclose = () => {

@@ -211,3 +211,33 @@ test("backoff doubles to a cap and resets once the server talks", () => {
   ws.drop();
   assert.equal(timers.fire(), 500);
 });
+
+test("live queries over the client: subscribe body, fold, heartbeat times", () => {
+  FakeWS.all = [];
+  let now = 100;
+  const c = new Client({ url: "ws://x/v1/ws", token: "T", WebSocket: FakeWS, timers: fakeTimers(), now: () => now, random: () => 0.5 });
+  const q = { site_id: "demo", metrics: ["visitors"], date_range: "5m" };
+  const sub = c.subscribeQuery("q1", q);
+  c.start();
+  const ws = FakeWS.all[0];
+  ws.open();
+  assert.equal(c.openedAt, 100);
+  assert.equal(c.lastMessageAt, null);
+  assert.deepEqual(ws.sent, [{ op: "auth", token: "T" }, { op: "subscribe", id: "q1", query: q }]);
+  now = 200;
+  ws.recv({ op: "snapshot", id: "q1", seq: 7, results: [{ dimensions: [], metrics: [2] }], meta: {}, query: q });
+  assert.equal(c.lastMessageAt, 200);
+  assert.deepEqual(sub.rows.get("[]").metrics, [2]);
+  // The re-resolved range (no row changed) is heard, but is no traffic.
+  now = 5200;
+  ws.recv({ op: "delta", id: "q1", from: 8, seq: 8, results: [], removed: [], query: { ...q, date_range: ["a", "b"] } });
+  assert.equal(c.lastMessageAt, 5200);
+  assert.equal(sub.changedAt, null);
+  now = 6000;
+  ws.recv({ op: "delta", id: "q1", from: 9, seq: 9, results: [{ dimensions: [], metrics: [3] }], removed: [] });
+  assert.equal(sub.changedAt, 6000);
+  assert.deepEqual(sub.rows.get("[]").metrics, [3]);
+  // A gap resubscribes with the query and since.
+  ws.recv({ op: "delta", id: "q1", from: 12, seq: 12, results: [] });
+  assert.deepEqual(ws.sent.at(-1), { op: "subscribe", id: "q1", query: q, since: 9 });
+});
