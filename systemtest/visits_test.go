@@ -33,7 +33,7 @@ const (
 	journeySite = "journeys"
 	journeySeed = 13
 	visitGapMs  = 30 * 60 * 1000
-	notSet      = "(not set)"
+	notSetLabel = "(not set)"
 	directNone  = "Direct / None"
 )
 
@@ -793,7 +793,7 @@ func (j *journeys) sessions(to int64) ([]*jVisit, map[*jEvent]*jVisit) {
 // for its source, UTM tags, entry and exit page; the event's own for
 // the rest.
 func (j *journeys) value(dim string, e *jEvent, v *jVisit) string {
-	orNotSet := func(s string) string { return cmp.Or(s, notSet) }
+	orNotSet := func(s string) string { return cmp.Or(s, notSetLabel) }
 	switch dim {
 	case "event:page":
 		return e.Page
