@@ -27,6 +27,7 @@ type Segment struct {
 	props    []*propColumn
 	propAt   map[string]int
 	bytes    int64
+	order    *rowOrder // the rows in visitOrder, made by the first query of visits
 }
 
 // The text fields of a row, in the order of textKinds.
@@ -242,7 +243,7 @@ const VisitorBytes = 48
 // NewSegment returns an empty segment of the hour starting at hour (ms),
 // numbering visitors with v.
 func NewSegment(hour int64, v *VisitorNumbers) *Segment {
-	return &Segment{hour: hour, visitors: v, propAt: map[string]int{}}
+	return &Segment{hour: hour, visitors: v, propAt: map[string]int{}, order: &rowOrder{}}
 }
 
 // hourMs is the span of a segment: the rows of one hour (factrow.HourMs,
@@ -293,7 +294,7 @@ func (s *Segment) numberVisitors(rows []Row) {
 
 func (s *Segment) appendRow(r *Row) {
 	s.ts = append(s.ts, uint32(r.TS-s.hour))
-	s.bytes += 4
+	s.bytes += 4 + 4 // its time, and its place in the order of visits (rowOrder)
 	for f, v := range textValues(r) {
 		c := &s.text[f]
 		id, added := c.dict.id(v)
@@ -352,6 +353,7 @@ type SegmentView struct {
 	text     [textFields]viewColumn
 	visitor  []uint32
 	props    []viewProp
+	order    *rowOrder
 }
 
 type viewColumn struct {
@@ -371,7 +373,7 @@ type viewProp struct {
 // View is a snapshot of the rows appended so far. The caller must not
 // Append concurrently with View.
 func (s *Segment) View() SegmentView {
-	v := SegmentView{hour: s.hour, n: s.n, visitors: s.visitors, hashes: s.visitors.hashesNow(),
+	v := SegmentView{hour: s.hour, n: s.n, visitors: s.visitors, hashes: s.visitors.hashesNow(), order: s.order,
 		ts: s.ts[:s.n:s.n], visitor: s.visitor[:s.n:s.n]}
 	for f := range s.text {
 		c := &s.text[f]

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -123,15 +124,15 @@ func hourStart(ts int64) int64 {
 type sessions struct {
 	views    []SegmentView // the window's hours, ascending; hours read back are appended
 	window   int           // how many of views are the window's
-	visits   visitList
+	visits   visitSet
 	rowVisit [][]int32 // by window view, by row: the row's visit; -1 past the end
 	matched  []bool    // by visit: an event matched the filter; nil: every visit
 	scanned  []int     // the window views countEvents scanned
 }
 
-// visitList is the visits by id, in blocks that are never copied: an
-// hour of a big site makes a million visits, and growing one slice
-// moved them many times over.
+// visitList is the visits of one of build's workers, in blocks that are
+// never copied: an hour of a big site makes a million visits, and growing
+// one slice moved them many times over.
 type visitList struct {
 	blocks [][]visitInfo
 	n      int
@@ -139,13 +140,11 @@ type visitList struct {
 
 const visitBlock = 1 << 16
 
-func (l *visitList) len() int { return l.n }
-
-func (l *visitList) at(id int32) *visitInfo {
-	return &l.blocks[id/visitBlock][id%visitBlock]
+func (l *visitList) at(i int32) *visitInfo {
+	return &l.blocks[i/visitBlock][i%visitBlock]
 }
 
-// add appends v and returns its id.
+// add appends v and returns its index.
 func (l *visitList) add(v visitInfo) int32 {
 	if l.n%visitBlock == 0 {
 		l.blocks = append(l.blocks, make([]visitInfo, 0, visitBlock))
@@ -154,6 +153,38 @@ func (l *visitList) add(v visitInfo) int32 {
 	*b = append(*b, v)
 	l.n++
 	return int32(l.n - 1)
+}
+
+// visitSet is the visits of every worker: visit id i is index i/n of
+// worker i%n's list, so ids are made without the workers talking.
+type visitSet struct {
+	lists []visitList
+}
+
+// split makes n empty lists and returns n.
+func (s *visitSet) split(n int) int {
+	s.lists = make([]visitList, max(n, 1))
+	return len(s.lists)
+}
+
+// len is one past the highest id; ids below it whose list is shorter
+// name no visit (has).
+func (s *visitSet) len() int {
+	m := 0
+	for i := range s.lists {
+		m = max(m, s.lists[i].n)
+	}
+	return m * len(s.lists)
+}
+
+func (s *visitSet) has(id int32) bool {
+	n := int32(len(s.lists))
+	return id/n < int32(s.lists[id%n].n)
+}
+
+func (s *visitSet) at(id int32) *visitInfo {
+	n := int32(len(s.lists))
+	return s.lists[id%n].at(id / n)
 }
 
 // rowRef is one row of sessions.views.
@@ -207,34 +238,65 @@ func newSessions(views []SegmentView) *sessions {
 
 // build finds the visits of the window's rows before end: each visitor's
 // events in time order, a new visit after each gap of VisitGap or more.
+// Visitors are split between workers by their number (rows without a
+// visitor by their row), each finding the visits of its own visitors in
+// one pass over the rows: the pass is mostly waiting on memory (a
+// visitor's latest visit), which two cores wait on side by side.
 func (s *sessions) build(end int64) {
-	last := newLastVisits(s.views)
-	var buf orderBuf
+	orders := make([][]int32, len(s.views))
+	s.rowVisit = make([][]int32, len(s.views))
 	for vi := range s.views {
-		v := &s.views[vi]
-		rv := make([]int32, v.n)
+		orders[vi] = visitOrder(&s.views[vi], end)
+		rv := make([]int32, s.views[vi].n)
 		for i := range rv {
 			rv[i] = -1
 		}
+		s.rowVisit[vi] = rv
+	}
+	workers := s.visits.split(min(runtime.GOMAXPROCS(0), maxVisitWorkers))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() { s.buildPart(orders, w, workers) })
+	}
+	wg.Wait()
+}
+
+// maxVisitWorkers bounds build's goroutines.
+const maxVisitWorkers = 4
+
+// buildPart is build's pass for worker w of n.
+func (s *sessions) buildPart(orders [][]int32, w, n int) {
+	last := newLastVisits(s.views)
+	list := &s.visits.lists[w]
+	for vi := range s.views {
+		v := &s.views[vi]
+		rv := s.rowVisit[vi]
 		pv := pageviewID(v)
-		for _, r := range visitOrder(v, end, &buf) {
+		for _, r := range orders[vi] {
+			key, slot := last.slot(v, r)
+			if key == 0 {
+				key = uint64(r)
+			}
+			if key%uint64(n) != uint64(w) {
+				continue
+			}
 			ts := v.hour + int64(v.ts[r])
 			ref := rowRef{int32(vi), r}
-			slot := last.slot(v, r)
-			id := int32(-1)
-			if slot != nil && *slot > 0 && ts-s.visits.at(*slot-1).end < visitGapMs {
-				id = *slot - 1
-			}
-			if id < 0 {
-				id = s.visits.add(visitInfo{start: ts, first: ref, entry: ref, exit: ref})
+			var local int32
+			if slot != nil && slot.id > 0 && ts-slot.end < visitGapMs {
+				local = slot.id - 1
+			} else {
+				local = list.add(visitInfo{start: ts, first: ref, entry: ref, exit: ref})
 				if slot != nil {
-					*slot = id + 1
+					slot.id = local + 1
 				}
 			}
-			s.visits.at(id).add(ref, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
-			rv[r] = id
+			if slot != nil {
+				slot.end = ts
+			}
+			list.at(local).add(ref, ts, v.text[fieldGoal].ids.at(int(r)) == pv)
+			rv[r] = local*int32(n) + int32(w)
 		}
-		s.rowVisit = append(s.rowVisit, rv)
 	}
 }
 
@@ -251,9 +313,17 @@ func pageviewID(v *SegmentView) uint32 {
 // are taken: by time, and rows of the same millisecond by their values,
 // so that they come in the same order whatever order they were applied
 // in (a replay applies them in another). Rows are sorted as integers
-// (time, then row), which costs a fraction of sorting by a comparison.
-func visitOrder(v *SegmentView, end int64, o *orderBuf) []int32 {
-	keys := o.keys[:0]
+// (time, then row), which costs a fraction of sorting by a comparison;
+// an hour wholly before end keeps its order in its segment for the next
+// query (Segment.order), which reads it as long as no row was appended.
+func visitOrder(v *SegmentView, end int64) []int32 {
+	whole := v.hour+hourMs <= end
+	if whole && v.order != nil {
+		if rows := v.order.get(v.n); rows != nil {
+			return rows
+		}
+	}
+	keys := make([]uint64, 0, v.n)
 	for i := range v.n {
 		if v.hour+int64(v.ts[i]) < end {
 			keys = append(keys, uint64(v.ts[i])<<32|uint64(i))
@@ -262,9 +332,9 @@ func visitOrder(v *SegmentView, end int64, o *orderBuf) []int32 {
 	if !slices.IsSorted(keys) {
 		slices.Sort(keys)
 	}
-	out := o.rows[:0]
-	for _, k := range keys {
-		out = append(out, int32(uint32(k)))
+	out := make([]int32, len(keys))
+	for i, k := range keys {
+		out[i] = int32(uint32(k))
 	}
 	byValues := func(a, b int32) int {
 		for f := range v.text {
@@ -284,22 +354,52 @@ func visitOrder(v *SegmentView, end int64, o *orderBuf) []int32 {
 		}
 		lo = hi
 	}
-	o.keys, o.rows = keys, out
+	if whole && v.order != nil {
+		v.order.put(v.n, out)
+	}
 	return out
 }
 
-// orderBuf holds visitOrder's slices from one hour to the next.
-type orderBuf struct {
-	keys []uint64
+// rowOrder is a segment's rows in visitOrder, for its first n rows: read
+// by every query while the segment does not grow. Segment.Append counts
+// its 4 bytes a row in Bytes.
+type rowOrder struct {
+	mu   sync.Mutex
+	n    int
 	rows []int32
 }
 
-// lastVisits is each visitor's latest visit (+1; 0: none yet), by visitor
-// number when the views share one numbering, else by a number of its own
-// per visitor hash.
+func (o *rowOrder) get(n int) []int32 {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.n == n && o.rows != nil {
+		return o.rows
+	}
+	return nil
+}
+
+func (o *rowOrder) put(n int, rows []int32) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if n >= o.n {
+		o.n, o.rows = n, rows
+	}
+}
+
+// lastVisits is each visitor's latest visit, by visitor number when the
+// views share one numbering, else by a number of its own per visitor
+// hash.
 type lastVisits struct {
-	dense []int32
+	dense []lastVisit
 	local map[uint64]int32 // hash -> index into dense; nil: by visitor number
+}
+
+// lastVisit is a visitor's latest visit (its id+1 in a worker's list; 0:
+// none yet) and the time of its last event, kept here so that a visitor's
+// next event is judged without reading the visit.
+type lastVisit struct {
+	end int64
+	id  int32
 }
 
 func newLastVisits(views []SegmentView) *lastVisits {
@@ -317,27 +417,29 @@ func newLastVisits(views []SegmentView) *lastVisits {
 	return l
 }
 
-// slot is the latest visit of row r's visitor, nil for a row without one.
-// It is valid until the next call.
-func (l *lastVisits) slot(v *SegmentView, r int32) *int32 {
+// slot is the latest visit of row r's visitor and the visitor's key (its
+// number, or its hash across numberings); nil and 0 for a row without a
+// visitor. The slot is valid until the next call.
+func (l *lastVisits) slot(v *SegmentView, r int32) (uint64, *lastVisit) {
 	n := v.visitor[r]
 	if n == 0 {
-		return nil
+		return 0, nil
 	}
-	i := int(n)
+	key, i := uint64(n), int(n)
 	if l.local != nil {
-		li, ok := l.local[v.hashes[n]]
+		key = v.hashes[n]
+		li, ok := l.local[key]
 		if !ok {
 			li = int32(len(l.dense))
-			l.local[v.hashes[n]] = li
-			l.dense = append(l.dense, 0)
+			l.local[key] = li
+			l.dense = append(l.dense, lastVisit{})
 		}
 		i = int(li)
 	}
 	if i >= len(l.dense) {
-		l.dense = append(l.dense, make([]int32, max(i+1, len(v.hashes))-len(l.dense))...)
+		l.dense = append(l.dense, make([]lastVisit, max(i+1, len(v.hashes))-len(l.dense))...)
 	}
-	return &l.dense[i]
+	return key, &l.dense[i]
 }
 
 // lookBack reads the hours before the window, latest first, for the
@@ -347,18 +449,20 @@ func (l *lastVisits) slot(v *SegmentView, r int32) *int32 {
 func (s *sessions) lookBack(from int64, hours HourViews) error {
 	start := s.views[0].hour
 	open := map[uint64]int32{} // visitor hash -> its visit open at start
-	for id := range s.visits.len() {
-		v := s.visits.at(int32(id))
+	for id := range int32(s.visits.len()) {
+		if !s.visits.has(id) {
+			continue
+		}
+		v := s.visits.at(id)
 		if v.start-start >= visitGapMs || v.end < from {
 			continue
 		}
 		fv := &s.views[v.first.view]
 		if h := fv.hashes[fv.visitor[v.first.row]]; h != 0 {
-			open[h] = int32(id)
+			open[h] = id
 		}
 	}
 	limit := hourStart(from - int64(MaxVisitLookback/time.Millisecond))
-	var buf orderBuf
 	for h := start - hourMs; len(open) > 0 && h >= limit; h -= hourMs {
 		got, err := hours([]int64{h})
 		if err != nil {
@@ -368,7 +472,7 @@ func (s *sessions) lookBack(from int64, hours HourViews) error {
 		vi := int32(len(s.views) - 1)
 		v := &s.views[vi]
 		pv := pageviewID(v)
-		order := visitOrder(v, math.MaxInt64, &buf)
+		order := visitOrder(v, math.MaxInt64)
 		for k := len(order) - 1; k >= 0; k-- {
 			r := order[k]
 			hash := v.hashes[v.visitor[r]]
@@ -527,8 +631,11 @@ func (e *execution) addVisits(s *sessions, from, to int64) error {
 	}
 	var g *group
 	prev := make([]string, len(e.labels))
-	for id := range s.visits.len() {
-		v := s.visits.at(int32(id))
+	for id := range int32(s.visits.len()) {
+		if !s.visits.has(id) {
+			continue
+		}
+		v := s.visits.at(id)
 		if v.start < from || v.start >= to || s.matched != nil && !s.matched[id] {
 			continue
 		}
@@ -536,7 +643,7 @@ func (e *execution) addVisits(s *sessions, from, to int64) error {
 			if d.IsTime() {
 				e.labels[i] = e.timeLabel(v.start)
 			} else {
-				e.labels[i] = s.value(int32(id), d.Kind)
+				e.labels[i] = s.value(id, d.Kind)
 			}
 		}
 		if g == nil || !slices.Equal(prev, e.labels) {
