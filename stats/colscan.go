@@ -119,6 +119,12 @@ func scansInColumns(q Query, views []SegmentView) bool {
 			return false
 		}
 	}
+	return oneNumbering(views)
+}
+
+// oneNumbering reports whether views (but the empty ones) number their
+// visitors by one VisitorNumbers.
+func oneNumbering(views []SegmentView) bool {
 	var numbers *VisitorNumbers
 	for i := range views {
 		switch {

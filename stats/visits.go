@@ -404,15 +404,8 @@ type lastVisit struct {
 
 func newLastVisits(views []SegmentView) *lastVisits {
 	l := &lastVisits{}
-	var numbers *VisitorNumbers
-	for i := range views {
-		switch {
-		case views[i].n == 0:
-		case numbers == nil:
-			numbers = views[i].visitors
-		case views[i].visitors != numbers:
-			l.local = map[uint64]int32{}
-		}
+	if !oneNumbering(views) {
+		l.local = map[uint64]int32{}
 	}
 	return l
 }

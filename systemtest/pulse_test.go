@@ -221,6 +221,12 @@ type collectResult struct {
 // transport error or a 503, so a request lost to a kill is resent, as a
 // tracker does. It returns the final status and result.
 func (s *server) post(ctx context.Context, body []byte, ua string) (int, collectResult, error) {
+	return s.postFrom(ctx, body, ua, "")
+}
+
+// postFrom is post from client, named in X-Forwarded-For for a server
+// that trusts the loopback as its proxy (none when client is "").
+func (s *server) postFrom(ctx context.Context, body []byte, ua, client string) (int, collectResult, error) {
 	for {
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url("/v1/collect"), bytes.NewReader(body))
 		if err != nil {
@@ -228,6 +234,9 @@ func (s *server) post(ctx context.Context, body []byte, ua string) (int, collect
 		}
 		req.Header.Set("Content-Type", "text/plain")
 		req.Header.Set("User-Agent", ua)
+		if client != "" {
+			req.Header.Set("X-Forwarded-For", client)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			if ctx.Err() != nil {

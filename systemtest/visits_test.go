@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"math"
 	"math/rand/v2"
@@ -651,7 +650,7 @@ func journeyWorker(ctx context.Context, s *server, fx *visitFixture, led *journe
 // proxy from its visitor's address, and records it once acknowledged.
 func postJourney(ctx context.Context, s *server, fx *visitFixture, led *journeyLedger, q jRequest) error {
 	e := q.events[0]
-	code, res, err := postFrom(ctx, s, q.body(), fx.ua(e.Agent), fx.Clients[e.Client].Addr)
+	code, res, err := s.postFrom(ctx, q.body(), fx.ua(e.Agent), fx.Clients[e.Client].Addr)
 	if err != nil {
 		return err
 	}
@@ -660,40 +659,6 @@ func postJourney(ctx context.Context, s *server, fx *visitFixture, led *journeyL
 	}
 	led.ack(q)
 	return nil
-}
-
-// postFrom is server.post from client through the trusted proxy's
-// X-Forwarded-For: it resends until an answer that is not a transport
-// error, a torn body, a 503 or a 429.
-func postFrom(ctx context.Context, s *server, body []byte, ua, client string) (int, collectResult, error) {
-	for {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url("/v1/collect"), bytes.NewReader(body))
-		if err != nil {
-			return 0, collectResult{}, err
-		}
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("User-Agent", ua)
-		req.Header.Set("X-Forwarded-For", client)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			if ctx.Err() != nil {
-				return 0, collectResult{}, ctx.Err()
-			}
-			time.Sleep(50 * time.Millisecond)
-			continue
-		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode == http.StatusServiceUnavailable || resp.StatusCode == http.StatusTooManyRequests {
-			time.Sleep(100 * time.Millisecond)
-			continue
-		}
-		var r collectResult
-		if err := json.Unmarshal(b, &r); err != nil {
-			continue
-		}
-		return resp.StatusCode, r, nil
-	}
 }
 
 // counted reports whether the Stats API counts e: not a bot's.

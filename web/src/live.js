@@ -40,6 +40,24 @@ const RESYNC_MS = 5000;
  * Sub is the client state of one subscription: the last applied seq and the
  * bucket values by series. Not safe for concurrent use (browsers have none).
  */
+/**
+ * unapplied is why sub (a Sub or a QuerySub) does not apply the delta msg
+ * at now: "stale" (old, or before any snapshot), "gap" (resubscribe with
+ * since=seq now) or "waiting" (a gap while a resync is under way); null
+ * when it applies.
+ */
+function unapplied(sub, msg, now) {
+  if (sub.seq === null) return "stale";
+  const from = msg.from ?? msg.seq;
+  if (msg.seq <= sub.seq) return "stale";
+  if (from > sub.seq + 1) {
+    if (now - sub.resyncAt < RESYNC_MS) return "waiting";
+    sub.resyncAt = now;
+    return "gap";
+  }
+  return null;
+}
+
 export class Sub {
   constructor(id, req) {
     this.id = id;
@@ -79,14 +97,8 @@ export class Sub {
    * or "waiting" (a gap while a resync is already under way).
    */
   onDelta(msg, now) {
-    if (this.seq === null) return "stale";
-    const from = msg.from ?? msg.seq;
-    if (msg.seq <= this.seq) return "stale";
-    if (from > this.seq + 1) {
-      if (now - this.resyncAt < RESYNC_MS) return "waiting";
-      this.resyncAt = now;
-      return "gap";
-    }
+    const not = unapplied(this, msg, now);
+    if (not) return not;
     // from <= seq+1 < msg.seq+1: contiguous, or overlapping a merged delta
     // whose values are at least as new as ours.
     for (const p of msg.points || []) this.set(p.labels, p.t, p.value);
@@ -157,14 +169,8 @@ export class QuerySub {
 
   /** onDelta applies a delta; its results are as Sub.onDelta's. */
   onDelta(msg, now) {
-    if (this.seq === null) return "stale";
-    const from = msg.from ?? msg.seq;
-    if (msg.seq <= this.seq) return "stale";
-    if (from > this.seq + 1) {
-      if (now - this.resyncAt < RESYNC_MS) return "waiting";
-      this.resyncAt = now;
-      return "gap";
-    }
+    const not = unapplied(this, msg, now);
+    if (not) return not;
     const results = msg.results || [];
     const removed = msg.removed || [];
     for (const r of results) this.rows.set(rowKey(r.dimensions), r);
