@@ -4,7 +4,6 @@ import (
 	"context"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -14,21 +13,20 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-// tipSource closes tip once reads have returned at least after records.
-type tipSource struct {
+// heldSource holds every read until open is closed, so that the applier
+// is waiting for the first commit before the first record is read.
+type heldSource struct {
 	*memSource
-	after  int
-	tip    chan struct{}
-	once   sync.Once
-	served atomic.Int64
+	open chan struct{}
 }
 
-func (s *tipSource) Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
-	b, err := s.memSource.Read(ctx, shard, after, limit)
-	if err == nil && s.served.Add(int64(len(b.Records))) >= int64(s.after) {
-		s.once.Do(func() { close(s.tip) })
+func (s *heldSource) Read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
+	select {
+	case <-s.open:
+	case <-ctx.Done():
+		return stream.Batch{}, ctx.Err()
 	}
-	return b, err
+	return s.memSource.Read(ctx, shard, after, limit)
 }
 
 // gatedStore holds its first apply until tip is closed, and records the
@@ -58,19 +56,23 @@ func (s *gatedStore) Apply(ctx context.Context, c *metric.Commit) error {
 }
 
 // TestPipelinedCommits checks that the reads made while an apply is in
-// flight accumulate into one commit larger than MaxBatch, and that nothing
-// is lost or counted twice on the way.
+// flight accumulate into one commit larger than MaxBatch, bounded by
+// MaxCommit, and that nothing is lost or counted twice on the way.
+//
+// Which goroutine runs when is the scheduler's choice (and -race shuffles
+// it), so the test does not count on the reader getting somewhere before
+// the applier: in a synctest bubble, synctest.Wait returns once both wait
+// for each other or for the test. The reads start only once the applier
+// waits for a commit, so the first read is the first commit; that apply is
+// held until the reader stopped, having read as much as one commit takes.
 func TestPipelinedCommits(t *testing.T) {
+	const n, maxBatch = 200, 10
 	tests := []struct {
 		name      string
 		maxCommit int
-		gate      int // the first apply waits until this many records were read
-		wantMax   int // the largest commit, at least
 	}{
-		{"accumulates", 1000, 200, 11},
-		// The first commit has at most 10 records, so 26 are read only
-		// once the next commit is full.
-		{"bounded by MaxCommit", 25, 26, 25},
+		{"accumulates", 1000},        // the second commit holds the rest of the shard
+		{"bounded by MaxCommit", 25}, // the second commit is full
 	}
 	for _, tt := range tests {
 		// In memory only, so in a synctest bubble: polls cost no time.
@@ -81,20 +83,23 @@ func TestPipelinedCommits(t *testing.T) {
 					t.Fatal(err)
 				}
 				base := time.Now().UnixMilli()
-				src := &tipSource{memSource: newMemSource(5, stream.Shard{ID: "a"}), after: tt.gate, tip: make(chan struct{})}
-				const n = 200
+				src := &heldSource{memSource: newMemSource(5, stream.Shard{ID: "a"}), open: make(chan struct{})}
 				for i := range n {
 					e := event.Event{ID: "e" + strconv.Itoa(i), Site: "s", Type: "pageview", TS: base, RT: base, Path: "/x"}
 					src.put("a", mustMarshal(t, &e))
 				}
-				st := &gatedStore{memStore: newMemStore(1), tip: src.tip}
-				a, err := New(src, st, Config{Catalog: cat, MaxBatch: 10, MaxCommit: tt.maxCommit, DiscoverEvery: time.Hour})
+				st := &gatedStore{memStore: newMemStore(1), tip: make(chan struct{})}
+				a, err := New(src, st, Config{Catalog: cat, MaxBatch: maxBatch, MaxCommit: tt.maxCommit, DiscoverEvery: time.Hour})
 				if err != nil {
 					t.Fatal(err)
 				}
 				ctx, cancel := context.WithCancel(context.Background())
 				errc := make(chan error, 1)
 				go func() { errc <- a.Run(ctx) }()
+				synctest.Wait() // the applier waits for a commit, the reader for the source
+				close(src.open)
+				synctest.Wait() // the first apply is held, the reader waits for the applier
+				close(st.tip)
 				waitApplied(t, func(sh string) string { return mustPos(st.memStore, sh) }, map[string]string{"a": strconv.Itoa(n)})
 				cancel()
 				if err := <-errc; err != nil {
@@ -106,15 +111,18 @@ func TestPipelinedCommits(t *testing.T) {
 				}
 				st.mu.Lock()
 				defer st.mu.Unlock()
-				biggest := 0
 				for _, s := range st.sizes {
-					biggest = max(biggest, s)
 					if s > tt.maxCommit {
 						t.Errorf("commit of %d records, MaxCommit is %d", s, tt.maxCommit)
 					}
 				}
-				if biggest < tt.wantMax {
-					t.Errorf("commit sizes %v: none above MaxBatch while an apply was in flight", st.sizes)
+				if len(st.sizes) < 2 || st.sizes[0] > maxBatch {
+					t.Fatalf("commit sizes %v: want the first read alone, then more", st.sizes)
+				}
+				// The reader went on while the first apply was in flight,
+				// as far as the shard or MaxCommit let it.
+				if want := min(tt.maxCommit, n-st.sizes[0]); st.sizes[1] != want || want <= maxBatch {
+					t.Errorf("commit sizes %v: the second holds %d records, want %d, more than MaxBatch %d", st.sizes, st.sizes[1], want, maxBatch)
 				}
 			})
 		})

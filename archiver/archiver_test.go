@@ -45,7 +45,7 @@ func TestArchive(t *testing.T) {
 			e.put(t, 750)
 			stop := run(t, a)
 			e.put(t, 750)
-			waitFor(t, "archive caught up", func() bool { return e.caughtUp(t) })
+			e.waitCaughtUp(t, "archive caught up")
 			// Gathered while running: lag covers only shards being archived.
 			// A shard updates its metrics after its checkpoint, so they
 			// settle a moment after the catch-up the checkpoints show.
@@ -154,7 +154,7 @@ func TestLag(t *testing.T) {
 		t.Errorf("lag of shard %s with a flush blocked = %v, want >= 1h", k.Shard, l)
 	}
 	close(bs.release)
-	waitFor(t, "archive caught up", func() bool { return e.caughtUp(t) })
+	e.waitCaughtUp(t, "archive caught up")
 	waitFor(t, "lag 0", func() bool {
 		for _, l := range a.Lag() {
 			if l != 0 {

@@ -143,7 +143,7 @@ func TestCrashRestart(t *testing.T) {
 			// A last run without faults finishes the job.
 			a := New(e.log, store, e.ck, testConfig())
 			stop := run(t, a)
-			waitFor(t, "final run caught up", func() bool { return e.caughtUp(t) })
+			e.waitCaughtUp(t, "final run caught up")
 			stop()
 			checkArchive(t, store, e.sent)
 			t.Logf("crashes by mode %v; %d objects found already written on restart", crashes, rewrites)

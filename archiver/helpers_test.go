@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -124,17 +125,56 @@ func (e *env) put(t *testing.T, n int) {
 // with no boundary pending.
 func (e *env) caughtUp(t *testing.T) bool {
 	t.Helper()
+	_, done := e.progress(t)
+	return done
+}
+
+// progress describes every shard's checkpoint, and reports whether each is
+// at the shard's tip with no boundary pending.
+func (e *env) progress(t *testing.T) (at string, caughtUp bool) {
+	t.Helper()
 	shards, _ := e.log.Shards(context.Background())
+	var b strings.Builder
+	caughtUp = true
 	for _, s := range shards {
 		c, err := e.ck.Load(context.Background(), s.ID)
 		if err != nil {
 			t.Fatal(err)
 		}
+		fmt.Fprintf(&b, "%s:%s/%s+%s ", s.ID, c.Durable, e.log.Tip(s.ID), c.FlushAt)
 		if c.Durable != e.log.Tip(s.ID) || c.FlushAt != "" {
-			return false
+			caughtUp = false
 		}
 	}
-	return true
+	return b.String(), caughtUp
+}
+
+// waitCaughtUp waits until caughtUp. Its deadline guards against a hang,
+// not against a slow machine: it runs from the last time a checkpoint
+// moved, so an archiver still making progress, however slowly, is waited
+// for. Under -race every object costs much (most of the CPU went to the
+// race detector's work on large allocations, such as each object's zstd
+// encoder): 1,500 events took 11 to 19 s to catch up on
+// a lightly loaded machine, with up to 11 s between two checkpoint moves,
+// and a load of 10 stretched a catch-up past the 60 s the fixed deadline
+// allowed. Two minutes without any move is a hang.
+func (e *env) waitCaughtUp(t *testing.T, what string) {
+	t.Helper()
+	const stuck = 2 * time.Minute
+	last, moved := "", time.Now()
+	for {
+		at, done := e.progress(t)
+		if done {
+			return
+		}
+		if at != last {
+			last, moved = at, time.Now()
+		}
+		if time.Since(moved) > stuck {
+			t.Fatalf("gave up waiting for %s: no checkpoint moved for %v (shard:durable/tip+flushAt %s)", what, stuck, at)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 // testConfig makes small objects, a small buffer (so ErrFull happens) and

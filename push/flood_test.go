@@ -110,28 +110,37 @@ func TestSubscribeFloods(t *testing.T) {
 				var target atomic.Int64
 				target.Store(math.MaxInt64)
 				var wg sync.WaitGroup
-				flooders := make([]*client, tc.conns)
-				codes := make([]websocket.StatusCode, tc.conns)
-				for i := range flooders {
-					fl := newClient(t, ts)
-					flooders[i] = fl
+				// readUntil reads c on a goroutine of its own until its
+				// subscription id is at target, or the connection ends, as
+				// a dashboard reads all the time. The observer is read so
+				// too: left unread, its writer on the server blocks on the
+				// pipe (net.Pipe holds no buffer), and once the bubble has
+				// idled 20s the server's ping (15s), not written within
+				// 5s, ends the connection.
+				readUntil := func(c *client, id string, code *websocket.StatusCode) {
 					wg.Add(1)
-					// The reader: until the final subscription is current, or
-					// the connection ends.
 					go func() {
 						defer wg.Done()
 						ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 						defer cancel()
 						for {
-							if v := fl.subs["final"]; v != nil && v.seq >= target.Load() {
+							if v := c.subs[id]; v != nil && v.seq >= target.Load() {
 								return
 							}
-							if _, err := fl.next(ctx); err != nil {
-								codes[i] = websocket.CloseStatus(err)
+							if _, err := c.next(ctx); err != nil {
+								*code = websocket.CloseStatus(err)
 								return
 							}
 						}
 					}()
+				}
+				var obsCode websocket.StatusCode
+				readUntil(obs, "o", &obsCode)
+				flooders := make([]*client, tc.conns)
+				codes := make([]websocket.StatusCode, tc.conns)
+				for i := range flooders {
+					flooders[i] = newClient(t, ts)
+					readUntil(flooders[i], "final", &codes[i])
 				}
 				sub := func(id string) map[string]any {
 					return map[string]any{"op": "subscribe", "id": id, "site": "demo", "metric": "pageviews", "step": "10s", "window": "15m", "group_by": []string{"path"}}
@@ -160,9 +169,20 @@ func TestSubscribeFloods(t *testing.T) {
 					}
 					write(fl, sub("final"))
 				}
+				// The target is set before the commit that makes it: a
+				// reader that saw it reached before it was set would wait
+				// for a message that never comes, idling the bubble until
+				// its 60s ran out (and the unread observer's connection
+				// ended meanwhile: "waiting for seq 12 of [o]: ... EOF").
+				target.Store(e.head() + 1)
 				e.apply(now, 1, "/b")
-				target.Store(e.head())
+				if got := e.head(); got != target.Load() {
+					t.Fatalf("head %d after one commit, want %d", got, target.Load())
+				}
 				wg.Wait()
+				if obsCode != 0 {
+					t.Fatalf("the observer's connection ended (close status %d) before its subscription was at %d", obsCode, target.Load())
+				}
 
 				obs.until(e.head(), "o")
 				want := e.want("10s", "path", from, now)
