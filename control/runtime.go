@@ -223,7 +223,7 @@ func (r *Runtime) view(info namespace.Info, noDeltas bool) (*View, error) {
 	gin.SetMode(gin.ReleaseMode)
 	eng := gin.New()
 	eng.ContextWithFallback = true
-	se := statsquery.New(st, statsquery.Config{Retention: cat.RowRetention(), CacheBytes: r.cfg.StatsCacheBytes})
+	se := statsquery.New(st, statsquery.Config{Retention: cat.RowRetention(), CacheBytes: r.cfg.StatsCacheBytes, Counts: st})
 	query.New(st, cat, query.Config{Logger: r.log.With("role", "query"), Stats: se, SiteZones: r.cfg.SiteZones}).Register(eng)
 	return &View{Info: info, Catalog: cat, Store: st, Stats: se, rows: rows, query: eng}, nil
 }

@@ -228,7 +228,7 @@ func (c *computation) refresh(ctx context.Context, tick bool) (again time.Durati
 	if c.relative {
 		nq, err := stats.Parse(c.body, now)
 		if err == nil {
-			nq, err = eng.Prepare(nq, now)
+			nq, err = eng.Prepare(rctx, nq, now)
 		}
 		if err != nil {
 			c.fail(err)
@@ -349,7 +349,7 @@ func (c *computation) build(ctx context.Context, eng Engine, now time.Time) erro
 	if err != nil {
 		return err
 	}
-	if q, err = eng.Prepare(q, now); err != nil {
+	if q, err = eng.Prepare(ctx, q, now); err != nil {
 		return err
 	}
 	c.q = q

@@ -34,7 +34,7 @@ import (
 type Engine interface {
 	// Prepare checks q against what the rows hold at now (retention,
 	// event-level only) and resolves an "all" range.
-	Prepare(q stats.Query, now time.Time) (stats.Query, error)
+	Prepare(ctx context.Context, q stats.Query, now time.Time) (stats.Query, error)
 	// HourSegments returns the rows of each hour (an empty view when
 	// none); between calls a view only grows unless its string began
 	// again.
@@ -283,7 +283,7 @@ func (m *Manager) Subscribe(ctx context.Context, body []byte, since int64, reset
 		return nil, err
 	}
 	eng := m.current().Engine
-	if q, err = eng.Prepare(q, now); err != nil {
+	if q, err = eng.Prepare(ctx, q, now); err != nil {
 		return nil, err
 	}
 	key, relative, err := keyOf(q, body)

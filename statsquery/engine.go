@@ -43,6 +43,16 @@ type Config struct {
 	CacheBytes int64
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Counts, when set, tells whether a range reaching before the rows
+	// kept had events there: a range that had none (a site younger than
+	// the retention, asked for 12 months) is answered from the rows.
+	Counts EventCounter
+}
+
+// EventCounter counts a site's events in [from, to) from aggregates kept
+// longer than the rows: *redisagg.Store.
+type EventCounter interface {
+	EventsIn(ctx context.Context, site string, from, to time.Time) (int64, error)
 }
 
 // Engine answers queries. Safe for concurrent use.
@@ -107,18 +117,31 @@ func (e *Engine) Oldest(now time.Time) time.Time {
 
 // Prepare checks q against what the rows hold at now and resolves an "all"
 // range to begin at the oldest rows kept. A range reaching before the
-// retention is an *stats.Error naming date_range.
-func (e *Engine) Prepare(q stats.Query, now time.Time) (stats.Query, error) {
+// retention is an *stats.Error naming date_range, unless Config.Counts
+// says the site had no event before the rows kept (counted by whole
+// buckets up to and with the oldest row's, so a site whose first events
+// are in that bucket is refused too, never answered in part).
+func (e *Engine) Prepare(ctx context.Context, q stats.Query, now time.Time) (stats.Query, error) {
 	oldest := e.Oldest(now)
 	if q.Range.AllTime {
 		return q.WithStart(oldest)
 	}
-	if q.Range.From.Before(oldest) {
+	if q.Range.From.Before(oldest) && !e.noneBefore(ctx, q.Site, q.Range.From, oldest) {
 		return q, &stats.Error{Part: "date_range", Msg: fmt.Sprintf(
 			"starts %s, before the oldest rows kept (%s, retention %s); longer ranges are answered from the archive by an SQL engine (docs/queries.md)",
 			q.Range.From.In(q.Location).Format(time.RFC3339), oldest.In(q.Location).Format(time.RFC3339), days(e.cfg.Retention))}
 	}
 	return q, nil
+}
+
+// noneBefore reports whether Counts knows that site had no event from
+// from to oldest, in whole buckets of its counts (oldest's included).
+func (e *Engine) noneBefore(ctx context.Context, site string, from, oldest time.Time) bool {
+	if e.cfg.Counts == nil {
+		return false
+	}
+	n, err := e.cfg.Counts.EventsIn(ctx, site, from, oldest.Add(time.Millisecond))
+	return err == nil && n == 0
 }
 
 func days(d time.Duration) string {
@@ -142,7 +165,7 @@ func Hours(from, to, now time.Time) []int64 {
 // Answer answers q (from stats.Parse at the same clock).
 func (e *Engine) Answer(ctx context.Context, q stats.Query) (stats.Answer, error) {
 	now := e.cfg.Now()
-	q, err := e.Prepare(q, now)
+	q, err := e.Prepare(ctx, q, now)
 	if err != nil {
 		return stats.Answer{}, err
 	}

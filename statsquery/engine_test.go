@@ -211,7 +211,7 @@ func TestPrepareRefuses(t *testing.T) {
 		}
 	}
 	q, _ := stats.Parse([]byte(`{"site_id":"demo","metrics":["visitors"],"date_range":"all"}`), now)
-	q, err := e.Prepare(q, now)
+	q, err := e.Prepare(context.Background(), q, now)
 	if err != nil || q.Range.From.Before(e.Oldest(now).Add(-24*time.Hour)) {
 		t.Errorf("all: from %v err %v, want the day of the oldest row kept (%v)", q.Range.From, err, e.Oldest(now))
 	}
@@ -253,4 +253,49 @@ func TestAnswerWhileApplying(t *testing.T) {
 		}
 	}
 	f.check(t, e)
+}
+
+// TestPrepareBeforeRows: a range reaching before the rows kept is answered
+// for a site whose daily counts show no event there (a young site asked
+// for 12 months), and refused for one that had events then.
+func TestPrepareBeforeRows(t *testing.T) {
+	rdb := redistest.Start(t).Client(t)
+	cat, err := metric.NewCatalog(metric.Builtins(), metric.DefaultSteps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now() // Redis expires the counts by its own clock
+	clock := func() time.Time { return now }
+	st := redisagg.New(rdb, cat, redisagg.Config{Now: clock})
+	day := cat.Steps[len(cat.Steps)-1]
+	u := metric.NewUpdate()
+	u.Counts[metric.CountKey{Site: "old", Metric: "events", Step: day.Name, Bucket: day.Bucket(now.Add(-100 * 24 * time.Hour).UnixMilli())}] = 1
+	c := &metric.Commit{Shard: "s", First: "1", Last: "1", Update: u, Pos: metric.Position{Seq: "1", DedupFrom: "1"}}
+	if err := st.Apply(context.Background(), c); err != nil {
+		t.Fatal(err)
+	}
+	counted := New(st, Config{Now: clock, Counts: st})
+	for _, tc := range []struct {
+		e         *Engine
+		site      string
+		dateRange string
+		ok        bool
+	}{
+		{counted, "young", `"12mo"`, true},
+		{counted, "young", `"30d"`, true},
+		{counted, "old", `"12mo"`, false},
+		{counted, "old", `"30d"`, true},
+		{New(st, Config{Now: clock}), "young", `"12mo"`, false},  // without counts, refused
+		{counted, "young", `["2020-01-01","2020-12-31"]`, false}, // before the daily counts kept
+	} {
+		q, err := stats.Parse([]byte(`{"site_id":"`+tc.site+`","metrics":["visitors"],"date_range":`+tc.dateRange+`}`), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = tc.e.Answer(context.Background(), q)
+		var se *stats.Error
+		if tc.ok && err != nil || !tc.ok && !(errors.As(err, &se) && se.Part == "date_range") {
+			t.Errorf("%s %s: %v, want answered %v", tc.site, tc.dateRange, err, tc.ok)
+		}
+	}
 }
