@@ -8,7 +8,9 @@
 // Source is an aggregator.Source whose every shard is the archive objects
 // of that shard (in sequence order, merged across the hour partitions that
 // the archiver split them into), then the stream after the archiver's
-// durable checkpoint of the shard: the part not archived yet. Sequence
+// durable checkpoint of the shard: the part not archived yet. The
+// checkpoints are loaded before the archive is listed, so the listing
+// holds every object through them even while the archiver flushes. Sequence
 // numbers are the stream's own (the archive keeps them), so the positions a
 // replay leaves in its namespace are stream positions, and the live
 // aggregator can continue from them after a promote (the hand-off).

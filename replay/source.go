@@ -46,9 +46,10 @@ type Source struct {
 	st  Stream
 	cfg SourceConfig
 
-	listOnce sync.Once
-	listErr  error
+	listMu   sync.Mutex
+	listed   bool
 	byShard  map[string][]objRef
+	durables map[string]string // checkpoints loaded before the listing
 
 	mu     sync.Mutex
 	shards map[string]*shardState
@@ -111,50 +112,111 @@ func (s *Source) inRange(ts int64) bool {
 	return ts >= s.cfg.From && (s.cfg.To == 0 || ts < s.cfg.To)
 }
 
+// list lists the archive once, after loading the durable checkpoint of
+// every shard of the stream: every object through a checkpoint was
+// written before the checkpoint was saved, so a listing taken after it
+// holds them all. A checkpoint loaded after the listing may be newer than
+// it (the archiver flushed meanwhile): the source would skip the records
+// of the objects it did not list and wait for a position it never serves.
+// An error is not kept: the next read tries again.
 func (s *Source) list(ctx context.Context) error {
-	s.listOnce.Do(func() {
-		s.byShard = map[string][]objRef{}
-		if s.cfg.Archive == nil || s.cfg.Durable == nil {
-			return
-		}
-		var infos []archive.ObjectInfo
-		var err error
-		// Without an end, one listing of everything (partition by
-		// partition up to "forever" would never end); with one, the
-		// partitions of the range.
-		rule := s.cfg.TimeRule.WithDefaults()
-		// Partitions are receive hours: an event counted at a time in
-		// [From, To) was received in rule.ReceivedWithin(From, To).
-		rlo, rhi := rule.ReceivedWithin(s.cfg.From, s.cfg.To)
-		if s.cfg.To == 0 {
-			infos, err = archive.AllObjects(ctx, s.cfg.Archive)
-		} else {
-			infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(rlo), msTime(rhi))
-		}
+	s.listMu.Lock()
+	defer s.listMu.Unlock()
+	if s.listed {
+		return nil
+	}
+	durables := map[string]string{}
+	byShard := map[string][]objRef{}
+	if s.cfg.Archive != nil && s.cfg.Durable != nil {
+		shards, err := s.st.Shards(ctx)
 		if err != nil {
-			s.listErr = fmt.Errorf("replay: list archive: %w", err)
-			return
+			return fmt.Errorf("replay: list shards: %w", err)
 		}
-		first := archive.PartitionOf(0)
-		if s.cfg.From != 0 {
-			first = archive.PartitionOf(rlo)
-		}
-		for _, o := range infos {
-			k, err := archive.ParseKey(o.Key)
-			if err != nil || k.Partition < first {
-				continue
+		for _, sh := range shards {
+			if durables[sh.ID], err = s.loadDurable(ctx, sh.ID); err != nil {
+				return err
 			}
-			s.byShard[k.Shard] = append(s.byShard[k.Shard], objRef{key: o.Key, first: k.First, last: k.Last, size: o.Size})
 		}
-	})
-	return s.listErr
+		if byShard, err = s.listObjects(ctx); err != nil {
+			return err
+		}
+	}
+	s.byShard, s.durables, s.listed = byShard, durables, true
+	return nil
+}
+
+func (s *Source) loadDurable(ctx context.Context, shard string) (string, error) {
+	d, err := s.cfg.Durable(ctx, shard)
+	if err != nil {
+		return "", fmt.Errorf("replay: archive checkpoint of shard %s: %w", shard, err)
+	}
+	return d, nil
+}
+
+// archived returns the durable checkpoint of shard and the archive objects
+// of shard, listed after it. A shard the stream did not have at the
+// listing (a reshard since) gets a listing of its own.
+func (s *Source) archived(ctx context.Context, shard string) (string, []objRef, error) {
+	if err := s.list(ctx); err != nil {
+		return "", nil, err
+	}
+	if s.cfg.Archive == nil || s.cfg.Durable == nil {
+		return "", nil, nil
+	}
+	s.listMu.Lock()
+	d, ok := s.durables[shard]
+	objs := s.byShard[shard]
+	s.listMu.Unlock()
+	if ok {
+		return d, objs, nil
+	}
+	d, err := s.loadDurable(ctx, shard)
+	if err != nil {
+		return "", nil, err
+	}
+	byShard, err := s.listObjects(ctx)
+	if err != nil {
+		return "", nil, err
+	}
+	return d, byShard[shard], nil
+}
+
+// listObjects lists the archive objects of the source's range, by shard.
+func (s *Source) listObjects(ctx context.Context) (map[string][]objRef, error) {
+	var infos []archive.ObjectInfo
+	var err error
+	// Without an end, one listing of everything (partition by partition
+	// up to "forever" would never end); with one, the partitions of the
+	// range.
+	rule := s.cfg.TimeRule.WithDefaults()
+	// Partitions are receive hours: an event counted at a time in
+	// [From, To) was received in rule.ReceivedWithin(From, To).
+	rlo, rhi := rule.ReceivedWithin(s.cfg.From, s.cfg.To)
+	if s.cfg.To == 0 {
+		infos, err = archive.AllObjects(ctx, s.cfg.Archive)
+	} else {
+		infos, err = archive.Objects(ctx, s.cfg.Archive, msTime(rlo), msTime(rhi))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("replay: list archive: %w", err)
+	}
+	first := archive.PartitionOf(0)
+	if s.cfg.From != 0 {
+		first = archive.PartitionOf(rlo)
+	}
+	byShard := map[string][]objRef{}
+	for _, o := range infos {
+		k, err := archive.ParseKey(o.Key)
+		if err != nil || k.Partition < first {
+			continue
+		}
+		byShard[k.Shard] = append(byShard[k.Shard], objRef{key: o.Key, first: k.First, last: k.Last, size: o.Size})
+	}
+	return byShard, nil
 }
 
 // state returns the shard's state, locked, loading its archive part once.
 func (s *Source) state(ctx context.Context, shard string) (*shardState, error) {
-	if err := s.list(ctx); err != nil {
-		return nil, err
-	}
 	s.mu.Lock()
 	ss := s.shards[shard]
 	if ss == nil {
@@ -166,16 +228,14 @@ func (s *Source) state(ctx context.Context, shard string) (*shardState, error) {
 	if ss.loaded {
 		return ss, nil
 	}
-	if s.cfg.Durable != nil && s.cfg.Archive != nil {
-		d, err := s.cfg.Durable(ctx, shard)
-		if err != nil {
-			ss.mu.Unlock()
-			return nil, fmt.Errorf("replay: archive checkpoint of shard %s: %w", shard, err)
-		}
-		ss.durable = d
+	durable, listed, err := s.archived(ctx, shard)
+	if err != nil {
+		ss.mu.Unlock()
+		return nil, err
 	}
+	ss.durable = durable
 	var objs []objRef
-	for _, o := range s.byShard[shard] {
+	for _, o := range listed {
 		if ss.durable != "" && stream.CompareSeq(o.last, ss.durable) <= 0 {
 			objs = append(objs, o)
 		}

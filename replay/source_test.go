@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/pulsehq/pulse/aggregator"
+	"github.com/pulsehq/pulse/archive"
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/stream"
 )
@@ -183,5 +184,90 @@ func TestSourceFromOnly(t *testing.T) {
 		if got != want {
 			t.Fatalf("shard %s: %d events from %d on, want %d", shard, got, from, want)
 		}
+	}
+}
+
+// listHook is an archive store that runs after once its first listing
+// returned: the archiver flushing while a replay starts.
+type listHook struct {
+	archive.ObjectStore
+	after func()
+	done  bool
+}
+
+func (h *listHook) List(ctx context.Context, prefix string) ([]archive.ObjectInfo, error) {
+	infos, err := h.ObjectStore.List(ctx, prefix)
+	if !h.done {
+		h.done = true
+		h.after()
+	}
+	return infos, err
+}
+
+// TestSourceArchiverFlushesMeanwhile has the archiver flush more of every
+// shard (objects written, then the durable checkpoint saved) right after
+// the source listed the archive. The source must still serve every record
+// once, and count as caught up at the last one: a checkpoint newer than the
+// listing once made it skip the records of the unlisted objects and wait
+// forever for a position at that checkpoint, which no record served
+// reaches (the replay hung in its stream phase).
+func TestSourceArchiverFlushesMeanwhile(t *testing.T) {
+	cases := []struct {
+		name    string
+		frac    float64 // archived before the replay starts
+		flushTo float64 // archived by the flush after the listing
+	}{
+		{"the rest", 0.5, 1},
+		{"part of the rest", 0.3, 0.8},
+		{"first flush", 0, 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx := context.Background()
+			f := newFixture(t, 600, tc.frac, 40)
+			flush := func() {
+				w := archive.NewWriter(f.store, archive.WriterConfig{MaxBytes: 4000, MaxPendingBytes: 1 << 30})
+				for shard, recs := range f.records {
+					for _, rec := range recs[int(tc.frac*float64(len(recs))):int(tc.flushTo*float64(len(recs)))] {
+						ev, err := event.Unmarshal(rec.Data)
+						if err != nil {
+							t.Fatal(err)
+						}
+						if err := w.Add(shard, rec.Seq, rec.Data, ev); err != nil {
+							t.Fatal(err)
+						}
+					}
+					d, err := w.Flush(ctx, shard)
+					if err != nil {
+						t.Fatal(err)
+					}
+					if d != "" {
+						f.durable[shard] = d
+					}
+				}
+			}
+			src := NewSource(f.log, SourceConfig{
+				Archive: &listHook{ObjectStore: f.store, after: flush},
+				Durable: func(ctx context.Context, shard string) (string, error) { return f.durable[shard], nil },
+			})
+			defer src.Close()
+			served := map[string]string{}
+			for shard, all := range f.records {
+				got := readAll(t, src, shard, "", 50)
+				if len(got) != len(all) {
+					t.Fatalf("shard %s: %d records served, want %d", shard, len(got), len(all))
+				}
+				for i := range got {
+					if got[i].Seq != all[i].Seq {
+						t.Fatalf("shard %s record %d: seq %s, want %s", shard, i, got[i].Seq, all[i].Seq)
+					}
+				}
+				served[shard] = got[len(got)-1].Seq
+			}
+			ok, err := src.caughtUp(ctx, func(_ context.Context, shard string) (string, error) { return served[shard], nil })
+			if err != nil || !ok {
+				t.Fatalf("caught up %v (%v) with every shard's last record applied (%v)", ok, err, served)
+			}
+		})
 	}
 }
