@@ -57,17 +57,7 @@ func subscribeStatsQueries(ctx context.Context, t *testing.T, s *server, queries
 				t.Fatalf("subscribe: %v", err)
 			}
 		}
-		in := liveReader(t, c)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for m := range in {
-				select {
-				case l.msgs <- m:
-				case <-stop:
-				}
-			}
-		}()
+		l.forward(&wg, liveReader(t, c), stop)
 	}
 	t.Cleanup(func() { close(stop) })
 	t.Logf("%d of %d queries subscribed live over %d connections", len(subs), len(queries), (len(subs)+31)/32)
@@ -131,4 +121,19 @@ func sendStatsWave(ctx context.Context, t *testing.T, s *server, led *statsLedge
 	for err := range errs {
 		t.Fatal(err)
 	}
+}
+
+// forward passes the messages of in to l until stop is closed, on a
+// goroutine wg waits for; it drains in until in closes.
+func (l *statsLive) forward(wg *sync.WaitGroup, in <-chan liveQueryMsg, stop <-chan struct{}) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for m := range in {
+			select {
+			case l.msgs <- m:
+			case <-stop:
+			}
+		}
+	}()
 }

@@ -1124,18 +1124,8 @@ func subscribeJourneyQueries(ctx context.Context, t *testing.T, s *server, queri
 			t.Fatalf("subscribe: %v", err)
 		}
 	}
-	in := liveReader(t, c)
 	stop := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for m := range in {
-			select {
-			case l.msgs <- m:
-			case <-stop:
-			}
-		}
-	}()
+	l.forward(&wg, liveReader(t, c), stop)
 	t.Cleanup(func() { close(stop) })
 	return l
 }
