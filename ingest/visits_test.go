@@ -15,10 +15,9 @@ import (
 // without a uid, a visitor id; when the day's salt cannot be read the
 // request is a 503 with Retry-After and nothing is published.
 func TestVisitFields(t *testing.T) {
-	srv := redistest.Start(t)
-	up := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	up := redistest.Start(t).Client(t)
 	down := redis.NewClient(&redis.Options{Addr: "127.0.0.1:1", MaxRetries: -1})
-	t.Cleanup(func() { up.Close(); down.Close() })
+	t.Cleanup(func() { down.Close() })
 	body := `{"id":"a","site":"demo","type":"pageview","url":"https://demo.example/?utm_source=hn","ref":"https://www.google.com/"}`
 
 	x, err := enrich.New(nil, visitorid.New(up))

@@ -65,7 +65,17 @@ type Engine struct {
 	lru   list.List                 // front: most recently used
 	bytes int64
 	sites map[string]*siteNumbers
+
+	// quiet is, by site, the earliest instant Counts showed no event from
+	// up to the oldest rows kept, while those rows begin at the same hour:
+	// a live query resolves its range again at every refresh, and should
+	// not read a year of counts each time.
+	quietMu sync.Mutex
+	quiet   map[string]quietSpan
 }
+
+// quietSpan is a span [from, oldest] of a site without events.
+type quietSpan struct{ from, oldest time.Time }
 
 type hourKey struct {
 	site string
@@ -106,7 +116,8 @@ func New(store RowStore, cfg Config) *Engine {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Engine{store: store, cfg: cfg, hours: map[hourKey]*list.Element{}, sites: map[string]*siteNumbers{}}
+	return &Engine{store: store, cfg: cfg, hours: map[hourKey]*list.Element{}, sites: map[string]*siteNumbers{},
+		quiet: map[string]quietSpan{}}
 }
 
 // Oldest is the start of the oldest hour whose rows may still be kept at
@@ -140,8 +151,22 @@ func (e *Engine) noneBefore(ctx context.Context, site string, from, oldest time.
 	if e.cfg.Counts == nil {
 		return false
 	}
+	e.quietMu.Lock()
+	q, ok := e.quiet[site]
+	e.quietMu.Unlock()
+	if ok && q.oldest.Equal(oldest) && !from.Before(q.from) {
+		return true
+	}
 	n, err := e.cfg.Counts.EventsIn(ctx, site, from, oldest.Add(time.Millisecond))
-	return err == nil && n == 0
+	if err != nil || n != 0 {
+		return false
+	}
+	e.quietMu.Lock()
+	defer e.quietMu.Unlock()
+	if q, ok := e.quiet[site]; !ok || !q.oldest.Equal(oldest) || from.Before(q.from) {
+		e.quiet[site] = quietSpan{from: from, oldest: oldest}
+	}
+	return true
 }
 
 func days(d time.Duration) string {

@@ -298,4 +298,31 @@ func TestPrepareBeforeRows(t *testing.T) {
 			t.Errorf("%s %s: %v, want answered %v", tc.site, tc.dateRange, err, tc.ok)
 		}
 	}
+	// A live query resolves its range at every refresh: the counts are
+	// read once while the oldest rows stay the same.
+	calls := &countedCounts{EventCounter: st}
+	e := New(st, Config{Now: clock, Counts: calls})
+	q, err := stats.Parse([]byte(`{"site_id":"young","metrics":["visitors"],"date_range":"12mo"}`), now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range 3 {
+		if _, err := e.Prepare(context.Background(), q, now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if calls.n != 1 {
+		t.Errorf("counts read %d times for three preparations, want once", calls.n)
+	}
+}
+
+// countedCounts counts the reads of an EventCounter.
+type countedCounts struct {
+	EventCounter
+	n int
+}
+
+func (c *countedCounts) EventsIn(ctx context.Context, site string, from, to time.Time) (int64, error) {
+	c.n++
+	return c.EventCounter.EventsIn(ctx, site, from, to)
 }

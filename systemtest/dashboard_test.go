@@ -83,20 +83,12 @@ func sendDashboardFixture(t *testing.T, ctx context.Context, s *server) {
 	}
 	for i, e := range evs {
 		body := fmt.Sprintf(`{"id":"dash-%d","site":"demo","type":"pageview","url":%q,"ref":%q,"ts":%d}`, i, e.url, e.ref, e.ts)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url("/v1/collect"), strings.NewReader(body))
+		code, _, err := s.postFrom(ctx, []byte(body), e.ua, e.client)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("User-Agent", e.ua)
-		req.Header.Set("X-Forwarded-For", e.client)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("event %d: status %d", i, resp.StatusCode)
+		if code != http.StatusAccepted {
+			t.Fatalf("event %d: status %d", i, code)
 		}
 	}
 	waitUntil(t, ctx, "the fixture counted", func() (bool, string) {

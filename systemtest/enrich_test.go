@@ -1,7 +1,6 @@
 package systemtest
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -46,20 +45,12 @@ func TestVisitFields(t *testing.T) {
 	}
 	for _, tc := range tests {
 		body := fmt.Sprintf(`{"id":%q,"site":"vf","type":"pageview","url":%q,"ref":%q}`, tc.id, tc.url, tc.ref)
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, s.url("/v1/collect"), bytes.NewReader([]byte(body)))
+		code, _, err := s.postFrom(ctx, []byte(body), tc.ua, tc.client)
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("Content-Type", "text/plain")
-		req.Header.Set("User-Agent", tc.ua)
-		req.Header.Set("X-Forwarded-For", tc.client)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusAccepted {
-			t.Fatalf("%s: status %d", tc.id, resp.StatusCode)
+		if code != http.StatusAccepted {
+			t.Fatalf("%s: status %d", tc.id, code)
 		}
 	}
 

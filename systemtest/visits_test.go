@@ -1017,14 +1017,7 @@ func diffJourney(q jQuery, want map[string][]float64, a jAnswer, got statsAnswer
 		return fmt.Sprintf("status %d: %s", a.code, clip(string(a.raw)))
 	}
 	approx := slices.Contains(got.Meta.Approximate, "visitors")
-	have := map[string][]float64{}
-	for _, r := range got.Results {
-		vals := make([]float64, len(r.Metrics))
-		for i, m := range r.Metrics {
-			vals[i], _ = m.(float64)
-		}
-		have[strings.Join(r.Dimensions, "|")] = vals
-	}
+	have := rowMap(got)
 	zero := make([]float64, len(q.Metrics))
 	var d []string
 	for _, key := range slices.Sorted(maps.Keys(unionKeys(want, have))) {

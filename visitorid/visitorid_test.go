@@ -17,9 +17,7 @@ import (
 )
 
 func TestID(t *testing.T) {
-	srv := redistest.Start(t)
-	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
+	rdb := redistest.Start(t).Client(t)
 	ctx := context.Background()
 	// Two ingest nodes sharing one Redis.
 	a, b := New(rdb), New(rdb)
