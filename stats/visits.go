@@ -127,7 +127,6 @@ type sessions struct {
 	visits   visitSet
 	rowVisit [][]int32 // by window view, by row: the row's visit; -1 past the end
 	matched  []bool    // by visit: an event matched the filter; nil: every visit
-	scanned  []int     // the window views countEvents scanned
 }
 
 // visitList is the visits of one of build's workers, in blocks that are
@@ -271,13 +270,14 @@ func (s *sessions) buildPart(orders [][]int32, w, n int) {
 		rv := s.rowVisit[vi]
 		pv := pageviewID(v)
 		for _, r := range orders[vi] {
-			key, slot := last.slot(v, r)
+			key := last.key(v, r)
 			if key == 0 {
-				key = uint64(r)
+				key = uint64(r) // a visit of its own
 			}
 			if key%uint64(n) != uint64(w) {
 				continue
 			}
+			slot := last.slot(v, r)
 			ts := v.hour + int64(v.ts[r])
 			ref := rowRef{int32(vi), r}
 			var local int32
@@ -413,21 +413,27 @@ func newLastVisits(views []SegmentView) *lastVisits {
 	return l
 }
 
-// slot is the latest visit of row r's visitor and the visitor's key (its
-// number, or its hash across numberings); nil and 0 for a row without a
-// visitor.
-func (l *lastVisits) slot(v *SegmentView, r int32) (uint64, *lastVisit) {
+// key is row r's visitor as the views tell visitors apart: its number,
+// or its hash across numberings; 0 for a row without a visitor.
+func (l *lastVisits) key(v *SegmentView, r int32) uint64 {
+	n := v.visitor[r]
+	if l.local != nil && n != 0 {
+		return v.hashes[n]
+	}
+	return uint64(n)
+}
+
+// slot is the latest visit of row r's visitor, nil for a row without one.
+func (l *lastVisits) slot(v *SegmentView, r int32) *lastVisit {
 	n := v.visitor[r]
 	if n == 0 {
-		return 0, nil
+		return nil
 	}
-	key := uint64(n)
 	if l.local != nil {
-		key = v.hashes[n]
-		own, ok := l.local[key]
+		own, ok := l.local[v.hashes[n]]
 		if !ok {
 			own = uint32(len(l.local) + 1)
-			l.local[key] = own
+			l.local[v.hashes[n]] = own
 		}
 		n = own
 	}
@@ -438,7 +444,7 @@ func (l *lastVisits) slot(v *SegmentView, r int32) (uint64, *lastVisit) {
 	if l.pages[p] == nil {
 		l.pages[p] = make([]lastVisit, 1<<lastPageBits)
 	}
-	return key, &l.pages[p][n&(1<<lastPageBits-1)]
+	return &l.pages[p][n&(1<<lastPageBits-1)]
 }
 
 // lookBack reads the hours before the window, latest first, for the
@@ -527,6 +533,7 @@ func (s *sessions) value(id int32, k DimensionKind) string {
 // window's with those columns replaced by each row's visit's.
 func (s *sessions) countEvents(q Query, from int64, attrs bool) (*execution, error) {
 	var views []SegmentView
+	var scanned []int // the window view of each of views
 	for vi := range s.window {
 		if v := &s.views[vi]; v.n > 0 && v.hour+hourMs > from {
 			if attrs {
@@ -534,14 +541,14 @@ func (s *sessions) countEvents(q Query, from int64, attrs bool) (*execution, err
 			} else {
 				views = append(views, *v)
 			}
-			s.scanned = append(s.scanned, vi)
+			scanned = append(scanned, vi)
 		}
 	}
 	if q.Filter.Op != 0 {
 		s.matched = make([]bool, s.visits.len())
 		for i := range views {
 			bits := evalFilter(q.Filter, &views[i])
-			for r, id := range s.rowVisit[s.scanned[i]] {
+			for r, id := range s.rowVisit[scanned[i]] {
 				if id >= 0 && bits[r>>6]&(1<<(r&63)) != 0 {
 					s.matched[id] = true
 				}
