@@ -54,6 +54,7 @@ func benchCommand() *cli.Command {
 			},
 			benchFreshnessCommand(),
 			benchFanoutCommand(),
+			benchE2ECommand(),
 		},
 	}
 }
@@ -115,6 +116,43 @@ func benchFanoutCommand() *cli.Command {
 				Systems:         strings.Split(c.String("systems"), ","),
 				Centrifugo:      c.String("centrifugo"),
 				DialConcurrency: int(c.Int("dial-concurrency")),
+			})
+		},
+	}
+}
+
+// The flags of bench e2e, like those of the other bench commands, have no PULSE_*
+// twins: PULSE_REDIS and PULSE_RATE mean something else to pulse serve.
+func benchE2ECommand() *cli.Command {
+	return &cli.Command{
+		Name:  "e2e",
+		Usage: "the whole default server (pulse serve, all roles) at a fixed offered rate: applied events/s, lag, freshness, RSS, CPU per event of pulse and Redis; embedded Redis beside redis-server",
+		Flags: []cli.Flag{
+			&cli.FloatFlag{Name: "rate", Value: 50000, Usage: "offered events/s (open loop: what finds no free connection is not sent, and counted)"},
+			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "the measured window, after the warm-up"},
+			&cli.DurationFlag{Name: "warmup", Value: 5 * time.Second, Usage: "load before the measured window"},
+			&cli.IntFlag{Name: "batch", Value: 50, Usage: "events per request"},
+			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "keep-alive connections of the load client"},
+			&cli.StringFlag{Name: "redis", Value: "embedded,redis", Usage: "systems, in order: embedded (pulse's own Redis) and redis (a redis-server from PATH the bench starts)"},
+			&cli.StringFlag{Name: "admin-addr", Usage: "--admin-addr of each measured pulse serve, to profile it under the load (pprof)"},
+		},
+		Action: func(ctx context.Context, c *cli.Command) error {
+			systems, err := bench.ParseSystems(c.String("redis"))
+			if err != nil {
+				return err
+			}
+			env, err := benchEnv()
+			if err != nil {
+				return err
+			}
+			return bench.E2E(ctx, env, bench.E2EConfig{
+				Rate:        c.Float("rate"),
+				Duration:    c.Duration("duration"),
+				Warmup:      c.Duration("warmup"),
+				Batch:       int(c.Int("batch")),
+				Connections: int(c.Int("concurrency")),
+				Systems:     systems,
+				AdminAddr:   c.String("admin-addr"),
 			})
 		},
 	}

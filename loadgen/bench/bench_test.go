@@ -33,6 +33,14 @@ func TestEvents(t *testing.T) {
 	}{
 		{"ingest", ingestEvents, "bench"},
 		{"push", func(seq *atomic.Int64, n int) []byte { return pushEvents(seq, "bench-1a2b", n) }, "bench-1a2b"},
+		{"e2e", func(seq *atomic.Int64, n int) []byte {
+			tmpl := e2eTemplate("bench-1a2b", n)
+			body := slices.Clone(tmpl.Body)
+			// Request i of n events holds events i*n .. i*n+n-1: with the
+			// sizes below (1, 50, 7) these do not overlap.
+			tmpl.Fill(body, seq.Add(1))
+			return body
+		}, "bench-1a2b"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -25,9 +25,13 @@ func rssKiB(pid int) int64 {
 
 // parseVmRSS returns the VmRSS line of a /proc/PID/status file in KiB, 0
 // when there is none (a kernel thread, a zombie).
-func parseVmRSS(status []byte) int64 {
+func parseVmRSS(status []byte) int64 { return parseStatusKiB(status, "VmRSS:") }
+
+// parseStatusKiB returns the line of a /proc/PID/status file that starts
+// with key (VmRSS:, VmHWM:), in KiB, 0 when there is none.
+func parseStatusKiB(status []byte, key string) int64 {
 	for line := range bytes.Lines(status) {
-		rest, ok := bytes.CutPrefix(line, []byte("VmRSS:"))
+		rest, ok := bytes.CutPrefix(line, []byte(key))
 		if !ok {
 			continue
 		}
