@@ -235,9 +235,15 @@ func (p *offerPool) redial(c *offerConn) bool {
 		conn, err := p.dial()
 		if err == nil {
 			c.mu.Lock()
+			defer c.mu.Unlock()
+			if p.ctx.Err() != nil {
+				// closeAll may have passed c already: nothing would close
+				// this connection and end the reader.
+				conn.Close()
+				return false
+			}
 			c.conn = conn
 			c.br.Reset(conn)
-			c.mu.Unlock()
 			return true
 		}
 		select {

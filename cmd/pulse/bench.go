@@ -132,7 +132,7 @@ func benchE2ECommand() *cli.Command {
 			&cli.DurationFlag{Name: "duration", Value: 30 * time.Second, Usage: "the measured window, after the warm-up"},
 			&cli.DurationFlag{Name: "warmup", Value: 5 * time.Second, Usage: "load before the measured window"},
 			&cli.IntFlag{Name: "batch", Value: 50, Usage: "events per request"},
-			&cli.IntFlag{Name: "concurrency", Value: 64, Usage: "keep-alive connections of the load client"},
+			&cli.IntFlag{Name: "concurrency", Value: 256, Usage: "keep-alive connections of the load client (a request due while all wait for an answer is not offered)"},
 			&cli.StringFlag{Name: "redis", Value: "embedded,redis", Usage: "systems, in order: embedded (pulse's own Redis) and redis (a redis-server from PATH the bench starts)"},
 			&cli.StringFlag{Name: "admin-addr", Usage: "--admin-addr of each measured pulse serve, to profile it under the load (pprof)"},
 		},

@@ -92,13 +92,18 @@ func (r *e2eRun) phases(ctx context.Context) (e2ePhases, error) {
 		err error
 	}
 	done := make(chan outcome, 1)
+	offerCtx, cancelOffer := context.WithCancel(ctx)
+	defer cancelOffer()
 	start := time.Now()
 	go func() {
-		res, err := loadgen.Offer(ctx, r.offerConfig())
+		res, err := loadgen.Offer(offerCtx, r.offerConfig())
 		done <- outcome{res, err}
 	}()
 	m0, warmErr := r.afterWarmup(ctx, start)
-	o := <-done // on every path: Offer ends by its schedule or ctx
+	if warmErr != nil {
+		cancelOffer()
+	}
+	o := <-done // on every path: Offer ends by its schedule or offerCtx
 	p.clientCPU = cpuOf(self) - cpu0
 	if warmErr != nil {
 		return p, warmErr
