@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/pulsehq/pulse/loadgen"
 )
 
 func TestParseSystems(t *testing.T) {
@@ -172,4 +174,23 @@ func checkE2ECounts(t *testing.T, sys string, f e2eFigures) {
 		t.Errorf("%s: redis-server CPU %v, commands %+v", sys, f.redisCPU, f.cmds)
 	}
 	t.Logf("%s: %d events, subscriber %d, freshness p50 %v, %d acks never covered", sys, f.final.Applied, f.subscriberTotal, f.fresh.Percentile(50), f.freshMissed)
+}
+
+func TestKeptUp(t *testing.T) {
+	ok := loadgen.FeedStats{Status: map[int]int64{202: 100}}
+	tests := []struct {
+		name string
+		f    e2eFigures
+		want string
+	}{
+		{"kept up", e2eFigures{stats: ok, requests: 100, endLag: 900}, "yes"},
+		{"not offered", e2eFigures{stats: ok, requests: 100, notOffered: 3}, "no: 3 requests not offered"},
+		{"refused", e2eFigures{stats: loadgen.FeedStats{Status: map[int]int64{202: 98, 503: 2}}, requests: 100}, "no: 2 requests not answered 202"},
+		{"behind", e2eFigures{stats: ok, requests: 100, endLag: 1001}, "no: 1001 events behind at the end (more than 1 s of load)"},
+	}
+	for _, tt := range tests {
+		if got := tt.f.keptUp(1000); got != tt.want {
+			t.Errorf("%s: keptUp = %q, want %q", tt.name, got, tt.want)
+		}
+	}
 }

@@ -25,6 +25,11 @@ type pipelineCounters struct {
 // lag is what the stream holds that the aggregator has not applied yet.
 func (c pipelineCounters) lag() int64 { return c.Accepted - c.Read }
 
+// minus returns the counts of c since b.
+func (c pipelineCounters) minus(b pipelineCounters) pipelineCounters {
+	return pipelineCounters{Accepted: c.Accepted - b.Accepted, Read: c.Read - b.Read, Applied: c.Applied - b.Applied}
+}
+
 // parseCounters reads the pipeline counters of a Prometheus text page.
 func parseCounters(r io.Reader) (pipelineCounters, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)

@@ -3,7 +3,9 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
 	"os"
+	"strings"
 	"time"
 
 	"github.com/pulsehq/pulse/loadgen"
@@ -16,7 +18,8 @@ type e2eRun struct {
 	t       *e2eTarget
 	site    string
 	fleet   *loadgen.Fleet
-	restRSS int64 // KiB
+	base    pipelineCounters // after prime: what the figures leave out
+	restRSS int64            // KiB
 }
 
 // e2ePhases is what the phases of a run read: marks at the end of the
@@ -41,7 +44,7 @@ type e2eFigures struct {
 	maxLag, endLag            int64   // events accepted, not applied
 	drained                   bool
 	drainTime                 time.Duration
-	final                     pipelineCounters // at m2
+	final                     pipelineCounters // at m2, less prime's
 	subscriberTotal           int64            // the subscriber's watermark at the end
 	fresh                     loadgen.Durations
 	freshMissed               int
@@ -77,8 +80,23 @@ func (r *e2eRun) measure(ctx context.Context) (e2eFigures, error) {
 	if err != nil {
 		return f, err
 	}
+	logLagTimeline(r.env.Log, samples)
 	r.figures(&f, p, samples)
 	return f, nil
+}
+
+// logLagTimeline prints the lag and the applied events of each second: a
+// stall shows where a sum over the window does not.
+func logLagTimeline(w io.Writer, samples []e2eSample) {
+	var b strings.Builder
+	for i, s := range samples {
+		applied := s.C.Applied
+		if i > 0 {
+			applied -= samples[i-1].C.Applied
+		}
+		fmt.Fprintf(&b, " %d/%d", s.C.lag(), applied)
+	}
+	fmt.Fprintf(w, "each second, events behind / applied:%s\n", b.String())
 }
 
 // phases offers the load (warm-up, then the measured window), waits for
@@ -202,7 +220,7 @@ func (r *e2eRun) figures(f *e2eFigures, p e2ePhases, samples []e2eSample) {
 			f.maxLag = max(f.maxLag, s.C.lag())
 		}
 	}
-	f.drained, f.drainTime, f.final = p.drained, p.m2.At.Sub(p.m1.At), p.m2.C
+	f.drained, f.drainTime, f.final = p.drained, p.m2.At.Sub(p.m1.At), p.m2.C.minus(r.base)
 	f.events = p.m2.C.Applied - p.m0.C.Applied
 	f.pulseCPU, f.redisCPU = p.m2.PulseCPU-p.m0.PulseCPU, p.m2.RedisCPU-p.m0.RedisCPU
 	f.cmds = p.cmds
