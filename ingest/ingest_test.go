@@ -22,8 +22,9 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-// memPub is an in-memory stream: Publish appends and returns, as a
-// durable write would.
+// memPub is an in-memory stream: Publish stores a copy of the entries and
+// returns, as a durable write would (ingest reuses the entries' memory
+// once Publish has returned).
 type memPub struct {
 	mu      sync.Mutex
 	entries []stream.Entry
@@ -32,7 +33,9 @@ type memPub struct {
 func (p *memPub) Publish(_ context.Context, entries []stream.Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.entries = append(p.entries, entries...)
+	for _, e := range entries {
+		p.entries = append(p.entries, stream.Entry{Key: e.Key, Data: bytes.Clone(e.Data)})
+	}
 	return nil
 }
 

@@ -253,19 +253,38 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	results := make([]PutResult, len(entries))
+	if err := l.put(ctx, entries, results); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// Append is Put for a caller that needs no PutResult (ingest): it returns
+// nil once every entry is durable, and makes no sequence number strings.
+// Once it has returned nil, the log no longer reads entries.
+func (l *Log) Append(ctx context.Context, entries []stream.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return l.put(ctx, entries, nil)
+}
+
+// put is Put, filling results when it is not nil.
+func (l *Log) put(ctx context.Context, entries []stream.Entry, results []PutResult) error {
 	for i, e := range entries {
 		if len(e.Key) > maxKeyBytes {
-			return nil, fmt.Errorf("put entry %d: key of %d bytes, at most %d", i, len(e.Key), maxKeyBytes)
+			return fmt.Errorf("put entry %d: key of %d bytes, at most %d", i, len(e.Key), maxKeyBytes)
 		}
 		if len(e.Data) > maxDataSize {
-			return nil, fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
+			return fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
 		}
 	}
-	call := &putCall{entries: entries, shard: make([]uint16, len(entries)),
-		results: make([]PutResult, len(entries)), done: make(chan struct{})}
+	call := &putCall{entries: entries, results: results, done: make(chan struct{})}
 	if n := len(l.shards); n > 1 {
 		// Hashing here, on the callers' goroutines, keeps it off the
 		// single writer.
+		call.shard = make([]uint16, len(entries))
 		for i, e := range entries {
 			call.shard[i] = uint16(shardIndex(e.Key, n))
 		}
@@ -274,27 +293,27 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	select {
 	case l.queue <- call:
 	case <-ctx.Done():
 		l.closeMu.RUnlock()
-		return nil, fmt.Errorf("put: %w", ctx.Err())
+		return fmt.Errorf("put: %w", ctx.Err())
 	}
 	l.closeMu.RUnlock()
 	select {
 	case <-call.done:
 	case <-ctx.Done():
 		if call.state.CompareAndSwap(reqQueued, reqWithdrawn) {
-			return nil, fmt.Errorf("put: %w", ctx.Err())
+			return fmt.Errorf("put: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
+		return fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
 	}
 	if call.err != nil {
-		return nil, fmt.Errorf("put: %w", call.err)
+		return fmt.Errorf("put: %w", call.err)
 	}
-	return call.results, nil
+	return nil
 }
 
 // Close stops accepting Puts, lets the writer finish what is queued, makes

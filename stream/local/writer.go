@@ -11,8 +11,8 @@ import (
 // putCall is one Put waiting for the writer.
 type putCall struct {
 	entries []stream.Entry
-	shard   []uint16 // shard index of each entry
-	results []PutResult
+	shard   []uint16    // shard index of each entry; nil: all in shard 0
+	results []PutResult // nil: not wanted (Append)
 	state   atomic.Int32
 	done    chan struct{}
 	err     error // set before done is closed
@@ -211,7 +211,10 @@ func (l *Log) write(taken []*putCall) ([]pubShard, error) {
 	pending := 0
 	for _, c := range taken {
 		for i, e := range c.entries {
-			s := l.shards[c.shard[i]]
+			s := l.shards[0]
+			if c.shard != nil {
+				s = l.shards[c.shard[i]]
+			}
 			n := recordSize(e.Key, e.Data)
 			if s.wsize+int64(len(s.buf)+n) > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
 				if err := l.roll(s); err != nil {
@@ -230,7 +233,9 @@ func (l *Log) write(taken []*putCall) ([]pubShard, error) {
 			}
 			s.lastMs = now
 			s.buf = appendRecord(s.buf, s.seq, now, e.Key, e.Data)
-			c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
+			if c.results != nil {
+				c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
+			}
 			if pending += n; pending >= flushBytes {
 				if err := l.flush(); err != nil {
 					return nil, err
