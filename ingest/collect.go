@@ -105,19 +105,27 @@ func (h *Handler) readBodyMax(w http.ResponseWriter, r *http.Request, buf *bytes
 			fmt.Sprintf("%s larger than %d bytes: send fewer events per request", what, limit))
 	}
 	raw := rawBodyLimit(max)
-	var body io.Reader = http.MaxBytesReader(w, r.Body, raw)
+	var body io.Reader = r.Body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 		if r.ContentLength > max {
 			return tooLarge("body", max)
 		}
-		if r.ContentLength > 0 {
+		if r.ContentLength >= 0 {
+			// net/http reads no more than Content-Length of the body: a
+			// beacon's body needs no other bound, nor its two readers.
 			buf.Grow(int(r.ContentLength) + 1)
+			if _, err := buf.ReadFrom(r.Body); err != nil {
+				return httperr.Wrap(http.StatusBadRequest, "read body: "+err.Error(), err)
+			}
+			return nil
 		}
+		body = http.MaxBytesReader(w, r.Body, raw)
 	case "gzip":
 		if r.ContentLength > raw {
 			return tooLarge("compressed body", raw)
 		}
+		body = http.MaxBytesReader(w, r.Body, raw)
 		// Server-side senders compress batches; the limit applies to the
 		// decompressed body, so a small bomb is refused like a large body.
 		zr, err := gzip.NewReader(body)

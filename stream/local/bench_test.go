@@ -28,7 +28,7 @@ func benchEntries(prefix string, n int) []stream.Entry {
 // number of goroutines putting (RunParallel's parallelism times
 // GOMAXPROCS), entries the size of each Put.
 func BenchmarkPut(b *testing.B) {
-	for _, callers := range []int{32, 128} {
+	for _, callers := range []int{64} {
 		for _, n := range []int{1, 50} {
 			b.Run(fmt.Sprintf("callers=%d/entries=%d", callers, n), func(b *testing.B) {
 				l, err := Open(b.TempDir(), Config{})
