@@ -11,7 +11,9 @@
 # (wrk -d, default 5s), THREADS (default 2), CONNS (default 64), PULSE_BIN
 # (a built binary; default: go build into a temporary directory).
 # Needs wrk (Debian: apt-get install wrk). Everything it starts is killed
-# on exit.
+# on exit. CPU per request depends on the rate reached (the stream shares
+# one fdatasync between the requests waiting for it), so compare builds in
+# runs on an equally quiet machine.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 here=scripts/bench
@@ -39,12 +41,12 @@ fi
 base_addr=127.0.0.1:$((port + 1))
 pulse_addr=127.0.0.1:$((port + 2))
 admin_addr=127.0.0.1:$((port + 3))
-"$bin" bench baseline-server --addr "$base_addr" &
+"$bin" bench baseline-server --addr "$base_addr" 2>"$tmp/baseline.log" &
 pids+=($!)
 base_pid=$!
 mkdir "$tmp/data"
 "$bin" serve --data "$tmp/data" --roles ingest --addr "$pulse_addr" --admin-addr "$admin_addr" \
-	--rate-ip -1 --rate-site -1 --sites bench --log-level warn &
+	--rate-ip -1 --rate-site -1 --sites bench --log-level warn >"$tmp/pulse.log" 2>&1 &
 pids+=($!)
 pulse_pid=$!
 
@@ -54,6 +56,7 @@ wait_up() { # addr
 		sleep 0.1
 	done
 	echo "ingest-wrk: nothing answers on $1" >&2
+	cat "$tmp"/*.log >&2
 	exit 1
 }
 wait_up "$base_addr"

@@ -296,10 +296,14 @@ func (l *Log) put(ctx context.Context, entries []stream.Entry, results []PutResu
 		return ErrClosed
 	}
 	select {
-	case l.queue <- call:
-	case <-ctx.Done():
-		l.closeMu.RUnlock()
-		return fmt.Errorf("put: %w", ctx.Err())
+	case l.queue <- call: // the queue has room: no wait on ctx to set up
+	default:
+		select {
+		case l.queue <- call:
+		case <-ctx.Done():
+			l.closeMu.RUnlock()
+			return fmt.Errorf("put: %w", ctx.Err())
+		}
 	}
 	l.closeMu.RUnlock()
 	select {
