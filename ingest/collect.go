@@ -49,7 +49,7 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.publish(c.Request.Context(), &s.records, evs); err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusAccepted, &answer{Accepted: len(evs), Rejected: rejects})
+	writeAccepted(c, len(evs), rejects)
 	return nil
 }
 

@@ -101,20 +101,34 @@ func appendAccepted(b []byte, n int) []byte {
 }
 
 func writeJSON(c *gin.Context, status int, a *answer) {
-	var b []byte
 	if len(a.Rejected) == 0 && a.Error == "" {
 		// The answer to almost every request, written without reflection.
-		b = acceptedBody(a.Accepted)
-	} else {
-		if a.Rejected == nil {
-			a.Rejected = []event.Reject{}
-		}
-		var err error
-		if b, err = json.Marshal(a); err != nil { // cannot happen: strings, ints
-			b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
-			status = http.StatusInternalServerError
-		}
+		writeBody(c, status, acceptedBody(a.Accepted))
+		return
 	}
+	if a.Rejected == nil {
+		a.Rejected = []event.Reject{}
+	}
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen: strings, ints
+		b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
+		status = http.StatusInternalServerError
+	}
+	writeBody(c, status, b)
+}
+
+// writeAccepted is writeJSON of an answer, kept off the heap: every
+// request answered 202 writes one.
+func writeAccepted(c *gin.Context, accepted int, rejected []event.Reject) {
+	if len(rejected) == 0 {
+		writeBody(c, http.StatusAccepted, acceptedBody(accepted))
+		return
+	}
+	writeJSON(c, http.StatusAccepted, &answer{Accepted: accepted, Rejected: rejected})
+}
+
+// writeBody writes the JSON body b of a collect answer.
+func writeBody(c *gin.Context, status int, b []byte) {
 	hd := c.Writer.Header()
 	hd["Cache-Control"] = noStore
 	hd["Content-Type"] = jsonType
