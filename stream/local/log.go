@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,8 +35,11 @@ type Log struct {
 	closing chan struct{} // closed by Close: wakes waiting readers
 	stop    chan struct{} // closed by Close once no Put can queue
 	queue   chan *putCall
-	synq    chan *written  // from the writer to the syncer
-	writer  sync.WaitGroup // the writer and the syncer
+	// calls are putCalls whose Put was answered, for the next Puts: a
+	// call abandoned by a Put whose ctx ended is left to the collector.
+	calls  sync.Pool
+	synq   chan *written  // from the writer to the syncer
+	writer sync.WaitGroup // the writer and the syncer
 	// inflight counts commits handed to the syncer and not yet done; the
 	// writer waits for none before it changes segment or journal file.
 	inflight sync.WaitGroup
@@ -98,7 +102,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 	cfg.Shards = n
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
 		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth),
-		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1)}
+		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1),
+		calls: sync.Pool{New: func() any { return &putCall{done: make(chan struct{}, 1)} }}}
 	fail := func(err error) (*Log, error) {
 		for _, j := range []*journal{l.j, l.spare} {
 			if j != nil {
@@ -280,11 +285,13 @@ func (l *Log) put(ctx context.Context, entries []stream.Entry, results []PutResu
 			return fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
 		}
 	}
-	call := &putCall{entries: entries, results: results, done: make(chan struct{})}
+	call := l.calls.Get().(*putCall)
+	call.entries, call.results = entries, results
+	call.state.Store(reqQueued)
 	if n := len(l.shards); n > 1 {
 		// Hashing here, on the callers' goroutines, keeps it off the
 		// single writer.
-		call.shard = make([]uint16, len(entries))
+		call.shard = slices.Grow(call.shard[:0], len(entries))[:len(entries)]
 		for i, e := range entries {
 			call.shard[i] = uint16(shardIndex(e.Key, n))
 		}
@@ -314,8 +321,12 @@ func (l *Log) put(ctx context.Context, entries []stream.Entry, results []PutResu
 		}
 		return fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
 	}
-	if call.err != nil {
-		return fmt.Errorf("put: %w", call.err)
+	err := call.err
+	// Answered: neither the writer nor the syncer holds the call any more.
+	call.entries, call.results, call.err = nil, nil, nil
+	l.calls.Put(call)
+	if err != nil {
+		return fmt.Errorf("put: %w", err)
 	}
 	return nil
 }

@@ -14,9 +14,14 @@ type putCall struct {
 	shard   []uint16    // shard index of each entry; nil: all in shard 0
 	results []PutResult // nil: not wanted (Append)
 	state   atomic.Int32
-	done    chan struct{}
-	err     error // set before done is closed
+	done    chan struct{} // capacity 1: one answer per queueing
+	err     error         // set before the answer
 }
+
+// answer wakes the Put of c, which reads c.err (set before) and may reuse
+// c at once: the caller does not touch c after answering it. A Put that
+// left (its ctx ended) never reads the answer, which done keeps.
+func (c *putCall) answer() { c.done <- struct{}{} }
 
 // Call states: a call is written only if the writer moves it from queued
 // to taken before the Put that made it withdraws it.
@@ -120,7 +125,7 @@ func (l *Log) commit(batch []*putCall) {
 	if err != nil {
 		for _, c := range taken {
 			c.err = err
-			close(c.done)
+			c.answer()
 		}
 		return
 	}
@@ -173,7 +178,7 @@ func (l *Log) syncLoop(in <-chan *written) {
 			}
 			for _, c := range w.calls {
 				c.err = err
-				close(c.done)
+				c.answer()
 			}
 			l.inflight.Done()
 		}
