@@ -24,13 +24,21 @@ import (
 // (Plausible's "Outbound Link: Click", which the tracker sends too), as on
 // /api/event. Decode does not Enrich them.
 func Decode(body []byte, lim Limits) (evs []Event, idx []int, rejects []Reject, err error) {
+	return DecodeInto(nil, nil, body, lim)
+}
+
+// DecodeInto is Decode into the storage of evs and idx, whose lengths are
+// ignored: a caller that decodes many bodies reuses them instead of
+// allocating the events of each (the events are what a batch costs most).
+// The results share that storage when it is large enough.
+func DecodeInto(evs []Event, idx []int, body []byte, lim Limits) (_ []Event, _ []int, rejects []Reject, err error) {
 	lim = lim.WithDefaults()
 	if int64(len(body)) > lim.MaxBodyBytes {
 		return nil, nil, nil, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(body), lim.MaxBodyBytes)
 	}
 	// A UTF-8 byte order mark is not JSON but some senders write one.
 	body = bytes.TrimPrefix(body, []byte("\xef\xbb\xbf"))
-	d := decoder{p: parser{b: body, s: string(body), lim: lim}}
+	d := decoder{p: parser{b: body, s: string(body), lim: lim}, evs: evs[:0], idx: idx[:0]}
 	d.p.ws()
 	if d.p.i == len(body) {
 		return nil, nil, nil, ErrEmpty
@@ -59,6 +67,17 @@ type decoder struct {
 	n       int // elements seen
 }
 
+// reserve makes room for n events, unless the storage the decoder was
+// given holds them.
+func (d *decoder) reserve(n int) {
+	if cap(d.evs) < n {
+		d.evs = make([]Event, 0, n)
+	}
+	if cap(d.idx) < n {
+		d.idx = make([]int, 0, n)
+	}
+}
+
 // add validates one parsed element and files it as accepted or refused.
 func (d *decoder) add(e *Event, fe *FieldError, synErr error) {
 	i := d.n
@@ -73,7 +92,7 @@ func (d *decoder) add(e *Event, fe *FieldError, synErr error) {
 			d.rejects = append(d.rejects, reject(i, err))
 			return
 		}
-		if d.evs == nil {
+		if cap(d.evs) == 0 {
 			d.evs = make([]Event, 0, 1)
 		}
 		d.evs = append(d.evs, *e)
@@ -107,7 +126,7 @@ func (d *decoder) array() error {
 		return fmt.Errorf("%w: empty array", ErrEmpty)
 	}
 	// Most bodies are batches of similar size; one allocation up front.
-	d.evs = make([]Event, 0, min(bytes.Count(p.b, []byte(`"id"`)), p.lim.MaxEvents))
+	d.reserve(min(bytes.Count(p.b, []byte(`"id"`)), p.lim.MaxEvents))
 	for {
 		if d.n >= p.lim.MaxEvents {
 			return fmt.Errorf("%w: more than %d", ErrTooMany, p.lim.MaxEvents)
@@ -143,7 +162,7 @@ func (d *decoder) array() error {
 // own so that a broken line cannot swallow the next.
 func (d *decoder) lines() error {
 	body, str := d.p.b, d.p.s
-	d.evs = make([]Event, 0, min(bytes.Count(body, []byte{'\n'})+1, d.p.lim.MaxEvents))
+	d.reserve(min(bytes.Count(body, []byte{'\n'})+1, d.p.lim.MaxEvents))
 	for len(body) > 0 {
 		line, lineStr := body, str
 		if nl := bytes.IndexByte(body, '\n'); nl >= 0 {

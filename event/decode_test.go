@@ -197,3 +197,38 @@ func TestStringEscapes(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeIntoReuses checks that decoding into storage a previous body
+// filled gives what Decode gives, whatever that storage held, and that
+// storage large enough is used rather than replaced.
+func TestDecodeIntoReuses(t *testing.T) {
+	bodies := []string{
+		"[" + ev("a") + "," + ev("b") + "," + ev("c") + "]",
+		valid,
+		ev("d") + "\n" + ev("e") + "\n",
+		"[" + ev("f") + `,{"id":"g","site":"Demo","type":"x"}]`,
+		"[]",
+		"[" + ev("h") + "]",
+	}
+	evs, idx := make([]Event, 0, 4), make([]int, 0, 4)
+	for _, body := range bodies {
+		wantEvs, wantIdx, wantRejects, wantErr := Decode([]byte(body), Limits{})
+		gotEvs, gotIdx, gotRejects, gotErr := DecodeInto(evs, idx, []byte(body), Limits{})
+		if !errors.Is(gotErr, wantErr) && (gotErr == nil || wantErr == nil || gotErr.Error() != wantErr.Error()) {
+			t.Fatalf("%s: err %v, want %v", body, gotErr, wantErr)
+		}
+		got, _ := json.Marshal([]any{gotEvs, gotIdx, gotRejects})
+		want, _ := json.Marshal([]any{wantEvs, wantIdx, wantRejects})
+		if string(got) != string(want) {
+			t.Fatalf("%s: DecodeInto gave\n%s\nDecode gave\n%s", body, got, want)
+		}
+		if len(gotEvs) > 0 && &gotEvs[:1][0] != &evs[:1][0] {
+			t.Fatalf("%s: %d events decoded into new storage, not the 4 given", body, len(gotEvs))
+		}
+		// The next body decodes over what this one left.
+		evs, idx = gotEvs[:0], gotIdx[:0]
+		if cap(evs) < 4 {
+			evs, idx = make([]Event, 0, 4), make([]int, 0, 4)
+		}
+	}
+}

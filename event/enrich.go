@@ -18,6 +18,13 @@ func Enrich(e *Event, receivedAt time.Time, userAgent string) {
 // and a User-Agent, classifying the User-Agent once.
 func EnrichAll(evs []Event, receivedAt time.Time, userAgent string) {
 	device, bot := classify(userAgent)
+	EnrichAllAs(evs, receivedAt, device, bot)
+}
+
+// EnrichAllAs is EnrichAll with the device class and bot flag of the
+// User-Agent given (by Classify), for a caller that keeps those of the
+// User-Agents it sees.
+func EnrichAllAs(evs []Event, receivedAt time.Time, device string, bot bool) {
 	rt := receivedAt.UnixMilli()
 	for i := range evs {
 		enrich(&evs[i], rt, device, bot)

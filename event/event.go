@@ -59,3 +59,10 @@ type Visit struct {
 func (e *Event) PartitionKey() string {
 	return e.Site + "/" + e.ID
 }
+
+// AppendPartitionKey appends the PartitionKey of e to b.
+func (e *Event) AppendPartitionKey(b []byte) []byte {
+	b = append(b, e.Site...)
+	b = append(b, '/')
+	return append(b, e.ID...)
+}

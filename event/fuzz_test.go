@@ -21,6 +21,15 @@ func FuzzDecode(f *testing.F) {
 	lim := Limits{MaxEvents: 20, MaxProps: 4, MaxDepth: 4}
 	f.Fuzz(func(t *testing.T, body []byte) {
 		evs, idx, rejects, err := Decode(body, lim)
+		// Decoding into storage that held other events gives the same.
+		used := make([]Event, lim.MaxEvents)
+		for i := range used {
+			used[i] = Event{ID: "stale", Site: "stale", URL: "https://stale.example/", Props: map[string]any{"stale": true}, Visit: Visit{Country: "ZZ"}}
+		}
+		evs2, idx2, rejects2, err2 := DecodeInto(used, make([]int, lim.MaxEvents), body, lim)
+		if fmt.Sprint(err) != fmt.Sprint(err2) || !sameSlice(evs, evs2) || !sameSlice(idx, idx2) || !sameSlice(rejects, rejects2) {
+			t.Fatalf("DecodeInto differs from Decode: %v %+v %v, want %v %+v %v", err2, evs2, rejects2, err, evs, rejects)
+		}
 		// Differential check of the array parser against encoding/json.
 		if t := bytes.TrimLeft(bytes.TrimPrefix(body, []byte("\xef\xbb\xbf")), " \t\r\n"); len(t) > 0 && t[0] == '[' &&
 			!errors.Is(err, ErrTooMany) && !errors.Is(err, ErrEmpty) {
@@ -113,4 +122,9 @@ func elements(body []byte) int {
 		}
 	}
 	return n
+}
+
+// sameSlice is reflect.DeepEqual, with nil and empty taken as the same.
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == 0 && len(b) == 0 || reflect.DeepEqual(a, b)
 }

@@ -38,6 +38,11 @@ var mobileTokens = [...]string{"mobi", "iphone", "ipod", "android", "windows pho
 
 var desktopTokens = [...]string{"windows nt", "macintosh", "mac os x", "x11", "linux", "cros", "freebsd", "openbsd"}
 
+// Classify is the device class (one of the Device constants) and bot flag
+// Enrich derives from a User-Agent header. The same User-Agent always
+// gives the same answer.
+func Classify(userAgent string) (device string, bot bool) { return classify(userAgent) }
+
 // classify derives the device class and bot flag from a User-Agent header.
 // A compact token table rather than a UA library: the package keeps to the
 // standard library, and these classes need no browser versions. An empty

@@ -18,35 +18,17 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-// maxPooledBody keeps the body pool from pinning rare huge buffers.
-const maxPooledBody = 256 << 10
-
-// body takes an empty buffer for a request body from the pool.
-func (h *Handler) body() *bytes.Buffer {
-	buf := h.bufs.Get().(*bytes.Buffer)
-	buf.Reset()
-	return buf
-}
-
-// release returns buf to the pool, unless it grew past maxPooledBody.
-func (h *Handler) release(buf *bytes.Buffer) {
-	if buf.Cap() <= maxPooledBody {
-		buf.Reset()
-		h.bufs.Put(buf)
-	}
-}
-
 // collect serves POST /v1/collect.
 func (h *Handler) collect(c *gin.Context) error {
-	buf := h.body()
-	defer h.release(buf)
+	s := h.scratch()
+	defer h.recycle(s)
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
 	}
-	if err := h.readBody(c.Writer, c.Request, buf); err != nil {
+	if err := h.readBody(c.Writer, c.Request, &s.body); err != nil {
 		return err
 	}
-	evs, idx, rejects, err := event.Decode(buf.Bytes(), h.cfg.Limits)
+	evs, idx, rejects, err := s.decode(s.body.Bytes(), h.cfg.Limits)
 	if err != nil {
 		return h.bodyError(err)
 	}
@@ -64,10 +46,10 @@ func (h *Handler) collect(c *gin.Context) error {
 	if err := h.limitAndEnrich(c.Request, evs); err != nil {
 		return err
 	}
-	if err := h.publish(c.Request.Context(), evs); err != nil {
+	if err := h.publish(c.Request.Context(), &s.records, evs); err != nil {
 		return err
 	}
-	writeJSON(c, http.StatusAccepted, &answer{Accepted: len(evs), Rejected: rejects})
+	writeAccepted(c, len(evs), rejects)
 	return nil
 }
 
@@ -123,19 +105,27 @@ func (h *Handler) readBodyMax(w http.ResponseWriter, r *http.Request, buf *bytes
 			fmt.Sprintf("%s larger than %d bytes: send fewer events per request", what, limit))
 	}
 	raw := rawBodyLimit(max)
-	var body io.Reader = http.MaxBytesReader(w, r.Body, raw)
+	var body io.Reader = r.Body
 	switch enc := r.Header.Get("Content-Encoding"); enc {
 	case "", "identity":
 		if r.ContentLength > max {
 			return tooLarge("body", max)
 		}
-		if r.ContentLength > 0 {
+		if r.ContentLength >= 0 {
+			// net/http reads no more than Content-Length of the body: a
+			// beacon's body needs no other bound, nor its two readers.
 			buf.Grow(int(r.ContentLength) + 1)
+			if _, err := buf.ReadFrom(r.Body); err != nil {
+				return httperr.Wrap(http.StatusBadRequest, "read body: "+err.Error(), err)
+			}
+			return nil
 		}
+		body = http.MaxBytesReader(w, r.Body, raw)
 	case "gzip":
 		if r.ContentLength > raw {
 			return tooLarge("compressed body", raw)
 		}
+		body = http.MaxBytesReader(w, r.Body, raw)
 		// Server-side senders compress batches; the limit applies to the
 		// decompressed body, so a small bomb is refused like a large body.
 		zr, err := gzip.NewReader(body)
@@ -186,10 +176,13 @@ func (h *Handler) bodyError(err error) error {
 }
 
 // publish admits evs against MaxInFlight, waiting at most AdmitWait, and
-// puts them into the stream. It returns nil only once they are durable.
-func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
+// puts them into the stream, encoded in the storage of rec. It returns nil
+// only once they are durable. A failed publish may leave the stream still
+// reading the records (a Put whose caller went away), so their storage is
+// then given up rather than reused.
+func (h *Handler) publish(ctx context.Context, rec *records, evs []event.Event) error {
 	n := int64(len(evs))
-	entries, err := encode(evs)
+	entries, err := rec.encode(evs)
 	if err != nil {
 		return err
 	}
@@ -214,6 +207,7 @@ func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
 	h.m.inflight.Sub(float64(n))
 	h.sem.Release(n)
 	if err != nil {
+		*rec = records{}
 		h.m.refuse("unavailable", len(evs))
 		return httperr.Wrap(http.StatusServiceUnavailable,
 			"stream unavailable, retry later", err).WithRetryAfter(h.cfg.RetryAfter)
@@ -222,15 +216,22 @@ func (h *Handler) publish(ctx context.Context, evs []event.Event) error {
 	return nil
 }
 
-// encode makes the stream entries of evs. Records share one buffer and keys
-// one string: a few allocations per request instead of two per event. Each
-// Data is capped so that an append by a consumer cannot write into its
-// neighbour.
-func encode(evs []event.Event) ([]stream.Entry, error) {
-	entries := make([]stream.Entry, len(evs))
-	buf := make([]byte, 0, 400*len(evs))
-	kb := make([]byte, 0, 48*len(evs))
-	ends := make([]int, len(evs))
+// encode makes the stream entries of evs in the storage of rec. Records
+// share one buffer and keys one string: a few allocations per request
+// instead of two per event, and none for the records once rec has served
+// a request of the size. Each Data is capped so that an append by a
+// consumer cannot write into its neighbour.
+func (rec *records) encode(evs []event.Event) ([]stream.Entry, error) {
+	n := len(evs)
+	if cap(rec.entries) < n {
+		rec.entries = make([]stream.Entry, n)
+		rec.ends = make([]int, n)
+	}
+	entries, ends := rec.entries[:n], rec.ends[:n]
+	buf, kb := rec.data[:0], rec.keys[:0]
+	if cap(buf) < 400*n {
+		buf = make([]byte, 0, 400*n)
+	}
 	for i := range evs {
 		start := len(buf)
 		var err error
@@ -238,9 +239,10 @@ func encode(evs []event.Event) ([]stream.Entry, error) {
 			return nil, fmt.Errorf("encode event %d: %w", i, err)
 		}
 		entries[i].Data = buf[start:len(buf):len(buf)]
-		kb = append(kb, evs[i].PartitionKey()...)
+		kb = evs[i].AppendPartitionKey(kb)
 		ends[i] = len(kb)
 	}
+	rec.data, rec.keys = buf, kb
 	keys := string(kb)
 	start := 0
 	for i := range evs {

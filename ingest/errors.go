@@ -77,24 +77,58 @@ var (
 	anyOrigin     = []string{"*"}
 )
 
+// acceptedBodies are the answers of requests whose events were all
+// accepted, made once for the usual batch sizes: no allocation per answer.
+var acceptedBodies = func() [][]byte {
+	bs := make([][]byte, event.DefaultMaxEvents+1)
+	for n := range bs {
+		bs[n] = appendAccepted(nil, n)
+	}
+	return bs
+}()
+
+func acceptedBody(n int) []byte {
+	if n >= 0 && n < len(acceptedBodies) {
+		return acceptedBodies[n]
+	}
+	return appendAccepted(make([]byte, 0, 48), n)
+}
+
+func appendAccepted(b []byte, n int) []byte {
+	b = append(b, `{"accepted":`...)
+	b = strconv.AppendInt(b, int64(n), 10)
+	return append(b, `,"rejected":[]}`...)
+}
+
 func writeJSON(c *gin.Context, status int, a *answer) {
-	var b []byte
 	if len(a.Rejected) == 0 && a.Error == "" {
 		// The answer to almost every request, written without reflection.
-		b = make([]byte, 0, 48)
-		b = append(b, `{"accepted":`...)
-		b = strconv.AppendInt(b, int64(a.Accepted), 10)
-		b = append(b, `,"rejected":[]}`...)
-	} else {
-		if a.Rejected == nil {
-			a.Rejected = []event.Reject{}
-		}
-		var err error
-		if b, err = json.Marshal(a); err != nil { // cannot happen: strings, ints
-			b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
-			status = http.StatusInternalServerError
-		}
+		writeBody(c, status, acceptedBody(a.Accepted))
+		return
 	}
+	if a.Rejected == nil {
+		a.Rejected = []event.Reject{}
+	}
+	b, err := json.Marshal(a)
+	if err != nil { // cannot happen: strings, ints
+		b = []byte(`{"accepted":0,"rejected":[],"error":"internal error"}`)
+		status = http.StatusInternalServerError
+	}
+	writeBody(c, status, b)
+}
+
+// writeAccepted is writeJSON of an answer, kept off the heap: every
+// request answered 202 writes one.
+func writeAccepted(c *gin.Context, accepted int, rejected []event.Reject) {
+	if len(rejected) == 0 {
+		writeBody(c, http.StatusAccepted, acceptedBody(accepted))
+		return
+	}
+	writeJSON(c, http.StatusAccepted, &answer{Accepted: accepted, Rejected: rejected})
+}
+
+// writeBody writes the JSON body b of a collect answer.
+func writeBody(c *gin.Context, status int, b []byte) {
 	hd := c.Writer.Header()
 	hd["Cache-Control"] = noStore
 	hd["Content-Type"] = jsonType

@@ -39,7 +39,9 @@ func (h *Handler) gif(c *gin.Context) error {
 	if err := h.limitAndEnrich(c.Request, evs); err != nil {
 		return err
 	}
-	if err := h.publish(c.Request.Context(), evs); err != nil {
+	s := h.scratch()
+	defer h.recycle(s)
+	if err := h.publish(c.Request.Context(), &s.records, evs); err != nil {
 		return err
 	}
 	writeGIF(c, http.StatusAccepted)

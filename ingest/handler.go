@@ -4,7 +4,6 @@
 package ingest
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -26,7 +25,8 @@ import (
 // Publisher puts entries into the stream. Publish returns nil only once
 // every entry is durable; on error some entries may have been written, which
 // is safe because the client retries with the same event ids and the
-// aggregator deduplicates.
+// aggregator deduplicates. Once Publish has returned nil it no longer reads
+// entries: ingest reuses their memory for the next request.
 type Publisher interface {
 	Publish(ctx context.Context, entries []stream.Entry) error
 }
@@ -99,7 +99,8 @@ func (h *Handler) limitAndEnrich(r *http.Request, evs []event.Event) error {
 		return err
 	}
 	ua := r.UserAgent()
-	event.EnrichAll(evs, h.cfg.Now(), ua)
+	device, bot := h.agents.classify(ua)
+	event.EnrichAllAs(evs, h.cfg.Now(), device, bot)
 	if h.cfg.Visits == nil {
 		return nil
 	}
@@ -137,12 +138,13 @@ const (
 
 // Handler serves the collect routes. It is safe for concurrent use.
 type Handler struct {
-	pub  Publisher
-	cfg  Config
-	sem  *semaphore.Weighted
-	m    *metrics
-	bufs sync.Pool // *bytes.Buffer for request bodies
-	gate gate
+	pub       Publisher
+	cfg       Config
+	sem       *semaphore.Weighted
+	m         *metrics
+	scratches sync.Pool // *scratch
+	agents    agentClasses
+	gate      gate
 	// dedupWindow is the Pulse-Dedup-Window value, made once (nil: none).
 	dedupWindow []string
 }
@@ -169,12 +171,13 @@ func New(pub Publisher, cfg Config) *Handler {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Handler{
-		pub:  pub,
-		cfg:  cfg,
-		sem:  semaphore.NewWeighted(cfg.MaxInFlight),
-		m:    newMetrics(cfg.Registerer),
-		bufs: sync.Pool{New: func() any { return new(bytes.Buffer) }},
-		gate: newGate(cfg),
+		pub:       pub,
+		cfg:       cfg,
+		sem:       semaphore.NewWeighted(cfg.MaxInFlight),
+		m:         newMetrics(cfg.Registerer),
+		scratches: sync.Pool{New: func() any { return new(scratch) }},
+		agents:    newAgentClasses(),
+		gate:      newGate(cfg),
 		dedupWindow: func() []string {
 			if cfg.DedupWindow <= 0 {
 				return nil

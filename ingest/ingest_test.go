@@ -22,8 +22,9 @@ import (
 	"github.com/pulsehq/pulse/stream"
 )
 
-// memPub is an in-memory stream: Publish appends and returns, as a
-// durable write would.
+// memPub is an in-memory stream: Publish stores a copy of the entries and
+// returns, as a durable write would (ingest reuses the entries' memory
+// once Publish has returned).
 type memPub struct {
 	mu      sync.Mutex
 	entries []stream.Entry
@@ -32,7 +33,9 @@ type memPub struct {
 func (p *memPub) Publish(_ context.Context, entries []stream.Entry) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.entries = append(p.entries, entries...)
+	for _, e := range entries {
+		p.entries = append(p.entries, stream.Entry{Key: e.Key, Data: bytes.Clone(e.Data)})
+	}
 	return nil
 }
 
@@ -599,5 +602,46 @@ func TestDedupWindowHeader(t *testing.T) {
 				t.Errorf("Access-Control-Expose-Headers %q lacks Pulse-Dedup-Window", exp)
 			}
 		})
+	}
+}
+
+// leftPub fails its first Publish as a Put whose caller went away does,
+// keeping the entries it was given (the stream may still be writing them),
+// and stores copies of the entries of every later one.
+type leftPub struct {
+	kept []stream.Entry
+	memPub
+}
+
+func (p *leftPub) Publish(ctx context.Context, entries []stream.Entry) error {
+	if p.kept == nil {
+		p.kept = entries
+		return errors.New("put: context canceled (some entries may have been stored)")
+	}
+	return p.memPub.Publish(ctx, entries)
+}
+
+// TestFailedPublishKeepsRecords checks that the records of a request whose
+// publish failed are not reused for the next requests: the stream may
+// still be reading them.
+func TestFailedPublishKeepsRecords(t *testing.T) {
+	pub := &leftPub{}
+	r, _ := newServer(t, pub, Config{})
+	if w := post(r, "["+ev("first1")+","+ev("first2")+"]", ""); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("first post: status %d", w.Code)
+	}
+	for i := range 5 {
+		if w := post(r, "["+ev(fmt.Sprintf("later%d-overwriting", i))+","+ev("x")+"]", ""); w.Code != http.StatusAccepted {
+			t.Fatalf("post %d: status %d: %s", i, w.Code, w.Body)
+		}
+	}
+	for i, en := range pub.kept {
+		e, err := event.Unmarshal(en.Data)
+		if want := fmt.Sprintf("first%d", i+1); err != nil || e.ID != want || en.Key != "demo/"+want {
+			t.Errorf("kept entry %d: key %q, record %s (%v), want event %s", i, en.Key, en.Data, err, want)
+		}
+	}
+	if got := len(pub.events(t)); got != 10 {
+		t.Errorf("%d events published after the failure, want 10", got)
 	}
 }

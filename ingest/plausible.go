@@ -32,8 +32,9 @@ var (
 // 400 {"errors":{field:[message]}}; and /v1/collect's 403, 413, 415, 429
 // and 503 in that shape.
 func (h *Handler) plausible(c *gin.Context) error {
-	buf := h.body()
-	defer h.release(buf)
+	s := h.scratch()
+	defer h.recycle(s)
+	buf := &s.body
 	c.Writer.Header()["Access-Control-Expose-Headers"] = plausibleExpose
 	if err := h.checkOrigin(c.Request, false); err != nil {
 		return err
@@ -57,7 +58,7 @@ func (h *Handler) plausible(c *gin.Context) error {
 		if err := h.limitAndEnrich(c.Request, evs); err != nil {
 			return err
 		}
-		if err := h.publish(c.Request.Context(), evs); err != nil {
+		if err := h.publish(c.Request.Context(), &s.records, evs); err != nil {
 			return err
 		}
 	}

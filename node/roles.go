@@ -385,7 +385,7 @@ func (n *node) openStream(ctx context.Context, cfg Config, what string, reg prom
 			if err != nil {
 				return fmt.Errorf("open local stream: %w", err)
 			}
-			st, pub = l, func(ctx context.Context, e []stream.Entry) error { _, err := l.Put(ctx, e); return err }
+			st, pub = l, l.Append
 			return nil
 		case strings.HasPrefix(cfg.Stream, "kinesis://"):
 			name := strings.TrimPrefix(cfg.Stream, "kinesis://")

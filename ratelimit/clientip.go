@@ -61,14 +61,33 @@ func (l *Limiter) trusted(a netip.Addr) bool {
 
 // parseHop parses "addr", "addr:port" or "[addr]:port", as proxies differ
 // in what they write, and normalizes the address.
+// A string is tried first in the form it most likely has: RemoteAddr is
+// always "addr:port", and a failed parse allocates its error. No string
+// parses in both forms, so the order changes no result.
 func parseHop(s string) netip.Addr {
-	a, err := netip.ParseAddr(s)
+	first, second := addrOnly, addrWithPort
+	if withPort(s) {
+		first, second = second, first
+	}
+	a, err := first(s)
 	if err != nil {
-		ap, err := netip.ParseAddrPort(s)
-		if err != nil {
+		if a, err = second(s); err != nil {
 			return netip.Addr{}
 		}
-		a = ap.Addr()
 	}
 	return a.Unmap().WithZone("")
+}
+
+func addrOnly(s string) (netip.Addr, error) { return netip.ParseAddr(s) }
+
+func addrWithPort(s string) (netip.Addr, error) {
+	ap, err := netip.ParseAddrPort(s)
+	return ap.Addr(), err
+}
+
+// withPort reports whether s looks like "addr:port" or "[addr]:port":
+// bracketed, or with exactly one colon (an IPv6 address has two or more).
+func withPort(s string) bool {
+	i := strings.IndexByte(s, ':')
+	return strings.HasPrefix(s, "[") || (i >= 0 && strings.LastIndexByte(s, ':') == i)
 }

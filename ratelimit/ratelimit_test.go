@@ -605,3 +605,32 @@ func TestSharedRegistry(t *testing.T) {
 		t.Fatalf("shared limited_total{scope=ip} = %v, want 2", got)
 	}
 }
+
+// TestParseHopForms checks that parseHop, which tries "addr:port" first
+// when a string looks like one, reads every form as trying the bare
+// address first would, and that a peer address costs no allocation.
+func TestParseHopForms(t *testing.T) {
+	addrFirst := func(s string) netip.Addr {
+		a, err := netip.ParseAddr(s)
+		if err != nil {
+			ap, err := netip.ParseAddrPort(s)
+			if err != nil {
+				return netip.Addr{}
+			}
+			a = ap.Addr()
+		}
+		return a.Unmap().WithZone("")
+	}
+	for _, s := range []string{
+		"127.0.0.1:54321", "127.0.0.1", "[::1]:80", "::1", "::1:80", "1::", "[::ffff:10.0.0.1]:1",
+		"::ffff:10.0.0.1", "fe80::1%eth0", "[fe80::1%eth0]:9", "1.2.3.4:", ":80", "[1.2.3.4]:80",
+		"[::1]", "@", "", "garbage", "1.2.3.4:99999", "[::1]:80:81", "a:b",
+	} {
+		if got, want := parseHop(s), addrFirst(s); got != want {
+			t.Errorf("parseHop(%q) = %v, want %v", s, got, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { parseHop("192.0.2.7:61234") }); n != 0 {
+		t.Errorf("parseHop of a peer address: %v allocations, want 0", n)
+	}
+}

@@ -31,34 +31,52 @@ func BenchmarkPut(b *testing.B) {
 	for _, callers := range []int{32, 128} {
 		for _, n := range []int{1, 50} {
 			b.Run(fmt.Sprintf("callers=%d/entries=%d", callers, n), func(b *testing.B) {
-				l, err := Open(b.TempDir(), Config{})
-				if err != nil {
-					b.Fatal(err)
-				}
-				defer l.Close()
-				var id atomic.Int64
-				b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
-				b.ReportAllocs()
-				b.ResetTimer()
-				start, cpu0, commits0 := time.Now(), cpuTime(), l.commits.Load()
-				b.RunParallel(func(pb *testing.PB) {
-					es := benchEntries(strconv.FormatInt(id.Add(1), 10), n)
-					for pb.Next() {
-						if _, err := l.Put(context.Background(), es); err != nil {
-							b.Error(err)
-							return
-						}
-					}
+				benchPut(b, callers, n, func(l *Log, es []stream.Entry) error {
+					_, err := l.Put(context.Background(), es)
+					return err
 				})
-				events := float64(b.N * n)
-				b.ReportMetric(events/time.Since(start).Seconds(), "events/s")
-				// CPU per event (process user + system, the kernel's
-				// fsync work included) is what a shared machine pays.
-				b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/events, "cpu-ns/event")
-				b.ReportMetric(events/float64(max(1, l.commits.Load()-commits0)), "events/commit")
 			})
 		}
 	}
+}
+
+// BenchmarkAppend is BenchmarkPut through Append, as ingest puts, with
+// the 64 callers of scripts/bench/ingest-wrk.sh's connections.
+func BenchmarkAppend(b *testing.B) {
+	for _, n := range []int{1, 50} {
+		b.Run(fmt.Sprintf("callers=64/entries=%d", n), func(b *testing.B) {
+			benchPut(b, 64, n, func(l *Log, es []stream.Entry) error { return l.Append(context.Background(), es) })
+		})
+	}
+}
+
+// benchPut runs put with callers goroutines and n entries a call.
+func benchPut(b *testing.B, callers, n int, put func(*Log, []stream.Entry) error) {
+	l, err := Open(b.TempDir(), Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer l.Close()
+	var id atomic.Int64
+	b.SetParallelism(max(1, callers/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start, cpu0, commits0 := time.Now(), cpuTime(), l.commits.Load()
+	b.RunParallel(func(pb *testing.PB) {
+		es := benchEntries(strconv.FormatInt(id.Add(1), 10), n)
+		for pb.Next() {
+			if err := put(l, es); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
+	events := float64(b.N * n)
+	b.ReportMetric(events/time.Since(start).Seconds(), "events/s")
+	// CPU per event (process user + system, the kernel's
+	// fsync work included) is what a shared machine pays.
+	b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/events, "cpu-ns/event")
+	b.ReportMetric(events/float64(max(1, l.commits.Load()-commits0)), "events/commit")
 }
 
 // BenchmarkRead measures reading a shard in batches of 1000 from records

@@ -10,6 +10,7 @@ import (
 	"math/bits"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -34,8 +35,11 @@ type Log struct {
 	closing chan struct{} // closed by Close: wakes waiting readers
 	stop    chan struct{} // closed by Close once no Put can queue
 	queue   chan *putCall
-	synq    chan *written  // from the writer to the syncer
-	writer  sync.WaitGroup // the writer and the syncer
+	// calls are putCalls whose Put was answered, for the next Puts: a
+	// call abandoned by a Put whose ctx ended is left to the collector.
+	calls  sync.Pool
+	synq   chan *written  // from the writer to the syncer
+	writer sync.WaitGroup // the writer and the syncer
 	// inflight counts commits handed to the syncer and not yet done; the
 	// writer waits for none before it changes segment or journal file.
 	inflight sync.WaitGroup
@@ -98,7 +102,8 @@ func Open(dir string, cfg Config) (*Log, error) {
 	cfg.Shards = n
 	l := &Log{cfg: cfg, dir: dir, lock: lock, byID: make(map[string]*shard, n),
 		closing: make(chan struct{}), stop: make(chan struct{}), queue: make(chan *putCall, cfg.QueueDepth),
-		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1)}
+		synq: make(chan *written, 64), syncIdle: make(chan struct{}, 1),
+		calls: sync.Pool{New: func() any { return &putCall{done: make(chan struct{}, 1)} }}}
 	fail := func(err error) (*Log, error) {
 		for _, j := range []*journal{l.j, l.spare} {
 			if j != nil {
@@ -253,19 +258,40 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 	if len(entries) == 0 {
 		return nil, nil
 	}
+	results := make([]PutResult, len(entries))
+	if err := l.put(ctx, entries, results); err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+// Append is Put for a caller that needs no PutResult (ingest): it returns
+// nil once every entry is durable, and makes no sequence number strings.
+// Once it has returned nil, the log no longer reads entries.
+func (l *Log) Append(ctx context.Context, entries []stream.Entry) error {
+	if len(entries) == 0 {
+		return nil
+	}
+	return l.put(ctx, entries, nil)
+}
+
+// put is Put, filling results when it is not nil.
+func (l *Log) put(ctx context.Context, entries []stream.Entry, results []PutResult) error {
 	for i, e := range entries {
 		if len(e.Key) > maxKeyBytes {
-			return nil, fmt.Errorf("put entry %d: key of %d bytes, at most %d", i, len(e.Key), maxKeyBytes)
+			return fmt.Errorf("put entry %d: key of %d bytes, at most %d", i, len(e.Key), maxKeyBytes)
 		}
 		if len(e.Data) > maxDataSize {
-			return nil, fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
+			return fmt.Errorf("put entry %d: data of %d bytes, at most %d", i, len(e.Data), maxDataSize)
 		}
 	}
-	call := &putCall{entries: entries, shard: make([]uint16, len(entries)),
-		results: make([]PutResult, len(entries)), done: make(chan struct{})}
+	call := l.calls.Get().(*putCall)
+	call.entries, call.results = entries, results
+	call.state.Store(reqQueued)
 	if n := len(l.shards); n > 1 {
 		// Hashing here, on the callers' goroutines, keeps it off the
 		// single writer.
+		call.shard = slices.Grow(call.shard[:0], len(entries))[:len(entries)]
 		for i, e := range entries {
 			call.shard[i] = uint16(shardIndex(e.Key, n))
 		}
@@ -274,27 +300,35 @@ func (l *Log) Put(ctx context.Context, entries []stream.Entry) ([]PutResult, err
 	l.closeMu.RLock()
 	if l.closed {
 		l.closeMu.RUnlock()
-		return nil, ErrClosed
+		return ErrClosed
 	}
 	select {
-	case l.queue <- call:
-	case <-ctx.Done():
-		l.closeMu.RUnlock()
-		return nil, fmt.Errorf("put: %w", ctx.Err())
+	case l.queue <- call: // the queue has room: no wait on ctx to set up
+	default:
+		select {
+		case l.queue <- call:
+		case <-ctx.Done():
+			l.closeMu.RUnlock()
+			return fmt.Errorf("put: %w", ctx.Err())
+		}
 	}
 	l.closeMu.RUnlock()
 	select {
 	case <-call.done:
 	case <-ctx.Done():
 		if call.state.CompareAndSwap(reqQueued, reqWithdrawn) {
-			return nil, fmt.Errorf("put: %w", ctx.Err())
+			return fmt.Errorf("put: %w", ctx.Err())
 		}
-		return nil, fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
+		return fmt.Errorf("put: %w (some entries may have been stored)", ctx.Err())
 	}
-	if call.err != nil {
-		return nil, fmt.Errorf("put: %w", call.err)
+	err := call.err
+	// Answered: neither the writer nor the syncer holds the call any more.
+	call.entries, call.results, call.err = nil, nil, nil
+	l.calls.Put(call)
+	if err != nil {
+		return fmt.Errorf("put: %w", err)
 	}
-	return call.results, nil
+	return nil
 }
 
 // Close stops accepting Puts, lets the writer finish what is queued, makes

@@ -11,12 +11,17 @@ import (
 // putCall is one Put waiting for the writer.
 type putCall struct {
 	entries []stream.Entry
-	shard   []uint16 // shard index of each entry
-	results []PutResult
+	shard   []uint16    // shard index of each entry; nil: all in shard 0
+	results []PutResult // nil: not wanted (Append)
 	state   atomic.Int32
-	done    chan struct{}
-	err     error // set before done is closed
+	done    chan struct{} // capacity 1: one answer per queueing
+	err     error         // set before the answer
 }
+
+// answer wakes the Put of c, which reads c.err (set before) and may reuse
+// c at once: the caller does not touch c after answering it. A Put that
+// left (its ctx ended) never reads the answer, which done keeps.
+func (c *putCall) answer() { c.done <- struct{}{} }
 
 // Call states: a call is written only if the writer moves it from queued
 // to taken before the Put that made it withdraws it.
@@ -120,7 +125,7 @@ func (l *Log) commit(batch []*putCall) {
 	if err != nil {
 		for _, c := range taken {
 			c.err = err
-			close(c.done)
+			c.answer()
 		}
 		return
 	}
@@ -173,7 +178,7 @@ func (l *Log) syncLoop(in <-chan *written) {
 			}
 			for _, c := range w.calls {
 				c.err = err
-				close(c.done)
+				c.answer()
 			}
 			l.inflight.Done()
 		}
@@ -211,7 +216,10 @@ func (l *Log) write(taken []*putCall) ([]pubShard, error) {
 	pending := 0
 	for _, c := range taken {
 		for i, e := range c.entries {
-			s := l.shards[c.shard[i]]
+			s := l.shards[0]
+			if c.shard != nil {
+				s = l.shards[c.shard[i]]
+			}
 			n := recordSize(e.Key, e.Data)
 			if s.wsize+int64(len(s.buf)+n) > s.cfg.SegmentBytes && s.wsize+int64(len(s.buf)) > 0 {
 				if err := l.roll(s); err != nil {
@@ -230,7 +238,9 @@ func (l *Log) write(taken []*putCall) ([]pubShard, error) {
 			}
 			s.lastMs = now
 			s.buf = appendRecord(s.buf, s.seq, now, e.Key, e.Data)
-			c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
+			if c.results != nil {
+				c.results[i] = PutResult{Shard: s.id, Seq: strconv.FormatUint(s.seq, 10)}
+			}
 			if pending += n; pending >= flushBytes {
 				if err := l.flush(); err != nil {
 					return nil, err
