@@ -295,19 +295,63 @@ local function applyHLL(p, points)
   return stop + 1
 end
 
+-- The rows of an hour are one logical string kept in segments of ROWSEG
+-- bytes (Keys.rowSegment; rows.go reads them): segment 0 is the hour's
+-- key, segment i its key .. ':' .. i, and key .. ':len' (passed) holds the
+-- logical length. APPEND copies the whole string whenever Redis grows it,
+-- so one string per hour made every append cost as much as the hour held
+-- (milliseconds per call at a few tens of MB, and 512 MB is Redis's limit
+-- for a string). A segment is written whole once full (SET of what it held
+-- and its last piece), so that it holds no spare room either.
+local ROWSEG = 1048512
+
+local function appendRows(key, lenkey, exp, s)
+  local L = redis.call('GET', lenkey)
+  if L then
+    L = tonumber(L)
+  else
+    L = redis.call('STRLEN', key)
+    if L > ROWSEG then
+      -- A string written whole before segments: it grows whole until it
+      -- expires, and readers read it whole (no length key).
+      L = redis.call('APPEND', key, s)
+      redis.call('PEXPIREAT', key, exp)
+      return L
+    end
+  end
+  local seg, off = math.floor(L / ROWSEG), L % ROWSEG
+  local pos, n = 1, #s
+  while pos <= n do
+    local take = math.min(n - pos + 1, ROWSEG - off)
+    local piece = s
+    if pos > 1 or take < n then piece = string.sub(s, pos, pos + take - 1) end
+    local sk = key
+    if seg > 0 then sk = key .. ':' .. fmt(seg) end
+    if off + take == ROWSEG then
+      if off > 0 then piece = (redis.call('GET', sk) or '') .. piece end
+      redis.call('SET', sk, piece)
+    else
+      redis.call('APPEND', sk, piece)
+    end
+    redis.call('PEXPIREAT', sk, exp)
+    pos, off, seg = pos + take, 0, seg + 1
+  end
+  L = L + n
+  redis.call('SET', lenkey, fmt(L), 'PXAT', exp)
+  return L
+end
+
 -- applyRows appends the part's fact rows to the strings of their hours
 -- and tells live queries which hours grew, and to what length, so that
--- they read only the new bytes (GETRANGE from the length they hold).
+-- they read only the new bytes (from the length they hold).
 local function applyRows(p)
   local n = tonumber(A[p])
   p = p + 1
   local sig = {}
   for j = 1, n do
-    local key = KEYS[tonumber(A[p])]
-    local len = redis.call('APPEND', key, A[p + 3])
-    redis.call('PEXPIREAT', key, A[p + 1])
-    sig[j] = A[p + 2] .. ':' .. fmt(len)
-    p = p + 4
+    local len = appendRows(KEYS[tonumber(A[p])], KEYS[tonumber(A[p + 1])], A[p + 2], A[p + 4])
+    sig[j] = A[p + 3] .. ':' .. fmt(len)
+    p = p + 5
   end
   if deltas and n > 0 then redis.call('PUBLISH', A[p], table.concat(sig, ',')) end
   return p + 1
