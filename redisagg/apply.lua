@@ -35,7 +35,8 @@ local function cmpseq(a, b)
   return 1
 end
 
-local function fmt(n) return string.format('%d', n) end
+local sformat = string.format
+local function fmt(n) return sformat('%d', n) end
 
 -- jstr quotes s as a JSON string. The delta JSON is built from strings
 -- rather than with cjson.encode of tables: it is the hot path, and most
@@ -212,36 +213,47 @@ local function applyHash(p, points)
     k = k + 3
     local otherAdd = 0
     local zs, nz = {}, 0
-    for j = 0, d.n - 1 do
-      local at = d.at + 2 * j
-      local v, add = A[at], tonumber(A[at + 1])
-      local o, f = old[k], fields[k]
-      k = k + 1
+    -- The hot loop: one pass per value of every hash of a commit, so the
+    -- helpers (clamp, fmt, jstr, point) are written out here, which
+    -- halves the Lua work per value.
+    local z, jlab, at = d.z > 0, d.jlab, d.at
+    for _ = 1, d.n do
+      -- Arithmetic on a decimal string converts it once; tonumber does
+      -- it twice (Lua 5.1 checks, then converts).
+      local v, as = A[at], A[at + 1]
+      local add = as + 0
+      local o = old[k]
       local nv
       if v == OTHER then
         otherAdd = otherAdd + add
       elseif o then
-        nv = clamp(tonumber(o) + add)
+        nv = o + add
       elseif cnt < maxdim and size + #v <= maxbytes then
         cnt = cnt + 1
         size = size + #v
-        nv = clamp(add)
+        nv = add
       else
         otherAdd = otherAdd + add
         overflow = overflow + 1
       end
       if nv then
-        local ns = fmt(nv)
-        out[no + 1], out[no + 2] = f, ns
+        if nv > MAXS or nv < -MAXS then nv = clamp(nv) end
+        local ns = sformat('%d', nv)
+        out[no + 1], out[no + 2] = fields[k], ns
         no = no + 2
-        if d.z > 0 then
+        if z then
           zs[nz + 1], zs[nz + 2] = ns, v
           nz = nz + 2
         end
         if points then
-          np = point(points, np, pre, d.jlab, jstr(v), '},"add":', A[at + 1], ns)
+          local q = jcache[v] or jstr(v)
+          points[np + 1], points[np + 2], points[np + 3], points[np + 4] = pre, jlab, q, '},"add":'
+          points[np + 5], points[np + 6], points[np + 7], points[np + 8] = as, ',"value":', ns, '},'
+          np = np + 8
         end
       end
+      k = k + 1
+      at = at + 2
     end
     -- Sums may add a negative or zero (other); counts add only positives.
     if otherAdd ~= 0 then

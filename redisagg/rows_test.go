@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/pulsehq/pulse/factrow"
+	"github.com/pulsehq/pulse/internal/redistest"
 	"github.com/pulsehq/pulse/metric"
 )
 
@@ -23,8 +24,12 @@ func TestRowSegmentMatchesScript(t *testing.T) {
 // segments, and reads back every length and range.
 func TestRowSegments(t *testing.T) {
 	const S = rowSegment
-	for name, rdb := range backends(t) {
-		for _, tc := range []struct {
+	all := backends(t)
+	// Segments past the first are keys the script names itself, in the
+	// hour's slot: Redis Cluster must accept them.
+	all["cluster"] = redistest.StartCluster(t, 3)
+	for name, rdb := range all {
+		for i, tc := range []struct {
 			name   string
 			legacy int // bytes of a string written before segments
 			adds   []int
@@ -39,7 +44,7 @@ func TestRowSegments(t *testing.T) {
 		} {
 			t.Run(name+"/"+tc.name, func(t *testing.T) {
 				ctx := context.Background()
-				rdb.FlushAll(ctx)
+				site := "s" + strconv.Itoa(i) // a site per case: no flush of the cluster
 				now := time.Now()
 				st := New(rdb, catalog(t), Config{Now: func() time.Time { return now }})
 				hour := factrow.HourOf(now.UnixMilli())
@@ -53,18 +58,18 @@ func TestRowSegments(t *testing.T) {
 				}
 				if tc.legacy > 0 {
 					want = fill(tc.legacy)
-					rdb.Set(ctx, st.keys.rows("demo", hour), want, 0)
+					rdb.Set(ctx, st.keys.rows(site, hour), want, 0)
 				}
 				for i, n := range tc.adds {
 					b := fill(n)
 					u := metric.NewUpdate()
-					u.Rows = map[metric.RowKey][]byte{{Site: "demo", Hour: hour}: b}
+					u.Rows = map[metric.RowKey][]byte{{Site: site, Hour: hour}: b}
 					seq := strconv.Itoa(i + 1)
 					if err := st.Apply(ctx, commit(seq, seq, 0, u)); err != nil {
 						t.Fatal(err)
 					}
 					want = append(want, b...)
-					lens, err := st.RowLengths(ctx, "demo", []int64{hour, hour + factrow.HourMs})
+					lens, err := st.RowLengths(ctx, site, []int64{hour, hour + factrow.HourMs})
 					if err != nil || lens[0] != int64(len(want)) || lens[1] != 0 {
 						t.Fatalf("after %d appends: lengths %v, %v; want [%d 0]", i+1, lens, err, len(want))
 					}
@@ -72,13 +77,13 @@ func TestRowSegments(t *testing.T) {
 				total := int64(len(want))
 				if tc.legacy <= S {
 					for seg := int64(0); seg*S < total; seg++ {
-						if n := rdb.StrLen(ctx, st.keys.rowSegment("demo", hour, seg)).Val(); n != min(S, total-seg*S) {
+						if n := rdb.StrLen(ctx, st.keys.rowSegment(site, hour, seg)).Val(); n != min(S, total-seg*S) {
 							t.Fatalf("segment %d holds %d bytes, want %d", seg, n, min(S, total-seg*S))
 						}
 					}
 				}
 				for _, r := range [][2]int64{{0, total}, {0, total + 100}, {1, 2}, {S - 3, S + 3}, {S, 2 * S}, {total - 1, total}, {5, 5}, {total, total + 10}} {
-					got, err := st.RowBytes(ctx, "demo", hour, r[0], r[1])
+					got, err := st.RowBytes(ctx, site, hour, r[0], r[1])
 					if err != nil {
 						t.Fatal(err)
 					}
