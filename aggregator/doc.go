@@ -18,7 +18,11 @@
 // the worker caught up with the stream (the read reports nothing behind it,
 // or, when the stream cannot tell, returned fewer records than asked). Store work
 // grows with a commit's distinct keys, not its records, so under load
-// commits grow and cost less per event, while at low rates every read is
+// commits grow and cost less per event. A worker that catches up within
+// MinCommitInterval (default 50ms) of its last commit with new records
+// reads on until that interval has passed (a read that brings nothing, or
+// the interval's end, stops it), so a steady load makes one commit per
+// interval rather than one per read; after a quiet spell a read is
 // applied at once. On any read or apply error the worker logs,
 // counts, backs off (50ms doubling to 5s) and restarts from the store's
 // position, discarding its memory: the store is the truth, since an apply

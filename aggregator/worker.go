@@ -215,9 +215,11 @@ func (a *Aggregator) session(ctx context.Context, shard string, fence int64, lea
 func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Position, d *dedup, first *stream.Batch, cuts []string, ready <-chan struct{}, ch chan<- pending) error {
 	c := newCombiner(a.plan)
 	var (
-		p     pending
-		from  string // first record of the accumulating commit
-		bytes int
+		p        pending
+		from     string // first record of the accumulating commit
+		bytes    int
+		sent     time.Time // when the last commit was handed over
+		lingered bool      // the last read was made to fill the commit until sent+MinCommitInterval
 	)
 	for {
 		var b stream.Batch
@@ -225,29 +227,35 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 		if first != nil {
 			b, first = *first, nil
 		} else {
+			var until time.Time
+			if lingered {
+				until = sent.Add(a.cfg.MinCommitInterval)
+			}
 			var err error
-			if b, err = a.read(ctx, shard, pos.Seq, limit); err != nil {
+			if b, err = a.readUntil(ctx, shard, pos.Seq, limit, until); err != nil {
 				return err
 			}
 		}
 		rest := splitAtCut(&b, cuts, pos.Seq, p.records > 0)
-		p.lag, p.ended = Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, b.Ended
+		if !lingered || len(b.Records) > 0 {
+			// A read cut short by the linger's end tells nothing of the lag.
+			p.lag, p.ended = Lag{Records: b.BehindRecords, Millis: b.BehindMillis}, b.Ended
+		}
 		if len(b.Records) > 0 {
 			if p.records == 0 {
 				from = b.Records[0].Seq
-				p.tally = &tally{skipped: make([]int64, len(a.plan.steps))}
 			}
-			for i := range b.Records {
-				bytes += len(b.Records[i].Data)
-				a.fold(c, d, &b.Records[i], p.tally)
-			}
+			bytes += a.foldBatch(c, d, &b, &p)
 			pos.Seq = b.Records[len(b.Records)-1].Seq
-			p.records += len(b.Records)
 		}
 		// Caught up: nothing more waiting, as far as the stream can tell
 		// (else a short read says so).
 		caughtUp := len(b.Records) == 0 || b.Ended || b.BehindRecords == 0 || (b.BehindRecords < 0 && len(b.Records) < limit)
-		wait := caughtUp || rest != nil || p.records >= a.cfg.MaxCommit || bytes >= a.cfg.MaxCommitBytes
+		full := rest != nil || p.records >= a.cfg.MaxCommit || bytes >= a.cfg.MaxCommitBytes
+		if lingered = a.linger(&b, caughtUp, full, p.records, sent); lingered {
+			continue
+		}
+		wait := caughtUp || full
 		if !wait {
 			select {
 			case <-ready:
@@ -265,6 +273,7 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 			pos.DedupFrom, pos.DedupClock = d.position()
 			p.commit = &metric.Commit{Shard: shard, First: from, Last: pos.Seq, Pos: pos, Update: c.update()}
 			p.entries = d.entries()
+			sent = a.cfg.Now()
 		}
 		// The applier put its token in ready right before receiving, so
 		// this send does not wait long.
@@ -283,10 +292,57 @@ func (a *Aggregator) produce(ctx context.Context, shard string, pos metric.Posit
 	}
 }
 
+// foldBatch folds b's records into the accumulating commit p and returns
+// their bytes.
+func (a *Aggregator) foldBatch(c *combiner, d *dedup, b *stream.Batch, p *pending) (bytes int) {
+	if p.records == 0 {
+		p.tally = &tally{skipped: make([]int64, len(a.plan.steps))}
+	}
+	for i := range b.Records {
+		bytes += len(b.Records[i].Data)
+		a.fold(c, d, &b.Records[i], p.tally)
+	}
+	p.records += len(b.Records)
+	return bytes
+}
+
+// linger reports whether a worker that just read b reads on before
+// handing its commit of records over: when it caught up soon after the
+// last commit (sent) with records that arrived meanwhile, it reads until
+// MinCommitInterval after it. Store work grows with a commit's distinct
+// keys, so a commit every few milliseconds costs Redis several times what
+// one per interval does. A read that brings nothing ends the wait.
+func (a *Aggregator) linger(b *stream.Batch, caughtUp, full bool, records int, sent time.Time) bool {
+	return caughtUp && !full && !b.Ended && len(b.Records) > 0 && records > 0 &&
+		a.cfg.MinCommitInterval > 0 && a.cfg.Now().Before(sent.Add(a.cfg.MinCommitInterval))
+}
+
+// readUntil is read that gives up at until (when not zero) and then
+// returns an empty batch: a read waiting for new records must not hold a
+// commit past its MinCommitInterval.
+func (a *Aggregator) readUntil(ctx context.Context, shard, after string, limit int, until time.Time) (stream.Batch, error) {
+	if until.IsZero() {
+		return a.read(ctx, shard, after, limit)
+	}
+	rctx, cancel := context.WithDeadline(ctx, until)
+	defer cancel()
+	b, err := a.src.Read(rctx, shard, after, limit)
+	if err != nil && ctx.Err() == nil && rctx.Err() != nil {
+		return stream.Batch{}, nil
+	}
+	return a.checkRead(shard, after, b, err)
+}
+
 // read reads up to limit records of shard after seq, and reports records
 // the stream dropped before they were applied.
 func (a *Aggregator) read(ctx context.Context, shard, after string, limit int) (stream.Batch, error) {
 	b, err := a.src.Read(ctx, shard, after, limit)
+	return a.checkRead(shard, after, b, err)
+}
+
+// checkRead counts and wraps a failed read, and logs records the stream
+// dropped before they were applied.
+func (a *Aggregator) checkRead(shard, after string, b stream.Batch, err error) (stream.Batch, error) {
 	if err != nil {
 		a.met.errors.WithLabelValues("read").Inc()
 		return b, fmt.Errorf("read shard %s after %q: %w", shard, after, err)

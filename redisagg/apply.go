@@ -31,7 +31,9 @@ var applyLua string
 // dim: name, top zset key index (0: none), its expire-at, number of values,
 // then value, add pairs; then each HLL: key index, expire-at, step, bucket,
 // number of values, the values; then the fact rows: their number, each as
-// key index, expire-at, hour start ms, the rows' bytes; then the channel that
+// key index, length key index, expire-at, hour start ms, the rows' bytes
+// (segments past the first are the key's segment keys, Keys.rowSegment,
+// in its slot); then the channel that
 // tells live queries which row strings grew. After every part body, last: the TTL in ms
 // of the checkpoint, delta counter and delta log keys (0: no expiry).
 //
@@ -302,7 +304,7 @@ func (s *Store) encodePart(e *encoder, sp *sitePart) {
 	}
 	e.add(strconv.Itoa(len(sp.rows)))
 	for _, r := range sp.rows {
-		e.add(e.key(s.keys.rows(sp.site, r.hour)), strconv.FormatInt(s.rowExpireAt(r.hour), 10),
+		e.add(e.key(s.keys.rows(sp.site, r.hour)), e.key(s.keys.rowsLen(sp.site, r.hour)), strconv.FormatInt(s.rowExpireAt(r.hour), 10),
 			strconv.FormatInt(r.hour, 10), r.rows)
 	}
 	e.add(s.keys.RowChannel(sp.site))

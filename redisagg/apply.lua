@@ -35,7 +35,8 @@ local function cmpseq(a, b)
   return 1
 end
 
-local function fmt(n) return string.format('%d', n) end
+local sformat = string.format
+local function fmt(n) return sformat('%d', n) end
 
 -- jstr quotes s as a JSON string. The delta JSON is built from strings
 -- rather than with cjson.encode of tables: it is the hot path, and most
@@ -212,36 +213,47 @@ local function applyHash(p, points)
     k = k + 3
     local otherAdd = 0
     local zs, nz = {}, 0
-    for j = 0, d.n - 1 do
-      local at = d.at + 2 * j
-      local v, add = A[at], tonumber(A[at + 1])
-      local o, f = old[k], fields[k]
-      k = k + 1
+    -- The hot loop: one pass per value of every hash of a commit, so the
+    -- helpers (clamp, fmt, jstr, point) are written out here, which
+    -- halves the Lua work per value.
+    local z, jlab, at = d.z > 0, d.jlab, d.at
+    for _ = 1, d.n do
+      -- Arithmetic on a decimal string converts it once; tonumber does
+      -- it twice (Lua 5.1 checks, then converts).
+      local v, as = A[at], A[at + 1]
+      local add = as + 0
+      local o = old[k]
       local nv
       if v == OTHER then
         otherAdd = otherAdd + add
       elseif o then
-        nv = clamp(tonumber(o) + add)
+        nv = o + add
       elseif cnt < maxdim and size + #v <= maxbytes then
         cnt = cnt + 1
         size = size + #v
-        nv = clamp(add)
+        nv = add
       else
         otherAdd = otherAdd + add
         overflow = overflow + 1
       end
       if nv then
-        local ns = fmt(nv)
-        out[no + 1], out[no + 2] = f, ns
+        if nv > MAXS or nv < -MAXS then nv = clamp(nv) end
+        local ns = sformat('%d', nv)
+        out[no + 1], out[no + 2] = fields[k], ns
         no = no + 2
-        if d.z > 0 then
+        if z then
           zs[nz + 1], zs[nz + 2] = ns, v
           nz = nz + 2
         end
         if points then
-          np = point(points, np, pre, d.jlab, jstr(v), '},"add":', A[at + 1], ns)
+          local q = jcache[v] or jstr(v)
+          points[np + 1], points[np + 2], points[np + 3], points[np + 4] = pre, jlab, q, '},"add":'
+          points[np + 5], points[np + 6], points[np + 7], points[np + 8] = as, ',"value":', ns, '},'
+          np = np + 8
         end
       end
+      k = k + 1
+      at = at + 2
     end
     -- Sums may add a negative or zero (other); counts add only positives.
     if otherAdd ~= 0 then
@@ -295,19 +307,63 @@ local function applyHLL(p, points)
   return stop + 1
 end
 
+-- The rows of an hour are one logical string kept in segments of ROWSEG
+-- bytes (Keys.rowSegment; rows.go reads them): segment 0 is the hour's
+-- key, segment i its key .. ':' .. i, and key .. ':len' (passed) holds the
+-- logical length. APPEND copies the whole string whenever Redis grows it,
+-- so one string per hour made every append cost as much as the hour held
+-- (milliseconds per call at a few tens of MB, and 512 MB is Redis's limit
+-- for a string). A segment is written whole once full (SET of what it held
+-- and its last piece), so that it holds no spare room either.
+local ROWSEG = 1048512
+
+local function appendRows(key, lenkey, exp, s)
+  local L = redis.call('GET', lenkey)
+  if L then
+    L = tonumber(L)
+  else
+    L = redis.call('STRLEN', key)
+    if L > ROWSEG then
+      -- A string written whole before segments: it grows whole until it
+      -- expires, and readers read it whole (no length key).
+      L = redis.call('APPEND', key, s)
+      redis.call('PEXPIREAT', key, exp)
+      return L
+    end
+  end
+  local seg, off = math.floor(L / ROWSEG), L % ROWSEG
+  local pos, n = 1, #s
+  while pos <= n do
+    local take = math.min(n - pos + 1, ROWSEG - off)
+    local piece = s
+    if pos > 1 or take < n then piece = string.sub(s, pos, pos + take - 1) end
+    local sk = key
+    if seg > 0 then sk = key .. ':' .. fmt(seg) end
+    if off + take == ROWSEG then
+      if off > 0 then piece = (redis.call('GET', sk) or '') .. piece end
+      redis.call('SET', sk, piece)
+    else
+      redis.call('APPEND', sk, piece)
+    end
+    redis.call('PEXPIREAT', sk, exp)
+    pos, off, seg = pos + take, 0, seg + 1
+  end
+  L = L + n
+  redis.call('SET', lenkey, fmt(L), 'PXAT', exp)
+  return L
+end
+
 -- applyRows appends the part's fact rows to the strings of their hours
 -- and tells live queries which hours grew, and to what length, so that
--- they read only the new bytes (GETRANGE from the length they hold).
+-- they read only the new bytes (from the length they hold).
 local function applyRows(p)
   local n = tonumber(A[p])
   p = p + 1
   local sig = {}
   for j = 1, n do
-    local key = KEYS[tonumber(A[p])]
-    local len = redis.call('APPEND', key, A[p + 3])
-    redis.call('PEXPIREAT', key, A[p + 1])
-    sig[j] = A[p + 2] .. ':' .. fmt(len)
-    p = p + 4
+    local len = appendRows(KEYS[tonumber(A[p])], KEYS[tonumber(A[p + 1])], A[p + 2], A[p + 4])
+    sig[j] = A[p + 3] .. ':' .. fmt(len)
+    p = p + 5
   end
   if deltas and n > 0 then redis.call('PUBLISH', A[p], table.concat(sig, ',')) end
   return p + 1

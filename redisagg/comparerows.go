@@ -3,6 +3,7 @@ package redisagg
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"strings"
@@ -31,7 +32,7 @@ func compareRows(ctx context.Context, rdb redis.UniversalClient, rep *Report, fr
 	for _, h := range hours {
 		var sets [2][]string
 		for i, k := range []Keys{live, recomputed} {
-			b, err := rdb.Get(ctx, k.rows(h.site, h.hour)).Bytes()
+			b, err := readRows(ctx, rdb, k, h.site, h.hour, 0, math.MaxInt64)
 			if err != nil && err != redis.Nil {
 				return fmt.Errorf("get rows of %s hour %d: %w", h.site, h.hour, err)
 			}

@@ -73,11 +73,25 @@ func (k Keys) scratch(site string) string { return "p:" + k.ns + ":{" + site + "
 
 func (k Keys) deltaSeq(site, m string) string { return "p:" + k.ns + ":{" + site + "}:dseq:" + m }
 
-// rows is the string of the Stats API's fact rows of a site's hour
-// (package factrow), hour being its start in ms.
+// rows is the first segment of the Stats API's fact rows of a site's
+// hour (package factrow), hour being its start in ms: the hour's rows are
+// one logical string kept in segments of rowSegment bytes (rows.go).
 func (k Keys) rows(site string, hour int64) string {
 	return "p:" + k.ns + ":{" + site + "}:rows:" + strconv.FormatInt(hour, 10)
 }
+
+// rowSegment is segment i of the rows of a site's hour; segment 0 is
+// rows. apply.lua builds the same names from rows.
+func (k Keys) rowSegment(site string, hour int64, i int64) string {
+	if i == 0 {
+		return k.rows(site, hour)
+	}
+	return k.rows(site, hour) + ":" + strconv.FormatInt(i, 10)
+}
+
+// rowsLen holds the logical length of the rows of a site's hour; none
+// when its rows predate segments and are one string of any length.
+func (k Keys) rowsLen(site string, hour int64) string { return k.rows(site, hour) + ":len" }
 
 // RowChannel is the pub/sub channel on which each apply that appended fact
 // rows of a site tells which hours grew: "HOUR:LENGTH,..." (hour start in
