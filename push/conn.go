@@ -29,7 +29,6 @@ type conn struct {
 	h      *Hub
 	ws     *websocket.Conn
 	io     *wsConn // under ws: the writer writes data frames here
-	rest   []byte  // the tail of a frame sendNow began, for the writer to finish first
 	q      *queue
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
@@ -357,10 +356,6 @@ func (c *conn) wake() {
 // error ends the connection and leaves writing set, so no writer starts
 // again.
 func (c *conn) write() {
-	if c.rest != nil && !c.finishRest() {
-		c.fail()
-		return
-	}
 	bp := c.h.scratch.Get().(*[]byte)
 	defer c.h.scratch.Put(bp)
 	for {

@@ -173,13 +173,11 @@ func (h *Hub) dropTopicIfEmpty(f *feed, t *topic) {
 // batch for every subscriber whose chain it continues, a merge of its own
 // for one that started in the middle of it.
 func (h *Hub) flushTopic(t *topic) {
-	// What follows a flush (a reset, an activation) comes after its deliveries.
-	h.pool.inflight.Wait()
 	if len(t.pending) == 0 {
 		return
 	}
 	shared, _ := mergeEntries(t.pending, t.pending[0].n-1)
-	ds := h.nextOut()
+	now := h.cfg.Now()
 	for s := range t.subs {
 		b := shared
 		switch {
@@ -195,12 +193,13 @@ func (h *Hub) flushTopic(t *topic) {
 			s.c.q.markReset(s)
 			continue
 		}
-		ds = append(ds, delivery{s, b})
+		merges, _ := s.c.q.pushDelta(s, b, now)
+		if merges > 0 {
+			h.m.merges.Add(float64(merges))
+		}
 		s.after = shared.seq
 	}
 	t.pending = nil
-	h.deliverAll(ds, h.cfg.Now())
-	h.out[h.outIdx] = ds
 }
 
 // notice handles one live message.

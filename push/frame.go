@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"net"
 	"sync"
-	"syscall"
 )
 
 // wsConn is the hijacked connection under a WebSocket. The library writes
@@ -16,7 +15,6 @@ import (
 // keeps frames whole: no Write starts inside another's frame.
 type wsConn struct {
 	net.Conn
-	raw syscall.RawConn // for the hub loop's non-blocking writes (sendNow); nil: none
 
 	mu        sync.Mutex
 	closeSent bool // under mu: a close frame went out; no data frame may follow it

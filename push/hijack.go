@@ -58,6 +58,6 @@ func (w *smallBufWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("keep early bytes: %w", err)
 		}
 	}
-	w.conn = &wsConn{Conn: nc, raw: rawConnOf(nc)}
+	w.conn = &wsConn{Conn: nc}
 	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, connWriteBuf)), nil
 }

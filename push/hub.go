@@ -3,7 +3,6 @@ package push
 import (
 	"context"
 	"errors"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,13 +34,8 @@ type Hub struct {
 	catalog atomic.Pointer[metric.Catalog] // cfg.Catalog, replaced by Switch
 
 	// Owned by the loop goroutine.
-	feeds    map[feedKey]*feed
-	ntopic   int
-	snd      *sender       // the loop's deliveries
-	pool     *senders      // nil until Run starts it
-	nsenders int           // sender goroutines: one per core
-	out      [2][]delivery // flushTopic's deliveries: the senders may still read the last ones
-	outIdx   int
+	feeds  map[feedKey]*feed
+	ntopic int
 }
 
 // ErrStopped is returned to calls made after the hub's Run has ended.
@@ -55,7 +49,6 @@ func New(src Source, cfg Config) *Hub {
 		reqs: make(chan func(Listener)), done: make(chan struct{}),
 		conns: map[*conn]struct{}{}, feeds: map[feedKey]*feed{},
 		unauth: newUnauthSlots(cfg.MaxUnauthPerAddr, cfg.MaxUnauth),
-		snd:    newSender(), nsenders: runtime.GOMAXPROCS(0),
 	}
 	h.scratch.New = func() any { return new([]byte) }
 	h.catalog.Store(cfg.Catalog)
@@ -92,10 +85,8 @@ func (h *Hub) Run(ctx context.Context) error {
 	h.running = true
 	h.mu.Unlock()
 
-	h.pool = h.startSenders(h.nsenders)
 	h.loop(ctx, lis)
 	close(h.done)
-	h.pool.stop()
 
 	h.mu.Lock()
 	h.running = false
@@ -142,15 +133,6 @@ func (h *Hub) loop(ctx context.Context, lis Listener) {
 			h.check(ctx)
 		}
 	}
-}
-
-// nextOut is an empty slice for a flush's deliveries, not the one the
-// senders may still be reading.
-func (h *Hub) nextOut() []delivery {
-	h.outIdx = 1 - h.outIdx
-	ds := h.out[h.outIdx]
-	clear(ds)
-	return ds[:0]
 }
 
 // do runs f on the loop goroutine and waits for it.
