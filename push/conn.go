@@ -345,9 +345,23 @@ func (c *conn) read() {
 
 // wake starts the writer unless it runs.
 func (c *conn) wake() {
-	if c.writing.CompareAndSwap(false, true) {
-		c.async(c.write)
+	if !c.writing.CompareAndSwap(false, true) {
+		return
 	}
+	// As async does, without the closure it allocates: a writer starts
+	// for most delivered messages.
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.ended {
+		return
+	}
+	c.wg.Add(1)
+	go c.runWriter()
+}
+
+func (c *conn) runWriter() {
+	defer c.wg.Done()
+	c.write()
 }
 
 // write sends what the queue holds, then ends; it is the only goroutine
@@ -364,7 +378,9 @@ func (c *conn) write() {
 			if len(frames) == 0 && len(merged) == 0 {
 				break
 			}
-			if !c.writeBatch(bp, frames, merged) {
+			ok := c.writeBatch(bp, frames, merged)
+			c.q.recycle(frames)
+			if !ok {
 				c.fail()
 				return
 			}
