@@ -108,7 +108,8 @@ const (
 	// maxQueuedBytes bounds snapshots and errors queued on one connection; the
 	// reader stops reading client messages until the writer drains.
 	maxQueuedBytes = 4 << 20
-	// maxScratch is the largest splice buffer a writer returns to the pool.
+	// maxScratch is the largest frame buffer a writer returns to the pool, and
+	// about the most one write carries.
 	maxScratch = 64 << 10
 	// redisTimeout bounds one store or log call.
 	redisTimeout = 5 * time.Second

@@ -28,6 +28,7 @@ const (
 type conn struct {
 	h      *Hub
 	ws     *websocket.Conn
+	io     *wsConn // under ws: the writer writes data frames here
 	q      *queue
 	ctx    context.Context // ends with the connection
 	cancel context.CancelFunc
@@ -103,7 +104,8 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.authed.Store(authed)
 	// Compression stays off (the default, named here because it matters):
 	// permessage-deflate would hold flate state per connection.
-	ws, err := websocket.Accept(smallBufWriter{w}, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
+	sw := &smallBufWriter{ResponseWriter: w}
+	ws, err := websocket.Accept(sw, r, &websocket.AcceptOptions{InsecureSkipVerify: true,
 		CompressionMode: websocket.CompressionDisabled})
 	if err != nil {
 		c.cancel()
@@ -116,7 +118,7 @@ func (h *Hub) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else {
 		ws.SetReadLimit(h.cfg.MaxMessageBytes)
 	}
-	c.ws = ws
+	c.ws, c.io = ws, sw.conn
 
 	h.mu.Lock()
 	if !h.running {
@@ -343,14 +345,30 @@ func (c *conn) read() {
 
 // wake starts the writer unless it runs.
 func (c *conn) wake() {
-	if c.writing.CompareAndSwap(false, true) {
-		c.async(c.write)
+	if !c.writing.CompareAndSwap(false, true) {
+		return
 	}
+	// As async does, without the closure it allocates: a writer starts
+	// for most delivered messages.
+	c.lifeMu.Lock()
+	defer c.lifeMu.Unlock()
+	if c.ended {
+		return
+	}
+	c.wg.Add(1)
+	go c.runWriter()
+}
+
+func (c *conn) runWriter() {
+	defer c.wg.Done()
+	c.write()
 }
 
 // write sends what the queue holds, then ends; it is the only goroutine
-// writing data. A write error ends the connection and leaves writing set,
-// so no writer starts again.
+// writing data. Everything taken at once goes out in one write: a client
+// that fell behind gets its queued messages in one system call. A write
+// error ends the connection and leaves writing set, so no writer starts
+// again.
 func (c *conn) write() {
 	bp := c.h.scratch.Get().(*[]byte)
 	defer c.h.scratch.Put(bp)
@@ -360,27 +378,11 @@ func (c *conn) write() {
 			if len(frames) == 0 && len(merged) == 0 {
 				break
 			}
-			for _, f := range frames {
-				if f.sub != nil && f.sub.closed.Load() {
-					continue
-				}
-				if err := c.writeMsg(bp, f.prefix, f.body); err != nil {
-					c.fail()
-					return
-				}
-				if f.delta {
-					c.h.m.deltasSent.Inc()
-				}
-			}
-			for _, m := range merged {
-				if m.sub.closed.Load() {
-					continue
-				}
-				if err := c.writeMsg(bp, m.sub.prefix, encodeBody(m.from, m.seq, m.points)); err != nil {
-					c.fail()
-					return
-				}
-				c.h.m.deltasSent.Inc()
+			ok := c.writeBatch(bp, frames, merged)
+			c.q.recycle(frames)
+			if !ok {
+				c.fail()
+				return
 			}
 		}
 		signal(c.q.drained)
@@ -401,18 +403,49 @@ func (c *conn) fail() {
 	_ = c.ws.CloseNow()
 }
 
-// writeMsg writes prefix+body as one frame; buf is scratch space shared
-// through the hub's pool, so splicing a shared body costs no allocation.
-func (c *conn) writeMsg(buf *[]byte, prefix, body []byte) error {
-	if prefix == nil {
-		return c.ws.Write(c.ctx, websocket.MessageText, body)
+// writeBatch writes frames then merged as text frames, in writes of about
+// maxScratch bytes, through buf, the scratch space shared through the
+// hub's pool; false when a write failed.
+func (c *conn) writeBatch(buf *[]byte, frames []frame, merged []*pending) bool {
+	b, deltas := (*buf)[:0], 0
+	flush := func() bool {
+		err := c.io.writeFrames(b)
+		b = b[:0]
+		if err != nil {
+			return false
+		}
+		c.h.m.deltasSent.Add(float64(deltas))
+		deltas = 0
+		return true
 	}
-	*buf = append(append((*buf)[:0], prefix...), body...)
-	err := c.ws.Write(c.ctx, websocket.MessageText, *buf)
-	if cap(*buf) > maxScratch {
-		*buf = nil // a snapshot-sized buffer is not worth keeping
+	for _, f := range frames {
+		if f.sub != nil && f.sub.closed.Load() {
+			continue
+		}
+		b = appendTextFrame(b, f.prefix, f.body)
+		if f.delta {
+			deltas++
+		}
+		if len(b) >= maxScratch && !flush() {
+			return false
+		}
 	}
-	return err
+	for _, m := range merged {
+		if m.sub.closed.Load() {
+			continue
+		}
+		b = appendTextFrame(b, m.sub.prefix, encodeBody(m.from, m.seq, m.points))
+		deltas++
+		if len(b) >= maxScratch && !flush() {
+			return false
+		}
+	}
+	ok := len(b) == 0 || flush()
+	if cap(b) > maxScratch {
+		b = nil // a snapshot-sized buffer is not worth keeping
+	}
+	*buf = b
+	return ok
 }
 
 // ping sends a ping, and closes the connection with 4000 when no pong comes

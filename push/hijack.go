@@ -10,8 +10,8 @@ import (
 
 // Buffer sizes of a hijacked connection. Client messages are small and
 // rare (at most Config.MaxMessageBytes, read through the buffer or straight
-// into the message); a delta fits the write buffer, a larger snapshot is
-// written through it. net/http's own 4 KiB buffers would stay live for the
+// into the message); the write buffer holds only the library's control
+// frames, since the writer writes data frames to the connection itself. net/http's own 4 KiB buffers would stay live for the
 // connection's life.
 const (
 	connReadBuf  = 256
@@ -20,21 +20,25 @@ const (
 
 // smallBufWriter hands websocket.Accept a hijacked connection with small
 // bufio buffers, so net/http's conn and its 8 KiB of buffers become garbage
-// once the handler returns.
-type smallBufWriter struct{ http.ResponseWriter }
+// once the handler returns. The connection is a *wsConn, kept in conn for
+// the writer.
+type smallBufWriter struct {
+	http.ResponseWriter
+	conn *wsConn
+}
 
-func (w smallBufWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *smallBufWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // WriteHeader sends the status at once under writers that defer it (gin),
 // as websocket.Accept does for them, since the hijack follows.
-func (w smallBufWriter) WriteHeader(code int) {
+func (w *smallBufWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 	if g, ok := w.ResponseWriter.(interface{ WriteHeaderNow() }); ok {
 		g.WriteHeaderNow()
 	}
 }
 
-func (w smallBufWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *smallBufWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
 	if err != nil {
 		return nil, nil, err
@@ -54,5 +58,6 @@ func (w smallBufWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 			return nil, nil, fmt.Errorf("keep early bytes: %w", err)
 		}
 	}
-	return nc, bufio.NewReadWriter(br, bufio.NewWriterSize(nc, connWriteBuf)), nil
+	w.conn = &wsConn{Conn: nc}
+	return w.conn, bufio.NewReadWriter(br, bufio.NewWriterSize(w.conn, connWriteBuf)), nil
 }

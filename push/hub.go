@@ -29,7 +29,7 @@ type Hub struct {
 	conns   map[*conn]struct{}
 	connWG  sync.WaitGroup
 
-	scratch sync.Pool // *[]byte: the writers' space to splice prefix and body
+	scratch sync.Pool // *[]byte: the writers' space to build a batch of frames
 
 	catalog atomic.Pointer[metric.Catalog] // cfg.Catalog, replaced by Switch
 

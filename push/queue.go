@@ -37,6 +37,7 @@ type queue struct {
 	bytes        int // bytes of whole messages
 	stalledSince time.Time
 	resets       []*sub
+	spare        []frame // the writer's last frames, emptied, for the next ones
 
 	// Called without mu; nil in unit tests of the queue alone.
 	onWake  func() // something to write
@@ -190,18 +191,37 @@ func (q *queue) markReset(s *sub) {
 func (q *queue) take() ([]frame, []*pending) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	f := q.frames
+	var f []frame
+	if len(q.frames) > 0 {
+		f, q.frames, q.spare = q.frames, q.spare, nil
+	}
 	var ps []*pending
 	for _, m := range q.order {
 		if q.merged[m.sub] == m {
 			ps = append(ps, m)
 		}
 	}
-	q.frames, q.order, q.merged = nil, nil, nil
+	q.order, q.merged = nil, nil
 	q.points, q.bytes = 0, 0
 	q.stalledSince = time.Time{}
 	return f, ps
 }
+
+// recycle takes back frames, which take returned and the writer has
+// written, to hold the next ones: most messages then cost no allocation
+// of the queue's.
+func (q *queue) recycle(frames []frame) {
+	if cap(frames) > maxSpareFrames {
+		return
+	}
+	clear(frames)
+	q.mu.Lock()
+	q.spare = frames[:0]
+	q.mu.Unlock()
+}
+
+// maxSpareFrames bounds the frames slice a queue keeps between writes.
+const maxSpareFrames = 64
 
 // takeResets returns the subscriptions waiting for a reset once the writer
 // has emptied the queue, so a client that reads nothing never accumulates
