@@ -2,6 +2,7 @@ package archive
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"testing"
 	"time"
@@ -26,7 +27,14 @@ func BenchmarkWrite(b *testing.B) {
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		r := recs[i]
-		if err := w.Add(r.shard, r.seq, r.data, r.ev); err != nil {
+		err := w.Add(r.shard, r.seq, r.data, r.ev)
+		if errors.Is(err, ErrFull) { // 24 hours open at once fill a shard's bound
+			if _, err := w.Flush(ctx, r.shard); err != nil {
+				b.Fatal(err)
+			}
+			err = w.Add(r.shard, r.seq, r.data, r.ev)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 		ndjson += int64(len(r.data)) + 1
