@@ -25,10 +25,12 @@
 //
 // # Format
 //
-// Objects are Parquet (one row group, Zstd pages): columnar and typed, it is
-// what Athena, DuckDB, Spark and Trino read natively, queries read only the
-// columns they use and skip row groups by min/max statistics, and event data
-// compresses 5-10x better than NDJSON (see BenchmarkWrite). Columns: id,
+// Objects are Parquet (one row group, Zstd pages of 64 KiB): columnar and
+// typed, it is what Athena, DuckDB, Spark and Trino read natively, queries
+// read only the columns they use and skip row groups by min/max statistics,
+// and event data compresses 5-10x better than NDJSON (see BenchmarkWrite).
+// The writer encodes each record into its object's pages as it is added, so
+// a shard's buffered records cost their encoded size, not decoded events. Columns: id,
 // site, type, ts and rt (TIMESTAMP millis, UTC), url, ref, uid, path,
 // ref_host, device (NULL when empty), bot, props (the props map as a JSON
 // string, NULL when empty), shard, seq (decimal string: Kinesis seqs exceed

@@ -2,6 +2,7 @@ package archive
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math/big"
 	"math/rand/v2"
@@ -118,4 +119,19 @@ func encodeRecs(tb testing.TB, recs []testRec) []byte {
 		tb.Fatal(err)
 	}
 	return body
+}
+
+// encodeObject writes rows (all of one shard, in seq order) as one object,
+// as the writer does row by row.
+func encodeObject(rows []row) ([]byte, error) {
+	if len(rows) == 0 {
+		return nil, errors.New("encode object: no rows")
+	}
+	e := newEncoder(rows[0].Shard, rows[0].Seq)
+	for i := range rows {
+		if err := e.write(&rows[i]); err != nil {
+			return nil, fmt.Errorf("encode object: %w", err)
+		}
+	}
+	return e.close()
 }

@@ -39,7 +39,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "pulse_archive_pending_bytes",
-			Help: "Raw record bytes buffered in the archive writer, not yet written.",
+			Help: "Encoded bytes the archive writer holds for objects not yet written: Parquet pages, the values of the pages being filled, dictionaries.",
 		}),
 		flush: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:    "pulse_archive_flush_seconds",

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -288,7 +289,11 @@ func TestWriterDue(t *testing.T) {
 		return event.Event{ID: "x", Site: "s", Type: "t", TS: ts.UnixMilli()}
 	}
 	rec := make([]byte, 100)
-	w := NewWriter(NewDir(t.TempDir()), WriterConfig{MaxBytes: 1000, MaxAge: time.Minute, MaxPendingBytes: 1500, Now: clock})
+	// One such record encodes to about 130 bytes: ten open partitions of
+	// one record each stay below the bound.
+	const maxPending = 3000
+	w := NewWriter(NewDir(t.TempDir()), WriterConfig{MaxBytes: 1000, MaxAge: time.Minute, MaxPendingBytes: maxPending, Now: clock})
+	var lastAdded string
 
 	steps := []struct {
 		name    string
@@ -309,7 +314,7 @@ func TestWriterDue(t *testing.T) {
 			}
 			return nil
 		}, nil, 62 * time.Second, []string{"b"}},
-		{"pending across partitions", func() error {
+		{"raw bytes across partitions", func() error {
 			for i := 0; i < 10; i++ { // 10 late events, each in its own hour
 				if err := w.Add("c", strconv.Itoa(100+i), rec, ev(testStart.Add(-time.Duration(i)*time.Hour))); err != nil {
 					return err
@@ -318,10 +323,12 @@ func TestWriterDue(t *testing.T) {
 			return nil
 		}, nil, 62 * time.Second, []string{"b", "c"}},
 		{"full", func() error {
-			for i := 0; i < 6; i++ {
-				if err := w.Add("c", strconv.Itoa(200+i), rec, ev(testStart)); err != nil {
+			for i := 0; i < 100; i++ {
+				seq := strconv.Itoa(200 + i)
+				if err := w.Add("c", seq, rec, ev(testStart)); err != nil {
 					return err
 				}
+				lastAdded = seq
 			}
 			return nil
 		}, ErrFull, 62 * time.Second, []string{"b", "c"}},
@@ -337,8 +344,15 @@ func TestWriterDue(t *testing.T) {
 			t.Fatalf("%s: Due = %v, want %v", s.name, got, s.want)
 		}
 	}
-	if got, want := w.Last("c"), "204"; got != want {
-		t.Fatalf("Last after ErrFull = %s, want %s (the refused record not added)", got, want)
+	if lastAdded == "" || w.Last("c") != lastAdded {
+		t.Fatalf("Last after ErrFull = %s, want %s (the refused record not added)", w.Last("c"), lastAdded)
+	}
+	sb := w.shard("c", false)
+	if sb.pending < maxPending || sb.pending > maxPending+1000 {
+		t.Fatalf("shard refused at %d encoded bytes, want from %d to one record more", sb.pending, maxPending)
+	}
+	if got := metricValue(w.m.pending); got != float64(sb.pending+w.shard("b", false).pending) {
+		t.Fatalf("pending metric = %v, want the shards' %d+%d", got, sb.pending, w.shard("b", false).pending)
 	}
 	w.Drop("c")
 	if got := w.Due(now); !slices.Equal(got, []string{"b"}) {
@@ -390,4 +404,43 @@ func metricValue(m prometheus.Metric) float64 {
 		return d.Counter.GetValue()
 	}
 	return d.Gauge.GetValue()
+}
+
+// TestWriterHoldsEncoded checks that buffered records cost the writer their
+// encoded size, not decoded events: 150,000 events (48 MB of stream records)
+// added and not yet flushed must grow the live heap by less than a third of
+// their raw bytes (about a fifth: 5 MB of pages, the values of the pages
+// being filled, dictionaries). Holding them decoded took 1.8 times their
+// raw bytes.
+func TestWriterHoldsEncoded(t *testing.T) {
+	w := NewWriter(NewDir(t.TempDir()), WriterConfig{MaxBytes: 1 << 30, MaxPendingBytes: 1 << 30})
+	before := liveHeap()
+	var raw int64
+	seq := 0
+	for c := range 30 { // made a chunk at a time, so the test holds no input
+		for _, r := range genRecords(uint64(100+c), 5000, 1, 1, testStart) {
+			seq++
+			if err := w.Add("s", strconv.Itoa(seq), r.data, r.ev); err != nil {
+				t.Fatal(err)
+			}
+			raw += int64(len(r.data))
+		}
+	}
+	grown := int64(liveHeap()) - int64(before)
+	pending := w.shard("s", false).pending
+	t.Logf("%d events, %d raw bytes: heap grew %d bytes, %d encoded bytes pending", seq, raw, grown, pending)
+	if grown > raw/3 {
+		t.Fatalf("heap grew by %d bytes for %d raw bytes buffered, want at most a third", grown, raw)
+	}
+	if pending <= 0 || pending > raw/4 {
+		t.Fatalf("pending = %d encoded bytes for %d raw bytes", pending, raw)
+	}
+	runtime.KeepAlive(w)
+}
+
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
 }
