@@ -14,8 +14,6 @@ import (
 	"net/netip"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
-
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/refsource"
 	"github.com/pulsehq/pulse/uaparse"
@@ -36,20 +34,12 @@ type VisitorIDs interface {
 // Enricher sets the visit fields of events. Safe for concurrent use.
 type Enricher struct {
 	sources   *refsource.List
-	agents    *uaparse.Parser
 	countries Countries
 	ids       VisitorIDs
-	// software remembers the browser and OS of the User-Agents seen:
-	// parsing one is most of what the visit fields of a 1-event request
-	// cost, and almost every request repeats a User-Agent.
-	software *lru.Cache[string, uaparse.Agent]
+	// software is uaparse.Parser.Software, remembered: parsing a User-Agent is
+	// most of what the visit fields of a 1-event request cost.
+	software *uaparse.Memo[uaparse.Agent]
 }
-
-// Bounds of the User-Agent cache (see ingest's, which has the same).
-const (
-	agentCacheSize = 4096
-	maxCachedAgent = 512
-)
 
 // New builds the referrer list and the User-Agent parser (about a quarter
 // of a second: build one per process). countries nil leaves the country
@@ -59,25 +49,8 @@ func New(countries Countries, ids VisitorIDs) (*Enricher, error) {
 	if err != nil {
 		return nil, fmt.Errorf("referrer list: %w", err)
 	}
-	software, err := lru.New[string, uaparse.Agent](agentCacheSize)
-	if err != nil {
-		return nil, fmt.Errorf("user agent cache: %w", err)
-	}
-	return &Enricher{sources: sources, agents: uaparse.New(), countries: countries, ids: ids, software: software}, nil
-}
-
-// softwareOf is the browser and OS of ua (uaparse.Parser.Software),
-// remembered.
-func (x *Enricher) softwareOf(ua string) uaparse.Agent {
-	if len(ua) > maxCachedAgent {
-		return x.agents.Software(ua)
-	}
-	if sw, ok := x.software.Get(ua); ok {
-		return sw
-	}
-	sw := x.agents.Software(ua)
-	x.software.Add(ua, sw)
-	return sw
+	return &Enricher{sources: sources, countries: countries, ids: ids,
+		software: uaparse.NewMemo(uaparse.New().Software)}, nil
 }
 
 // EnrichAll sets the visit fields of evs, the events of one request (their
@@ -91,7 +64,7 @@ func (x *Enricher) EnrichAll(ctx context.Context, evs []event.Event, userAgent s
 	if err := x.visitorIDs(ctx, evs, userAgent, client); err != nil {
 		return err
 	}
-	sw := x.softwareOf(userAgent)
+	sw := x.software.Of(userAgent)
 	country := ""
 	if x.countries != nil && client.IsValid() {
 		country = x.countries.Country(client)

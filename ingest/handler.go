@@ -20,6 +20,7 @@ import (
 	"github.com/pulsehq/pulse/event"
 	"github.com/pulsehq/pulse/internal/httperr"
 	"github.com/pulsehq/pulse/stream"
+	"github.com/pulsehq/pulse/uaparse"
 )
 
 // Publisher puts entries into the stream. Publish returns nil only once
@@ -99,8 +100,8 @@ func (h *Handler) limitAndEnrich(r *http.Request, evs []event.Event) error {
 		return err
 	}
 	ua := r.UserAgent()
-	device, bot := h.agents.classify(ua)
-	event.EnrichAllAs(evs, h.cfg.Now(), device, bot)
+	class := h.agents.Of(ua)
+	event.EnrichAllAs(evs, h.cfg.Now(), class.device, class.bot)
 	if h.cfg.Visits == nil {
 		return nil
 	}
@@ -143,7 +144,7 @@ type Handler struct {
 	sem       *semaphore.Weighted
 	m         *metrics
 	scratches sync.Pool // *scratch
-	agents    agentClasses
+	agents    *uaparse.Memo[agentClass]
 	gate      gate
 	// dedupWindow is the Pulse-Dedup-Window value, made once (nil: none).
 	dedupWindow []string
