@@ -1,13 +1,12 @@
 package redistest
 
 import (
-	"bufio"
 	"context"
-	"strconv"
-	"strings"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/internal/redisinfo"
 )
 
 // Counters returns the server's total command calls (scripts' inner
@@ -20,20 +19,8 @@ func Counters(tb testing.TB, rdb redis.UniversalClient) (calls int64, cpuSeconds
 	if err != nil {
 		tb.Fatal(err)
 	}
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		line := strings.TrimSpace(sc.Text())
-		switch {
-		case strings.HasPrefix(line, "cmdstat_"):
-			_, rest, _ := strings.Cut(line, ":calls=")
-			n, _, _ := strings.Cut(rest, ",")
-			v, _ := strconv.ParseInt(n, 10, 64)
-			calls += v
-		case strings.HasPrefix(line, "used_cpu_sys:"), strings.HasPrefix(line, "used_cpu_user:"):
-			_, v, _ := strings.Cut(line, ":")
-			f, _ := strconv.ParseFloat(v, 64)
-			cpuSeconds += f
-		}
+	for _, c := range redisinfo.CommandStats(info) {
+		calls += c.Calls
 	}
-	return calls, cpuSeconds
+	return calls, redisinfo.CPU(info).Seconds()
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/redisinfo"
 	"github.com/pulsehq/pulse/loadgen"
 )
 
@@ -70,27 +71,14 @@ go_goroutines 42
 	}
 }
 
-func TestParseCommandStats(t *testing.T) {
-	info := "# Commandstats\r\n" +
-		"cmdstat_zadd:calls=13072,usec=117648,usec_per_call=9.00,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_evalsha:calls=1098,usec=1466928,usec_per_call=1336.00,rejected_calls=0,failed_calls=0\r\n" +
-		"cmdstat_ping:calls=4,usec=2,usec_per_call=0.50,rejected_calls=0,failed_calls=0\r\n"
-	want := []commandStat{{"evalsha", 1098, 1466928}, {"zadd", 13072, 117648}, {"ping", 4, 2}}
-	if got := parseCommandStats(info); !slices.Equal(got, want) {
-		t.Fatalf("parseCommandStats = %+v, want %+v", got, want)
-	}
-	if got := topCommands(want, 2); got != "EVALSHA 1336 µs × 1098; ZADD 9 µs × 13072" {
+// TestTopCommands: the table's cell of the commands that took most time.
+func TestTopCommands(t *testing.T) {
+	cmds := []redisinfo.CommandStat{{Name: "evalsha", Calls: 1098, Usec: 1466928}, {Name: "zadd", Calls: 13072, Usec: 117648}, {Name: "ping", Calls: 4, Usec: 2}}
+	if got := topCommands(cmds, 2); got != "EVALSHA 1336 µs × 1098; ZADD 9 µs × 13072" {
 		t.Fatalf("topCommands = %q", got)
 	}
-	if got := parseCommandStats("# Commandstats\r\n"); len(got) != 0 {
-		t.Fatalf("no commands: %+v", got)
-	}
-}
-
-func TestParseRedisCPU(t *testing.T) {
-	info := "# CPU\r\nused_cpu_sys:1.500000\r\nused_cpu_user:2.250000\r\nused_cpu_sys_children:9.000000\r\n"
-	if got := parseRedisCPU(info); got != 3750*time.Millisecond {
-		t.Fatalf("parseRedisCPU = %v, want 3.75s (children excluded)", got)
+	if got := topCommands(nil, 2); got != "—" {
+		t.Fatalf("topCommands of none = %q", got)
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/pulsehq/pulse/internal/redisinfo"
 	"github.com/pulsehq/pulse/loadgen"
 )
 
@@ -30,7 +31,7 @@ type e2ePhases struct {
 	clientCPU  time.Duration // the bench process's, while it offered the load
 	m0, m1, m2 e2eMark
 	drained    bool
-	cmds       []commandStat // redis-server's, from m0 to m2
+	cmds       []redisinfo.CommandStat // redis-server's, from m0 to m2
 }
 
 // e2eFigures are what E2E reports for one system.
@@ -52,7 +53,7 @@ type e2eFigures struct {
 	redisPeakRSS              int64 // KiB, redis-server
 	events                    int64 // applied from m0 to m2: the denominator of the CPU figures
 	pulseCPU, redisCPU        time.Duration
-	cmds                      []commandStat
+	cmds                      []redisinfo.CommandStat
 	clientCPU                 time.Duration
 	requests                  int64
 	load                      string

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/pulsehq/pulse/internal/redisinfo"
 )
 
 // keptUp says whether a system kept up with the offered rate, and if not
@@ -129,13 +131,13 @@ func otherStatuses(status map[int]int64) string {
 }
 
 // topCommands formats the first n commands.
-func topCommands(cmds []commandStat, n int) string {
+func topCommands(cmds []redisinfo.CommandStat, n int) string {
 	if len(cmds) == 0 {
 		return "—"
 	}
 	var parts []string
 	for _, c := range cmds[:min(n, len(cmds))] {
-		parts = append(parts, fmt.Sprintf("%s %.0f µs × %d", strings.ToUpper(c.name), float64(c.usec)/float64(max(c.calls, 1)), c.calls))
+		parts = append(parts, fmt.Sprintf("%s %.0f µs × %d", strings.ToUpper(c.Name), float64(c.Usec)/float64(max(c.Calls, 1)), c.Calls))
 	}
 	return strings.Join(parts, "; ")
 }

@@ -1,19 +1,17 @@
 package bench
 
 import (
-	"bufio"
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
-	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/pulsehq/pulse/internal/redisinfo"
 )
 
 // redisServer is a redis-server child the bench started, and a client of
@@ -75,22 +73,7 @@ func (r *redisServer) cpu(ctx context.Context) (time.Duration, error) {
 	if err != nil {
 		return 0, fmt.Errorf("INFO cpu of %s: %w", r.addr, err)
 	}
-	return parseRedisCPU(info), nil
-}
-
-// parseRedisCPU sums used_cpu_sys and used_cpu_user (seconds) of an INFO
-// answer.
-func parseRedisCPU(info string) time.Duration {
-	var secs float64
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		k, v, _ := strings.Cut(strings.TrimSpace(sc.Text()), ":")
-		if k == "used_cpu_sys" || k == "used_cpu_user" {
-			f, _ := strconv.ParseFloat(v, 64)
-			secs += f
-		}
-	}
-	return time.Duration(secs * float64(time.Second))
+	return redisinfo.CPU(info), nil
 }
 
 // resetStats zeroes INFO commandstats, so that commandStats covers what
@@ -102,48 +85,13 @@ func (r *redisServer) resetStats(ctx context.Context) error {
 	return nil
 }
 
-// commandStat is one line of INFO commandstats.
-type commandStat struct {
-	name        string
-	calls, usec int64
-}
-
 // commandStats returns the commands redis-server ran since the last
 // resetStats, the most time first (commands a script runs count under
 // their own names as well as under the script's EVALSHA).
-func (r *redisServer) commandStats(ctx context.Context) ([]commandStat, error) {
+func (r *redisServer) commandStats(ctx context.Context) ([]redisinfo.CommandStat, error) {
 	info, err := r.rdb.Info(ctx, "commandstats").Result()
 	if err != nil {
 		return nil, fmt.Errorf("INFO commandstats of %s: %w", r.addr, err)
 	}
-	return parseCommandStats(info), nil
-}
-
-// parseCommandStats reads lines like
-// cmdstat_evalsha:calls=80,usec=920000,usec_per_call=11500.00,rejected_calls=0,failed_calls=0
-// sorted by usec, most first.
-func parseCommandStats(info string) []commandStat {
-	var out []commandStat
-	sc := bufio.NewScanner(strings.NewReader(info))
-	for sc.Scan() {
-		name, fields, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
-		name, isCmd := strings.CutPrefix(name, "cmdstat_")
-		if !ok || !isCmd {
-			continue
-		}
-		s := commandStat{name: name}
-		for f := range strings.SplitSeq(fields, ",") {
-			k, v, _ := strings.Cut(f, "=")
-			n, _ := strconv.ParseInt(v, 10, 64)
-			switch k {
-			case "calls":
-				s.calls = n
-			case "usec":
-				s.usec = n
-			}
-		}
-		out = append(out, s)
-	}
-	slices.SortStableFunc(out, func(a, b commandStat) int { return cmp.Compare(b.usec, a.usec) })
-	return out
+	return redisinfo.CommandStats(info), nil
 }
